@@ -1,0 +1,126 @@
+//! Command-line arguments, parsed in two phases: clap turns argv into [`Cli`] (flags only,
+//! no environment or files touched beyond clap's own `env` fallbacks); the commands then
+//! turn that into their configuration.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The default playbook.
+pub const DEFAULT_PLAYBOOK: &str = "playbooks/region-rebuild.yaml";
+
+/// Rebuild a whole production stack in another AWS region from a checkpointed playbook.
+///
+/// With no subcommand: plan, confirm and run a rebuild (`rebuild --target ap-southeast-1`).
+#[derive(Debug, Parser)]
+#[command(name = "rebuild", version, args_conflicts_with_subcommands = true, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// What to do; without one, run a rebuild.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of a rebuild run.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// Documented exit codes.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  1    a step failed; the run is journaled and resumable (`rebuild resume`)
+  2    usage error, invalid playbook or input, or confirmation refused/missing
+  3    another rebuild holds the lock for this state directory and target
+  4    the plan found problems (snapshot missing or too old, zones unavailable...); nothing changed
+  5    state error: no such run, or a damaged journal
+  130  interrupted (SIGINT/SIGTERM); the run is journaled and resumable";
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Where runs are journaled. Must not live in the failed region.
+    #[arg(long, global = true, env = "REBUILD_STATE_DIR", default_value = ".rebuild")]
+    pub state_dir: PathBuf,
+    /// `text` for people, `json` for machines (data on stdout, one JSON event per line).
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+    /// First interval between polls of long waits, in milliseconds (doubles up to 60 s).
+    #[arg(long, global = true, env = "REBUILD_POLL_INTERVAL_MS", default_value_t = 5000, hide = true)]
+    pub poll_interval_ms: u64,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Human-readable text.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Options of a run (and of a plan).
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunArgs {
+    /// Region to rebuild in, e.g. `ap-southeast-1` (default: the playbook's `default_target`).
+    #[arg(long, short = 't')]
+    pub target: Option<String>,
+    /// Playbook file.
+    #[arg(long, short = 'p')]
+    pub playbook: Option<PathBuf>,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Show the plan and stop (same as `rebuild plan`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Most steps running at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
+    /// Restore a snapshot even if it is older than the playbook's RPO limit.
+    #[arg(long)]
+    pub accept_rpo: bool,
+    /// Set an input: `--input NAME=VALUE` (repeatable).
+    #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a rebuild would do, with read-only calls only (a dry run).
+    Plan(RunArgs),
+    /// Continue a failed, interrupted or killed run from its journal.
+    Resume {
+        /// The run (default: the latest unfinished run in the state directory).
+        run_id: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Most steps running at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+        parallelism: u16,
+        /// Set a secret input again (secrets are never journaled): `NAME=VALUE`.
+        #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
+    },
+    /// What happened in a run, step by step.
+    Status {
+        /// The run (default: the latest).
+        run_id: Option<String>,
+    },
+    /// Every run in the state directory.
+    Runs,
+    /// Check a playbook without touching the cloud.
+    Validate {
+        /// The playbook (default: playbooks/region-rebuild.yaml).
+        playbook: Option<PathBuf>,
+    },
+    /// Break a stale lock on purpose, naming its holder.
+    Unlock {
+        /// Target region whose lock to break (default: every lock in the state directory).
+        #[arg(long, short = 't')]
+        target: Option<String>,
+    },
+}

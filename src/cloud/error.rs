@@ -1,0 +1,147 @@
+//! Cloud errors: an SDK error turned into what an on-call engineer and the retry policy need
+//! (operation, resource, error code, HTTP status, and whether the cloud marks it retryable).
+
+use std::fmt;
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+/// Error codes AWS uses for throttling and transient server trouble.
+const RETRYABLE_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "Unavailable",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// A failed cloud call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudError {
+    /// The API operation, e.g. `CreateVpc`.
+    pub operation: String,
+    /// The resource it was about, if any.
+    pub resource: Option<String>,
+    /// The service's error code.
+    pub code: Option<String>,
+    /// The service's message, or the transport failure.
+    pub message: String,
+    /// HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// Throttling, 5xx, timeouts and dropped connections are retryable.
+    pub retryable: bool,
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "`{}`", self.operation)?;
+        if let Some(resource) = &self.resource {
+            write!(formatter, " on `{resource}`")?;
+        }
+        write!(formatter, " failed")?;
+        match (&self.code, self.status) {
+            (Some(code), Some(status)) => write!(formatter, " ({code}, HTTP {status})")?,
+            (Some(code), None) => write!(formatter, " ({code})")?,
+            (None, Some(status)) => write!(formatter, " (HTTP {status})")?,
+            (None, None) => {}
+        }
+        write!(formatter, ": {}", self.message)
+    }
+}
+
+impl CloudError {
+    /// Classify an SDK error.
+    pub fn from_sdk<E>(error: &SdkError<E, HttpResponse>, operation: &str, resource: Option<String>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let (code, message, status, retryable) = match error {
+            SdkError::ServiceError(context) => {
+                let status = context.raw().status().as_u16();
+                let inner = context.err();
+                let code = inner.code().map(str::to_string);
+                let message = inner
+                    .message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| describe_unmodeled(status, code.as_deref()));
+                let retryable = status >= 500
+                    || status == 429
+                    || code.as_deref().is_some_and(|code| RETRYABLE_CODES.contains(&code));
+                (code, message, Some(status), retryable)
+            }
+            SdkError::TimeoutError(_) => (None, "the request timed out".to_string(), None, true),
+            SdkError::DispatchFailure(failure) => {
+                let message = format!("could not reach the endpoint: {}", source_chain(error));
+                (None, message, None, failure.is_io() || failure.is_timeout())
+            }
+            SdkError::ResponseError(context) => {
+                let status = context.raw().status().as_u16();
+                (None, format!("unreadable response: {}", source_chain(error)), Some(status), status >= 500)
+            }
+            SdkError::ConstructionFailure(_) => {
+                (None, format!("could not build the request: {}", source_chain(error)), None, false)
+            }
+            _ => (None, source_chain(error), None, false),
+        };
+        Self {
+            operation: operation.to_string(),
+            resource,
+            code,
+            message,
+            status,
+            retryable,
+        }
+    }
+
+    /// Whether this is the given error code.
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+fn describe_unmodeled(status: u16, code: Option<&str>) -> String {
+    match code {
+        Some(code) => format!("service error {code}"),
+        None if status == 404 => "the endpoint does not implement this operation (HTTP 404)".to_string(),
+        None => format!("service answered HTTP {status} without an error code"),
+    }
+}
+
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// Attach the operation and resource to an SDK result.
+pub trait CloudResultExt<T> {
+    /// Turn the SDK error into a [`CloudError`] naming `operation` and `resource`.
+    fn cloud(self, operation: &str, resource: impl Into<Option<String>>) -> Result<T, CloudError>;
+}
+
+impl<T, E> CloudResultExt<T> for Result<T, SdkError<E, HttpResponse>>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    fn cloud(self, operation: &str, resource: impl Into<Option<String>>) -> Result<T, CloudError> {
+        self.map_err(|error| CloudError::from_sdk(&error, operation, resource.into()))
+    }
+}

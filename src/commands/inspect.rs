@@ -1,0 +1,132 @@
+//! Commands that only read: `status`, `runs`, `validate`, and `unlock` (which only breaks a
+//! lock on purpose).
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::cli::{GlobalArgs, Output};
+use crate::error::Error;
+use crate::journal::lock::{self, Unlocked};
+use crate::journal::{LoadRunError, StateDir};
+use crate::report::render;
+
+use super::load_playbook;
+
+fn is_running(state_dir: &StateDir, run_id: &str, target: &str) -> bool {
+    lock::holder(state_dir.root(), target).is_some_and(|holder| holder.run_id == run_id && lock::is_held(state_dir.root(), target))
+}
+
+pub(super) fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), Error> {
+    let state_dir = StateDir::new(&global.state_dir);
+    let run_id = run_id
+        .or_else(|| state_dir.latest())
+        .ok_or_else(|| Error::State(LoadRunError::NotFound("(latest)".into())))?;
+    let (loaded, state) = state_dir.load(&run_id)?;
+    let playbook = load_playbook(Some(PathBuf::from(&state.header.playbook_path).as_path())).ok();
+    let running = is_running(&state_dir, &run_id, &state.header.target_region);
+    let shown_dir = global.state_dir.display().to_string();
+    match global.output {
+        Output::Json => {
+            let mut value = render::status_json(&state, playbook.as_ref(), running, &shown_dir);
+            if let Some(tail) = &loaded.dropped_tail {
+                value["dropped_torn_record"] = json!(tail.to_string());
+            }
+            println!("{value}");
+        }
+        Output::Text => {
+            print!("{}", render::status_text(&state, playbook.as_ref(), running, &shown_dir));
+            if let Some(tail) = &loaded.dropped_tail {
+                eprintln!("note: the journal's last line was torn (a crash mid-write) and is ignored: {tail}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn runs(global: &GlobalArgs) -> Result<(), Error> {
+    let state_dir = StateDir::new(&global.state_dir);
+    let entries = state_dir.runs();
+    let mut rows = Vec::new();
+    for entry in &entries {
+        match &entry.state {
+            Ok(state) => {
+                let running = is_running(&state_dir, &entry.run_id, &state.header.target_region);
+                let done = state.steps.values().filter(|s| s.status == crate::journal::StepStatus::Succeeded).count();
+                rows.push(json!({
+                    "run_id": entry.run_id,
+                    "state": render::run_state_word(state, running),
+                    "playbook": state.header.playbook_name,
+                    "source_region": state.header.source_region,
+                    "target_region": state.header.target_region,
+                    "started": state.started.to_string(),
+                    "updated": state.updated.to_string(),
+                    "steps_succeeded": done,
+                }));
+            }
+            Err(error) => rows.push(json!({"run_id": entry.run_id, "state": "unreadable", "error": error})),
+        }
+    }
+    match global.output {
+        Output::Json => println!("{}", json!(rows)),
+        Output::Text if rows.is_empty() => eprintln!("no runs in `{}`", global.state_dir.display()),
+        Output::Text => {
+            println!("{:<24} {:<12} {:<16} {:<16} {:<22} {:>5}", "RUN", "STATE", "PLAYBOOK", "TARGET", "STARTED", "DONE");
+            for row in rows {
+                println!(
+                    "{:<24} {:<12} {:<16} {:<16} {:<22} {:>5}",
+                    row["run_id"].as_str().unwrap_or_default(),
+                    row["state"].as_str().unwrap_or_default(),
+                    row["playbook"].as_str().unwrap_or("-"),
+                    row["target_region"].as_str().unwrap_or("-"),
+                    row["started"].as_str().map(|s| s.get(..19).unwrap_or(s)).unwrap_or("-"),
+                    row["steps_succeeded"],
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn validate(global: &GlobalArgs, playbook: Option<PathBuf>) -> Result<(), Error> {
+    let playbook = load_playbook(playbook.as_deref())?;
+    match global.output {
+        Output::Json => println!(
+            "{}",
+            json!({"valid": true, "playbook": playbook.name, "path": playbook.path, "steps": playbook.steps.len(), "digest": playbook.digest})
+        ),
+        Output::Text => println!(
+            "{}: playbook `{}` is valid ({} steps)",
+            playbook.path.display(),
+            playbook.name,
+            playbook.steps.len()
+        ),
+    }
+    Ok(())
+}
+
+pub(super) fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), Error> {
+    let targets: Vec<String> = match target {
+        Some(target) => vec![target],
+        None => std::fs::read_dir(global.state_dir.join("locks"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|entry| entry.file_name().into_string().ok())
+                    .filter_map(|name| name.strip_suffix(".lock").map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    if targets.is_empty() {
+        eprintln!("no locks in `{}`", global.state_dir.display());
+    }
+    for target in targets {
+        match lock::unlock(&global.state_dir, &target)? {
+            Unlocked::NotLocked => eprintln!("`{target}` is not locked"),
+            Unlocked::Removed(Some(holder)) => eprintln!("broke the lock for `{target}` held by {holder}"),
+            Unlocked::Removed(None) => eprintln!("broke the lock for `{target}` (holder unreadable)"),
+        }
+    }
+    Ok(())
+}

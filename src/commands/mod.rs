@@ -1,0 +1,148 @@
+//! Commands: the second phase of argument handling (flags → configuration, touching the
+//! environment and files) and the glue that wires playbook, plan, journal, executor and
+//! reporter together for each subcommand.
+
+mod inspect;
+mod run;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cli::{Cli, Command, DEFAULT_PLAYBOOK, GlobalArgs, Output};
+use crate::error::Error;
+use crate::journal::Values;
+use crate::playbook::{self, LoadError, Playbook, region};
+use crate::report::{JsonReporter, LineReporter, Reporter, progress::ProgressReporter};
+use crate::steps;
+
+/// Run the parsed command line.
+pub async fn dispatch(cli: Cli) -> Result<(), Error> {
+    let global = cli.global;
+    match cli.command {
+        None if cli.run.dry_run => run::plan(&global, &cli.run).await,
+        None => run::start(&global, &cli.run).await,
+        Some(Command::Plan(args)) => run::plan(&global, &args).await,
+        Some(Command::Resume { run_id, yes, parallelism, inputs }) => {
+            run::resume(&global, run_id, yes, parallelism, &inputs).await
+        }
+        Some(Command::Status { run_id }) => inspect::status(&global, run_id),
+        Some(Command::Runs) => inspect::runs(&global),
+        Some(Command::Validate { playbook }) => inspect::validate(&global, playbook),
+        Some(Command::Unlock { target }) => inspect::unlock(&global, target),
+    }
+}
+
+/// Load a playbook, turning problems into the exit-2 error.
+pub(crate) fn load_playbook(path: Option<&Path>) -> Result<Playbook, Error> {
+    let path: PathBuf = path.map_or_else(|| PathBuf::from(DEFAULT_PLAYBOOK), Path::to_path_buf);
+    playbook::load(&path, &steps::catalog()).map_err(|error| match error {
+        LoadError::Invalid(problems) => Error::Playbook { problems },
+        LoadError::Read { .. } => Error::PlaybookRead(error.to_string()),
+    })
+}
+
+/// The target region: `--target`, else the playbook's `default_target`; never the source.
+pub(crate) fn target_region(playbook: &Playbook, target: Option<&str>) -> Result<String, Error> {
+    let target = match target {
+        Some(target) => target.to_string(),
+        None => playbook
+            .default_target
+            .as_ref()
+            .map(|target| target.value.clone())
+            .ok_or_else(|| Error::usage("no target region given", Some("pass `--target REGION`, e.g. `--target ap-southeast-1`".into())))?,
+    };
+    if !region::is_valid(&target) {
+        return Err(Error::usage(
+            format!("`{target}` is not an AWS region name"),
+            Some("write it like `ap-southeast-1`".into()),
+        ));
+    }
+    if target == playbook.source_region.value {
+        return Err(Error::usage(
+            format!("the target region `{target}` is the playbook's source region"),
+            Some("a rebuild must go to another region than the one that failed".into()),
+        ));
+    }
+    Ok(target)
+}
+
+/// Marker written in place of a secret input.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+/// Parse `NAME=VALUE` pairs.
+pub(crate) fn parse_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    pairs
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(name, value)| (name.trim().to_string(), value.to_string()))
+                .ok_or_else(|| Error::usage(format!("`--input {pair}` is not NAME=VALUE"), None))
+        })
+        .collect()
+}
+
+/// Input values for a run: `--input` > the input's `env` variable > its default (or, on
+/// resume, the journaled value). Returns (values with secrets, values safe to journal).
+pub(crate) fn resolve_inputs(
+    playbook: &Playbook,
+    given: &BTreeMap<String, String>,
+    journaled: Option<&Values>,
+) -> Result<(Values, Values), Error> {
+    for name in given.keys() {
+        if playbook.input(name).is_none() {
+            return Err(Error::usage(
+                format!("`--input {name}=...`: the playbook declares no input `{name}`"),
+                Some(format!(
+                    "declared inputs: {}",
+                    playbook.inputs.iter().map(|i| i.name.value.as_str()).collect::<Vec<_>>().join(", ")
+                )),
+            ));
+        }
+    }
+    let mut values = Values::new();
+    let mut safe = Values::new();
+    for input in &playbook.inputs {
+        let name = &input.name.value;
+        let from_env = input.env.as_ref().and_then(|variable| std::env::var(variable).ok());
+        let value = if let Some(value) = given.get(name) {
+            Some(serde_json::Value::String(value.clone()))
+        } else if let Some(value) = from_env {
+            Some(serde_json::Value::String(value))
+        } else if let Some(value) = journaled.and_then(|values| values.get(name)).filter(|v| *v != REDACTED) {
+            Some(value.clone())
+        } else {
+            input.default.clone()
+        };
+        match value {
+            Some(value) => {
+                safe.insert(name.clone(), if input.secret { serde_json::json!(REDACTED) } else { value.clone() });
+                values.insert(name.clone(), value);
+            }
+            None if input.secret => {
+                values.insert(name.clone(), serde_json::Value::Null);
+                safe.insert(name.clone(), serde_json::Value::Null);
+            }
+            None => {
+                let from = input.env.as_ref().map(|v| format!(" or set `{v}`")).unwrap_or_default();
+                return Err(Error::usage(
+                    format!("input `{name}` has no value"),
+                    Some(format!("pass `--input {name}=VALUE`{from}")),
+                ));
+            }
+        }
+    }
+    Ok((values, safe))
+}
+
+/// The reporter for a run: JSON lines, progress bars on a terminal, or plain lines.
+pub(crate) fn reporter(global: &GlobalArgs) -> Arc<dyn Reporter> {
+    if global.output == Output::Json {
+        Arc::new(JsonReporter::default())
+    } else if std::io::stderr().is_terminal() {
+        Arc::new(ProgressReporter::new())
+    } else {
+        Arc::new(LineReporter::default())
+    }
+}

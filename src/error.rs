@@ -1,0 +1,120 @@
+//! Top-level errors: each names what went wrong and where, carries a hint with the next
+//! command to run, and maps to a documented exit code. Only `main` turns them into one.
+
+use crate::journal::lock::LockError;
+use crate::journal::{JournalError, LoadRunError};
+use crate::playbook::Problems;
+
+/// Why a command did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad arguments or inputs.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: Option<String>,
+    },
+    /// The playbook has problems.
+    #[error("the playbook has {} problem(s):\n{problems}", problems.items.len())]
+    Playbook {
+        /// Every problem.
+        problems: Problems,
+    },
+    /// The playbook could not be read.
+    #[error("{0}")]
+    PlaybookRead(String),
+    /// Confirmation needed but impossible, or declined.
+    #[error("{message}")]
+    NotConfirmed {
+        /// What happened.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
+    /// The lock is held.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The plan found problems; nothing was changed.
+    #[error("the plan found {count} problem(s); nothing was changed")]
+    PlanRefused {
+        /// How many.
+        count: usize,
+        /// What to do.
+        hint: String,
+    },
+    /// A step failed.
+    #[error("run `{run_id}` failed at step(s) {steps}")]
+    RunFailed {
+        /// Run id.
+        run_id: String,
+        /// Failed steps, rendered.
+        steps: String,
+        /// The resume command.
+        resume: String,
+    },
+    /// Stopped by a signal.
+    #[error("run `{run_id}` was interrupted; every step stopped at a safe point")]
+    Interrupted {
+        /// Run id.
+        run_id: String,
+        /// The resume command.
+        resume: String,
+    },
+    /// A run could not be loaded.
+    #[error(transparent)]
+    State(#[from] LoadRunError),
+    /// The journal could not be written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+impl Error {
+    /// The documented exit code (see `rebuild --help`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage { .. } | Self::Playbook { .. } | Self::PlaybookRead(_) | Self::NotConfirmed { .. } => 2,
+            Self::Lock(_) => 3,
+            Self::PlanRefused { .. } => 4,
+            Self::RunFailed { .. } => 1,
+            Self::Interrupted { .. } => 130,
+            Self::State(_) | Self::Journal(_) => 5,
+        }
+    }
+
+    /// What to do next.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Usage { hint, .. } => hint.clone(),
+            Self::Playbook { .. } => Some("fix the lines above, then `rebuild validate` to check".into()),
+            Self::PlaybookRead(_) => Some("pass the playbook with `--playbook FILE`".into()),
+            Self::NotConfirmed { hint, .. } => Some(hint.clone()),
+            Self::Lock(LockError::Held { .. }) => Some(
+                "wait for that run to finish, or stop it (Ctrl-C / SIGTERM) and `rebuild resume` it; \
+                 `rebuild status` shows its progress"
+                    .into(),
+            ),
+            Self::Lock(LockError::ForeignHost { target, .. }) => Some(format!(
+                "make sure that host is not running it any more, then `rebuild unlock --target {target}`"
+            )),
+            Self::Lock(LockError::Io { .. }) => Some("check the state directory's permissions".into()),
+            Self::PlanRefused { hint, .. } => Some(hint.clone()),
+            Self::RunFailed { resume, .. } => Some(format!("fix the cause above, then: {resume}")),
+            Self::Interrupted { resume, .. } => Some(format!("continue with: {resume}")),
+            Self::State(LoadRunError::NotFound(_)) => Some("`rebuild runs` lists the runs in this state directory".into()),
+            Self::State(_) | Self::Journal(_) => Some(
+                "check the state directory (disk, permissions); a damaged journal line before the last one is never guessed at"
+                    .into(),
+            ),
+        }
+    }
+
+    /// A usage error with a hint.
+    pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
+        Self::Usage {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}

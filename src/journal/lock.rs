@@ -1,0 +1,284 @@
+//! The run lock: one active run per state directory and target region.
+//!
+//! The lock is a file `locks/<target>.lock` holding its holder (run id, host, pid, start
+//! time) and an OS advisory lock (`flock`) held for the process's life. A second `rebuild`
+//! finds the advisory lock taken and fails fast naming the holder. When the holder died
+//! on this host, the kernel released its advisory lock, so the file is known stale and is
+//! taken over (a SIGKILLed run can be resumed at once). A lock left by *another* host
+//! cannot be proven stale from here: it is broken only on purpose, with `rebuild unlock`.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Who holds a lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The run it is for.
+    pub run_id: String,
+    /// Host name.
+    pub host: String,
+    /// Process id on that host.
+    pub pid: u32,
+    /// When it was taken.
+    pub since: Timestamp,
+    /// Target region.
+    pub target: String,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            formatter,
+            "run `{}` on host `{}` (pid {}, since {})",
+            self.run_id,
+            self.host,
+            self.pid,
+            self.since.strftime("%Y-%m-%d %H:%M:%S UTC")
+        )
+    }
+}
+
+/// Lock failures.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another live process holds it.
+    #[error("another rebuild is running for `{target}`: {holder}")]
+    Held {
+        /// Target region.
+        target: String,
+        /// Who holds it.
+        holder: Holder,
+    },
+    /// A lock left by another host, which this host cannot prove dead.
+    #[error("the lock for `{target}` was left by {holder}, on another host")]
+    ForeignHost {
+        /// Target region.
+        target: String,
+        /// Who left it.
+        holder: Holder,
+    },
+    /// Lock file I/O.
+    #[error("lock file `{path}`: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// A held lock; released (file removed) when dropped.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+    file: File,
+    /// The holder written into the file.
+    pub holder: Holder,
+    /// A dead holder whose lock was taken over, if any.
+    pub took_over: Option<Holder>,
+}
+
+/// The lock file for a target region.
+pub fn lock_path(state_dir: &Path, target: &str) -> PathBuf {
+    state_dir.join("locks").join(format!("{target}.lock"))
+}
+
+fn read_holder(file: &mut File) -> Option<Holder> {
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// Take the lock for `target` on behalf of `run_id`.
+pub fn acquire(state_dir: &Path, target: &str, run_id: &str) -> Result<RunLock, LockError> {
+    let path = lock_path(state_dir, target);
+    let io_error = |source| LockError::Io {
+        path: path.clone(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io_error)?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_error)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let holder = read_holder(&mut file).unwrap_or_else(|| unknown_holder(target));
+            return Err(LockError::Held {
+                target: target.to_string(),
+                holder,
+            });
+        }
+        Err(TryLockError::Error(error)) => return Err(io_error(error)),
+    }
+    let here = host_name();
+    let previous = read_holder(&mut file);
+    if let Some(previous) = &previous {
+        if previous.host != here {
+            return Err(LockError::ForeignHost {
+                target: target.to_string(),
+                holder: previous.clone(),
+            });
+        }
+    }
+    let holder = Holder {
+        run_id: run_id.to_string(),
+        host: here,
+        pid: std::process::id(),
+        since: Timestamp::now(),
+        target: target.to_string(),
+    };
+    let text = serde_json::to_string_pretty(&holder).unwrap_or_default();
+    file.set_len(0).map_err(io_error)?;
+    file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    file.write_all(text.as_bytes()).map_err(io_error)?;
+    file.sync_data().map_err(io_error)?;
+    Ok(RunLock {
+        path,
+        file,
+        holder,
+        took_over: previous,
+    })
+}
+
+fn unknown_holder(target: &str) -> Holder {
+    Holder {
+        run_id: "unknown".into(),
+        host: "unknown".into(),
+        pid: 0,
+        since: Timestamp::UNIX_EPOCH,
+        target: target.to_string(),
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Remove the file while still holding the advisory lock, so no other process can
+        // have locked this inode in between.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
+/// What `rebuild unlock` did.
+#[derive(Debug)]
+pub enum Unlocked {
+    /// There was no lock.
+    NotLocked,
+    /// The lock of this holder was removed.
+    Removed(Option<Holder>),
+}
+
+/// Break the lock for `target` on purpose. Refuses while a live process on this host holds
+/// it (that run must be stopped instead, with Ctrl-C or SIGTERM).
+pub fn unlock(state_dir: &Path, target: &str) -> Result<Unlocked, LockError> {
+    let path = lock_path(state_dir, target);
+    let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Unlocked::NotLocked),
+        Err(source) => return Err(LockError::Io { path, source }),
+    };
+    let holder = read_holder(&mut file);
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err(LockError::Held {
+                target: target.to_string(),
+                holder: holder.unwrap_or_else(|| unknown_holder(target)),
+            });
+        }
+        Err(TryLockError::Error(source)) => return Err(LockError::Io { path, source }),
+    }
+    std::fs::remove_file(&path).map_err(|source| LockError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let _ = file.unlock();
+    Ok(Unlocked::Removed(holder))
+}
+
+/// Whether a live process holds the lock for `target` (probed without taking it).
+pub fn is_held(state_dir: &Path, target: &str) -> bool {
+    let Ok(file) = File::open(lock_path(state_dir, target)) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// The current holder of the lock for `target`, if the file exists.
+pub fn holder(state_dir: &Path, target: &str) -> Option<Holder> {
+    let mut file = File::open(lock_path(state_dir, target)).ok()?;
+    read_holder(&mut file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_acquire_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = acquire(dir.path(), "ap-southeast-1", "run-a").unwrap();
+        let error = acquire(dir.path(), "ap-southeast-1", "run-b").unwrap_err();
+        match error {
+            LockError::Held { holder, .. } => {
+                assert_eq!(holder.run_id, "run-a");
+                assert_eq!(holder.pid, std::process::id());
+            }
+            other => panic!("unexpected {other}"),
+        }
+        // Other targets are independent.
+        let other = acquire(dir.path(), "us-west-2", "run-c").unwrap();
+        drop(other);
+        drop(first);
+        assert!(holder(dir.path(), "ap-southeast-1").is_none(), "released on drop");
+        acquire(dir.path(), "ap-southeast-1", "run-b").unwrap();
+    }
+
+    #[test]
+    fn a_dead_local_holder_is_taken_over_and_a_foreign_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lock_path(dir.path(), "ap-southeast-1");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut dead = unknown_holder("ap-southeast-1");
+        dead.host = host_name();
+        dead.run_id = "dead-run".into();
+        std::fs::write(&path, serde_json::to_string(&dead).unwrap()).unwrap();
+        let lock = acquire(dir.path(), "ap-southeast-1", "run-b").unwrap();
+        assert_eq!(lock.took_over.as_ref().map(|h| h.run_id.as_str()), Some("dead-run"));
+        drop(lock);
+
+        let mut foreign = dead.clone();
+        foreign.host = "another-laptop".into();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_string(&foreign).unwrap()).unwrap();
+        assert!(matches!(
+            acquire(dir.path(), "ap-southeast-1", "run-c"),
+            Err(LockError::ForeignHost { .. })
+        ));
+        assert!(matches!(unlock(dir.path(), "ap-southeast-1"), Ok(Unlocked::Removed(Some(_)))));
+        acquire(dir.path(), "ap-southeast-1", "run-c").unwrap();
+    }
+}

@@ -1,0 +1,243 @@
+//! Journal records: what happened in a run, one JSON line each. Every line carries the
+//! schema version and a CRC-32 of the record's exact bytes, so a torn or altered line is
+//! detected and never misread.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// The record schema this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Step outputs and pinned values.
+pub type Values = BTreeMap<String, serde_json::Value>;
+
+/// One journal record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Schema version.
+    pub v: u32,
+    /// Sequence number, from 1, without gaps.
+    pub seq: u64,
+    /// When it was written.
+    pub at: Timestamp,
+    /// What happened.
+    pub event: Event,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Every step succeeded.
+    Succeeded,
+    /// A step failed; the run can be resumed.
+    Failed,
+    /// Stopped by a signal; the run can be resumed.
+    Interrupted,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A run began. Inputs are pinned here; secret inputs are recorded as redacted.
+    RunStarted {
+        /// The run's id.
+        run_id: String,
+        /// The playbook file.
+        playbook_path: String,
+        /// The playbook's name.
+        playbook_name: String,
+        /// SHA-256 of the playbook file.
+        playbook_digest: String,
+        /// Region that failed.
+        source_region: String,
+        /// Region being rebuilt in.
+        target_region: String,
+        /// Inputs, secrets redacted.
+        inputs: Values,
+        /// Whether an over-age snapshot was accepted on purpose.
+        accept_rpo: bool,
+        /// Host that started it.
+        host: String,
+        /// This tool's version.
+        tool_version: String,
+    },
+    /// A process took the run up again.
+    RunResumed {
+        /// Host that resumed it.
+        host: String,
+        /// Its process id.
+        pid: u32,
+    },
+    /// An attempt of a step began.
+    StepStarted {
+        /// Step id.
+        step: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// A step is waiting on the cloud (e.g. a database becoming available).
+    StepWaiting {
+        /// Step id.
+        step: String,
+        /// What it waits for.
+        waiting_for: String,
+    },
+    /// A step fixed a value that a resume must reuse (e.g. the snapshot id).
+    StepPinned {
+        /// Step id.
+        step: String,
+        /// Name of the value.
+        key: String,
+        /// The value.
+        value: serde_json::Value,
+    },
+    /// A step created (or adopted) a cloud resource.
+    StepResource {
+        /// Step id.
+        step: String,
+        /// Resource type, e.g. `vpc`.
+        resource_type: String,
+        /// Its id.
+        id: String,
+        /// `created` or `adopted`.
+        action: String,
+    },
+    /// A step succeeded.
+    StepSucceeded {
+        /// Step id.
+        step: String,
+        /// The attempt that succeeded.
+        attempt: u32,
+        /// Its outputs.
+        outputs: Values,
+    },
+    /// An attempt failed.
+    StepFailed {
+        /// Step id.
+        step: String,
+        /// The attempt.
+        attempt: u32,
+        /// The error, rendered.
+        error: String,
+        /// Whether the cloud marked it retryable.
+        retryable: bool,
+        /// Whether another attempt follows.
+        will_retry: bool,
+    },
+    /// An attempt stopped at a safe point because the run was stopping.
+    StepInterrupted {
+        /// Step id.
+        step: String,
+        /// The attempt.
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
+    /// The run ended (this process's part of it).
+    RunFinished {
+        /// How.
+        outcome: Outcome,
+    },
+}
+
+#[derive(Serialize)]
+struct LineOut<'a> {
+    crc: String,
+    record: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+struct LineIn<'a> {
+    crc: String,
+    #[serde(borrow)]
+    record: &'a RawValue,
+}
+
+/// Encode a record as one line (without the newline).
+pub fn encode(record: &Record) -> Result<String, serde_json::Error> {
+    let body = serde_json::to_string(record)?;
+    let raw = RawValue::from_string(body)?;
+    let crc = format!("{:08x}", crc32fast::hash(raw.get().as_bytes()));
+    serde_json::to_string(&LineOut { crc, record: &raw })
+}
+
+/// Why a line could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not the line shape at all.
+    #[error("not a journal line: {0}")]
+    Malformed(String),
+    /// The checksum does not match the bytes.
+    #[error("checksum mismatch (line says {expected}, bytes give {actual})")]
+    Checksum {
+        /// In the line.
+        expected: String,
+        /// Computed.
+        actual: String,
+    },
+    /// A schema version this build does not read.
+    #[error("journal schema version {0} is not supported by this build (it reads {SCHEMA_VERSION})")]
+    Version(u32),
+}
+
+/// Decode one line (without the newline), verifying the checksum.
+pub fn decode(line: &str) -> Result<Record, DecodeError> {
+    let parsed: LineIn<'_> =
+        serde_json::from_str(line).map_err(|error| DecodeError::Malformed(error.to_string()))?;
+    let actual = format!("{:08x}", crc32fast::hash(parsed.record.get().as_bytes()));
+    if actual != parsed.crc {
+        return Err(DecodeError::Checksum {
+            expected: parsed.crc,
+            actual,
+        });
+    }
+    let version: serde_json::Value = serde_json::from_str(parsed.record.get())
+        .map_err(|error| DecodeError::Malformed(error.to_string()))?;
+    let v = version.get("v").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+    if v != SCHEMA_VERSION {
+        return Err(DecodeError::Version(v));
+    }
+    serde_json::from_str(parsed.record.get()).map_err(|error| DecodeError::Malformed(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record {
+            v: SCHEMA_VERSION,
+            seq: 7,
+            at: Timestamp::UNIX_EPOCH,
+            event: Event::StepStarted {
+                step: "network".into(),
+                attempt: 2,
+            },
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let line = encode(&sample()).unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(decode(&line).unwrap(), sample());
+    }
+
+    #[test]
+    fn detects_altered_bytes() {
+        let line = encode(&sample()).unwrap().replace("\"attempt\":2", "\"attempt\":3");
+        assert!(matches!(decode(&line), Err(DecodeError::Checksum { .. })));
+    }
+
+    #[test]
+    fn detects_torn_line() {
+        let line = encode(&sample()).unwrap();
+        let torn = &line[..line.len() - 5];
+        assert!(matches!(decode(torn), Err(DecodeError::Malformed(_))));
+    }
+}

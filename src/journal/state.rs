@@ -1,0 +1,318 @@
+//! A run's state is a fold over its journal records: nothing else is trusted.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::record::{Event, Outcome, Record, Values};
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not started.
+    Pending,
+    /// An attempt is (or was, when the process died) in flight.
+    Running,
+    /// In flight and waiting on the cloud.
+    Waiting,
+    /// Done; outputs are known.
+    Succeeded,
+    /// Last attempt failed.
+    Failed,
+    /// Stopped at a safe point.
+    Interrupted,
+}
+
+/// One step's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepState {
+    /// Where it stands.
+    pub status: StepStatus,
+    /// Attempts begun.
+    pub attempts: u32,
+    /// Outputs once succeeded.
+    pub outputs: Values,
+    /// Values pinned for resumes.
+    pub pins: Values,
+    /// Resources created or adopted: (type, id, action).
+    pub resources: Vec<(String, String, String)>,
+    /// What it last waited for.
+    pub waiting_for: Option<String>,
+    /// The last error.
+    pub last_error: Option<String>,
+    /// First attempt's start.
+    pub first_started: Option<Timestamp>,
+    /// Latest attempt's start.
+    pub last_started: Option<Timestamp>,
+    /// When it ended (succeeded, failed or interrupted).
+    pub ended: Option<Timestamp>,
+}
+
+impl StepState {
+    fn new() -> Self {
+        Self {
+            status: StepStatus::Pending,
+            attempts: 0,
+            outputs: Values::new(),
+            pins: Values::new(),
+            resources: Vec::new(),
+            waiting_for: None,
+            last_error: None,
+            first_started: None,
+            last_started: None,
+            ended: None,
+        }
+    }
+}
+
+/// The fixed facts of a run, from its `RunStarted` record.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunHeader {
+    /// Run id.
+    pub run_id: String,
+    /// Playbook file.
+    pub playbook_path: String,
+    /// Playbook name.
+    pub playbook_name: String,
+    /// Playbook digest.
+    pub playbook_digest: String,
+    /// Failed region.
+    pub source_region: String,
+    /// Target region.
+    pub target_region: String,
+    /// Pinned inputs (secrets redacted).
+    pub inputs: Values,
+    /// Whether an over-age snapshot was accepted.
+    pub accept_rpo: bool,
+    /// Host that started it.
+    pub host: String,
+}
+
+/// A run's whole state.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunState {
+    /// Fixed facts.
+    pub header: RunHeader,
+    /// When it started.
+    pub started: Timestamp,
+    /// Last record's time.
+    pub updated: Timestamp,
+    /// Steps by id.
+    pub steps: BTreeMap<String, StepState>,
+    /// How the last process's part ended; `None` while running or after a crash.
+    pub outcome: Option<Outcome>,
+    /// Times it was resumed.
+    pub resumes: u32,
+}
+
+impl RunState {
+    /// A step's state (pending if never mentioned).
+    pub fn step(&self, id: &str) -> Option<&StepState> {
+        self.steps.get(id)
+    }
+
+    /// Whether every step in `ids` succeeded.
+    pub fn all_succeeded<'a>(&self, mut ids: impl Iterator<Item = &'a str>) -> bool {
+        ids.all(|id| self.step(id).is_some_and(|s| s.status == StepStatus::Succeeded))
+    }
+
+    /// Whether the run is finished for good (succeeded).
+    pub fn is_complete(&self) -> bool {
+        self.outcome == Some(Outcome::Succeeded)
+    }
+
+    /// The outputs of every succeeded step.
+    pub fn outputs(&self) -> BTreeMap<String, Values> {
+        self.steps
+            .iter()
+            .filter(|(_, step)| step.status == StepStatus::Succeeded)
+            .map(|(id, step)| (id.clone(), step.outputs.clone()))
+            .collect()
+    }
+}
+
+/// Why records do not fold into a run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FoldError {
+    /// The journal is empty.
+    #[error("the journal holds no records")]
+    Empty,
+    /// The first record is not `RunStarted`.
+    #[error("the journal does not begin with `run_started`")]
+    NoHeader,
+}
+
+/// Fold records into the run's state.
+pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
+    let first = records.first().ok_or(FoldError::Empty)?;
+    let Event::RunStarted {
+        run_id,
+        playbook_path,
+        playbook_name,
+        playbook_digest,
+        source_region,
+        target_region,
+        inputs,
+        accept_rpo,
+        host,
+        ..
+    } = &first.event
+    else {
+        return Err(FoldError::NoHeader);
+    };
+    let mut state = RunState {
+        header: RunHeader {
+            run_id: run_id.clone(),
+            playbook_path: playbook_path.clone(),
+            playbook_name: playbook_name.clone(),
+            playbook_digest: playbook_digest.clone(),
+            source_region: source_region.clone(),
+            target_region: target_region.clone(),
+            inputs: inputs.clone(),
+            accept_rpo: *accept_rpo,
+            host: host.clone(),
+        },
+        started: first.at,
+        updated: first.at,
+        steps: BTreeMap::new(),
+        outcome: None,
+        resumes: 0,
+    };
+    for record in &records[1..] {
+        state.updated = record.at;
+        apply(&mut state, record);
+    }
+    Ok(state)
+}
+
+fn apply(state: &mut RunState, record: &Record) {
+    let at = record.at;
+    match &record.event {
+        Event::RunStarted { .. } => {}
+        Event::RunResumed { .. } => {
+            state.resumes += 1;
+            state.outcome = None;
+        }
+        Event::RunFinished { outcome } => state.outcome = Some(*outcome),
+        Event::StepStarted { step: id, attempt } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Running;
+            entry.attempts = entry.attempts.max(*attempt);
+            entry.first_started.get_or_insert(at);
+            entry.last_started = Some(at);
+            entry.waiting_for = None;
+            entry.ended = None;
+        }
+        Event::StepWaiting { step: id, waiting_for } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Waiting;
+            entry.waiting_for = Some(waiting_for.clone());
+        }
+        Event::StepPinned { step: id, key, value } => {
+            entry(state, id).pins.insert(key.clone(), value.clone());
+        }
+        Event::StepResource {
+            step: id,
+            resource_type,
+            id: resource,
+            action,
+        } => {
+            let entry = entry(state, id);
+            let item = (resource_type.clone(), resource.clone(), action.clone());
+            if !entry.resources.iter().any(|(t, r, _)| *t == item.0 && *r == item.1) {
+                entry.resources.push(item);
+            }
+        }
+        Event::StepSucceeded { step: id, outputs, .. } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Succeeded;
+            entry.outputs = outputs.clone();
+            entry.waiting_for = None;
+            entry.last_error = None;
+            entry.ended = Some(at);
+        }
+        Event::StepFailed { step: id, error, .. } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Failed;
+            entry.last_error = Some(error.clone());
+            entry.waiting_for = None;
+            entry.ended = Some(at);
+        }
+        Event::StepInterrupted { step: id, reason, .. } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Interrupted;
+            entry.last_error = Some(reason.clone());
+            entry.waiting_for = None;
+            entry.ended = Some(at);
+        }
+    }
+}
+
+fn entry<'a>(state: &'a mut RunState, id: &str) -> &'a mut StepState {
+    state.steps.entry(id.to_string()).or_insert_with(StepState::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::record::SCHEMA_VERSION;
+
+    fn record(seq: u64, event: Event) -> Record {
+        Record {
+            v: SCHEMA_VERSION,
+            seq,
+            at: Timestamp::UNIX_EPOCH,
+            event,
+        }
+    }
+
+    fn header() -> Event {
+        Event::RunStarted {
+            run_id: "r1".into(),
+            playbook_path: "p.yaml".into(),
+            playbook_name: "p".into(),
+            playbook_digest: "d".into(),
+            source_region: "ap-southeast-2".into(),
+            target_region: "ap-southeast-1".into(),
+            inputs: Values::new(),
+            accept_rpo: false,
+            host: "h".into(),
+            tool_version: "0".into(),
+        }
+    }
+
+    #[test]
+    fn folds_success_retry_and_in_flight() {
+        let records = vec![
+            record(1, header()),
+            record(2, Event::StepStarted { step: "a".into(), attempt: 1 }),
+            record(3, Event::StepFailed { step: "a".into(), attempt: 1, error: "throttled".into(), retryable: true, will_retry: true }),
+            record(4, Event::StepStarted { step: "a".into(), attempt: 2 }),
+            record(5, Event::StepSucceeded { step: "a".into(), attempt: 2, outputs: Values::from([("x".to_string(), serde_json::json!(1))]) }),
+            record(6, Event::StepStarted { step: "b".into(), attempt: 1 }),
+            record(7, Event::StepPinned { step: "b".into(), key: "snapshot_id".into(), value: serde_json::json!("s1") }),
+            record(8, Event::StepWaiting { step: "b".into(), waiting_for: "db".into() }),
+        ];
+        let state = fold(&records).unwrap();
+        let a = state.step("a").unwrap();
+        assert_eq!(a.status, StepStatus::Succeeded);
+        assert_eq!(a.attempts, 2);
+        assert_eq!(a.outputs["x"], serde_json::json!(1));
+        assert!(a.last_error.is_none());
+        let b = state.step("b").unwrap();
+        assert_eq!(b.status, StepStatus::Waiting);
+        assert_eq!(b.pins["snapshot_id"], serde_json::json!("s1"));
+        assert_eq!(state.outcome, None);
+        assert!(state.all_succeeded(["a"].into_iter()));
+        assert!(!state.all_succeeded(["a", "b"].into_iter()));
+    }
+
+    #[test]
+    fn needs_a_header() {
+        assert_eq!(fold(&[]).unwrap_err(), FoldError::Empty);
+        let records = vec![record(1, Event::StepStarted { step: "a".into(), attempt: 1 })];
+        assert_eq!(fold(&records).unwrap_err(), FoldError::NoHeader);
+    }
+}

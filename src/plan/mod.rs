@@ -1,0 +1,256 @@
+//! Plans: playbook + target + journal → an ordered graph of actions. The planner here is
+//! pure — it orders steps into waves, marks what the journal says is done as `skip`, and
+//! collects problems — and is unit-tested without a cloud. The read-only questions to the
+//! cloud (does it exist, which snapshot) are asked by [`survey`], which fills in each step.
+
+pub mod survey;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::journal::{RunState, StepStatus, Values};
+use crate::playbook::Playbook;
+use crate::steps::{Action, StepPlan};
+
+/// A plan: what a run would do, step by step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The run being resumed, if any.
+    pub run_id: Option<String>,
+    /// Playbook name.
+    pub playbook: String,
+    /// Playbook file.
+    pub playbook_path: String,
+    /// Region that failed.
+    pub source_region: String,
+    /// Region to rebuild in.
+    pub target_region: String,
+    /// Steps in execution order.
+    pub steps: Vec<PlannedStep>,
+    /// Groups of steps that can run at the same time, in order.
+    pub waves: Vec<Vec<String>>,
+    /// Problems that stop the run before any change.
+    pub problems: Vec<PlanProblem>,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    /// Step id.
+    pub id: String,
+    /// Step kind.
+    pub kind: String,
+    /// What it needs.
+    pub needs: Vec<String>,
+    /// What will happen.
+    pub action: Action,
+    /// One line on it.
+    pub summary: String,
+    /// Facts found while planning.
+    pub details: Vec<(String, String)>,
+    /// Outputs already known (skipped steps).
+    pub outputs: Values,
+}
+
+/// A problem found while planning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanProblem {
+    /// The step it concerns.
+    pub step: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Plan {
+    /// Whether the plan may run.
+    pub fn is_runnable(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// A step by id.
+    pub fn step(&self, id: &str) -> Option<&PlannedStep> {
+        self.steps.iter().find(|step| step.id == id)
+    }
+}
+
+/// Order steps into waves: wave *n* holds the steps whose longest chain of `needs` has
+/// length *n*. File order is kept inside a wave. The playbook is validated (acyclic).
+pub fn waves(playbook: &Playbook) -> Vec<Vec<String>> {
+    let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut remaining: Vec<&crate::playbook::StepSpec> = playbook.steps.iter().collect();
+    while !remaining.is_empty() {
+        let before = remaining.len();
+        remaining.retain(|step| {
+            let needs: Option<Vec<usize>> = step
+                .needs
+                .iter()
+                .map(|need| depth.get(need.value.as_str()).copied())
+                .collect();
+            match needs {
+                Some(levels) => {
+                    let level = levels.into_iter().map(|level| level + 1).max().unwrap_or(0);
+                    depth.insert(step.id.value.as_str(), level);
+                    false
+                }
+                None => true,
+            }
+        });
+        if remaining.len() == before {
+            break; // a cycle: validation reports it; never loop forever
+        }
+    }
+    let levels = depth.values().copied().max().map_or(0, |max| max + 1);
+    let mut waves = vec![Vec::new(); levels];
+    for step in &playbook.steps {
+        if let Some(level) = depth.get(step.id.value.as_str()) {
+            waves[*level].push(step.id.value.clone());
+        }
+    }
+    waves
+}
+
+/// The pure part of planning: order the steps and mark as `skip` what the journal says
+/// succeeded. Every other step starts as `unknown` until [`survey`] asks its kind.
+pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> Plan {
+    let waves = waves(playbook);
+    let order: Vec<&String> = waves.iter().flatten().collect();
+    let steps = order
+        .iter()
+        .filter_map(|id| playbook.step(id))
+        .map(|spec| {
+            let done = state
+                .and_then(|state| state.step(&spec.id.value))
+                .filter(|step| step.status == StepStatus::Succeeded);
+            PlannedStep {
+                id: spec.id.value.clone(),
+                kind: spec.kind.value.clone(),
+                needs: spec.needs.iter().map(|need| need.value.clone()).collect(),
+                action: if done.is_some() { Action::Skip } else { Action::Unknown },
+                summary: if done.is_some() {
+                    "succeeded earlier in this run; outputs reused".to_string()
+                } else {
+                    String::new()
+                },
+                details: Vec::new(),
+                outputs: done.map(|step| step.outputs.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let mut problems = Vec::new();
+    if target == playbook.source_region.value {
+        problems.push(PlanProblem {
+            step: None,
+            message: format!(
+                "the target region `{target}` is the source region: a rebuild must go elsewhere"
+            ),
+        });
+    }
+    if let Some(state) = state {
+        if state.header.playbook_digest != playbook.digest {
+            problems.push(PlanProblem {
+                step: None,
+                message: format!(
+                    "the playbook changed since run `{}` started (digest {} → {})",
+                    state.header.run_id,
+                    short(&state.header.playbook_digest),
+                    short(&playbook.digest)
+                ),
+            });
+        }
+    }
+    Plan {
+        run_id: state.map(|state| state.header.run_id.clone()),
+        playbook: playbook.name.clone(),
+        playbook_path: playbook.path.display().to_string(),
+        source_region: playbook.source_region.value.clone(),
+        target_region: target.to_string(),
+        steps,
+        waves,
+        problems,
+    }
+}
+
+fn short(digest: &str) -> &str {
+    digest.get(..12).unwrap_or(digest)
+}
+
+/// Record what a kind's planning found for a step.
+pub fn fill(plan: &mut Plan, step_id: &str, found: StepPlan) {
+    for problem in &found.problems {
+        plan.problems.push(PlanProblem {
+            step: Some(step_id.to_string()),
+            message: problem.clone(),
+        });
+    }
+    if let Some(step) = plan.steps.iter_mut().find(|step| step.id == step_id) {
+        step.action = found.action;
+        step.summary = found.summary;
+        step.details = found.details;
+    }
+}
+
+/// Steps that still have work to do.
+pub fn pending(plan: &Plan) -> BTreeSet<String> {
+    plan.steps
+        .iter()
+        .filter(|step| step.action != Action::Skip)
+        .map(|step| step.id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playbook::{self, KindSpec, ParamSpec};
+    use std::path::Path;
+
+    const KINDS: &[KindSpec] = &[KindSpec {
+        kind: "test.noop",
+        summary: "",
+        parameters: &[ParamSpec { name: "value", required: false, help: "" }],
+        outputs: &["out"],
+    }];
+
+    fn playbook(steps: &str) -> Playbook {
+        let text = format!(
+            "name: t\nsource_region: ap-southeast-2\nsteps:\n{steps}"
+        );
+        playbook::from_str(Path::new("t.yaml"), &text, KINDS).unwrap()
+    }
+
+    #[test]
+    fn waves_follow_needs_and_keep_file_order() {
+        let playbook = playbook(
+            "  - {id: c, kind: test.noop, needs: [a, b]}\n  - {id: a, kind: test.noop}\n  - {id: b, kind: test.noop}\n  - {id: d, kind: test.noop, needs: [a]}\n",
+        );
+        assert_eq!(
+            waves(&playbook),
+            vec![vec!["a".to_string(), "b".to_string()], vec!["c".to_string(), "d".to_string()]]
+        );
+    }
+
+    #[test]
+    fn skeleton_refuses_the_source_region() {
+        let playbook = playbook("  - {id: a, kind: test.noop}\n");
+        let plan = skeleton(&playbook, "ap-southeast-2", None);
+        assert!(!plan.is_runnable());
+        assert!(plan.problems[0].message.contains("is the source region"));
+        let plan = skeleton(&playbook, "ap-southeast-1", None);
+        assert!(plan.is_runnable());
+        assert_eq!(plan.steps[0].action, Action::Unknown);
+    }
+
+    #[test]
+    fn fill_records_actions_and_problems() {
+        let playbook = playbook("  - {id: a, kind: test.noop}\n");
+        let mut plan = skeleton(&playbook, "ap-southeast-1", None);
+        let mut found = StepPlan::new(Action::Create, "make it");
+        found.problems.push("snapshot too old".into());
+        fill(&mut plan, "a", found);
+        assert_eq!(plan.steps[0].action, Action::Create);
+        assert_eq!(plan.problems.len(), 1);
+        assert_eq!(plan.problems[0].step.as_deref(), Some("a"));
+        assert!(pending(&plan).contains("a"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Live progress on a terminal: an overall bar and one spinner line per running step with
+//! its elapsed time and latest message; finished steps are printed above the bars.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{ReportEvent, Reporter, describe};
+
+/// indicatif progress on stderr.
+pub struct ProgressReporter {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    lines: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Default for ProgressReporter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProgressReporter {
+    /// Bars drawn on stderr.
+    pub fn new() -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} steps  {elapsed_precise}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        overall.set_prefix("rebuild");
+        overall.enable_steady_tick(Duration::from_millis(500));
+        Self {
+            multi,
+            overall,
+            lines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn line(&self, step: &str) -> ProgressBar {
+        let mut lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        lines
+            .entry(step.to_string())
+            .or_insert_with(|| {
+                let bar = self.multi.insert_before(&self.overall, ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("  {spinner} {prefix:<14} {elapsed:>5}  {wide_msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_prefix(step.to_string());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bar
+            })
+            .clone()
+    }
+
+    fn finish(&self, step: &str) {
+        let mut lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(bar) = lines.remove(step) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+}
+
+impl Reporter for ProgressReporter {
+    fn report(&self, event: ReportEvent) {
+        match &event {
+            ReportEvent::RunStarted { steps, done, .. } => {
+                self.overall.set_length(*steps as u64);
+                self.overall.set_position(*done as u64);
+                let _ = self.multi.println(describe(&event));
+            }
+            ReportEvent::StepStarted { step, .. } => {
+                self.line(step).set_message(describe(&event));
+            }
+            ReportEvent::StepProgress { step, message } => self.line(step).set_message(message.clone()),
+            ReportEvent::StepWaiting { step, waiting_for } => {
+                self.line(step).set_message(format!("waiting for {waiting_for}"));
+            }
+            ReportEvent::StepRetrying { step, .. } => {
+                self.line(step).set_message(describe(&event));
+                let _ = self.multi.println(format!("  ! {}", describe(&event)));
+            }
+            ReportEvent::StepSucceeded { step, .. } => {
+                self.finish(step);
+                self.overall.inc(1);
+                let _ = self.multi.println(format!("  ✓ {}", describe(&event)));
+            }
+            ReportEvent::StepFailed { step, .. } => {
+                self.finish(step);
+                let _ = self.multi.println(format!("  ✗ {}", describe(&event)));
+            }
+            ReportEvent::StepInterrupted { step } => {
+                self.finish(step);
+                let _ = self.multi.println(format!("  ■ {}", describe(&event)));
+            }
+            ReportEvent::Notice { .. } => {
+                let _ = self.multi.println(describe(&event));
+            }
+            ReportEvent::RunFinished { .. } => {
+                self.overall.finish_and_clear();
+                let _ = self.multi.println(describe(&event));
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Rendering plans, run status and run lists as text for people and as JSON for machines.
+
+use std::fmt::Write;
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use crate::journal::{Outcome, RunState, StepStatus, Values};
+use crate::plan::Plan;
+use crate::playbook::{Playbook, duration};
+
+/// Output keys whose values are never shown.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "private_key"].iter().any(|word| key.contains(word))
+}
+
+/// Outputs with secret-looking values replaced.
+pub fn redact(values: &Values) -> Values {
+    values
+        .iter()
+        .map(|(key, value)| {
+            let shown = if is_secret_key(key) { json!("<redacted>") } else { value.clone() };
+            (key.clone(), shown)
+        })
+        .collect()
+}
+
+fn show_value(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items.iter().map(show_value).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// A plan as text.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let run = plan.run_id.as_deref().map(|id| format!(" (resuming run {id})")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "Plan: playbook `{}`{run}\n  rebuild {} → {}\n",
+        plan.playbook, plan.source_region, plan.target_region
+    );
+    for (index, wave) in plan.waves.iter().enumerate() {
+        let _ = writeln!(out, "wave {}:", index + 1);
+        for id in wave {
+            let Some(step) = plan.step(id) else { continue };
+            let needs = if step.needs.is_empty() {
+                String::new()
+            } else {
+                format!(" (after {})", step.needs.join(", "))
+            };
+            let _ = writeln!(out, "  {:<8} {} [{}]{needs}", step.action.to_string(), step.id, step.kind);
+            if !step.summary.is_empty() {
+                let _ = writeln!(out, "           {}", step.summary);
+            }
+            for (key, value) in &step.details {
+                let _ = writeln!(out, "           {key}: {value}");
+            }
+        }
+    }
+    if plan.problems.is_empty() {
+        let _ = writeln!(out, "\nNo problems found.");
+    } else {
+        let _ = writeln!(out, "\nProblems ({}), nothing will be changed:", plan.problems.len());
+        for problem in &plan.problems {
+            match &problem.step {
+                Some(step) => {
+                    let _ = writeln!(out, "  - step `{step}`: {}", problem.message);
+                }
+                None => {
+                    let _ = writeln!(out, "  - {}", problem.message);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A plan as JSON.
+pub fn plan_json(plan: &Plan) -> Value {
+    serde_json::to_value(plan).unwrap_or_default()
+}
+
+/// What state a run is in, in one word.
+pub fn run_state_word(state: &RunState, running: bool) -> &'static str {
+    match state.outcome {
+        Some(Outcome::Succeeded) => "succeeded",
+        Some(Outcome::Failed) => "failed",
+        Some(Outcome::Interrupted) => "interrupted",
+        None if running => "running",
+        None => "crashed",
+    }
+}
+
+fn step_seconds(step: &crate::journal::state::StepState, now: Timestamp) -> Option<f64> {
+    let start = step.last_started?;
+    let end = step.ended.unwrap_or(now);
+    Some(end.duration_since(start).as_secs_f64().max(0.0))
+}
+
+/// The command that resumes a run.
+pub fn resume_command(run_id: &str, state_dir: &str) -> String {
+    if state_dir == ".rebuild" {
+        format!("rebuild resume {run_id}")
+    } else {
+        format!("rebuild resume {run_id} --state-dir {state_dir}")
+    }
+}
+
+/// A run's status as JSON.
+pub fn status_json(state: &RunState, playbook: Option<&Playbook>, running: bool, state_dir: &str) -> Value {
+    let now = Timestamp::now();
+    let order: Vec<String> = match playbook {
+        Some(playbook) => playbook.steps.iter().map(|step| step.id.value.clone()).collect(),
+        None => state.steps.keys().cloned().collect(),
+    };
+    let steps: Vec<Value> = order
+        .iter()
+        .map(|id| {
+            let kind = playbook
+                .and_then(|p| p.step(id))
+                .map(|s| s.kind.value.clone())
+                .unwrap_or_default();
+            match state.step(id) {
+                Some(step) => json!({
+                    "id": id,
+                    "kind": kind,
+                    "state": step.status,
+                    "attempts": step.attempts,
+                    "duration_seconds": step_seconds(step, now),
+                    "waiting_for": step.waiting_for,
+                    "outputs": redact(&step.outputs),
+                    "pinned": redact(&step.pins),
+                    "resources": step.resources.iter().map(|(t, i, a)| json!({"type": t, "id": i, "action": a})).collect::<Vec<_>>(),
+                    "last_error": step.last_error,
+                }),
+                None => json!({"id": id, "kind": kind, "state": StepStatus::Pending, "attempts": 0}),
+            }
+        })
+        .collect();
+    let word = run_state_word(state, running);
+    json!({
+        "run_id": state.header.run_id,
+        "playbook": state.header.playbook_name,
+        "playbook_path": state.header.playbook_path,
+        "source_region": state.header.source_region,
+        "target_region": state.header.target_region,
+        "state": word,
+        "started": state.started.to_string(),
+        "updated": state.updated.to_string(),
+        "resumes": state.resumes,
+        "inputs": redact(&state.header.inputs),
+        "steps": steps,
+        "resume_command": (word != "succeeded" && word != "running").then(|| resume_command(&state.header.run_id, state_dir)),
+    })
+}
+
+/// A run's status as text.
+pub fn status_text(state: &RunState, playbook: Option<&Playbook>, running: bool, state_dir: &str) -> String {
+    let value = status_json(state, playbook, running, state_dir);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "run {}: {}\n  playbook {} ({} → {}), started {}, last update {}",
+        state.header.run_id,
+        run_state_word(state, running),
+        state.header.playbook_name,
+        state.header.source_region,
+        state.header.target_region,
+        state.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        state.updated.strftime("%H:%M:%S UTC"),
+    );
+    let _ = writeln!(out, "\n  {:<16} {:<18} {:<12} {:>8} {:>9}", "STEP", "KIND", "STATE", "ATTEMPTS", "DURATION");
+    for step in value["steps"].as_array().into_iter().flatten() {
+        let seconds = step["duration_seconds"].as_f64();
+        let shown = seconds.map(|s| duration::render(std::time::Duration::from_secs_f64(s))).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<18} {:<12} {:>8} {:>9}",
+            step["id"].as_str().unwrap_or_default(),
+            step["kind"].as_str().unwrap_or_default(),
+            step["state"].as_str().unwrap_or_default(),
+            step["attempts"],
+            shown
+        );
+        if let Some(waiting) = step["waiting_for"].as_str() {
+            let _ = writeln!(out, "      waiting for {waiting}");
+        }
+        if let Some(error) = step["last_error"].as_str() {
+            let _ = writeln!(out, "      last error: {error}");
+        }
+        if let Some(outputs) = step["outputs"].as_object() {
+            for (key, value) in outputs {
+                let _ = writeln!(out, "      {key} = {}", show_value(value));
+            }
+        }
+    }
+    if let Some(command) = value["resume_command"].as_str() {
+        let _ = writeln!(out, "\n  resume with: {command}");
+    }
+    out
+}

@@ -1,0 +1,192 @@
+//! Step kinds: one module each, named after the kind. Every kind keeps one contract:
+//! `plan` is read-only (Describe/List/Get only); `apply` is idempotent — it finds what an
+//! earlier attempt of the same run and step created (by tags and deterministic names) and
+//! adopts it instead of creating twice. Steps never print and never build clients: they
+//! get a [`StepContext`] (or a [`PlanContext`] when planning).
+
+mod aws_network;
+mod aws_rds_restore;
+mod context;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::cloud::CloudError;
+use crate::journal::{JournalError, Values};
+use crate::playbook::KindSpec;
+
+pub use context::{PlanContext, PollSettings, StepContext};
+
+/// What the plan says will happen to a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Resources will be created.
+    Create,
+    /// Resources exist already, tagged as this run's; they will be adopted.
+    Adopt,
+    /// Done in this run already; outputs are reused.
+    Skip,
+    /// Depends on outputs not known yet.
+    Unknown,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Self::Create => "create",
+            Self::Adopt => "adopt",
+            Self::Skip => "skip",
+            Self::Unknown => "unknown",
+        })
+    }
+}
+
+/// What a step kind's read-only planning found.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepPlan {
+    /// The action.
+    pub action: Action,
+    /// One line on what will happen.
+    pub summary: String,
+    /// Facts found (e.g. the snapshot and its age), in display order.
+    pub details: Vec<(String, String)>,
+    /// Problems that must stop the run before any change.
+    pub problems: Vec<String>,
+}
+
+impl StepPlan {
+    /// A plan with an action and summary.
+    pub fn new(action: Action, summary: impl Into<String>) -> Self {
+        Self {
+            action,
+            summary: summary.into(),
+            details: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    /// Add a fact.
+    pub fn detail(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.details.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// A cloud call failed.
+    #[error("{0}")]
+    Cloud(CloudError),
+    /// Parameters do not fit the kind.
+    #[error("invalid parameters: {0}")]
+    Params(String),
+    /// The step refuses to go on (e.g. the snapshot is older than the RPO limit).
+    #[error("{message}")]
+    Refused {
+        /// What and why.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
+    /// A resource with the step's name exists but was not made by this run.
+    #[error("`{resource}` already exists and is not tagged as created by this run")]
+    Conflict {
+        /// The resource.
+        resource: String,
+        /// What to do.
+        hint: String,
+    },
+    /// A resource reached a state it cannot recover from.
+    #[error("`{resource}` is in state `{status}`")]
+    BadState {
+        /// The resource.
+        resource: String,
+        /// Its state.
+        status: String,
+    },
+    /// The attempt ran past the step's timeout.
+    #[error("timed out after {}", crate::playbook::duration::render(*.0))]
+    Timeout(std::time::Duration),
+    /// The run is stopping; the step stopped at a safe point.
+    #[error("interrupted at a safe point")]
+    Interrupted,
+    /// Writing the checkpoint failed.
+    #[error("cannot write the journal: {0}")]
+    Journal(#[from] JournalError),
+}
+
+impl From<CloudError> for StepError {
+    fn from(error: CloudError) -> Self {
+        Self::Cloud(error)
+    }
+}
+
+impl StepError {
+    /// Whether another attempt may succeed: only what the cloud marks retryable, and timeouts.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Cloud(error) => error.retryable,
+            Self::Timeout(_) => true,
+            _ => false,
+        }
+    }
+
+    /// What to do next.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Cloud(error) if error.retryable => Some(
+                "the cloud said this may pass; `rebuild resume` retries from this step".to_string(),
+            ),
+            Self::Cloud(error) if error.is("UnauthorizedOperation") || error.is("AccessDenied") => Some(
+                "the credentials lack a permission; fix the IAM policy, then `rebuild resume`".to_string(),
+            ),
+            Self::Cloud(_) => None,
+            Self::Params(_) => Some("fix the step's `with:` in the playbook; `rebuild validate` checks it".to_string()),
+            Self::Refused { hint, .. } | Self::Conflict { hint, .. } => Some(hint.clone()),
+            Self::BadState { .. } => Some("inspect the resource in the AWS console; delete it if it is broken, then `rebuild resume`".to_string()),
+            Self::Timeout(_) => Some("raise the step's `timeout:` if the cloud is just slow, then `rebuild resume`".to_string()),
+            Self::Interrupted => Some("`rebuild resume` continues from here".to_string()),
+            Self::Journal(_) => Some("check the state directory's disk (space, permissions)".to_string()),
+        }
+    }
+}
+
+/// A step kind.
+#[async_trait]
+pub trait Step: Send + Sync {
+    /// Parameters and outputs, for validation.
+    fn spec(&self) -> &'static KindSpec;
+
+    /// Look, do not touch: Describe/List/Get calls only.
+    async fn plan(&self, context: &PlanContext, params: &serde_json::Value) -> Result<StepPlan, StepError>;
+
+    /// Make it so, adopting whatever an earlier attempt of this run created.
+    async fn apply(&self, context: &StepContext, params: &serde_json::Value) -> Result<Values, StepError>;
+}
+
+/// Every step kind this build knows.
+pub fn all() -> Vec<Arc<dyn Step>> {
+    vec![
+        Arc::new(aws_network::AwsNetwork),
+        Arc::new(aws_rds_restore::AwsRdsRestore),
+    ]
+}
+
+/// The specs of every kind, for the validator.
+pub fn catalog() -> Vec<KindSpec> {
+    all().iter().map(|step| *step.spec()).collect()
+}
+
+/// The implementation of `kind`.
+pub fn find(kind: &str) -> Option<Arc<dyn Step>> {
+    all().into_iter().find(|step| step.spec().kind == kind)
+}
+
+/// Deserialize resolved parameters into a kind's typed parameters.
+pub fn params<T: serde::de::DeserializeOwned>(value: &serde_json::Value) -> Result<T, StepError> {
+    serde_json::from_value(value.clone()).map_err(|error| StepError::Params(error.to_string()))
+}
