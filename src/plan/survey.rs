@@ -63,7 +63,7 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
             pins,
             cloud: input.cloud.clone(),
         };
-        match kind.plan(&context, &resolved.value).await {
+        match kind.plan(&context, &resolved.known_only()).await {
             Ok(mut found) => {
                 if !resolved.unknown.is_empty() {
                     let names: Vec<String> = resolved.unknown.iter().map(|r| format!("${{{r}}}")).collect();

@@ -33,21 +33,41 @@ pub struct Resolved {
     pub value: Value,
     /// References that could not be resolved yet.
     pub unknown: Vec<Reference>,
+    /// Top-level parameters that hold at least one unresolved reference.
+    pub unknown_keys: Vec<String>,
+}
+
+impl Resolved {
+    /// The parameters without those that are not known yet (for planning).
+    pub fn known_only(&self) -> Value {
+        let mut value = self.value.clone();
+        if let Value::Object(object) = &mut value {
+            for key in &self.unknown_keys {
+                object.remove(key);
+            }
+        }
+        value
+    }
 }
 
 /// Resolve every parameter of `step`.
 pub fn resolve_step(step: &StepSpec, scope: &Scope<'_>) -> Resolved {
     let mut unknown = Vec::new();
-    let object = step
-        .with
-        .iter()
-        .map(|(key, value)| (key.value.clone(), resolve(&value.value, scope, &mut unknown)))
-        .collect();
+    let mut unknown_keys = Vec::new();
+    let mut object = serde_json::Map::new();
+    for (key, value) in &step.with {
+        let before = unknown.len();
+        object.insert(key.value.clone(), resolve(&value.value, scope, &mut unknown));
+        if unknown.len() > before {
+            unknown_keys.push(key.value.clone());
+        }
+    }
     unknown.sort();
     unknown.dedup();
     Resolved {
         value: Value::Object(object),
         unknown,
+        unknown_keys,
     }
 }
 
@@ -160,6 +180,8 @@ mod tests {
         assert_eq!(resolved.value["name"], json!("db-prod-ap-southeast-1-r1"));
         assert_eq!(resolved.value["sg"], Value::Null);
         assert_eq!(resolved.value["count"], json!(3));
+        assert_eq!(resolved.unknown_keys, vec!["sg".to_string()]);
+        assert!(resolved.known_only().get("sg").is_none());
         assert_eq!(
             resolved.unknown,
             vec![Reference::StepOutput { step: "network".into(), output: "database_security_group_id".into() }]

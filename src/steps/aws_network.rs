@@ -133,6 +133,13 @@ fn tag_filters(run_id: &str, step: &str, name: &str) -> Vec<Filter> {
     ]
 }
 
+/// Whether `tags` mark a resource as this run's and step's `name` (checked on our side too:
+/// some endpoints ignore tag filters on some resource types).
+fn is_ours(tags: &[Tag], run_id: &str, step: &str, name: &str) -> bool {
+    let value = |key: &str| tags.iter().find(|tag| tag.key() == Some(key)).and_then(Tag::value);
+    value(TAG_RUN_ID) == Some(run_id) && value(TAG_STEP) == Some(step) && value(TAG_NAME) == Some(name)
+}
+
 fn tag_spec(context: &StepContext, resource: ResourceType, name: &str) -> TagSpecification {
     let tags = context
         .tags_for(name)
@@ -200,7 +207,11 @@ async fn find_vpc(client: &Client, run_id: &str, step: &str) -> Result<Option<St
         .send()
         .await
         .cloud("DescribeVpcs", None)?;
-    Ok(answer.vpcs().iter().find_map(|vpc| vpc.vpc_id().map(str::to_string)))
+    Ok(answer
+        .vpcs()
+        .iter()
+        .filter(|vpc| is_ours(vpc.tags(), run_id, step, "vpc"))
+        .find_map(|vpc| vpc.vpc_id().map(str::to_string)))
 }
 
 #[async_trait]
@@ -354,6 +365,10 @@ impl Builder<'_> {
         tag_filters(&self.context.run_id, &self.context.step_id, name)
     }
 
+    fn ours(&self, tags: &[Tag], name: &str) -> bool {
+        is_ours(tags, &self.context.run_id, &self.context.step_id, name)
+    }
+
     async fn vpc(&self, cidr: &str) -> Result<String, StepError> {
         if let Some(id) = find_vpc(self.client, &self.context.run_id, &self.context.step_id).await? {
             self.context.resource("vpc", &id, false)?;
@@ -391,7 +406,11 @@ impl Builder<'_> {
             .send()
             .await
             .cloud("DescribeSubnets", Some(name.to_string()))?;
-        if let Some(id) = found.subnets().iter().find_map(|subnet| subnet.subnet_id()) {
+        if let Some(id) = found
+            .subnets()
+            .iter()
+            .filter(|subnet| self.ours(subnet.tags(), name))
+            .find_map(|subnet| subnet.subnet_id()) {
             self.context.resource("subnet", id, false)?;
             return Ok(id.to_string());
         }
@@ -443,7 +462,7 @@ impl Builder<'_> {
             .send()
             .await
             .cloud("DescribeInternetGateways", None)?;
-        let (id, attached) = match found.internet_gateways().first() {
+        let (id, attached) = match found.internet_gateways().iter().find(|gateway| self.ours(gateway.tags(), "igw")) {
             Some(gateway) => {
                 let id = gateway.internet_gateway_id().unwrap_or_default().to_string();
                 let attached = gateway.attachments().iter().any(|a| a.vpc_id() == Some(vpc));
@@ -487,7 +506,11 @@ impl Builder<'_> {
             .send()
             .await
             .cloud("DescribeRouteTables", Some(name.to_string()))?;
-        if let Some(id) = found.route_tables().iter().find_map(|table| table.route_table_id()) {
+        if let Some(id) = found
+            .route_tables()
+            .iter()
+            .filter(|table| self.ours(table.tags(), name))
+            .find_map(|table| table.route_table_id()) {
             self.context.resource("route-table", id, false)?;
             return Ok(id.to_string());
         }
@@ -578,7 +601,11 @@ impl Builder<'_> {
             .send()
             .await
             .cloud("DescribeAddresses", Some(name.to_string()))?;
-        if let Some(id) = found.addresses().iter().find_map(|address| address.allocation_id()) {
+        if let Some(id) = found
+            .addresses()
+            .iter()
+            .filter(|address| self.ours(address.tags(), name))
+            .find_map(|address| address.allocation_id()) {
             self.context.resource("elastic-ip", id, false)?;
             return Ok(id.to_string());
         }
@@ -607,7 +634,8 @@ impl Builder<'_> {
             .await
             .cloud("DescribeNatGateways", Some(name.to_string()))?;
         let live = found.nat_gateways().iter().find(|gateway| {
-            !matches!(
+            self.ours(gateway.tags(), name)
+                && !matches!(
                 gateway.state().map(|state| state.as_str()),
                 Some("deleting" | "deleted" | "failed")
             )
@@ -672,7 +700,11 @@ impl Builder<'_> {
             .send()
             .await
             .cloud("DescribeSecurityGroups", Some(name.to_string()))?;
-        if let Some(id) = found.security_groups().iter().find_map(|group| group.group_id()) {
+        if let Some(id) = found
+            .security_groups()
+            .iter()
+            .filter(|group| self.ours(group.tags(), name))
+            .find_map(|group| group.group_id()) {
             self.context.resource("security-group", id, false)?;
             return Ok(id.to_string());
         }
