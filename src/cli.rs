@@ -41,13 +41,24 @@ Exit codes:
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// Where runs are journaled. Must not live in the failed region.
-    #[arg(long, global = true, env = "REBUILD_STATE_DIR", default_value = ".rebuild")]
+    #[arg(
+        long,
+        global = true,
+        env = "REBUILD_STATE_DIR",
+        default_value = ".rebuild"
+    )]
     pub state_dir: PathBuf,
     /// `text` for people, `json` for machines (data on stdout, one JSON event per line).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
     /// First interval between polls of long waits, in milliseconds (doubles up to 60 s).
-    #[arg(long, global = true, env = "REBUILD_POLL_INTERVAL_MS", default_value_t = 5000, hide = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "REBUILD_POLL_INTERVAL_MS",
+        default_value_t = 5000,
+        hide = true
+    )]
     pub poll_interval_ms: u64,
 }
 

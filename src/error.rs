@@ -35,7 +35,7 @@ pub enum Error {
     },
     /// The lock is held.
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(Box<LockError>),
     /// The plan found problems; nothing was changed.
     #[error("the plan found {count} problem(s); nothing was changed")]
     PlanRefused {
@@ -64,17 +64,38 @@ pub enum Error {
     },
     /// A run could not be loaded.
     #[error(transparent)]
-    State(#[from] LoadRunError),
+    State(Box<LoadRunError>),
     /// The journal could not be written.
     #[error(transparent)]
-    Journal(#[from] JournalError),
+    Journal(Box<JournalError>),
+}
+
+impl From<LockError> for Error {
+    fn from(error: LockError) -> Self {
+        Self::Lock(Box::new(error))
+    }
+}
+
+impl From<LoadRunError> for Error {
+    fn from(error: LoadRunError) -> Self {
+        Self::State(Box::new(error))
+    }
+}
+
+impl From<JournalError> for Error {
+    fn from(error: JournalError) -> Self {
+        Self::Journal(Box::new(error))
+    }
 }
 
 impl Error {
     /// The documented exit code (see `rebuild --help`).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage { .. } | Self::Playbook { .. } | Self::PlaybookRead(_) | Self::NotConfirmed { .. } => 2,
+            Self::Usage { .. }
+            | Self::Playbook { .. }
+            | Self::PlaybookRead(_)
+            | Self::NotConfirmed { .. } => 2,
             Self::Lock(_) => 3,
             Self::PlanRefused { .. } => 4,
             Self::RunFailed { .. } => 1,
@@ -90,19 +111,23 @@ impl Error {
             Self::Playbook { .. } => Some("fix the lines above, then `rebuild validate` to check".into()),
             Self::PlaybookRead(_) => Some("pass the playbook with `--playbook FILE`".into()),
             Self::NotConfirmed { hint, .. } => Some(hint.clone()),
-            Self::Lock(LockError::Held { .. }) => Some(
+            Self::Lock(error) if matches!(**error, LockError::Held { .. }) => Some(
                 "wait for that run to finish, or stop it (Ctrl-C / SIGTERM) and `rebuild resume` it; \
                  `rebuild status` shows its progress"
                     .into(),
             ),
-            Self::Lock(LockError::ForeignHost { target, .. }) => Some(format!(
-                "make sure that host is not running it any more, then `rebuild unlock --target {target}`"
-            )),
-            Self::Lock(LockError::Io { .. }) => Some("check the state directory's permissions".into()),
+            Self::Lock(error) => match &**error {
+                LockError::ForeignHost { target, .. } => Some(format!(
+                    "make sure that host is not running it any more, then `rebuild unlock --target {target}`"
+                )),
+                _ => Some("check the state directory's permissions".into()),
+            },
             Self::PlanRefused { hint, .. } => Some(hint.clone()),
             Self::RunFailed { resume, .. } => Some(format!("fix the cause above, then: {resume}")),
             Self::Interrupted { resume, .. } => Some(format!("continue with: {resume}")),
-            Self::State(LoadRunError::NotFound(_)) => Some("`rebuild runs` lists the runs in this state directory".into()),
+            Self::State(error) if matches!(**error, LoadRunError::NotFound(_)) => {
+                Some("`rebuild runs` lists the runs in this state directory".into())
+            }
             Self::State(_) | Self::Journal(_) => Some(
                 "check the state directory (disk, permissions); a damaged journal line before the last one is never guessed at"
                     .into(),

@@ -64,7 +64,11 @@ impl fmt::Display for CloudError {
 
 impl CloudError {
     /// Classify an SDK error.
-    pub fn from_sdk<E>(error: &SdkError<E, HttpResponse>, operation: &str, resource: Option<String>) -> Self
+    pub fn from_sdk<E>(
+        error: &SdkError<E, HttpResponse>,
+        operation: &str,
+        resource: Option<String>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
@@ -79,7 +83,9 @@ impl CloudError {
                     .unwrap_or_else(|| describe_unmodeled(status, code.as_deref()));
                 let retryable = status >= 500
                     || status == 429
-                    || code.as_deref().is_some_and(|code| RETRYABLE_CODES.contains(&code));
+                    || code
+                        .as_deref()
+                        .is_some_and(|code| RETRYABLE_CODES.contains(&code));
                 (code, message, Some(status), retryable)
             }
             SdkError::TimeoutError(_) => (None, "the request timed out".to_string(), None, true),
@@ -89,11 +95,19 @@ impl CloudError {
             }
             SdkError::ResponseError(context) => {
                 let status = context.raw().status().as_u16();
-                (None, format!("unreadable response: {}", source_chain(error)), Some(status), status >= 500)
+                (
+                    None,
+                    format!("unreadable response: {}", source_chain(error)),
+                    Some(status),
+                    status >= 500,
+                )
             }
-            SdkError::ConstructionFailure(_) => {
-                (None, format!("could not build the request: {}", source_chain(error)), None, false)
-            }
+            SdkError::ConstructionFailure(_) => (
+                None,
+                format!("could not build the request: {}", source_chain(error)),
+                None,
+                false,
+            ),
             _ => (None, source_chain(error), None, false),
         };
         Self {
@@ -115,7 +129,9 @@ impl CloudError {
 fn describe_unmodeled(status: u16, code: Option<&str>) -> String {
     match code {
         Some(code) => format!("service error {code}"),
-        None if status == 404 => "the endpoint does not implement this operation (HTTP 404)".to_string(),
+        None if status == 404 => {
+            "the endpoint does not implement this operation (HTTP 404)".to_string()
+        }
         None => format!("service answered HTTP {status} without an error code"),
     }
 }

@@ -43,7 +43,10 @@ impl Cloud {
 
     /// An EC2 client for `region`.
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
-        let mut cache = self.ec2.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = self
+            .ec2
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache
             .entry(region.to_string())
             .or_insert_with(|| {
@@ -57,7 +60,10 @@ impl Cloud {
 
     /// An RDS client for `region`.
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
-        let mut cache = self.rds.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cache = self
+            .rds
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         cache
             .entry(region.to_string())
             .or_insert_with(|| {

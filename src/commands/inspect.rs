@@ -14,14 +14,15 @@ use crate::report::render;
 use super::load_playbook;
 
 fn is_running(state_dir: &StateDir, run_id: &str, target: &str) -> bool {
-    lock::holder(state_dir.root(), target).is_some_and(|holder| holder.run_id == run_id && lock::is_held(state_dir.root(), target))
+    lock::holder(state_dir.root(), target)
+        .is_some_and(|holder| holder.run_id == run_id && lock::is_held(state_dir.root(), target))
 }
 
 pub(super) fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), Error> {
     let state_dir = StateDir::new(&global.state_dir);
     let run_id = run_id
         .or_else(|| state_dir.latest())
-        .ok_or_else(|| Error::State(LoadRunError::NotFound("(latest)".into())))?;
+        .ok_or_else(|| Error::from(LoadRunError::NotFound("(latest)".into())))?;
     let (loaded, state) = state_dir.load(&run_id)?;
     let playbook = load_playbook(Some(PathBuf::from(&state.header.playbook_path).as_path())).ok();
     let running = is_running(&state_dir, &run_id, &state.header.target_region);
@@ -35,9 +36,14 @@ pub(super) fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), 
             println!("{value}");
         }
         Output::Text => {
-            print!("{}", render::status_text(&state, playbook.as_ref(), running, &shown_dir));
+            print!(
+                "{}",
+                render::status_text(&state, playbook.as_ref(), running, &shown_dir)
+            );
             if let Some(tail) = &loaded.dropped_tail {
-                eprintln!("note: the journal's last line was torn (a crash mid-write) and is ignored: {tail}");
+                eprintln!(
+                    "note: the journal's last line was torn (a crash mid-write) and is ignored: {tail}"
+                );
             }
         }
     }
@@ -52,7 +58,11 @@ pub(super) fn runs(global: &GlobalArgs) -> Result<(), Error> {
         match &entry.state {
             Ok(state) => {
                 let running = is_running(&state_dir, &entry.run_id, &state.header.target_region);
-                let done = state.steps.values().filter(|s| s.status == crate::journal::StepStatus::Succeeded).count();
+                let done = state
+                    .steps
+                    .values()
+                    .filter(|s| s.status == crate::journal::StepStatus::Succeeded)
+                    .count();
                 rows.push(json!({
                     "run_id": entry.run_id,
                     "state": render::run_state_word(state, running),
@@ -64,14 +74,19 @@ pub(super) fn runs(global: &GlobalArgs) -> Result<(), Error> {
                     "steps_succeeded": done,
                 }));
             }
-            Err(error) => rows.push(json!({"run_id": entry.run_id, "state": "unreadable", "error": error})),
+            Err(error) => {
+                rows.push(json!({"run_id": entry.run_id, "state": "unreadable", "error": error}))
+            }
         }
     }
     match global.output {
         Output::Json => println!("{}", json!(rows)),
         Output::Text if rows.is_empty() => eprintln!("no runs in `{}`", global.state_dir.display()),
         Output::Text => {
-            println!("{:<24} {:<12} {:<16} {:<16} {:<22} {:>5}", "RUN", "STATE", "PLAYBOOK", "TARGET", "STARTED", "DONE");
+            println!(
+                "{:<24} {:<12} {:<16} {:<16} {:<22} {:>5}",
+                "RUN", "STATE", "PLAYBOOK", "TARGET", "STARTED", "DONE"
+            );
             for row in rows {
                 println!(
                     "{:<24} {:<12} {:<16} {:<16} {:<22} {:>5}",
@@ -79,7 +94,10 @@ pub(super) fn runs(global: &GlobalArgs) -> Result<(), Error> {
                     row["state"].as_str().unwrap_or_default(),
                     row["playbook"].as_str().unwrap_or("-"),
                     row["target_region"].as_str().unwrap_or("-"),
-                    row["started"].as_str().map(|s| s.get(..19).unwrap_or(s)).unwrap_or("-"),
+                    row["started"]
+                        .as_str()
+                        .map(|s| s.get(..19).unwrap_or(s))
+                        .unwrap_or("-"),
                     row["steps_succeeded"],
                 );
             }
@@ -124,8 +142,12 @@ pub(super) fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), 
     for target in targets {
         match lock::unlock(&global.state_dir, &target)? {
             Unlocked::NotLocked => eprintln!("`{target}` is not locked"),
-            Unlocked::Removed(Some(holder)) => eprintln!("broke the lock for `{target}` held by {holder}"),
-            Unlocked::Removed(None) => eprintln!("broke the lock for `{target}` (holder unreadable)"),
+            Unlocked::Removed(Some(holder)) => {
+                eprintln!("broke the lock for `{target}` held by {holder}")
+            }
+            Unlocked::Removed(None) => {
+                eprintln!("broke the lock for `{target}` (holder unreadable)")
+            }
         }
     }
     Ok(())

@@ -24,9 +24,12 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         None if cli.run.dry_run => run::plan(&global, &cli.run).await,
         None => run::start(&global, &cli.run).await,
         Some(Command::Plan(args)) => run::plan(&global, &args).await,
-        Some(Command::Resume { run_id, yes, parallelism, inputs }) => {
-            run::resume(&global, run_id, yes, parallelism, &inputs).await
-        }
+        Some(Command::Resume {
+            run_id,
+            yes,
+            parallelism,
+            inputs,
+        }) => run::resume(&global, run_id, yes, parallelism, &inputs).await,
         Some(Command::Status { run_id }) => inspect::status(&global, run_id),
         Some(Command::Runs) => inspect::runs(&global),
         Some(Command::Validate { playbook }) => inspect::validate(&global, playbook),
@@ -37,10 +40,15 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
 /// Load a playbook, turning problems into the exit-2 error.
 pub(crate) fn load_playbook(path: Option<&Path>) -> Result<Playbook, Error> {
     let path: PathBuf = path.map_or_else(|| PathBuf::from(DEFAULT_PLAYBOOK), Path::to_path_buf);
-    playbook::load(&path, &steps::catalog()).map_err(|error| match error {
+    let mut playbook = playbook::load(&path, &steps::catalog()).map_err(|error| match error {
         LoadError::Invalid(problems) => Error::Playbook { problems },
         LoadError::Read { .. } => Error::PlaybookRead(error.to_string()),
-    })
+    })?;
+    // The journal pins an absolute path, so `resume` works from any directory.
+    if let Ok(absolute) = std::fs::canonicalize(&playbook.path) {
+        playbook.path = absolute;
+    }
+    Ok(playbook)
 }
 
 /// The target region: `--target`, else the playbook's `default_target`; never the source.
@@ -51,7 +59,12 @@ pub(crate) fn target_region(playbook: &Playbook, target: Option<&str>) -> Result
             .default_target
             .as_ref()
             .map(|target| target.value.clone())
-            .ok_or_else(|| Error::usage("no target region given", Some("pass `--target REGION`, e.g. `--target ap-southeast-1`".into())))?,
+            .ok_or_else(|| {
+                Error::usage(
+                    "no target region given",
+                    Some("pass `--target REGION`, e.g. `--target ap-southeast-1`".into()),
+                )
+            })?,
     };
     if !region::is_valid(&target) {
         return Err(Error::usage(
@@ -96,7 +109,12 @@ pub(crate) fn resolve_inputs(
                 format!("`--input {name}=...`: the playbook declares no input `{name}`"),
                 Some(format!(
                     "declared inputs: {}",
-                    playbook.inputs.iter().map(|i| i.name.value.as_str()).collect::<Vec<_>>().join(", ")
+                    playbook
+                        .inputs
+                        .iter()
+                        .map(|i| i.name.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             ));
         }
@@ -105,19 +123,32 @@ pub(crate) fn resolve_inputs(
     let mut safe = Values::new();
     for input in &playbook.inputs {
         let name = &input.name.value;
-        let from_env = input.env.as_ref().and_then(|variable| std::env::var(variable).ok());
+        let from_env = input
+            .env
+            .as_ref()
+            .and_then(|variable| std::env::var(variable).ok());
         let value = if let Some(value) = given.get(name) {
             Some(serde_json::Value::String(value.clone()))
         } else if let Some(value) = from_env {
             Some(serde_json::Value::String(value))
-        } else if let Some(value) = journaled.and_then(|values| values.get(name)).filter(|v| *v != REDACTED) {
+        } else if let Some(value) = journaled
+            .and_then(|values| values.get(name))
+            .filter(|v| *v != REDACTED)
+        {
             Some(value.clone())
         } else {
             input.default.clone()
         };
         match value {
             Some(value) => {
-                safe.insert(name.clone(), if input.secret { serde_json::json!(REDACTED) } else { value.clone() });
+                safe.insert(
+                    name.clone(),
+                    if input.secret {
+                        serde_json::json!(REDACTED)
+                    } else {
+                        value.clone()
+                    },
+                );
                 values.insert(name.clone(), value);
             }
             None if input.secret => {
@@ -125,7 +156,11 @@ pub(crate) fn resolve_inputs(
                 safe.insert(name.clone(), serde_json::Value::Null);
             }
             None => {
-                let from = input.env.as_ref().map(|v| format!(" or set `{v}`")).unwrap_or_default();
+                let from = input
+                    .env
+                    .as_ref()
+                    .map(|v| format!(" or set `{v}`"))
+                    .unwrap_or_default();
                 return Err(Error::usage(
                     format!("input `{name}` has no value"),
                     Some(format!("pass `--input {name}=VALUE`{from}")),

@@ -61,9 +61,13 @@ fn show_plan(global: &GlobalArgs, plan: &Plan, as_data: bool) {
 }
 
 fn refuse_plan(plan: &Plan) -> Error {
-    let rpo = plan.problems.iter().any(|p| p.message.contains("RPO limit"));
+    let rpo = plan
+        .problems
+        .iter()
+        .any(|p| p.message.contains("RPO limit"));
     let hint = if rpo {
-        "copy a newer snapshot into the target region, or accept the data loss with `--accept-rpo`".to_string()
+        "copy a newer snapshot into the target region, or accept the data loss with `--accept-rpo`"
+            .to_string()
     } else {
         "fix the problems listed above, then run the same command again".to_string()
     };
@@ -81,7 +85,11 @@ pub(super) async fn plan(global: &GlobalArgs, args: &RunArgs) -> Result<(), Erro
     let cloud = Arc::new(Cloud::from_env().await);
     let plan = make_plan(&playbook, &target, &inputs, None, args.accept_rpo, cloud).await;
     show_plan(global, &plan, true);
-    if plan.is_runnable() { Ok(()) } else { Err(refuse_plan(&plan)) }
+    if plan.is_runnable() {
+        Ok(())
+    } else {
+        Err(refuse_plan(&plan))
+    }
 }
 
 /// Ask on a terminal; refuse without one.
@@ -91,7 +99,8 @@ fn confirm(question: &str, yes: bool) -> Result<(), Error> {
     }
     if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
         return Err(Error::NotConfirmed {
-            message: "refusing to change anything without confirmation: no terminal to ask on".into(),
+            message: "refusing to change anything without confirmation: no terminal to ask on"
+                .into(),
             hint: "pass `--yes` to run without asking (automation), or run from a terminal".into(),
         });
     }
@@ -113,9 +122,10 @@ fn confirm(question: &str, yes: bool) -> Result<(), Error> {
 fn watch_signals(cancel: Cancel, reporter: Arc<dyn Reporter>) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut interrupt), Ok(mut terminate)) =
-            (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-        else {
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
             return;
         };
         let mut count = 0;
@@ -126,18 +136,27 @@ fn watch_signals(cancel: Cancel, reporter: Arc<dyn Reporter>) {
             };
             count += 1;
             if count > 1 {
-                eprintln!("second {name}: exiting now; the journal is consistent, `rebuild resume` continues");
+                eprintln!(
+                    "second {name}: exiting now; the journal is consistent, `rebuild resume` continues"
+                );
                 std::process::exit(130);
             }
             reporter.report(ReportEvent::Notice {
-                message: format!("{name} received: stopping at the next safe point (send again to exit at once)"),
+                message: format!(
+                    "{name} received: stopping at the next safe point (send again to exit at once)"
+                ),
             });
             cancel.cancel(format!("interrupted by {name}"));
         }
     });
 }
 
-fn take_lock(global: &GlobalArgs, target: &str, run_id: &str, reporter: &Arc<dyn Reporter>) -> Result<RunLock, Error> {
+fn take_lock(
+    global: &GlobalArgs,
+    target: &str,
+    run_id: &str,
+    reporter: &Arc<dyn Reporter>,
+) -> Result<RunLock, Error> {
     let taken = lock::acquire(&global.state_dir, target, run_id)?;
     if let Some(previous) = &taken.took_over {
         reporter.report(ReportEvent::Notice {
@@ -157,7 +176,13 @@ struct Execution {
     journal: Arc<Journal>,
 }
 
-async fn execute(global: &GlobalArgs, execution: Execution, state: RunState, cloud: Arc<Cloud>, reporter: Arc<dyn Reporter>) -> Result<(), Error> {
+async fn execute(
+    global: &GlobalArgs,
+    execution: Execution,
+    state: RunState,
+    cloud: Arc<Cloud>,
+    reporter: Arc<dyn Reporter>,
+) -> Result<(), Error> {
     let cancel = Cancel::default();
     watch_signals(cancel.clone(), reporter.clone());
     let poll_start = Duration::from_millis(global.poll_interval_ms.max(1));
@@ -173,7 +198,10 @@ async fn execute(global: &GlobalArgs, execution: Execution, state: RunState, clo
         reporter: reporter.clone(),
         poll: PollSettings {
             initial: poll_start,
-            max: poll_start.saturating_mul(12).min(Duration::from_secs(60)).max(poll_start),
+            max: poll_start
+                .saturating_mul(12)
+                .min(Duration::from_secs(60))
+                .max(poll_start),
         },
         cancel,
     };
@@ -182,21 +210,39 @@ async fn execute(global: &GlobalArgs, execution: Execution, state: RunState, clo
     match result.outcome {
         Outcome::Succeeded => {
             if global.output == Output::Text {
-                eprintln!("run {} succeeded; `rebuild status {}` shows the outputs", execution.run_id, execution.run_id);
+                eprintln!(
+                    "run {} succeeded; `rebuild status {}` shows the outputs",
+                    execution.run_id, execution.run_id
+                );
             }
             Ok(())
         }
         Outcome::Failed => {
             for failure in &result.failures {
-                eprintln!("error: step `{}` ({}) failed: {}", failure.step, failure.kind, failure.error);
+                eprintln!(
+                    "error: step `{}` ({}) failed: {}",
+                    failure.step, failure.kind, failure.error
+                );
                 if let Some(hint) = &failure.hint {
                     eprintln!("  hint: {hint}");
                 }
             }
-            let steps = result.failures.iter().map(|f| format!("`{}`", f.step)).collect::<Vec<_>>().join(", ");
-            Err(Error::RunFailed { run_id: execution.run_id, steps, resume })
+            let steps = result
+                .failures
+                .iter()
+                .map(|f| format!("`{}`", f.step))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Err(Error::RunFailed {
+                run_id: execution.run_id,
+                steps,
+                resume,
+            })
         }
-        Outcome::Interrupted => Err(Error::Interrupted { run_id: execution.run_id, resume }),
+        Outcome::Interrupted => Err(Error::Interrupted {
+            run_id: execution.run_id,
+            resume,
+        }),
     }
 }
 
@@ -209,12 +255,23 @@ pub(super) async fn start(global: &GlobalArgs, args: &RunArgs) -> Result<(), Err
     let run_id = new_run_id();
     let run_lock = take_lock(global, &target, &run_id, &reporter)?;
     let cloud = Arc::new(Cloud::from_env().await);
-    let plan = make_plan(&playbook, &target, &inputs, None, args.accept_rpo, cloud.clone()).await;
+    let plan = make_plan(
+        &playbook,
+        &target,
+        &inputs,
+        None,
+        args.accept_rpo,
+        cloud.clone(),
+    )
+    .await;
     show_plan(global, &plan, false);
     if !plan.is_runnable() {
         return Err(refuse_plan(&plan));
     }
-    confirm(&format!("Rebuild `{}` in {target} now?", playbook.name), args.yes)?;
+    confirm(
+        &format!("Rebuild `{}` in {target} now?", playbook.name),
+        args.yes,
+    )?;
 
     let state_dir = StateDir::new(&global.state_dir);
     let journal = Arc::new(Journal::create(&state_dir.journal_path(&run_id))?);
@@ -250,14 +307,23 @@ pub(super) async fn start(global: &GlobalArgs, args: &RunArgs) -> Result<(), Err
 }
 
 /// `rebuild resume`: replay the journal and continue.
-pub(super) async fn resume(global: &GlobalArgs, run_id: Option<String>, yes: bool, parallelism: u16, inputs: &[String]) -> Result<(), Error> {
+pub(super) async fn resume(
+    global: &GlobalArgs,
+    run_id: Option<String>,
+    yes: bool,
+    parallelism: u16,
+    inputs: &[String],
+) -> Result<(), Error> {
     let state_dir = StateDir::new(&global.state_dir);
     let run_id = match run_id {
         Some(run_id) => run_id,
         None => state_dir.latest_unfinished().ok_or_else(|| {
             Error::usage(
                 format!("no unfinished run in `{}`", global.state_dir.display()),
-                Some("`rebuild runs` lists the runs; start a new one with `rebuild --target REGION`".into()),
+                Some(
+                    "`rebuild runs` lists the runs; start a new one with `rebuild --target REGION`"
+                        .into(),
+                ),
             )
         })?,
     };
@@ -265,28 +331,45 @@ pub(super) async fn resume(global: &GlobalArgs, run_id: Option<String>, yes: boo
     let reporter = reporter(global);
     if let Some(tail) = &loaded.dropped_tail {
         reporter.report(ReportEvent::Notice {
-            message: format!("note: the journal's last line was torn (a crash mid-write) and is dropped: {tail}"),
+            message: format!(
+                "note: the journal's last line was torn (a crash mid-write) and is dropped: {tail}"
+            ),
         });
     }
     if state.is_complete() {
-        reporter.report(ReportEvent::Notice { message: format!("run {run_id} already succeeded; nothing to do") });
+        reporter.report(ReportEvent::Notice {
+            message: format!("run {run_id} already succeeded; nothing to do"),
+        });
         return Ok(());
     }
-    let playbook = Arc::new(load_playbook(Some(std::path::Path::new(&state.header.playbook_path)))?);
+    let playbook = Arc::new(load_playbook(Some(std::path::Path::new(
+        &state.header.playbook_path,
+    )))?);
     if playbook.digest != state.header.playbook_digest {
         return Err(Error::usage(
             format!(
                 "the playbook `{}` changed since run `{run_id}` started",
                 state.header.playbook_path
             ),
-            Some("restore the playbook as it was (the journal pins its SHA-256), or start a new run".into()),
+            Some(
+                "restore the playbook as it was (the journal pins its SHA-256), or start a new run"
+                    .into(),
+            ),
         ));
     }
     let target = state.header.target_region.clone();
     let (inputs, _) = resolve_inputs(&playbook, &parse_pairs(inputs)?, Some(&state.header.inputs))?;
     let run_lock = take_lock(global, &target, &run_id, &reporter)?;
     let cloud = Arc::new(Cloud::from_env().await);
-    let plan = make_plan(&playbook, &target, &inputs, Some(&state), state.header.accept_rpo, cloud.clone()).await;
+    let plan = make_plan(
+        &playbook,
+        &target,
+        &inputs,
+        Some(&state),
+        state.header.accept_rpo,
+        cloud.clone(),
+    )
+    .await;
     show_plan(global, &plan, false);
     if !plan.is_runnable() {
         return Err(refuse_plan(&plan));

@@ -100,13 +100,18 @@ impl Executor {
                         continue;
                     }
                     let first_attempt = state.step(id).map_or(0, |step| step.attempts) + 1;
-                    let pins = state.step(id).map(|step| step.pins.clone()).unwrap_or_default();
+                    let pins = state
+                        .step(id)
+                        .map(|step| step.pins.clone())
+                        .unwrap_or_default();
                     let task = self.step_task(spec, &outputs, pins, first_attempt);
                     running.insert(id.clone());
                     tasks.spawn(task);
                 }
             }
-            let Some(joined) = tasks.join_next().await else { break };
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
             let attempted = match joined {
                 Ok(attempted) => attempted,
                 Err(error) => {
@@ -116,7 +121,9 @@ impl Executor {
                         step: "unknown".into(),
                         kind: String::new(),
                         error: format!("internal error: {error}"),
-                        hint: Some("please report this bug; `rebuild resume` retries the step".into()),
+                        hint: Some(
+                            "please report this bug; `rebuild resume` retries the step".into(),
+                        ),
                     });
                     continue;
                 }
@@ -134,7 +141,8 @@ impl Executor {
                         .step(&attempted.step)
                         .map(|spec| spec.kind.value.clone())
                         .unwrap_or_default();
-                    self.cancel.cancel(format!("step `{}` failed", attempted.step));
+                    self.cancel
+                        .cancel(format!("step `{}` failed", attempted.step));
                     failures.push(Failure {
                         step: attempted.step,
                         kind,
@@ -190,7 +198,10 @@ impl Executor {
         let cancel = self.cancel.clone();
         let make_context = {
             let run_id = self.run_id.clone();
-            let regions = (self.playbook.source_region.value.clone(), self.target.clone());
+            let regions = (
+                self.playbook.source_region.value.clone(),
+                self.target.clone(),
+            );
             let rpo = (self.playbook.rpo_limit, self.accept_rpo);
             let tags = self.playbook.tags.clone();
             let cloud: Arc<Cloud> = self.cloud.clone();
@@ -217,13 +228,26 @@ impl Executor {
         };
         async move {
             let step = spec.id.value.clone();
-            let result = attempt_loop(&spec, &params, pins, first_attempt, &journal, &reporter, &cancel, make_context).await;
+            let result = attempt_loop(
+                &spec,
+                &params,
+                pins,
+                first_attempt,
+                &journal,
+                &reporter,
+                &cancel,
+                make_context,
+            )
+            .await;
             Attempted { step, result }
         }
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "the pieces of one step's attempts")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of one step's attempts"
+)]
 async fn attempt_loop(
     spec: &StepSpec,
     params: &serde_json::Value,
@@ -236,12 +260,18 @@ async fn attempt_loop(
 ) -> Result<Values, StepError> {
     let id = spec.id.value.clone();
     let Some(kind) = steps::find(&spec.kind.value) else {
-        return Err(StepError::Params(format!("unknown step kind `{}`", spec.kind.value)));
+        return Err(StepError::Params(format!(
+            "unknown step kind `{}`",
+            spec.kind.value
+        )));
     };
     let last_attempt = first_attempt + spec.retry.attempts.saturating_sub(1);
     let mut attempt = first_attempt;
     loop {
-        journal.append(Event::StepStarted { step: id.clone(), attempt })?;
+        journal.append(Event::StepStarted {
+            step: id.clone(),
+            attempt,
+        })?;
         reporter.report(ReportEvent::StepStarted {
             step: id.clone(),
             kind: spec.kind.value.clone(),
@@ -268,6 +298,7 @@ async fn attempt_loop(
                     step: id.clone(),
                     elapsed_seconds: started.elapsed().as_secs_f64(),
                 });
+                crate::failpoint::hit(&format!("{id}/succeeded"));
                 return Ok(outputs);
             }
             Err(StepError::Interrupted) => {

@@ -129,13 +129,13 @@ pub fn acquire(state_dir: &Path, target: &str, run_id: &str) -> Result<RunLock, 
     }
     let here = host_name();
     let previous = read_holder(&mut file);
-    if let Some(previous) = &previous {
-        if previous.host != here {
-            return Err(LockError::ForeignHost {
-                target: target.to_string(),
-                holder: previous.clone(),
-            });
-        }
+    if let Some(previous) = &previous
+        && previous.host != here
+    {
+        return Err(LockError::ForeignHost {
+            target: target.to_string(),
+            holder: previous.clone(),
+        });
     }
     let holder = Holder {
         run_id: run_id.to_string(),
@@ -191,7 +191,9 @@ pub fn unlock(state_dir: &Path, target: &str) -> Result<Unlocked, LockError> {
     let path = lock_path(state_dir, target);
     let mut file = match OpenOptions::new().read(true).write(true).open(&path) {
         Ok(file) => file,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Unlocked::NotLocked),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Unlocked::NotLocked);
+        }
         Err(source) => return Err(LockError::Io { path, source }),
     };
     let holder = read_holder(&mut file);
@@ -253,7 +255,10 @@ mod tests {
         let other = acquire(dir.path(), "us-west-2", "run-c").unwrap();
         drop(other);
         drop(first);
-        assert!(holder(dir.path(), "ap-southeast-1").is_none(), "released on drop");
+        assert!(
+            holder(dir.path(), "ap-southeast-1").is_none(),
+            "released on drop"
+        );
         acquire(dir.path(), "ap-southeast-1", "run-b").unwrap();
     }
 
@@ -267,7 +272,10 @@ mod tests {
         dead.run_id = "dead-run".into();
         std::fs::write(&path, serde_json::to_string(&dead).unwrap()).unwrap();
         let lock = acquire(dir.path(), "ap-southeast-1", "run-b").unwrap();
-        assert_eq!(lock.took_over.as_ref().map(|h| h.run_id.as_str()), Some("dead-run"));
+        assert_eq!(
+            lock.took_over.as_ref().map(|h| h.run_id.as_str()),
+            Some("dead-run")
+        );
         drop(lock);
 
         let mut foreign = dead.clone();
@@ -278,7 +286,10 @@ mod tests {
             acquire(dir.path(), "ap-southeast-1", "run-c"),
             Err(LockError::ForeignHost { .. })
         ));
-        assert!(matches!(unlock(dir.path(), "ap-southeast-1"), Ok(Unlocked::Removed(Some(_)))));
+        assert!(matches!(
+            unlock(dir.path(), "ap-southeast-1"),
+            Ok(Unlocked::Removed(Some(_)))
+        ));
         acquire(dir.path(), "ap-southeast-1", "run-c").unwrap();
     }
 }

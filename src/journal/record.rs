@@ -181,7 +181,9 @@ pub enum DecodeError {
         actual: String,
     },
     /// A schema version this build does not read.
-    #[error("journal schema version {0} is not supported by this build (it reads {SCHEMA_VERSION})")]
+    #[error(
+        "journal schema version {0} is not supported by this build (it reads {SCHEMA_VERSION})"
+    )]
     Version(u32),
 }
 
@@ -198,11 +200,15 @@ pub fn decode(line: &str) -> Result<Record, DecodeError> {
     }
     let version: serde_json::Value = serde_json::from_str(parsed.record.get())
         .map_err(|error| DecodeError::Malformed(error.to_string()))?;
-    let v = version.get("v").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+    let v = version
+        .get("v")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0) as u32;
     if v != SCHEMA_VERSION {
         return Err(DecodeError::Version(v));
     }
-    serde_json::from_str(parsed.record.get()).map_err(|error| DecodeError::Malformed(error.to_string()))
+    serde_json::from_str(parsed.record.get())
+        .map_err(|error| DecodeError::Malformed(error.to_string()))
 }
 
 #[cfg(test)]
@@ -230,7 +236,9 @@ mod tests {
 
     #[test]
     fn detects_altered_bytes() {
-        let line = encode(&sample()).unwrap().replace("\"attempt\":2", "\"attempt\":3");
+        let line = encode(&sample())
+            .unwrap()
+            .replace("\"attempt\":2", "\"attempt\":3");
         assert!(matches!(decode(&line), Err(DecodeError::Checksum { .. })));
     }
 

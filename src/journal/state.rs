@@ -115,7 +115,10 @@ impl RunState {
 
     /// Whether every step in `ids` succeeded.
     pub fn all_succeeded<'a>(&self, mut ids: impl Iterator<Item = &'a str>) -> bool {
-        ids.all(|id| self.step(id).is_some_and(|s| s.status == StepStatus::Succeeded))
+        ids.all(|id| {
+            self.step(id)
+                .is_some_and(|s| s.status == StepStatus::Succeeded)
+        })
     }
 
     /// Whether the run is finished for good (succeeded).
@@ -205,12 +208,19 @@ fn apply(state: &mut RunState, record: &Record) {
             entry.waiting_for = None;
             entry.ended = None;
         }
-        Event::StepWaiting { step: id, waiting_for } => {
+        Event::StepWaiting {
+            step: id,
+            waiting_for,
+        } => {
             let entry = entry(state, id);
             entry.status = StepStatus::Waiting;
             entry.waiting_for = Some(waiting_for.clone());
         }
-        Event::StepPinned { step: id, key, value } => {
+        Event::StepPinned {
+            step: id,
+            key,
+            value,
+        } => {
             entry(state, id).pins.insert(key.clone(), value.clone());
         }
         Event::StepResource {
@@ -221,11 +231,17 @@ fn apply(state: &mut RunState, record: &Record) {
         } => {
             let entry = entry(state, id);
             let item = (resource_type.clone(), resource.clone(), action.clone());
-            if !entry.resources.iter().any(|(t, r, _)| *t == item.0 && *r == item.1) {
+            if !entry
+                .resources
+                .iter()
+                .any(|(t, r, _)| *t == item.0 && *r == item.1)
+            {
                 entry.resources.push(item);
             }
         }
-        Event::StepSucceeded { step: id, outputs, .. } => {
+        Event::StepSucceeded {
+            step: id, outputs, ..
+        } => {
             let entry = entry(state, id);
             entry.status = StepStatus::Succeeded;
             entry.outputs = outputs.clone();
@@ -233,14 +249,18 @@ fn apply(state: &mut RunState, record: &Record) {
             entry.last_error = None;
             entry.ended = Some(at);
         }
-        Event::StepFailed { step: id, error, .. } => {
+        Event::StepFailed {
+            step: id, error, ..
+        } => {
             let entry = entry(state, id);
             entry.status = StepStatus::Failed;
             entry.last_error = Some(error.clone());
             entry.waiting_for = None;
             entry.ended = Some(at);
         }
-        Event::StepInterrupted { step: id, reason, .. } => {
+        Event::StepInterrupted {
+            step: id, reason, ..
+        } => {
             let entry = entry(state, id);
             entry.status = StepStatus::Interrupted;
             entry.last_error = Some(reason.clone());
@@ -251,7 +271,10 @@ fn apply(state: &mut RunState, record: &Record) {
 }
 
 fn entry<'a>(state: &'a mut RunState, id: &str) -> &'a mut StepState {
-    state.steps.entry(id.to_string()).or_insert_with(StepState::new)
+    state
+        .steps
+        .entry(id.to_string())
+        .or_insert_with(StepState::new)
 }
 
 #[cfg(test)]
@@ -287,13 +310,60 @@ mod tests {
     fn folds_success_retry_and_in_flight() {
         let records = vec![
             record(1, header()),
-            record(2, Event::StepStarted { step: "a".into(), attempt: 1 }),
-            record(3, Event::StepFailed { step: "a".into(), attempt: 1, error: "throttled".into(), retryable: true, will_retry: true }),
-            record(4, Event::StepStarted { step: "a".into(), attempt: 2 }),
-            record(5, Event::StepSucceeded { step: "a".into(), attempt: 2, outputs: Values::from([("x".to_string(), serde_json::json!(1))]) }),
-            record(6, Event::StepStarted { step: "b".into(), attempt: 1 }),
-            record(7, Event::StepPinned { step: "b".into(), key: "snapshot_id".into(), value: serde_json::json!("s1") }),
-            record(8, Event::StepWaiting { step: "b".into(), waiting_for: "db".into() }),
+            record(
+                2,
+                Event::StepStarted {
+                    step: "a".into(),
+                    attempt: 1,
+                },
+            ),
+            record(
+                3,
+                Event::StepFailed {
+                    step: "a".into(),
+                    attempt: 1,
+                    error: "throttled".into(),
+                    retryable: true,
+                    will_retry: true,
+                },
+            ),
+            record(
+                4,
+                Event::StepStarted {
+                    step: "a".into(),
+                    attempt: 2,
+                },
+            ),
+            record(
+                5,
+                Event::StepSucceeded {
+                    step: "a".into(),
+                    attempt: 2,
+                    outputs: Values::from([("x".to_string(), serde_json::json!(1))]),
+                },
+            ),
+            record(
+                6,
+                Event::StepStarted {
+                    step: "b".into(),
+                    attempt: 1,
+                },
+            ),
+            record(
+                7,
+                Event::StepPinned {
+                    step: "b".into(),
+                    key: "snapshot_id".into(),
+                    value: serde_json::json!("s1"),
+                },
+            ),
+            record(
+                8,
+                Event::StepWaiting {
+                    step: "b".into(),
+                    waiting_for: "db".into(),
+                },
+            ),
         ];
         let state = fold(&records).unwrap();
         let a = state.step("a").unwrap();
@@ -312,7 +382,13 @@ mod tests {
     #[test]
     fn needs_a_header() {
         assert_eq!(fold(&[]).unwrap_err(), FoldError::Empty);
-        let records = vec![record(1, Event::StepStarted { step: "a".into(), attempt: 1 })];
+        let records = vec![record(
+            1,
+            Event::StepStarted {
+                step: "a".into(),
+                attempt: 1,
+            },
+        )];
         assert_eq!(fold(&records).unwrap_err(), FoldError::NoHeader);
     }
 }

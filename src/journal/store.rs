@@ -106,7 +106,9 @@ fn parse(path: &Path, text: &str) -> Result<Loaded, JournalError> {
         let decoded = if complete {
             record::decode(raw.trim_end_matches('\n'))
         } else {
-            Err(DecodeError::Malformed("line has no end (torn write)".to_string()))
+            Err(DecodeError::Malformed(
+                "line has no end (torn write)".to_string(),
+            ))
         };
         let decoded = decoded.and_then(|record| {
             if record.seq == records.len() as u64 + 1 {
@@ -156,7 +158,10 @@ struct Inner {
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("Journal").field("path", &self.path).finish()
+        formatter
+            .debug_struct("Journal")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -186,7 +191,10 @@ impl Journal {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = OpenOptions::new().write(true).open(path).map_err(io_error)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io_error)?;
         file.set_len(loaded.intact_len).map_err(io_error)?;
         file.seek(SeekFrom::End(0)).map_err(io_error)?;
         file.sync_data().map_err(io_error)?;
@@ -209,7 +217,10 @@ impl Journal {
 
     /// Append an event; returns once it is durable.
     pub fn append(&self, event: Event) -> Result<Record, JournalError> {
-        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let record = Record {
             v: SCHEMA_VERSION,
             seq: inner.next_seq,
@@ -218,10 +229,13 @@ impl Journal {
         };
         let mut line = record::encode(&record)?;
         line.push('\n');
-        inner.sink.append(line.as_bytes()).map_err(|source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        inner
+            .sink
+            .append(line.as_bytes())
+            .map_err(|source| JournalError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         inner.next_seq += 1;
         Ok(record)
     }
@@ -296,7 +310,10 @@ mod tests {
             .replacen("\"a\"", "\"x\"", 1);
         std::fs::write(&path, damaged).unwrap();
         let error = read(&path).unwrap_err();
-        assert!(matches!(error, JournalError::Corrupt { line: 1, .. }), "{error}");
+        assert!(
+            matches!(error, JournalError::Corrupt { line: 1, .. }),
+            "{error}"
+        );
     }
 
     #[test]

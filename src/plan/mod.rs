@@ -126,7 +126,11 @@ pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> 
                 id: spec.id.value.clone(),
                 kind: spec.kind.value.clone(),
                 needs: spec.needs.iter().map(|need| need.value.clone()).collect(),
-                action: if done.is_some() { Action::Skip } else { Action::Unknown },
+                action: if done.is_some() {
+                    Action::Skip
+                } else {
+                    Action::Unknown
+                },
                 summary: if done.is_some() {
                     "succeeded earlier in this run; outputs reused".to_string()
                 } else {
@@ -146,18 +150,18 @@ pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> 
             ),
         });
     }
-    if let Some(state) = state {
-        if state.header.playbook_digest != playbook.digest {
-            problems.push(PlanProblem {
-                step: None,
-                message: format!(
-                    "the playbook changed since run `{}` started (digest {} → {})",
-                    state.header.run_id,
-                    short(&state.header.playbook_digest),
-                    short(&playbook.digest)
-                ),
-            });
-        }
+    if let Some(state) = state
+        && state.header.playbook_digest != playbook.digest
+    {
+        problems.push(PlanProblem {
+            step: None,
+            message: format!(
+                "the playbook changed since run `{}` started (digest {} → {})",
+                state.header.run_id,
+                short(&state.header.playbook_digest),
+                short(&playbook.digest)
+            ),
+        });
     }
     Plan {
         run_id: state.map(|state| state.header.run_id.clone()),
@@ -208,14 +212,16 @@ mod tests {
     const KINDS: &[KindSpec] = &[KindSpec {
         kind: "test.noop",
         summary: "",
-        parameters: &[ParamSpec { name: "value", required: false, help: "" }],
+        parameters: &[ParamSpec {
+            name: "value",
+            required: false,
+            help: "",
+        }],
         outputs: &["out"],
     }];
 
     fn playbook(steps: &str) -> Playbook {
-        let text = format!(
-            "name: t\nsource_region: ap-southeast-2\nsteps:\n{steps}"
-        );
+        let text = format!("name: t\nsource_region: ap-southeast-2\nsteps:\n{steps}");
         playbook::from_str(Path::new("t.yaml"), &text, KINDS).unwrap()
     }
 
@@ -226,7 +232,10 @@ mod tests {
         );
         assert_eq!(
             waves(&playbook),
-            vec![vec!["a".to_string(), "b".to_string()], vec!["c".to_string(), "d".to_string()]]
+            vec![
+                vec!["a".to_string(), "b".to_string()],
+                vec!["c".to_string(), "d".to_string()]
+            ]
         );
     }
 

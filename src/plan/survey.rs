@@ -37,8 +37,12 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
         .map(|step| step.id.clone())
         .collect();
     for id in ids {
-        let Some(spec) = input.playbook.step(&id) else { continue };
-        let Some(kind) = steps::find(&spec.kind.value) else { continue };
+        let Some(spec) = input.playbook.step(&id) else {
+            continue;
+        };
+        let Some(kind) = steps::find(&spec.kind.value) else {
+            continue;
+        };
         let scope = Scope {
             inputs: input.inputs,
             outputs: &outputs,
@@ -66,8 +70,14 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
         match kind.plan(&context, &resolved.known_only()).await {
             Ok(mut found) => {
                 if !resolved.unknown.is_empty() {
-                    let names: Vec<String> = resolved.unknown.iter().map(|r| format!("${{{r}}}")).collect();
-                    found.details.push(("known after apply".into(), names.join(", ")));
+                    let names: Vec<String> = resolved
+                        .unknown
+                        .iter()
+                        .map(|r| format!("${{{r}}}"))
+                        .collect();
+                    found
+                        .details
+                        .push(("known after apply".into(), names.join(", ")));
                 }
                 fill(plan, &id, found);
             }

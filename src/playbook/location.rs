@@ -21,7 +21,7 @@ impl Location {
     /// The start of a YAML node's span (line 1, column 1 when the parser gave none).
     pub fn of_span(span: &marked_yaml::Span) -> Self {
         span.start()
-            .map(|marker| Self::of_marker(marker))
+            .map(Self::of_marker)
             .unwrap_or(Self { line: 1, column: 1 })
     }
 

@@ -26,7 +26,15 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "inputs",
     "steps",
 ];
-const STEP_FIELDS: &[&str] = &["id", "kind", "needs", "with", "timeout", "retry", "description"];
+const STEP_FIELDS: &[&str] = &[
+    "id",
+    "kind",
+    "needs",
+    "with",
+    "timeout",
+    "retry",
+    "description",
+];
 const INPUT_FIELDS: &[&str] = &["default", "description", "secret", "env"];
 const RETRY_FIELDS: &[&str] = &["attempts", "backoff"];
 
@@ -62,7 +70,21 @@ impl Parsed {
 
 /// Parse the text; `None` when it is not YAML at all (the problem is recorded).
 pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    if text
+        .lines()
+        .all(|line| line.trim().is_empty() || line.trim_start().starts_with('#'))
+    {
+        problems.push(
+            Problem::new(Location::new(1, 1), "the playbook is empty")
+                .hint("a playbook needs at least `name`, `source_region` and `steps`"),
+        );
+        return None;
+    }
+    // Only plain scalars coerce (so `"123"` stays a string and `may_coerce` tells quoted
+    // scalars apart).
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
     let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
         Ok(root) => root,
         Err(error) => {
@@ -70,14 +92,14 @@ pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
             return None;
         }
     };
-    let root_location = Location::of_span(root.span());
     let Some(mapping) = root.as_mapping() else {
         problems.push(Problem::new(
-            root_location,
+            Location::of_span(root.span()),
             "a playbook must be a YAML mapping with `name`, `source_region` and `steps`",
         ));
         return None;
     };
+    let root_location = mapping_location(mapping);
     check_fields(mapping, TOP_LEVEL_FIELDS, "playbook", problems);
 
     if let Some(node) = mapping.get_node("version") {
@@ -86,7 +108,9 @@ pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
             _ => problems.push(
                 Problem::new(
                     Location::of_span(node.span()),
-                    format!("unsupported playbook `version`: this build reads version {FORMAT_VERSION}"),
+                    format!(
+                        "unsupported playbook `version`: this build reads version {FORMAT_VERSION}"
+                    ),
                 )
                 .hint(format!("write `version: {FORMAT_VERSION}`")),
             ),
@@ -165,6 +189,17 @@ fn yaml_problem(error: &LoadError, text: &str) -> Problem {
     }
 }
 
+/// Where a mapping starts. The parser marks a block mapping at its first `:`, so take the
+/// first key when it comes earlier (a flow mapping's `{` comes before its first key).
+fn mapping_location(mapping: &marked_yaml::types::MarkedMappingNode) -> Location {
+    let span = Location::of_span(mapping.span());
+    match mapping.keys().next() {
+        Some(key) if mapping.span().start().is_some() => span.min(Location::of_span(key.span())),
+        Some(key) => Location::of_span(key.span()),
+        None => span,
+    }
+}
+
 fn check_fields(
     mapping: &marked_yaml::types::MarkedMappingNode,
     allowed: &[&str],
@@ -203,7 +238,11 @@ fn edit_distance(left: &str, right: &str) -> usize {
         let mut current = vec![i + 1];
         for (j, right_char) in right.iter().enumerate() {
             let cost = usize::from(left_char != *right_char);
-            current.push((previous[j] + cost).min(previous[j + 1] + 1).min(current[j] + 1));
+            current.push(
+                (previous[j] + cost)
+                    .min(previous[j + 1] + 1)
+                    .min(current[j] + 1),
+            );
         }
         previous = current;
     }
@@ -229,7 +268,10 @@ fn expect_string(node: &Node, field: &str, problems: &mut Vec<Problem>) -> Optio
             Some(Spanned::new(value.as_str().to_string(), location))
         }
         Some(_) => {
-            problems.push(Problem::new(location, format!("`{field}` must not be empty")));
+            problems.push(Problem::new(
+                location,
+                format!("`{field}` must not be empty"),
+            ));
             None
         }
         None => {
@@ -251,7 +293,10 @@ fn required_string(
     match mapping.get_node(field) {
         Some(node) => expect_string(node, field, problems),
         None => {
-            problems.push(Problem::new(parent, format!("missing required field `{field}`")));
+            problems.push(Problem::new(
+                parent,
+                format!("missing required field `{field}`"),
+            ));
             None
         }
     }
@@ -272,18 +317,27 @@ fn parse_duration(node: &Node, field: &str, problems: &mut Vec<Problem>) -> Opti
     let Some(text) = scalar(node) else {
         problems.push(Problem::new(
             location,
-            format!("`{field}` must be a duration such as `20m`, found {}", type_name(node)),
+            format!(
+                "`{field}` must be a duration such as `20m`, found {}",
+                type_name(node)
+            ),
         ));
         return None;
     };
     match duration::parse(text.as_str()) {
         Ok(value) if value.is_zero() => {
-            problems.push(Problem::new(location, format!("`{field}` must be longer than zero")));
+            problems.push(Problem::new(
+                location,
+                format!("`{field}` must be longer than zero"),
+            ));
             None
         }
         Ok(value) => Some(value),
         Err(message) => {
-            problems.push(Problem::new(location, format!("invalid `{field}`: {message}")));
+            problems.push(Problem::new(
+                location,
+                format!("invalid `{field}`: {message}"),
+            ));
             None
         }
     }
@@ -295,7 +349,10 @@ fn parse_tags(node: Option<&Node>, problems: &mut Vec<Problem>) -> BTreeMap<Stri
     let Some(mapping) = node.as_mapping() else {
         problems.push(Problem::new(
             Location::of_span(node.span()),
-            format!("`tags` must be a mapping of tag names to values, found {}", type_name(node)),
+            format!(
+                "`tags` must be a mapping of tag names to values, found {}",
+                type_name(node)
+            ),
         ));
         return tags;
     };
@@ -303,7 +360,10 @@ fn parse_tags(node: Option<&Node>, problems: &mut Vec<Problem>) -> BTreeMap<Stri
         if key.as_str().starts_with("rebuild:") || key.as_str().starts_with("aws:") {
             problems.push(Problem::new(
                 Location::of_span(key.span()),
-                format!("tag `{}` uses a reserved prefix (`rebuild:` or `aws:`)", key.as_str()),
+                format!(
+                    "tag `{}` uses a reserved prefix (`rebuild:` or `aws:`)",
+                    key.as_str()
+                ),
             ));
             continue;
         }
@@ -325,7 +385,10 @@ fn parse_inputs(node: Option<&Node>, problems: &mut Vec<Problem>) -> Vec<InputSp
     let Some(mapping) = node.as_mapping() else {
         problems.push(Problem::new(
             Location::of_span(node.span()),
-            format!("`inputs` must be a mapping of input names, found {}", type_name(node)),
+            format!(
+                "`inputs` must be a mapping of input names, found {}",
+                type_name(node)
+            ),
         ));
         return Vec::new();
     };
@@ -335,7 +398,10 @@ fn parse_inputs(node: Option<&Node>, problems: &mut Vec<Problem>) -> Vec<InputSp
         if !is_identifier(&name.value) {
             problems.push(Problem::new(
                 name.location,
-                format!("input name `{}` must be letters, digits and `_`", name.value),
+                format!(
+                    "input name `{}` must be letters, digits and `_`",
+                    name.value
+                ),
             ));
         }
         let mut input = InputSpec {
@@ -348,7 +414,9 @@ fn parse_inputs(node: Option<&Node>, problems: &mut Vec<Problem>) -> Vec<InputSp
         match value {
             Node::Mapping(fields) => {
                 check_fields(fields, INPUT_FIELDS, "an input", problems);
-                input.default = fields.get_node("default").map(|node| plain_json(node, problems));
+                input.default = fields
+                    .get_node("default")
+                    .map(|node| plain_json(node, problems));
                 input.description =
                     optional_string(fields, "description", problems).map(|s| s.value);
                 input.env = optional_string(fields, "env", problems).map(|s| s.value);
@@ -397,7 +465,10 @@ fn to_plain_json(value: &ParamValue) -> serde_json::Value {
         ParamValue::String(template) => {
             serde_json::Value::String(template.as_literal().unwrap_or_default())
         }
-        ParamValue::List(items) => items.iter().map(|item| to_plain_json(&item.value)).collect(),
+        ParamValue::List(items) => items
+            .iter()
+            .map(|item| to_plain_json(&item.value))
+            .collect(),
         ParamValue::Map(entries) => serde_json::Value::Object(
             entries
                 .iter()
@@ -428,14 +499,17 @@ fn parse_steps(node: &Node, problems: &mut Vec<Problem>) -> Vec<StepSpec> {
 }
 
 fn parse_step(node: &Node, problems: &mut Vec<Problem>) -> Option<StepSpec> {
-    let location = Location::of_span(node.span());
     let Some(mapping) = node.as_mapping() else {
         problems.push(Problem::new(
-            location,
-            format!("a step must be a mapping with `id` and `kind`, found {}", type_name(node)),
+            Location::of_span(node.span()),
+            format!(
+                "a step must be a mapping with `id` and `kind`, found {}",
+                type_name(node)
+            ),
         ));
         return None;
     };
+    let location = mapping_location(mapping);
     check_fields(mapping, STEP_FIELDS, "a step", problems);
     let id = required_string(mapping, "id", location, problems);
     let kind = required_string(mapping, "kind", location, problems);
@@ -470,7 +544,10 @@ fn parse_step(node: &Node, problems: &mut Vec<Problem>) -> Option<StepSpec> {
         Some(other) => {
             problems.push(Problem::new(
                 Location::of_span(other.span()),
-                format!("`with` must be a mapping of parameters, found {}", type_name(other)),
+                format!(
+                    "`with` must be a mapping of parameters, found {}",
+                    type_name(other)
+                ),
             ));
             Vec::new()
         }
@@ -500,10 +577,10 @@ fn parse_retry(node: &Node, problems: &mut Vec<Problem>) -> RetryPolicy {
         Node::Scalar(_) => Some(node),
         Node::Mapping(fields) => {
             check_fields(fields, RETRY_FIELDS, "`retry`", problems);
-            if let Some(backoff) = fields.get_node("backoff") {
-                if let Some(value) = parse_duration(backoff, "retry.backoff", problems) {
-                    policy.backoff = value;
-                }
+            if let Some(backoff) = fields.get_node("backoff")
+                && let Some(value) = parse_duration(backoff, "retry.backoff", problems)
+            {
+                policy.backoff = value;
             }
             fields.get_node("attempts")
         }
@@ -528,7 +605,11 @@ fn parse_retry(node: &Node, problems: &mut Vec<Problem>) -> RetryPolicy {
 }
 
 fn parse_param(node: &Node, problems: &mut Vec<Problem>) -> Spanned<ParamValue> {
-    let location = Location::of_span(node.span());
+    let mut location = Location::of_span(node.span());
+    if node.as_scalar().is_some_and(|text| !text.may_coerce()) {
+        // A quoted scalar's span starts at its quote; offsets inside it count from after.
+        location.column += 1;
+    }
     let value = match node {
         Node::Scalar(text) => {
             let raw = text.as_str();
@@ -553,9 +634,12 @@ fn parse_param(node: &Node, problems: &mut Vec<Problem>) -> Spanned<ParamValue> 
                 }
             }
         }
-        Node::Sequence(items) => {
-            ParamValue::List(items.iter().map(|item| parse_param(item, problems)).collect())
-        }
+        Node::Sequence(items) => ParamValue::List(
+            items
+                .iter()
+                .map(|item| parse_param(item, problems))
+                .collect(),
+        ),
         Node::Mapping(entries) => ParamValue::Map(
             entries
                 .iter()

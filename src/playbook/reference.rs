@@ -191,8 +191,14 @@ mod tests {
             Part::Literal("-${x}".to_string()),
             "escaped reference stays literal"
         );
-        assert_eq!(parse_template("plain").unwrap().as_literal().as_deref(), Some("plain"));
-        assert_eq!(parse_template("").unwrap().as_literal().as_deref(), Some(""));
+        assert_eq!(
+            parse_template("plain").unwrap().as_literal().as_deref(),
+            Some("plain")
+        );
+        assert_eq!(
+            parse_template("").unwrap().as_literal().as_deref(),
+            Some("")
+        );
     }
 
     #[test]

@@ -37,14 +37,27 @@ mod tests {
 
     #[test]
     fn accepts_real_regions() {
-        for region in ["ap-southeast-1", "ap-southeast-2", "us-east-1", "eu-central-2", "us-gov-west-1"] {
+        for region in [
+            "ap-southeast-1",
+            "ap-southeast-2",
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+        ] {
             assert!(is_valid(region), "{region}");
         }
     }
 
     #[test]
     fn rejects_typos() {
-        for region in ["ap-southeast1", "sydney", "ap-southeast-", "xx-east-1", "AP-SOUTHEAST-1", ""] {
+        for region in [
+            "ap-southeast1",
+            "sydney",
+            "ap-southeast-",
+            "xx-east-1",
+            "AP-SOUTHEAST-1",
+            "",
+        ] {
             assert!(!is_valid(region), "{region}");
         }
     }

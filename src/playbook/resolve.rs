@@ -57,7 +57,10 @@ pub fn resolve_step(step: &StepSpec, scope: &Scope<'_>) -> Resolved {
     let mut object = serde_json::Map::new();
     for (key, value) in &step.with {
         let before = unknown.len();
-        object.insert(key.value.clone(), resolve(&value.value, scope, &mut unknown));
+        object.insert(
+            key.value.clone(),
+            resolve(&value.value, scope, &mut unknown),
+        );
         if unknown.len() > before {
             unknown_keys.push(key.value.clone());
         }
@@ -120,7 +123,11 @@ fn resolve(value: &ParamValue, scope: &Scope<'_>, unknown: &mut Vec<Reference>) 
                     },
                 }
             }
-            if complete { Value::String(text) } else { Value::Null }
+            if complete {
+                Value::String(text)
+            } else {
+                Value::Null
+            }
         }
     }
 }
@@ -139,7 +146,10 @@ mod tests {
             with: with
                 .into_iter()
                 .map(|(key, value)| {
-                    (Spanned::new(key.to_string(), Location::default()), Spanned::new(value, Location::default()))
+                    (
+                        Spanned::new(key.to_string(), Location::default()),
+                        Spanned::new(value, Location::default()),
+                    )
                 })
                 .collect(),
             timeout: None,
@@ -184,7 +194,10 @@ mod tests {
         assert!(resolved.known_only().get("sg").is_none());
         assert_eq!(
             resolved.unknown,
-            vec![Reference::StepOutput { step: "network".into(), output: "database_security_group_id".into() }]
+            vec![Reference::StepOutput {
+                step: "network".into(),
+                output: "database_security_group_id".into()
+            }]
         );
     }
 }

@@ -33,14 +33,20 @@ pub(super) fn validate(playbook: &Playbook, kinds: &[KindSpec], problems: &mut V
             if !needed.insert(need.value.as_str()) {
                 problems.push(Problem::new(
                     need.location,
-                    format!("step `{}` lists `{}` in `needs` twice", step.id.value, need.value),
+                    format!(
+                        "step `{}` lists `{}` in `needs` twice",
+                        step.id.value, need.value
+                    ),
                 ));
             }
             if playbook.step(&need.value).is_none() {
                 let ids: Vec<&str> = playbook.steps.iter().map(|s| s.id.value.as_str()).collect();
                 let mut problem = Problem::new(
                     need.location,
-                    format!("step `{}` needs `{}`, which is not a step", step.id.value, need.value),
+                    format!(
+                        "step `{}` needs `{}`, which is not a step",
+                        step.id.value, need.value
+                    ),
                 );
                 if let Some(close) = closest(&need.value, &ids) {
                     problem = problem.hint(format!("did you mean `{close}`?"));
@@ -57,15 +63,21 @@ fn check_regions(playbook: &Playbook, problems: &mut Vec<Problem>) {
     let source = &playbook.source_region;
     if !source.value.is_empty() && !region::is_valid(&source.value) {
         problems.push(
-            Problem::new(source.location, format!("`{}` is not an AWS region name", source.value))
-                .hint("write it like `ap-southeast-2`"),
+            Problem::new(
+                source.location,
+                format!("`{}` is not an AWS region name", source.value),
+            )
+            .hint("write it like `ap-southeast-2`"),
         );
     }
     if let Some(target) = &playbook.default_target {
         if !region::is_valid(&target.value) {
             problems.push(
-                Problem::new(target.location, format!("`{}` is not an AWS region name", target.value))
-                    .hint("write it like `ap-southeast-1`"),
+                Problem::new(
+                    target.location,
+                    format!("`{}` is not an AWS region name", target.value),
+                )
+                .hint("write it like `ap-southeast-1`"),
             );
         } else if target.value == source.value {
             problems.push(
@@ -89,7 +101,11 @@ pub(crate) fn is_step_id(id: &str) -> bool {
         && !id.ends_with('-')
 }
 
-fn check_kind_and_parameters(step: &super::StepSpec, kinds: &[KindSpec], problems: &mut Vec<Problem>) {
+fn check_kind_and_parameters(
+    step: &super::StepSpec,
+    kinds: &[KindSpec],
+    problems: &mut Vec<Problem>,
+) {
     let Some(kind) = kinds.iter().find(|kind| kind.kind == step.kind.value) else {
         let names: Vec<&str> = kinds.iter().map(|kind| kind.kind).collect();
         let hint = match closest(&step.kind.value, &names) {
@@ -97,12 +113,19 @@ fn check_kind_and_parameters(step: &super::StepSpec, kinds: &[KindSpec], problem
             None => format!("known kinds: {}", names.join(", ")),
         };
         problems.push(
-            Problem::new(step.kind.location, format!("unknown step kind `{}`", step.kind.value))
-                .hint(hint),
+            Problem::new(
+                step.kind.location,
+                format!("unknown step kind `{}`", step.kind.value),
+            )
+            .hint(hint),
         );
         return;
     };
-    let names: Vec<&str> = kind.parameters.iter().map(|parameter| parameter.name).collect();
+    let names: Vec<&str> = kind
+        .parameters
+        .iter()
+        .map(|parameter| parameter.name)
+        .collect();
     for (key, _) in &step.with {
         if !names.contains(&key.value.as_str()) {
             let hint = match closest(&key.value, &names) {
@@ -112,13 +135,20 @@ fn check_kind_and_parameters(step: &super::StepSpec, kinds: &[KindSpec], problem
             problems.push(
                 Problem::new(
                     key.location,
-                    format!("unknown parameter `{}` for step kind `{}`", key.value, kind.kind),
+                    format!(
+                        "unknown parameter `{}` for step kind `{}`",
+                        key.value, kind.kind
+                    ),
                 )
                 .hint(hint),
             );
         }
     }
-    for parameter in kind.parameters.iter().filter(|parameter| parameter.required) {
+    for parameter in kind
+        .parameters
+        .iter()
+        .filter(|parameter| parameter.required)
+    {
         if step.param(parameter.name).is_none() {
             problems.push(
                 Problem::new(
@@ -160,7 +190,9 @@ fn check_cycles(playbook: &Playbook, problems: &mut Vec<Problem>) {
             }
             Mark::New => {}
         }
-        let Some(step) = playbook.step(id) else { return };
+        let Some(step) = playbook.step(id) else {
+            return;
+        };
         marks.insert(id, Mark::Active);
         path.push(id);
         for need in &step.needs {
@@ -172,7 +204,13 @@ fn check_cycles(playbook: &Playbook, problems: &mut Vec<Problem>) {
     let mut marks = BTreeMap::new();
     let mut cycles = Vec::new();
     for step in &playbook.steps {
-        visit(&step.id.value, playbook, &mut marks, &mut Vec::new(), &mut cycles);
+        visit(
+            &step.id.value,
+            playbook,
+            &mut marks,
+            &mut Vec::new(),
+            &mut cycles,
+        );
     }
     for cycle in cycles {
         let location = playbook
@@ -182,7 +220,14 @@ fn check_cycles(playbook: &Playbook, problems: &mut Vec<Problem>) {
         problems.push(
             Problem::new(
                 location,
-                format!("dependency cycle: {}", cycle.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(" → ")),
+                format!(
+                    "dependency cycle: {}",
+                    cycle
+                        .iter()
+                        .map(|id| format!("`{id}`"))
+                        .collect::<Vec<_>>()
+                        .join(" → ")
+                ),
             )
             .hint("remove one of these `needs` so the steps can run in order"),
         );
@@ -197,10 +242,10 @@ pub(crate) fn ancestors<'a>(playbook: &'a Playbook, id: &str) -> BTreeSet<&'a st
         .map(|step| step.needs.iter().map(|need| need.value.as_str()).collect())
         .unwrap_or_default();
     while let Some(next) = stack.pop() {
-        if let Some(step) = playbook.step(next) {
-            if found.insert(step.id.value.as_str()) {
-                stack.extend(step.needs.iter().map(|need| need.value.as_str()));
-            }
+        if let Some(step) = playbook.step(next)
+            && found.insert(step.id.value.as_str())
+        {
+            stack.extend(step.needs.iter().map(|need| need.value.as_str()));
         }
     }
     found
@@ -214,11 +259,16 @@ fn check_references(playbook: &Playbook, kinds: &[KindSpec], problems: &mut Vec<
                 match &reference {
                     Reference::Input(name) => {
                         if playbook.input(name).is_none() {
-                            let names: Vec<&str> =
-                                playbook.inputs.iter().map(|i| i.name.value.as_str()).collect();
+                            let names: Vec<&str> = playbook
+                                .inputs
+                                .iter()
+                                .map(|i| i.name.value.as_str())
+                                .collect();
                             let mut problem = Problem::new(
                                 location,
-                                format!("`${{{reference}}}` refers to input `{name}`, which is not declared"),
+                                format!(
+                                    "`${{{reference}}}` refers to input `{name}`, which is not declared"
+                                ),
                             );
                             problem = match closest(name, &names) {
                                 Some(close) => problem.hint(format!("did you mean `{close}`?")),
@@ -227,7 +277,10 @@ fn check_references(playbook: &Playbook, kinds: &[KindSpec], problems: &mut Vec<
                             problems.push(problem);
                         }
                     }
-                    Reference::StepOutput { step: producer, output } => {
+                    Reference::StepOutput {
+                        step: producer,
+                        output,
+                    } => {
                         let Some(producer_spec) = playbook.step(producer) else {
                             problems.push(Problem::new(
                                 location,
@@ -235,21 +288,23 @@ fn check_references(playbook: &Playbook, kinds: &[KindSpec], problems: &mut Vec<
                             ));
                             continue;
                         };
-                        if let Some(kind) = kinds.iter().find(|k| k.kind == producer_spec.kind.value) {
-                            if !kind.outputs.contains(&output.as_str()) {
-                                let mut problem = Problem::new(
-                                    location,
-                                    format!(
-                                        "`${{{reference}}}`: step `{producer}` ({}) has no output `{output}`",
-                                        kind.kind
-                                    ),
-                                );
-                                problem = match closest(output, kind.outputs) {
-                                    Some(close) => problem.hint(format!("did you mean `{close}`?")),
-                                    None => problem.hint(format!("its outputs: {}", kind.outputs.join(", "))),
-                                };
-                                problems.push(problem);
-                            }
+                        if let Some(kind) =
+                            kinds.iter().find(|k| k.kind == producer_spec.kind.value)
+                            && !kind.outputs.contains(&output.as_str())
+                        {
+                            let mut problem = Problem::new(
+                                location,
+                                format!(
+                                    "`${{{reference}}}`: step `{producer}` ({}) has no output `{output}`",
+                                    kind.kind
+                                ),
+                            );
+                            problem = match closest(output, kind.outputs) {
+                                Some(close) => problem.hint(format!("did you mean `{close}`?")),
+                                None => problem
+                                    .hint(format!("its outputs: {}", kind.outputs.join(", "))),
+                            };
+                            problems.push(problem);
                         }
                         if producer == &step.id.value {
                             problems.push(Problem::new(

@@ -28,9 +28,11 @@ impl ProgressReporter {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let overall = multi.add(ProgressBar::new(0));
         overall.set_style(
-            ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} steps  {elapsed_precise}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} steps  {elapsed_precise}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         overall.set_prefix("rebuild");
         overall.enable_steady_tick(Duration::from_millis(500));
@@ -42,14 +44,21 @@ impl ProgressReporter {
     }
 
     fn line(&self, step: &str) -> ProgressBar {
-        let mut lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         lines
             .entry(step.to_string())
             .or_insert_with(|| {
-                let bar = self.multi.insert_before(&self.overall, ProgressBar::new_spinner());
+                let bar = self
+                    .multi
+                    .insert_before(&self.overall, ProgressBar::new_spinner());
                 bar.set_style(
-                    ProgressStyle::with_template("  {spinner} {prefix:<14} {elapsed:>5}  {wide_msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    ProgressStyle::with_template(
+                        "  {spinner} {prefix:<14} {elapsed:>5}  {wide_msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 bar.set_prefix(step.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
@@ -59,7 +68,10 @@ impl ProgressReporter {
     }
 
     fn finish(&self, step: &str) {
-        let mut lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(bar) = lines.remove(step) {
             bar.finish_and_clear();
             self.multi.remove(&bar);
@@ -78,9 +90,12 @@ impl Reporter for ProgressReporter {
             ReportEvent::StepStarted { step, .. } => {
                 self.line(step).set_message(describe(&event));
             }
-            ReportEvent::StepProgress { step, message } => self.line(step).set_message(message.clone()),
+            ReportEvent::StepProgress { step, message } => {
+                self.line(step).set_message(message.clone())
+            }
             ReportEvent::StepWaiting { step, waiting_for } => {
-                self.line(step).set_message(format!("waiting for {waiting_for}"));
+                self.line(step)
+                    .set_message(format!("waiting for {waiting_for}"));
             }
             ReportEvent::StepRetrying { step, .. } => {
                 self.line(step).set_message(describe(&event));

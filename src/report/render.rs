@@ -12,7 +12,9 @@ use crate::playbook::{Playbook, duration};
 /// Output keys whose values are never shown.
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["password", "secret", "token", "private_key"].iter().any(|word| key.contains(word))
+    ["password", "secret", "token", "private_key"]
+        .iter()
+        .any(|word| key.contains(word))
 }
 
 /// Outputs with secret-looking values replaced.
@@ -20,7 +22,11 @@ pub fn redact(values: &Values) -> Values {
     values
         .iter()
         .map(|(key, value)| {
-            let shown = if is_secret_key(key) { json!("<redacted>") } else { value.clone() };
+            let shown = if is_secret_key(key) {
+                json!("<redacted>")
+            } else {
+                value.clone()
+            };
             (key.clone(), shown)
         })
         .collect()
@@ -37,7 +43,11 @@ fn show_value(value: &Value) -> String {
 /// A plan as text.
 pub fn plan_text(plan: &Plan) -> String {
     let mut out = String::new();
-    let run = plan.run_id.as_deref().map(|id| format!(" (resuming run {id})")).unwrap_or_default();
+    let run = plan
+        .run_id
+        .as_deref()
+        .map(|id| format!(" (resuming run {id})"))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
         "Plan: playbook `{}`{run}\n  rebuild {} → {}\n",
@@ -52,7 +62,13 @@ pub fn plan_text(plan: &Plan) -> String {
             } else {
                 format!(" (after {})", step.needs.join(", "))
             };
-            let _ = writeln!(out, "  {:<8} {} [{}]{needs}", step.action.to_string(), step.id, step.kind);
+            let _ = writeln!(
+                out,
+                "  {:<8} {} [{}]{needs}",
+                step.action.to_string(),
+                step.id,
+                step.kind
+            );
             if !step.summary.is_empty() {
                 let _ = writeln!(out, "           {}", step.summary);
             }
@@ -64,7 +80,11 @@ pub fn plan_text(plan: &Plan) -> String {
     if plan.problems.is_empty() {
         let _ = writeln!(out, "\nNo problems found.");
     } else {
-        let _ = writeln!(out, "\nProblems ({}), nothing will be changed:", plan.problems.len());
+        let _ = writeln!(
+            out,
+            "\nProblems ({}), nothing will be changed:",
+            plan.problems.len()
+        );
         for problem in &plan.problems {
             match &problem.step {
                 Some(step) => {
@@ -111,10 +131,19 @@ pub fn resume_command(run_id: &str, state_dir: &str) -> String {
 }
 
 /// A run's status as JSON.
-pub fn status_json(state: &RunState, playbook: Option<&Playbook>, running: bool, state_dir: &str) -> Value {
+pub fn status_json(
+    state: &RunState,
+    playbook: Option<&Playbook>,
+    running: bool,
+    state_dir: &str,
+) -> Value {
     let now = Timestamp::now();
     let order: Vec<String> = match playbook {
-        Some(playbook) => playbook.steps.iter().map(|step| step.id.value.clone()).collect(),
+        Some(playbook) => playbook
+            .steps
+            .iter()
+            .map(|step| step.id.value.clone())
+            .collect(),
         None => state.steps.keys().cloned().collect(),
     };
     let steps: Vec<Value> = order
@@ -159,7 +188,12 @@ pub fn status_json(state: &RunState, playbook: Option<&Playbook>, running: bool,
 }
 
 /// A run's status as text.
-pub fn status_text(state: &RunState, playbook: Option<&Playbook>, running: bool, state_dir: &str) -> String {
+pub fn status_text(
+    state: &RunState,
+    playbook: Option<&Playbook>,
+    running: bool,
+    state_dir: &str,
+) -> String {
     let value = status_json(state, playbook, running, state_dir);
     let mut out = String::new();
     let _ = writeln!(
@@ -173,10 +207,16 @@ pub fn status_text(state: &RunState, playbook: Option<&Playbook>, running: bool,
         state.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         state.updated.strftime("%H:%M:%S UTC"),
     );
-    let _ = writeln!(out, "\n  {:<16} {:<18} {:<12} {:>8} {:>9}", "STEP", "KIND", "STATE", "ATTEMPTS", "DURATION");
+    let _ = writeln!(
+        out,
+        "\n  {:<16} {:<18} {:<12} {:>8} {:>9}",
+        "STEP", "KIND", "STATE", "ATTEMPTS", "DURATION"
+    );
     for step in value["steps"].as_array().into_iter().flatten() {
         let seconds = step["duration_seconds"].as_f64();
-        let shown = seconds.map(|s| duration::render(std::time::Duration::from_secs_f64(s))).unwrap_or_else(|| "-".into());
+        let shown = seconds
+            .map(|s| duration::render(std::time::Duration::from_secs_f64(s)))
+            .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
             "  {:<16} {:<18} {:<12} {:>8} {:>9}",

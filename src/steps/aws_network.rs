@@ -26,11 +26,31 @@ static SPEC: KindSpec = KindSpec {
     kind: "aws.network",
     summary: "VPC, public and private subnets across availability zones, internet and NAT gateways, route tables, security groups",
     parameters: &[
-        ParamSpec { name: "cidr", required: true, help: "the VPC's IPv4 block, /16 to /24, e.g. `10.42.0.0/16`" },
-        ParamSpec { name: "availability_zones", required: false, help: "how many zones to spread over (default 3)" },
-        ParamSpec { name: "zones", required: false, help: "explicit zone names; default: the first N available zones" },
-        ParamSpec { name: "nat_gateways", required: false, help: "NAT gateways: 1 (default, cheaper) or one per zone" },
-        ParamSpec { name: "database_port", required: false, help: "port the cluster may reach the database on (default 5432)" },
+        ParamSpec {
+            name: "cidr",
+            required: true,
+            help: "the VPC's IPv4 block, /16 to /24, e.g. `10.42.0.0/16`",
+        },
+        ParamSpec {
+            name: "availability_zones",
+            required: false,
+            help: "how many zones to spread over (default 3)",
+        },
+        ParamSpec {
+            name: "zones",
+            required: false,
+            help: "explicit zone names; default: the first N available zones",
+        },
+        ParamSpec {
+            name: "nat_gateways",
+            required: false,
+            help: "NAT gateways: 1 (default, cheaper) or one per zone",
+        },
+        ParamSpec {
+            name: "database_port",
+            required: false,
+            help: "port the cluster may reach the database on (default 5432)",
+        },
     ],
     outputs: &[
         "vpc_id",
@@ -96,8 +116,12 @@ impl Params {
 /// Parse `a.b.c.d/p` for a VPC: p from 16 to 24, host bits zero.
 fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8), StepError> {
     let invalid = |why: &str| StepError::Params(format!("`cidr` `{text}` {why}"));
-    let (address, prefix) = text.split_once('/').ok_or_else(|| invalid("needs a `/prefix`"))?;
-    let address: Ipv4Addr = address.parse().map_err(|_| invalid("is not an IPv4 block"))?;
+    let (address, prefix) = text
+        .split_once('/')
+        .ok_or_else(|| invalid("needs a `/prefix`"))?;
+    let address: Ipv4Addr = address
+        .parse()
+        .map_err(|_| invalid("is not an IPv4 block"))?;
     let prefix: u8 = prefix.parse().map_err(|_| invalid("has a bad prefix"))?;
     if !(16..=24).contains(&prefix) {
         return Err(invalid("must have a prefix from /16 to /24"));
@@ -136,8 +160,14 @@ fn tag_filters(run_id: &str, step: &str, name: &str) -> Vec<Filter> {
 /// Whether `tags` mark a resource as this run's and step's `name` (checked on our side too:
 /// some endpoints ignore tag filters on some resource types).
 fn is_ours(tags: &[Tag], run_id: &str, step: &str, name: &str) -> bool {
-    let value = |key: &str| tags.iter().find(|tag| tag.key() == Some(key)).and_then(Tag::value);
-    value(TAG_RUN_ID) == Some(run_id) && value(TAG_STEP) == Some(step) && value(TAG_NAME) == Some(name)
+    let value = |key: &str| {
+        tags.iter()
+            .find(|tag| tag.key() == Some(key))
+            .and_then(Tag::value)
+    };
+    value(TAG_RUN_ID) == Some(run_id)
+        && value(TAG_STEP) == Some(step)
+        && value(TAG_NAME) == Some(name)
 }
 
 fn tag_spec(context: &StepContext, resource: ResourceType, name: &str) -> TagSpecification {
@@ -163,7 +193,10 @@ async fn available_zones(client: &Client) -> Result<Vec<String>, CloudError> {
     let mut zones: Vec<String> = answer
         .availability_zones()
         .iter()
-        .filter(|zone| zone.zone_type().is_none_or(|kind| kind == "availability-zone"))
+        .filter(|zone| {
+            zone.zone_type()
+                .is_none_or(|kind| kind == "availability-zone")
+        })
         .filter_map(|zone| zone.zone_name().map(str::to_string))
         .collect();
     zones.sort();
@@ -173,11 +206,18 @@ async fn available_zones(client: &Client) -> Result<Vec<String>, CloudError> {
 fn choose_zones(params: &Params, available: &[String]) -> Result<Vec<String>, String> {
     match &params.zones {
         Some(wanted) => {
-            let missing: Vec<&String> = wanted.iter().filter(|zone| !available.contains(zone)).collect();
+            let missing: Vec<&String> = wanted
+                .iter()
+                .filter(|zone| !available.contains(zone))
+                .collect();
             if !missing.is_empty() {
                 return Err(format!(
                     "zones {} are not available (available: {})",
-                    missing.iter().map(|z| format!("`{z}`")).collect::<Vec<_>>().join(", "),
+                    missing
+                        .iter()
+                        .map(|z| format!("`{z}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     available.join(", ")
                 ));
             }
@@ -220,7 +260,11 @@ impl Step for AwsNetwork {
         &SPEC
     }
 
-    async fn plan(&self, context: &PlanContext, params_value: &serde_json::Value) -> Result<StepPlan, StepError> {
+    async fn plan(
+        &self,
+        context: &PlanContext,
+        params_value: &serde_json::Value,
+    ) -> Result<StepPlan, StepError> {
         let params: Params = params(params_value)?;
         params.check()?;
         let client = context.cloud.ec2(&context.target_region);
@@ -229,7 +273,10 @@ impl Step for AwsNetwork {
         let zones = match context.pins.get("availability_zones") {
             Some(pinned) => serde_json::from_value(pinned.clone()).unwrap_or_default(),
             None => choose_zones(&params, &available).unwrap_or_else(|problem| {
-                problems.push(format!("{} in `{}`: {problem}", context.step_id, context.target_region));
+                problems.push(format!(
+                    "{} in `{}`: {problem}",
+                    context.step_id, context.target_region
+                ));
                 Vec::new()
             }),
         };
@@ -238,12 +285,18 @@ impl Step for AwsNetwork {
             None => None,
         };
         let (action, summary) = match &existing {
-            Some(vpc) => (Action::Adopt, format!("adopt VPC {vpc} and finish what is missing")),
+            Some(vpc) => (
+                Action::Adopt,
+                format!("adopt VPC {vpc} and finish what is missing"),
+            ),
             None => (
                 Action::Create,
                 format!(
                     "create VPC {} with {} public + {} private subnets, IGW, {} NAT, route tables, 2 security groups",
-                    params.cidr, params.availability_zones, params.availability_zones, params.nat_gateways
+                    params.cidr,
+                    params.availability_zones,
+                    params.availability_zones,
+                    params.nat_gateways
                 ),
             ),
         };
@@ -254,7 +307,11 @@ impl Step for AwsNetwork {
         Ok(plan)
     }
 
-    async fn apply(&self, context: &StepContext, params_value: &serde_json::Value) -> Result<Values, StepError> {
+    async fn apply(
+        &self,
+        context: &StepContext,
+        params_value: &serde_json::Value,
+    ) -> Result<Values, StepError> {
         let params: Params = params(params_value)?;
         let (network, prefix) = params.check()?;
         let client = context.cloud.ec2(&context.target_region);
@@ -263,15 +320,23 @@ impl Step for AwsNetwork {
                 .map_err(|error| StepError::Params(format!("pinned zones unreadable: {error}")))?,
             None => {
                 let available = available_zones(&client).await?;
-                let zones = choose_zones(&params, &available).map_err(|problem| StepError::Refused {
-                    message: format!("cannot place the network in `{}`: {problem}", context.target_region),
-                    hint: "set `zones:` or lower `availability_zones:` in the playbook".to_string(),
-                })?;
+                let zones =
+                    choose_zones(&params, &available).map_err(|problem| StepError::Refused {
+                        message: format!(
+                            "cannot place the network in `{}`: {problem}",
+                            context.target_region
+                        ),
+                        hint: "set `zones:` or lower `availability_zones:` in the playbook"
+                            .to_string(),
+                    })?;
                 context.pin("availability_zones", json!(zones))?;
                 zones
             }
         };
-        let builder = Builder { client: &client, context };
+        let builder = Builder {
+            client: &client,
+            context,
+        };
 
         let vpc_id = builder.vpc(&params.cidr).await?;
         context.checkpoint("after-vpc")?;
@@ -281,11 +346,27 @@ impl Step for AwsNetwork {
         for (index, zone) in zones.iter().enumerate() {
             let letter = zone_letter(zone);
             let public_cidr = subnet_cidr(network, prefix, index as u32);
-            let public = builder.subnet(&vpc_id, zone, &public_cidr, &format!("public-{letter}"), true).await?;
+            let public = builder
+                .subnet(
+                    &vpc_id,
+                    zone,
+                    &public_cidr,
+                    &format!("public-{letter}"),
+                    true,
+                )
+                .await?;
             public_subnets.push(public);
             context.checkpoint("after-public-subnet")?;
             let private_cidr = subnet_cidr(network, prefix, 8 + index as u32);
-            let private = builder.subnet(&vpc_id, zone, &private_cidr, &format!("private-{letter}"), false).await?;
+            let private = builder
+                .subnet(
+                    &vpc_id,
+                    zone,
+                    &private_cidr,
+                    &format!("private-{letter}"),
+                    false,
+                )
+                .await?;
             private_subnets.push(private);
             context.checkpoint("after-private-subnet")?;
         }
@@ -293,7 +374,9 @@ impl Step for AwsNetwork {
 
         let internet_gateway = builder.internet_gateway(&vpc_id).await?;
         let public_table = builder.route_table(&vpc_id, "public").await?;
-        builder.route(&public_table, RouteTarget::Gateway(&internet_gateway)).await?;
+        builder
+            .route(&public_table, RouteTarget::Gateway(&internet_gateway))
+            .await?;
         for subnet in &public_subnets {
             builder.associate(&public_table, subnet).await?;
         }
@@ -302,7 +385,11 @@ impl Step for AwsNetwork {
         let mut nat_gateways = Vec::new();
         for (index, subnet) in public_subnets.iter().take(params.nat_gateways).enumerate() {
             let letter = zone_letter(&zones[index]);
-            nat_gateways.push(builder.nat_gateway(subnet, &format!("nat-{letter}")).await?);
+            nat_gateways.push(
+                builder
+                    .nat_gateway(subnet, &format!("nat-{letter}"))
+                    .await?,
+            );
         }
         context.checkpoint("after-nat")?;
         for nat in &nat_gateways {
@@ -312,7 +399,9 @@ impl Step for AwsNetwork {
         let mut private_tables = Vec::new();
         for (index, subnet) in private_subnets.iter().enumerate() {
             let letter = zone_letter(&zones[index]);
-            let table = builder.route_table(&vpc_id, &format!("private-{letter}")).await?;
+            let table = builder
+                .route_table(&vpc_id, &format!("private-{letter}"))
+                .await?;
             let nat = &nat_gateways[index % nat_gateways.len()];
             builder.route(&table, RouteTarget::Nat(nat)).await?;
             builder.associate(&table, subnet).await?;
@@ -324,13 +413,29 @@ impl Step for AwsNetwork {
             .security_group(&vpc_id, "cluster", "rebuild: EKS cluster and nodes")
             .await?;
         builder
-            .allow(&cluster_group, &cluster_group, -1, None, "cluster members talk to each other")
+            .allow(
+                &cluster_group,
+                &cluster_group,
+                -1,
+                None,
+                "cluster members talk to each other",
+            )
             .await?;
         let database_group = builder
-            .security_group(&vpc_id, "database", "rebuild: database, reachable from the cluster")
+            .security_group(
+                &vpc_id,
+                "database",
+                "rebuild: database, reachable from the cluster",
+            )
             .await?;
         builder
-            .allow(&database_group, &cluster_group, 6, Some(params.database_port), "cluster to database")
+            .allow(
+                &database_group,
+                &cluster_group,
+                6,
+                Some(params.database_port),
+                "cluster to database",
+            )
             .await?;
 
         Ok(Values::from([
@@ -343,8 +448,14 @@ impl Step for AwsNetwork {
             ("nat_gateway_ids".to_string(), json!(nat_gateways)),
             ("public_route_table_id".to_string(), json!(public_table)),
             ("private_route_table_ids".to_string(), json!(private_tables)),
-            ("cluster_security_group_id".to_string(), json!(cluster_group)),
-            ("database_security_group_id".to_string(), json!(database_group)),
+            (
+                "cluster_security_group_id".to_string(),
+                json!(cluster_group),
+            ),
+            (
+                "database_security_group_id".to_string(),
+                json!(database_group),
+            ),
         ]))
     }
 }
@@ -370,7 +481,8 @@ impl Builder<'_> {
     }
 
     async fn vpc(&self, cidr: &str) -> Result<String, StepError> {
-        if let Some(id) = find_vpc(self.client, &self.context.run_id, &self.context.step_id).await? {
+        if let Some(id) = find_vpc(self.client, &self.context.run_id, &self.context.step_id).await?
+        {
             self.context.resource("vpc", &id, false)?;
             return Ok(id);
         }
@@ -398,7 +510,14 @@ impl Builder<'_> {
         Ok(id)
     }
 
-    async fn subnet(&self, vpc: &str, zone: &str, cidr: &str, name: &str, public: bool) -> Result<String, StepError> {
+    async fn subnet(
+        &self,
+        vpc: &str,
+        zone: &str,
+        cidr: &str,
+        name: &str,
+        public: bool,
+    ) -> Result<String, StepError> {
         let found = self
             .client
             .describe_subnets()
@@ -410,12 +529,17 @@ impl Builder<'_> {
             .subnets()
             .iter()
             .filter(|subnet| self.ours(subnet.tags(), name))
-            .find_map(|subnet| subnet.subnet_id()) {
+            .find_map(|subnet| subnet.subnet_id())
+        {
             self.context.resource("subnet", id, false)?;
             return Ok(id.to_string());
         }
         let mut tags = tag_spec(self.context, ResourceType::Subnet, name);
-        let role = if public { "kubernetes.io/role/elb" } else { "kubernetes.io/role/internal-elb" };
+        let role = if public {
+            "kubernetes.io/role/elb"
+        } else {
+            "kubernetes.io/role/internal-elb"
+        };
         tags = TagSpecification::builder()
             .resource_type(ResourceType::Subnet)
             .set_tags(Some(
@@ -462,10 +586,20 @@ impl Builder<'_> {
             .send()
             .await
             .cloud("DescribeInternetGateways", None)?;
-        let (id, attached) = match found.internet_gateways().iter().find(|gateway| self.ours(gateway.tags(), "igw")) {
+        let (id, attached) = match found
+            .internet_gateways()
+            .iter()
+            .find(|gateway| self.ours(gateway.tags(), "igw"))
+        {
             Some(gateway) => {
-                let id = gateway.internet_gateway_id().unwrap_or_default().to_string();
-                let attached = gateway.attachments().iter().any(|a| a.vpc_id() == Some(vpc));
+                let id = gateway
+                    .internet_gateway_id()
+                    .unwrap_or_default()
+                    .to_string();
+                let attached = gateway
+                    .attachments()
+                    .iter()
+                    .any(|a| a.vpc_id() == Some(vpc));
                 self.context.resource("internet-gateway", &id, false)?;
                 (id, attached)
             }
@@ -473,7 +607,11 @@ impl Builder<'_> {
                 let created = self
                     .client
                     .create_internet_gateway()
-                    .tag_specifications(tag_spec(self.context, ResourceType::InternetGateway, "igw"))
+                    .tag_specifications(tag_spec(
+                        self.context,
+                        ResourceType::InternetGateway,
+                        "igw",
+                    ))
                     .send()
                     .await
                     .cloud("CreateInternetGateway", None)?;
@@ -510,7 +648,8 @@ impl Builder<'_> {
             .route_tables()
             .iter()
             .filter(|table| self.ours(table.tags(), name))
-            .find_map(|table| table.route_table_id()) {
+            .find_map(|table| table.route_table_id())
+        {
             self.context.resource("route-table", id, false)?;
             return Ok(id.to_string());
         }
@@ -531,7 +670,10 @@ impl Builder<'_> {
         Ok(id)
     }
 
-    async fn describe_table(&self, table: &str) -> Result<aws_sdk_ec2::types::RouteTable, StepError> {
+    async fn describe_table(
+        &self,
+        table: &str,
+    ) -> Result<aws_sdk_ec2::types::RouteTable, StepError> {
         let found = self
             .client
             .describe_route_tables()
@@ -567,7 +709,11 @@ impl Builder<'_> {
             RouteTarget::Gateway(id) => request.gateway_id(id),
             RouteTarget::Nat(id) => request.nat_gateway_id(id),
         };
-        match request.send().await.cloud("CreateRoute", Some(table.to_string())) {
+        match request
+            .send()
+            .await
+            .cloud("CreateRoute", Some(table.to_string()))
+        {
             Ok(_) => Ok(()),
             Err(error) if error.is("RouteAlreadyExists") => Ok(()),
             Err(error) => Err(error.into()),
@@ -605,7 +751,8 @@ impl Builder<'_> {
             .addresses()
             .iter()
             .filter(|address| self.ours(address.tags(), name))
-            .find_map(|address| address.allocation_id()) {
+            .find_map(|address| address.allocation_id())
+        {
             self.context.resource("elastic-ip", id, false)?;
             return Ok(id.to_string());
         }
@@ -636,9 +783,9 @@ impl Builder<'_> {
         let live = found.nat_gateways().iter().find(|gateway| {
             self.ours(gateway.tags(), name)
                 && !matches!(
-                gateway.state().map(|state| state.as_str()),
-                Some("deleting" | "deleted" | "failed")
-            )
+                    gateway.state().map(|state| state.as_str()),
+                    Some("deleting" | "deleted" | "failed")
+                )
         });
         if let Some(id) = live.and_then(|gateway| gateway.nat_gateway_id()) {
             self.context.resource("nat-gateway", id, false)?;
@@ -692,7 +839,12 @@ impl Builder<'_> {
             .await
     }
 
-    async fn security_group(&self, vpc: &str, name: &str, description: &str) -> Result<String, StepError> {
+    async fn security_group(
+        &self,
+        vpc: &str,
+        name: &str,
+        description: &str,
+    ) -> Result<String, StepError> {
         let found = self
             .client
             .describe_security_groups()
@@ -704,7 +856,8 @@ impl Builder<'_> {
             .security_groups()
             .iter()
             .filter(|group| self.ours(group.tags(), name))
-            .find_map(|group| group.group_id()) {
+            .find_map(|group| group.group_id())
+        {
             self.context.resource("security-group", id, false)?;
             return Ok(id.to_string());
         }
@@ -727,10 +880,24 @@ impl Builder<'_> {
         Ok(id)
     }
 
-    async fn allow(&self, group: &str, from_group: &str, protocol: i32, port: Option<i32>, why: &str) -> Result<(), StepError> {
-        let pair = UserIdGroupPair::builder().group_id(from_group).description(why).build();
+    async fn allow(
+        &self,
+        group: &str,
+        from_group: &str,
+        protocol: i32,
+        port: Option<i32>,
+        why: &str,
+    ) -> Result<(), StepError> {
+        let pair = UserIdGroupPair::builder()
+            .group_id(from_group)
+            .description(why)
+            .build();
         let permission = IpPermission::builder()
-            .ip_protocol(if protocol < 0 { "-1".to_string() } else { "tcp".to_string() })
+            .ip_protocol(if protocol < 0 {
+                "-1".to_string()
+            } else {
+                "tcp".to_string()
+            })
             .set_from_port(port)
             .set_to_port(port)
             .user_id_group_pairs(pair)
@@ -792,8 +959,19 @@ mod tests {
             database_port: 5432,
         };
         let available: Vec<String> = ["x-1a", "x-1b", "x-1c", "x-1d"].map(String::from).to_vec();
-        assert_eq!(choose_zones(&params(None), &available).unwrap(), ["x-1a", "x-1b", "x-1c"]);
-        assert!(choose_zones(&params(None), &available[..2]).unwrap_err().contains("only 2"));
-        assert!(choose_zones(&params(Some(vec!["x-1a", "x-1b", "x-1z"])), &available).unwrap_err().contains("`x-1z`"));
+        assert_eq!(
+            choose_zones(&params(None), &available).unwrap(),
+            ["x-1a", "x-1b", "x-1c"]
+        );
+        assert!(
+            choose_zones(&params(None), &available[..2])
+                .unwrap_err()
+                .contains("only 2")
+        );
+        assert!(
+            choose_zones(&params(Some(vec!["x-1a", "x-1b", "x-1z"])), &available)
+                .unwrap_err()
+                .contains("`x-1z`")
+        );
     }
 }

@@ -26,18 +26,66 @@ static SPEC: KindSpec = KindSpec {
     kind: "aws.rds.restore",
     summary: "restore the newest snapshot available in the target region into a new database",
     parameters: &[
-        ParamSpec { name: "source_db_instance", required: false, help: "production DB instance whose snapshots to restore (instance engines)" },
-        ParamSpec { name: "source_db_cluster", required: false, help: "production Aurora cluster whose cluster snapshots to restore" },
-        ParamSpec { name: "db_identifier", required: false, help: "name of the restored database (default `<step>-<run-id>`)" },
-        ParamSpec { name: "instance_class", required: true, help: "DB instance class, e.g. `db.r6g.large`" },
-        ParamSpec { name: "subnet_ids", required: true, help: "private subnets for the DB subnet group (from the network step)" },
-        ParamSpec { name: "security_group_ids", required: true, help: "VPC security groups (from the network step)" },
-        ParamSpec { name: "multi_az", required: false, help: "Multi-AZ deployment (default true)" },
-        ParamSpec { name: "parameter_group", required: false, help: "DB (or cluster) parameter group name" },
-        ParamSpec { name: "port", required: false, help: "port the database listens on (default: the snapshot's)" },
-        ParamSpec { name: "master_password", required: false, help: "new master password; reference a secret input, never a literal" },
-        ParamSpec { name: "rpo_limit", required: false, help: "override the playbook's `rpo_limit` for this database" },
-        ParamSpec { name: "deletion_protection", required: false, help: "protect the restored database from deletion (default false)" },
+        ParamSpec {
+            name: "source_db_instance",
+            required: false,
+            help: "production DB instance whose snapshots to restore (instance engines)",
+        },
+        ParamSpec {
+            name: "source_db_cluster",
+            required: false,
+            help: "production Aurora cluster whose cluster snapshots to restore",
+        },
+        ParamSpec {
+            name: "db_identifier",
+            required: false,
+            help: "name of the restored database (default `<step>-<run-id>`)",
+        },
+        ParamSpec {
+            name: "instance_class",
+            required: true,
+            help: "DB instance class, e.g. `db.r6g.large`",
+        },
+        ParamSpec {
+            name: "subnet_ids",
+            required: true,
+            help: "private subnets for the DB subnet group (from the network step)",
+        },
+        ParamSpec {
+            name: "security_group_ids",
+            required: true,
+            help: "VPC security groups (from the network step)",
+        },
+        ParamSpec {
+            name: "multi_az",
+            required: false,
+            help: "Multi-AZ deployment (default true)",
+        },
+        ParamSpec {
+            name: "parameter_group",
+            required: false,
+            help: "DB (or cluster) parameter group name",
+        },
+        ParamSpec {
+            name: "port",
+            required: false,
+            help: "port the database listens on (default: the snapshot's)",
+        },
+        ParamSpec {
+            name: "master_password",
+            required: false,
+            help: "new master password; reference a secret input, never a literal",
+        },
+        ParamSpec {
+            name: "rpo_limit",
+            required: false,
+            help: "override the playbook's `rpo_limit` for this database",
+        },
+        ParamSpec {
+            name: "deletion_protection",
+            required: false,
+            help: "protect the restored database from deletion (default false)",
+        },
     ],
     outputs: &[
         "endpoint",
@@ -92,7 +140,10 @@ impl std::fmt::Debug for Params {
             .debug_struct("Params")
             .field("source_db_instance", &self.source_db_instance)
             .field("source_db_cluster", &self.source_db_cluster)
-            .field("master_password", &self.master_password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "master_password",
+                &self.master_password.as_ref().map(|_| "<redacted>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -139,7 +190,10 @@ struct Snapshot {
 
 impl Snapshot {
     fn age(&self, now: Timestamp) -> Duration {
-        let seconds = now.as_second().saturating_sub(self.taken.as_second()).max(0);
+        let seconds = now
+            .as_second()
+            .saturating_sub(self.taken.as_second())
+            .max(0);
         Duration::from_secs(seconds as u64)
     }
 }
@@ -149,7 +203,11 @@ fn timestamp(value: Option<&aws_smithy_types::DateTime>) -> Option<Timestamp> {
 }
 
 /// The newest available snapshot of `source` in the client's region.
-async fn newest_snapshot(client: &Client, source: Source, name: &str) -> Result<Option<Snapshot>, CloudError> {
+async fn newest_snapshot(
+    client: &Client,
+    source: Source,
+    name: &str,
+) -> Result<Option<Snapshot>, CloudError> {
     let mut found = Vec::new();
     match source {
         Source::Instance => {
@@ -157,7 +215,9 @@ async fn newest_snapshot(client: &Client, source: Source, name: &str) -> Result<
             while let Some(page) = pages.next().await {
                 let page = page.cloud("DescribeDBSnapshots", Some(name.to_string()))?;
                 for snapshot in page.db_snapshots() {
-                    if snapshot.db_instance_identifier() != Some(name) || snapshot.status() != Some("available") {
+                    if snapshot.db_instance_identifier() != Some(name)
+                        || snapshot.status() != Some("available")
+                    {
                         continue;
                     }
                     let taken = timestamp(snapshot.original_snapshot_create_time())
@@ -175,11 +235,16 @@ async fn newest_snapshot(client: &Client, source: Source, name: &str) -> Result<
             }
         }
         Source::Cluster => {
-            let mut pages = client.describe_db_cluster_snapshots().into_paginator().send();
+            let mut pages = client
+                .describe_db_cluster_snapshots()
+                .into_paginator()
+                .send();
             while let Some(page) = pages.next().await {
                 let page = page.cloud("DescribeDBClusterSnapshots", Some(name.to_string()))?;
                 for snapshot in page.db_cluster_snapshots() {
-                    if snapshot.db_cluster_identifier() != Some(name) || snapshot.status() != Some("available") {
+                    if snapshot.db_cluster_identifier() != Some(name)
+                        || snapshot.status() != Some("available")
+                    {
                         continue;
                     }
                     if let (Some(id), Some(taken)) = (
@@ -198,7 +263,9 @@ async fn newest_snapshot(client: &Client, source: Source, name: &str) -> Result<
             }
         }
     }
-    Ok(found.into_iter().max_by_key(|snapshot| (snapshot.taken, snapshot.id.clone())))
+    Ok(found
+        .into_iter()
+        .max_by_key(|snapshot| (snapshot.taken, snapshot.id.clone())))
 }
 
 fn render_time(time: Timestamp) -> String {
@@ -206,7 +273,12 @@ fn render_time(time: Timestamp) -> String {
 }
 
 /// Check the snapshot against the RPO limit; the message names the snapshot and its age.
-fn rpo_problem(snapshot: &Snapshot, limit: Option<Duration>, now: Timestamp, region: &str) -> Option<String> {
+fn rpo_problem(
+    snapshot: &Snapshot,
+    limit: Option<Duration>,
+    now: Timestamp,
+    region: &str,
+) -> Option<String> {
     let limit = limit?;
     let age = snapshot.age(now);
     (age > limit).then(|| {
@@ -246,17 +318,25 @@ async fn describe_instance(client: &Client, id: &str) -> Result<Option<Existing>
         .cloud("DescribeDBInstances", Some(id.to_string()))
     {
         Ok(answer) => Ok(answer.db_instances().first().map(|instance| Existing {
-            status: instance.db_instance_status().unwrap_or("unknown").to_string(),
+            status: instance
+                .db_instance_status()
+                .unwrap_or("unknown")
+                .to_string(),
             run_id: instance
                 .tag_list()
                 .iter()
                 .find(|tag| tag.key() == Some(TAG_RUN_ID))
                 .and_then(|tag| tag.value().map(str::to_string)),
             endpoint: instance.endpoint().and_then(|endpoint| {
-                Some((endpoint.address()?.to_string(), endpoint.port().unwrap_or(5432)))
+                Some((
+                    endpoint.address()?.to_string(),
+                    endpoint.port().unwrap_or(5432),
+                ))
             }),
         })),
-        Err(error) if error.is("DBInstanceNotFound") || error.is("DBInstanceNotFoundFault") => Ok(None),
+        Err(error) if error.is("DBInstanceNotFound") || error.is("DBInstanceNotFoundFault") => {
+            Ok(None)
+        }
         Err(error) => Err(error),
     }
 }
@@ -280,7 +360,9 @@ async fn describe_cluster(client: &Client, id: &str) -> Result<Option<Existing>,
                 .endpoint()
                 .map(|address| (address.to_string(), cluster.port().unwrap_or(5432))),
         })),
-        Err(error) if error.is("DBClusterNotFoundFault") || error.is("DBClusterNotFound") => Ok(None),
+        Err(error) if error.is("DBClusterNotFoundFault") || error.is("DBClusterNotFound") => {
+            Ok(None)
+        }
         Err(error) => Err(error),
     }
 }
@@ -306,7 +388,11 @@ impl Step for AwsRdsRestore {
         &SPEC
     }
 
-    async fn plan(&self, context: &PlanContext, params_value: &serde_json::Value) -> Result<StepPlan, StepError> {
+    async fn plan(
+        &self,
+        context: &PlanContext,
+        params_value: &serde_json::Value,
+    ) -> Result<StepPlan, StepError> {
         let params: Params = params(params_value)?;
         let (source, name) = params.source()?;
         let limit = params.rpo_limit(context.rpo_limit)?;
@@ -327,8 +413,12 @@ impl Step for AwsRdsRestore {
                         no_snapshot_message(source, name, &context.target_region)
                     )),
                     Some(snapshot) if !context.accept_rpo => {
-                        if let Some(problem) = rpo_problem(snapshot, limit, now, &context.target_region) {
-                            problems.push(format!("{problem}; pass `--accept-rpo` to restore it anyway"));
+                        if let Some(problem) =
+                            rpo_problem(snapshot, limit, now, &context.target_region)
+                        {
+                            problems.push(format!(
+                                "{problem}; pass `--accept-rpo` to restore it anyway"
+                            ));
                         }
                     }
                     Some(_) => {}
@@ -344,8 +434,14 @@ impl Step for AwsRdsRestore {
                     Source::Cluster => describe_cluster(&client, &id).await?,
                 };
                 match existing {
-                    Some(found) if found.run_id.as_deref() == context.run_id.as_deref() && context.run_id.is_some() => {
-                        (Action::Adopt, format!("adopt database `{id}` ({})", found.status))
+                    Some(found)
+                        if found.run_id.as_deref() == context.run_id.as_deref()
+                            && context.run_id.is_some() =>
+                    {
+                        (
+                            Action::Adopt,
+                            format!("adopt database `{id}` ({})", found.status),
+                        )
                     }
                     Some(_) => {
                         problems.push(format!("database `{id}` already exists in `{}` and was not created by this run", context.target_region));
@@ -354,10 +450,22 @@ impl Step for AwsRdsRestore {
                     None => (Action::Create, format!("restore into new database `{id}`")),
                 }
             }
-            (None, None) => (Action::Create, format!("restore into new database `{}-<run-id>`", context.step_id)),
+            (None, None) => (
+                Action::Create,
+                format!("restore into new database `{}-<run-id>`", context.step_id),
+            ),
         };
-        let mut plan = StepPlan::new(action, summary)
-            .detail("source", format!("{name} ({})", if source == Source::Instance { "instance" } else { "Aurora cluster" }));
+        let mut plan = StepPlan::new(action, summary).detail(
+            "source",
+            format!(
+                "{name} ({})",
+                if source == Source::Instance {
+                    "instance"
+                } else {
+                    "Aurora cluster"
+                }
+            ),
+        );
         if let Some(snapshot) = &snapshot {
             plan = plan
                 .detail("snapshot", snapshot.id.clone())
@@ -374,7 +482,11 @@ impl Step for AwsRdsRestore {
         Ok(plan)
     }
 
-    async fn apply(&self, context: &StepContext, params_value: &serde_json::Value) -> Result<Values, StepError> {
+    async fn apply(
+        &self,
+        context: &StepContext,
+        params_value: &serde_json::Value,
+    ) -> Result<Values, StepError> {
         let params: Params = params(params_value)?;
         let (source, name) = params.source()?;
         let limit = params.rpo_limit(context.rpo_limit)?;
@@ -387,26 +499,32 @@ impl Step for AwsRdsRestore {
             .subnet_ids
             .clone()
             .filter(|subnets| !subnets.is_empty())
-            .ok_or_else(|| StepError::Params("`subnet_ids` must list the private subnets".into()))?;
+            .ok_or_else(|| {
+                StepError::Params("`subnet_ids` must list the private subnets".into())
+            })?;
         let groups = params.security_group_ids.clone().unwrap_or_default();
 
         // 1. The snapshot: pinned by an earlier attempt, or the newest one, checked against
         //    the RPO limit before anything is created.
         let snapshot: Snapshot = match context.pinned("snapshot") {
-            Some(value) => serde_json::from_value(value)
-                .map_err(|error| StepError::Params(format!("pinned snapshot unreadable: {error}")))?,
+            Some(value) => serde_json::from_value(value).map_err(|error| {
+                StepError::Params(format!("pinned snapshot unreadable: {error}"))
+            })?,
             None => {
-                let snapshot = newest_snapshot(&client, source, name).await?.ok_or_else(|| StepError::Refused {
-                    message: no_snapshot_message(source, name, &context.target_region),
-                    hint: NO_SNAPSHOT_HINT.to_string(),
-                })?;
-                if !context.accept_rpo {
-                    if let Some(problem) = rpo_problem(&snapshot, limit, Timestamp::now(), &context.target_region) {
-                        return Err(StepError::Refused {
+                let snapshot = newest_snapshot(&client, source, name)
+                    .await?
+                    .ok_or_else(|| StepError::Refused {
+                        message: no_snapshot_message(source, name, &context.target_region),
+                        hint: NO_SNAPSHOT_HINT.to_string(),
+                    })?;
+                if !context.accept_rpo
+                    && let Some(problem) =
+                        rpo_problem(&snapshot, limit, Timestamp::now(), &context.target_region)
+                {
+                    return Err(StepError::Refused {
                             message: problem,
                             hint: "restore it anyway with `--accept-rpo`, or copy a newer snapshot into the target region first".to_string(),
                         });
-                    }
                 }
                 let value = serde_json::to_value(&snapshot)
                     .map_err(|error| StepError::Params(error.to_string()))?;
@@ -439,7 +557,11 @@ impl Step for AwsRdsRestore {
             .cloud("DescribeDBSubnetGroups", Some(subnet_group.clone()))
         {
             Ok(answer) => !answer.db_subnet_groups().is_empty(),
-            Err(error) if error.is("DBSubnetGroupNotFoundFault") || error.is("DBSubnetGroupNotFound") => false,
+            Err(error)
+                if error.is("DBSubnetGroupNotFoundFault") || error.is("DBSubnetGroupNotFound") =>
+            {
+                false
+            }
             Err(error) => return Err(error.into()),
         };
         if exists {
@@ -448,7 +570,10 @@ impl Step for AwsRdsRestore {
             client
                 .create_db_subnet_group()
                 .db_subnet_group_name(&subnet_group)
-                .db_subnet_group_description(format!("rebuild run {} step {}", context.run_id, context.step_id))
+                .db_subnet_group_description(format!(
+                    "rebuild run {} step {}",
+                    context.run_id, context.step_id
+                ))
                 .set_subnet_ids(Some(subnets))
                 .set_tags(Some(tags.clone()))
                 .send()
@@ -547,27 +672,47 @@ impl Step for AwsRdsRestore {
                 let (status, endpoint) = match source {
                     Source::Instance => {
                         let found = describe_instance(&client, &instance_id).await?;
-                        let found = found.ok_or_else(|| StepError::BadState { resource: instance_id.clone(), status: "deleted".into() })?;
+                        let found = found.ok_or_else(|| StepError::BadState {
+                            resource: instance_id.clone(),
+                            status: "deleted".into(),
+                        })?;
                         (found.status, found.endpoint)
                     }
                     Source::Cluster => {
                         let cluster = describe_cluster(&client, &id).await?;
-                        let cluster = cluster.ok_or_else(|| StepError::BadState { resource: id.clone(), status: "deleted".into() })?;
+                        let cluster = cluster.ok_or_else(|| StepError::BadState {
+                            resource: id.clone(),
+                            status: "deleted".into(),
+                        })?;
                         let writer = describe_instance(&client, &instance_id).await?;
-                        let writer_status = writer.map(|w| w.status).unwrap_or_else(|| "deleted".into());
-                        let status = if cluster.status == "available" { writer_status } else { cluster.status };
+                        let writer_status =
+                            writer.map(|w| w.status).unwrap_or_else(|| "deleted".into());
+                        let status = if cluster.status == "available" {
+                            writer_status
+                        } else {
+                            cluster.status
+                        };
                         (status, cluster.endpoint)
                     }
                 };
                 match status.as_str() {
                     "available" => match endpoint {
                         Some(endpoint) => Ok(Poll::Ready(endpoint)),
-                        None => Ok(Poll::Pending("available, endpoint not published yet".into())),
+                        None => Ok(Poll::Pending(
+                            "available, endpoint not published yet".into(),
+                        )),
                     },
-                    "failed" | "incompatible-restore" | "incompatible-parameters" | "incompatible-network"
-                    | "inaccessible-encryption-credentials" | "storage-full" | "deleting" | "deleted" => {
-                        Err(StepError::BadState { resource: id.clone(), status })
-                    }
+                    "failed"
+                    | "incompatible-restore"
+                    | "incompatible-parameters"
+                    | "incompatible-network"
+                    | "inaccessible-encryption-credentials"
+                    | "storage-full"
+                    | "deleting"
+                    | "deleted" => Err(StepError::BadState {
+                        resource: id.clone(),
+                        status,
+                    }),
                     _ => Ok(Poll::Pending(status)),
                 }
             })
@@ -608,7 +753,10 @@ impl Step for AwsRdsRestore {
             ("db_identifier".to_string(), json!(id)),
             ("engine".to_string(), json!(snapshot.engine)),
             ("snapshot_id".to_string(), json!(snapshot.id)),
-            ("snapshot_time".to_string(), json!(snapshot.taken.to_string())),
+            (
+                "snapshot_time".to_string(),
+                json!(snapshot.taken.to_string()),
+            ),
             ("rpo_seconds".to_string(), json!(age.as_secs())),
             ("subnet_group".to_string(), json!(subnet_group)),
         ]))
@@ -633,17 +781,27 @@ mod tests {
     fn rpo_guard_names_snapshot_and_age() {
         let now = Timestamp::now();
         let limit = Some(Duration::from_secs(24 * 3600));
-        assert_eq!(rpo_problem(&snapshot(3, now), limit, now, "ap-southeast-1"), None);
+        assert_eq!(
+            rpo_problem(&snapshot(3, now), limit, now, "ap-southeast-1"),
+            None
+        );
         let problem = rpo_problem(&snapshot(30, now), limit, now, "ap-southeast-1").unwrap();
         assert!(problem.contains("`prod-db-snap-2-copy`"), "{problem}");
         assert!(problem.contains("1d06h old"), "{problem}");
-        assert!(problem.contains("24h") || problem.contains("1d00h"), "{problem}");
-        assert_eq!(rpo_problem(&snapshot(30, now), None, now, "ap-southeast-1"), None);
+        assert!(
+            problem.contains("24h") || problem.contains("1d00h"),
+            "{problem}"
+        );
+        assert_eq!(
+            rpo_problem(&snapshot(30, now), None, now, "ap-southeast-1"),
+            None
+        );
     }
 
     #[test]
     fn exactly_one_source() {
-        let mut params: Params = serde_json::from_value(json!({"instance_class": "db.t3.medium"})).unwrap();
+        let mut params: Params =
+            serde_json::from_value(json!({"instance_class": "db.t3.medium"})).unwrap();
         assert!(params.source().is_err());
         params.source_db_instance = Some("prod-db".into());
         assert_eq!(params.source().unwrap(), (Source::Instance, "prod-db"));

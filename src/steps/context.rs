@@ -42,7 +42,9 @@ impl Default for PollSettings {
 impl PollSettings {
     /// The delay before poll number `index` (0-based): exponential with ±25% jitter.
     pub fn delay(&self, index: u32) -> Duration {
-        let base = self.initial.saturating_mul(2u32.saturating_pow(index.min(16)));
+        let base = self
+            .initial
+            .saturating_mul(2u32.saturating_pow(index.min(16)));
         let capped = base.min(self.max);
         let jitter = 0.75 + fastrand::f64() * 0.5;
         capped.mul_f64(jitter)
@@ -107,7 +109,10 @@ pub enum Poll<T> {
 
 impl StepContext {
     /// A context for one attempt of one step.
-    #[expect(clippy::too_many_arguments, reason = "built in one place, by the executor")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "built in one place, by the executor"
+    )]
     pub fn new(
         run_id: String,
         step_id: String,
@@ -146,7 +151,10 @@ impl StepContext {
             .iter()
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
-        tags.push(("Name".into(), format!("{}-{}-{}", self.step_id, name, self.run_id)));
+        tags.push((
+            "Name".into(),
+            format!("{}-{}-{}", self.step_id, name, self.run_id),
+        ));
         tags.push((TAG_RUN_ID.into(), self.run_id.clone()));
         tags.push((TAG_STEP.into(), self.step_id.clone()));
         tags.push((TAG_NAME.into(), name.into()));

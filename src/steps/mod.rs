@@ -162,10 +162,18 @@ pub trait Step: Send + Sync {
     fn spec(&self) -> &'static KindSpec;
 
     /// Look, do not touch: Describe/List/Get calls only.
-    async fn plan(&self, context: &PlanContext, params: &serde_json::Value) -> Result<StepPlan, StepError>;
+    async fn plan(
+        &self,
+        context: &PlanContext,
+        params: &serde_json::Value,
+    ) -> Result<StepPlan, StepError>;
 
     /// Make it so, adopting whatever an earlier attempt of this run created.
-    async fn apply(&self, context: &StepContext, params: &serde_json::Value) -> Result<Values, StepError>;
+    async fn apply(
+        &self,
+        context: &StepContext,
+        params: &serde_json::Value,
+    ) -> Result<Values, StepError>;
 }
 
 /// Every step kind this build knows.

@@ -1,0 +1,270 @@
+//! Seeds a "production" stack in moto through the real AWS SDK clients.
+//!
+//! # What moto 5.2.5 returns for cross-region snapshot copies
+//!
+//! `copy_db_snapshot` called on the ap-southeast-1 client with the ap-southeast-2 source ARN
+//! (the Rust SDK has no `source_region` parameter, unlike boto3; moto needs none) returns,
+//! and `describe_db_snapshots` in ap-southeast-1 then lists, for `prod-db-snap-1-copy`:
+//! - `DBSnapshotIdentifier` = `prod-db-snap-1-copy`
+//! - `DBSnapshotArn` = `arn:aws:rds:ap-southeast-1:123456789012:snapshot:prod-db-snap-1-copy`
+//! - `DBInstanceIdentifier` = `prod-db` (the source instance's id, although no instance
+//!   exists in ap-southeast-1)
+//! - `SnapshotCreateTime` = the time of the copy (later than every source snapshot's)
+//! - `OriginalSnapshotCreateTime` = the source snapshot's `SnapshotCreateTime` (exactly)
+//! - `SnapshotType` = `manual`, `Status` = `available` at once, `PercentProgress` absent
+//! - `InstanceCreateTime`, `Engine` (`postgres`), `EngineVersion` (`9.3.3`, moto's default),
+//!   `AllocatedStorage` (20), `MasterUsername` (`app`), `Port` (5432), `DbiResourceId` copied
+//!   from the source; `SourceRegion`, `SourceDBSnapshotIdentifier` absent; `TagList` empty.
+//!
+//! The source snapshots themselves have `OriginalSnapshotCreateTime == SnapshotCreateTime`.
+//! `describe_db_snapshots(db_instance_identifier = "prod-db")` in ap-southeast-1 finds both
+//! copies (moto filters on the copied `DBInstanceIdentifier`).
+//!
+//! `copy_db_cluster_snapshot` (ap-southeast-1 client, source cluster-snapshot ARN) returns for
+//! `prod-aurora-snap-1-copy`:
+//! - `DBClusterSnapshotArn` = `arn:aws:rds:ap-southeast-1:123456789012:cluster-snapshot:prod-aurora-snap-1-copy`
+//! - `DBClusterIdentifier` = `prod-aurora`, `SnapshotType` = `manual`, `Status` = `available`,
+//!   `PercentProgress` = 100, `Engine` = `aurora-postgresql`, `EngineVersion` = `12.7`
+//! - `SnapshotCreateTime` = the time of the copy; there is no `OriginalSnapshotCreateTime`
+//!   field for cluster snapshots (neither in the API nor in moto), so the source's create
+//!   time is only visible in the source region.
+//! - `ClusterCreateTime` is the source cluster's.
+//!
+//! Automated snapshots: `create_db_instance` makes moto add an automated snapshot
+//! `rds:prod-db-YYYY-MM-DD-HH-MM` (`SnapshotType` = `automated`) in ap-southeast-2, a few ms
+//! before `prod-db-snap-1`; `create_db_cluster` likewise adds `rds:prod-aurora-...` cluster
+//! snapshot. So ap-southeast-2 lists 4 DB snapshots (filter `snapshot_type("manual")`);
+//! ap-southeast-1 has only the two manual copies and no automated ones.
+//!
+//! Also: moto's `create_db_cluster` answer says `Status` = `creating`, but every
+//! `describe_db_clusters` afterwards says `available`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_rds::config::Credentials;
+use aws_smithy_types::DateTime;
+
+/// The "production" region that is seeded.
+pub const PROD_REGION: &str = "ap-southeast-2";
+/// The region the stack is rebuilt in; it holds the cross-region snapshot copies.
+pub const DR_REGION: &str = "ap-southeast-1";
+/// The seeded database's master password (tests check it never leaks).
+pub const PROD_DB_PASSWORD: &str = "prod-secret-pw";
+
+/// Runs a future to completion on a fresh current-thread runtime.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("current-thread tokio runtime")
+        .block_on(f)
+}
+
+/// Shared SDK config: static `testing` credentials, explicit region, endpoint override.
+pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(region.to_string()))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .load()
+        .await
+}
+
+/// An RDS client talking to `endpoint` in `region`.
+pub async fn rds_client(endpoint: &str, region: &str) -> aws_sdk_rds::Client {
+    aws_sdk_rds::Client::new(&sdk_config(endpoint, region).await)
+}
+
+/// An EC2 client talking to `endpoint` in `region`.
+pub async fn ec2_client(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk_config(endpoint, region).await)
+}
+
+/// One seeded snapshot (a source or a copy).
+#[derive(Debug, Clone)]
+pub struct SeedSnapshot {
+    /// Snapshot identifier.
+    pub id: String,
+    /// Snapshot ARN.
+    pub arn: String,
+    /// `SnapshotCreateTime` as moto reported it (for a copy: the copy time).
+    pub create_time: DateTime,
+    /// `OriginalSnapshotCreateTime` (for a copy: the source's create time; absent for
+    /// cluster snapshots).
+    pub original_create_time: Option<DateTime>,
+}
+
+/// What [`seed_production`] created.
+#[derive(Debug, Clone)]
+pub struct Seed {
+    /// `prod-db`.
+    pub instance_id: String,
+    /// ARN of `prod-db` in ap-southeast-2.
+    pub instance_arn: String,
+    /// `prod-db-snap-1..3` in ap-southeast-2, oldest first.
+    pub snapshots: Vec<SeedSnapshot>,
+    /// `prod-db-snap-1-copy`, `prod-db-snap-2-copy` in ap-southeast-1 (snap-3 is not copied).
+    pub copies: Vec<SeedSnapshot>,
+}
+
+impl Seed {
+    /// The newest copy in the DR region (`prod-db-snap-2-copy`).
+    pub fn latest_copy(&self) -> &SeedSnapshot {
+        self.copies.last().expect("seed has copies")
+    }
+}
+
+/// What [`seed_aurora_production`] created.
+#[derive(Debug, Clone)]
+pub struct AuroraSeed {
+    /// `prod-aurora`.
+    pub cluster_id: String,
+    /// ARN of `prod-aurora` in ap-southeast-2.
+    pub cluster_arn: String,
+    /// `prod-aurora-snap-1` in ap-southeast-2.
+    pub snapshot: SeedSnapshot,
+    /// `prod-aurora-snap-1-copy` in ap-southeast-1.
+    pub copy: SeedSnapshot,
+}
+
+/// Seeds `prod-db` (postgres) with three manual snapshots in ap-southeast-2 and copies of
+/// the first two in ap-southeast-1. Takes ~3.5 s (snapshot create times must differ).
+pub fn seed_production(endpoint: &str) -> Seed {
+    block_on(seed_production_async(endpoint))
+}
+
+/// Async form of [`seed_production`].
+pub async fn seed_production_async(endpoint: &str) -> Seed {
+    let prod = rds_client(endpoint, PROD_REGION).await;
+    let dr = rds_client(endpoint, DR_REGION).await;
+    let inst = prod
+        .create_db_instance()
+        .db_instance_identifier("prod-db")
+        .engine("postgres")
+        .db_instance_class("db.t3.medium")
+        .allocated_storage(20)
+        .master_username("app")
+        .master_user_password(PROD_DB_PASSWORD)
+        .send()
+        .await
+        .expect("create_db_instance prod-db")
+        .db_instance
+        .expect("created instance");
+    let mut snapshots = Vec::new();
+    for i in 1..=3 {
+        if i > 1 {
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        let s = prod
+            .create_db_snapshot()
+            .db_instance_identifier("prod-db")
+            .db_snapshot_identifier(format!("prod-db-snap-{i}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create_db_snapshot prod-db-snap-{i}: {e:?}"))
+            .db_snapshot
+            .expect("created snapshot");
+        snapshots.push(snapshot_of(&s));
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut copies = Vec::new();
+    for src in snapshots.iter().take(2) {
+        let c = dr
+            .copy_db_snapshot()
+            .source_db_snapshot_identifier(&src.arn)
+            .target_db_snapshot_identifier(format!("{}-copy", src.id))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("copy_db_snapshot {}: {e:?}", src.id))
+            .db_snapshot
+            .expect("copied snapshot");
+        copies.push(snapshot_of(&c));
+    }
+    Seed {
+        instance_id: inst
+            .db_instance_identifier
+            .unwrap_or_else(|| "prod-db".into()),
+        instance_arn: inst.db_instance_arn.unwrap_or_default(),
+        snapshots,
+        copies,
+    }
+}
+
+fn snapshot_of(s: &aws_sdk_rds::types::DbSnapshot) -> SeedSnapshot {
+    SeedSnapshot {
+        id: s.db_snapshot_identifier.clone().expect("snapshot id"),
+        arn: s.db_snapshot_arn.clone().expect("snapshot arn"),
+        create_time: s.snapshot_create_time.expect("snapshot create time"),
+        original_create_time: s.original_snapshot_create_time,
+    }
+}
+
+fn cluster_snapshot_of(s: &aws_sdk_rds::types::DbClusterSnapshot) -> SeedSnapshot {
+    SeedSnapshot {
+        id: s
+            .db_cluster_snapshot_identifier
+            .clone()
+            .expect("cluster snapshot id"),
+        arn: s
+            .db_cluster_snapshot_arn
+            .clone()
+            .expect("cluster snapshot arn"),
+        create_time: s
+            .snapshot_create_time
+            .expect("cluster snapshot create time"),
+        original_create_time: None,
+    }
+}
+
+/// Seeds Aurora PostgreSQL cluster `prod-aurora` with snapshot `prod-aurora-snap-1` in
+/// ap-southeast-2 and its copy `prod-aurora-snap-1-copy` in ap-southeast-1.
+pub fn seed_aurora_production(endpoint: &str) -> AuroraSeed {
+    block_on(seed_aurora_production_async(endpoint))
+}
+
+/// Async form of [`seed_aurora_production`].
+pub async fn seed_aurora_production_async(endpoint: &str) -> AuroraSeed {
+    let prod = rds_client(endpoint, PROD_REGION).await;
+    let dr = rds_client(endpoint, DR_REGION).await;
+    let cluster = prod
+        .create_db_cluster()
+        .db_cluster_identifier("prod-aurora")
+        .engine("aurora-postgresql")
+        .master_username("app")
+        .master_user_password(PROD_DB_PASSWORD)
+        .send()
+        .await
+        .expect("create_db_cluster prod-aurora")
+        .db_cluster
+        .expect("created cluster");
+    let snap = prod
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier("prod-aurora")
+        .db_cluster_snapshot_identifier("prod-aurora-snap-1")
+        .send()
+        .await
+        .expect("create_db_cluster_snapshot prod-aurora-snap-1")
+        .db_cluster_snapshot
+        .expect("created cluster snapshot");
+    let snapshot = cluster_snapshot_of(&snap);
+    std::thread::sleep(Duration::from_millis(1100));
+    let copy = dr
+        .copy_db_cluster_snapshot()
+        .source_db_cluster_snapshot_identifier(&snapshot.arn)
+        .target_db_cluster_snapshot_identifier("prod-aurora-snap-1-copy")
+        .send()
+        .await
+        .expect("copy_db_cluster_snapshot prod-aurora-snap-1")
+        .db_cluster_snapshot
+        .expect("copied cluster snapshot");
+    AuroraSeed {
+        cluster_id: cluster
+            .db_cluster_identifier
+            .unwrap_or_else(|| "prod-aurora".into()),
+        cluster_arn: cluster.db_cluster_arn.unwrap_or_default(),
+        snapshot,
+        copy: cluster_snapshot_of(&copy),
+    }
+}
