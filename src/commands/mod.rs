@@ -40,10 +40,11 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
 /// Load a playbook, turning problems into the exit-2 error.
 pub(crate) fn load_playbook(path: Option<&Path>) -> Result<Playbook, Error> {
     let path: PathBuf = path.map_or_else(|| PathBuf::from(DEFAULT_PLAYBOOK), Path::to_path_buf);
-    let mut playbook = playbook::load(&path, &steps::catalog()).map_err(|error| match error {
-        LoadError::Invalid(problems) => Error::Playbook { problems },
-        LoadError::Read { .. } => Error::PlaybookRead(error.to_string()),
-    })?;
+    let mut playbook =
+        playbook::load(&path, &steps::Kinds::builtin().specs()).map_err(|error| match error {
+            LoadError::Invalid(problems) => Error::Playbook { problems },
+            LoadError::Read { .. } => Error::PlaybookRead(error.to_string()),
+        })?;
     // The journal pins an absolute path, so `resume` works from any directory.
     if let Ok(absolute) = std::fs::canonicalize(&playbook.path) {
         playbook.path = absolute;

@@ -15,7 +15,7 @@ use crate::plan::survey::{SurveyInput, survey};
 use crate::plan::{self, Plan};
 use crate::playbook::Playbook;
 use crate::report::{ReportEvent, Reporter, render};
-use crate::steps::PollSettings;
+use crate::steps::{Kinds, PollSettings};
 
 use super::{load_playbook, parse_pairs, reporter, resolve_inputs, target_region};
 
@@ -34,12 +34,14 @@ async fn make_plan(
     cloud: Arc<Cloud>,
 ) -> Plan {
     let mut plan = plan::skeleton(playbook, target, state);
+    let kinds = Kinds::builtin();
     let input = SurveyInput {
         playbook,
         inputs,
         state,
         accept_rpo,
         cloud,
+        kinds: &kinds,
     };
     survey(&mut plan, &input).await;
     plan
@@ -194,6 +196,7 @@ async fn execute(
         accept_rpo: execution.accept_rpo,
         parallelism: usize::from(execution.parallelism),
         cloud,
+        kinds: Arc::new(Kinds::builtin()),
         journal: execution.journal,
         reporter: reporter.clone(),
         poll: PollSettings {

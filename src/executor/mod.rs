@@ -5,6 +5,8 @@
 
 mod cancel;
 mod run;
+#[cfg(test)]
+mod tests;
 
 pub use cancel::Cancel;
 pub use run::{Executor, RunResult};

@@ -11,7 +11,7 @@ use crate::journal::{Event, Journal, Outcome, RunState, Values};
 use crate::playbook::resolve::{Scope, resolve_step};
 use crate::playbook::{Playbook, StepSpec};
 use crate::report::{ReportEvent, Reporter};
-use crate::steps::{self, PollSettings, StepContext, StepError};
+use crate::steps::{Kinds, PollSettings, StepContext, StepError};
 
 use super::Cancel;
 
@@ -31,6 +31,8 @@ pub struct Executor {
     pub parallelism: usize,
     /// Cloud clients.
     pub cloud: Arc<Cloud>,
+    /// Step kinds.
+    pub kinds: Arc<Kinds>,
     /// The run's journal.
     pub journal: Arc<Journal>,
     /// Where progress goes.
@@ -194,6 +196,7 @@ impl Executor {
         let params = resolve_step(spec, &scope).value;
         let spec = spec.clone();
         let journal = self.journal.clone();
+        let kinds = self.kinds.clone();
         let reporter = self.reporter.clone();
         let cancel = self.cancel.clone();
         let make_context = {
@@ -233,6 +236,7 @@ impl Executor {
                 &params,
                 pins,
                 first_attempt,
+                &kinds,
                 &journal,
                 &reporter,
                 &cancel,
@@ -253,13 +257,14 @@ async fn attempt_loop(
     params: &serde_json::Value,
     mut pins: Values,
     first_attempt: u32,
+    kinds: &Kinds,
     journal: &Journal,
     reporter: &Arc<dyn Reporter>,
     cancel: &Cancel,
     make_context: impl Fn(Values) -> StepContext,
 ) -> Result<Values, StepError> {
     let id = spec.id.value.clone();
-    let Some(kind) = steps::find(&spec.kind.value) else {
+    let Some(kind) = kinds.find(&spec.kind.value) else {
         return Err(StepError::Params(format!(
             "unknown step kind `{}`",
             spec.kind.value

@@ -30,16 +30,29 @@ impl Sink for FileSink {
     }
 }
 
-/// Lines kept in memory.
-#[derive(Debug, Default)]
+/// Lines kept in memory; clones share the same bytes, so a test can read what was written.
+#[derive(Debug, Default, Clone)]
 pub struct MemorySink {
-    /// Everything appended.
-    pub bytes: Vec<u8>,
+    bytes: std::sync::Arc<Mutex<Vec<u8>>>,
+}
+
+impl MemorySink {
+    /// Everything appended so far.
+    pub fn text(&self) -> String {
+        let bytes = self
+            .bytes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
 }
 
 impl Sink for MemorySink {
     fn append(&mut self, line: &[u8]) -> io::Result<()> {
-        self.bytes.extend_from_slice(line);
+        self.bytes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend_from_slice(line);
         Ok(())
     }
 }
@@ -95,7 +108,8 @@ pub fn read(path: &Path) -> Result<Loaded, JournalError> {
     parse(path, &text)
 }
 
-fn parse(path: &Path, text: &str) -> Result<Loaded, JournalError> {
+/// Parse journal text read from `path` (see [`read`]).
+pub fn parse(path: &Path, text: &str) -> Result<Loaded, JournalError> {
     let mut records = Vec::new();
     let mut intact_len = 0u64;
     let mut dropped_tail = None;

@@ -8,7 +8,7 @@ use crate::cloud::Cloud;
 use crate::journal::{RunState, Values};
 use crate::playbook::Playbook;
 use crate::playbook::resolve::{Scope, resolve_step};
-use crate::steps::{self, Action, PlanContext, StepPlan};
+use crate::steps::{Action, Kinds, PlanContext, StepPlan};
 
 use super::{Plan, PlanProblem, fill};
 
@@ -24,6 +24,8 @@ pub struct SurveyInput<'a> {
     pub accept_rpo: bool,
     /// Cloud clients.
     pub cloud: Arc<Cloud>,
+    /// Step kinds.
+    pub kinds: &'a Kinds,
 }
 
 /// Fill every non-skipped step of `plan` by asking its kind. Kinds are asked one after the
@@ -40,7 +42,7 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
         let Some(spec) = input.playbook.step(&id) else {
             continue;
         };
-        let Some(kind) = steps::find(&spec.kind.value) else {
+        let Some(kind) = input.kinds.find(&spec.kind.value) else {
             continue;
         };
         let scope = Scope {

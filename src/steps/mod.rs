@@ -6,7 +6,7 @@
 
 mod aws_network;
 mod aws_rds_restore;
-mod context;
+pub mod context;
 
 use std::sync::Arc;
 
@@ -176,22 +176,38 @@ pub trait Step: Send + Sync {
     ) -> Result<Values, StepError>;
 }
 
-/// Every step kind this build knows.
-pub fn all() -> Vec<Arc<dyn Step>> {
-    vec![
-        Arc::new(aws_network::AwsNetwork),
-        Arc::new(aws_rds_restore::AwsRdsRestore),
-    ]
+/// The step kinds a run can use. Commands use [`Kinds::builtin`]; tests inject their own.
+#[derive(Clone)]
+pub struct Kinds {
+    kinds: Vec<Arc<dyn Step>>,
 }
 
-/// The specs of every kind, for the validator.
-pub fn catalog() -> Vec<KindSpec> {
-    all().iter().map(|step| *step.spec()).collect()
-}
+impl Kinds {
+    /// Every step kind this build knows.
+    pub fn builtin() -> Self {
+        Self::new(vec![
+            Arc::new(aws_network::AwsNetwork),
+            Arc::new(aws_rds_restore::AwsRdsRestore),
+        ])
+    }
 
-/// The implementation of `kind`.
-pub fn find(kind: &str) -> Option<Arc<dyn Step>> {
-    all().into_iter().find(|step| step.spec().kind == kind)
+    /// A given set of kinds.
+    pub fn new(kinds: Vec<Arc<dyn Step>>) -> Self {
+        Self { kinds }
+    }
+
+    /// The specs of every kind, for the validator.
+    pub fn specs(&self) -> Vec<KindSpec> {
+        self.kinds.iter().map(|step| *step.spec()).collect()
+    }
+
+    /// The implementation of `kind`.
+    pub fn find(&self, kind: &str) -> Option<Arc<dyn Step>> {
+        self.kinds
+            .iter()
+            .find(|step| step.spec().kind == kind)
+            .cloned()
+    }
 }
 
 /// Deserialize resolved parameters into a kind's typed parameters.
