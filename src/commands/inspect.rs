@@ -125,6 +125,15 @@ pub(super) fn validate(global: &GlobalArgs, playbook: Option<PathBuf>) -> Result
 
 pub(super) fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), Error> {
     let targets: Vec<String> = match target {
+        Some(target) if !crate::playbook::region::is_valid(&target) => {
+            return Err(Error::usage(
+                format!("`{target}` is not an AWS region name"),
+                Some(
+                    "write it like `ap-southeast-1`; `rebuild unlock` alone lists every lock"
+                        .into(),
+                ),
+            ));
+        }
         Some(target) => vec![target],
         None => std::fs::read_dir(global.state_dir.join("locks"))
             .map(|entries| {

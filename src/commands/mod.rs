@@ -97,8 +97,42 @@ pub(crate) fn parse_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, 
         .collect()
 }
 
-/// Input values for a run: `--input` > the input's `env` variable > its default (or, on
-/// resume, the journaled value). Returns (values with secrets, values safe to journal).
+/// Turn a value given as text (`--input`, environment) into the type of the input's
+/// default: `true`/`false` for a boolean default, a number for a numeric one, else text.
+fn typed(
+    name: &str,
+    text: &str,
+    default: Option<&serde_json::Value>,
+) -> Result<serde_json::Value, Error> {
+    let wrong = |what: &str| {
+        Error::usage(
+            format!("input `{name}` must be {what}, not `{text}`"),
+            Some(format!(
+                "its default is `{}`",
+                default.map(ToString::to_string).unwrap_or_default()
+            )),
+        )
+    };
+    match default {
+        Some(serde_json::Value::Bool(_)) => match text.trim() {
+            "true" => Ok(serde_json::Value::Bool(true)),
+            "false" => Ok(serde_json::Value::Bool(false)),
+            _ => Err(wrong("`true` or `false`")),
+        },
+        Some(serde_json::Value::Number(_)) => text
+            .trim()
+            .parse::<i64>()
+            .map(serde_json::Value::from)
+            .or_else(|_| text.trim().parse::<f64>().map(serde_json::Value::from))
+            .map_err(|_| wrong("a number")),
+        _ => Ok(serde_json::Value::String(text.to_string())),
+    }
+}
+
+/// Input values for a run. A new run takes `--input`, else the input's `env` variable, else
+/// its default. A resumed run keeps the journaled values (they are pinned); only secrets,
+/// which are never journaled, are read again — and one that was set when the run started
+/// must be set again. Returns (values with secrets, values safe to journal).
 pub(crate) fn resolve_inputs(
     playbook: &Playbook,
     given: &BTreeMap<String, String>,
@@ -124,21 +158,48 @@ pub(crate) fn resolve_inputs(
     let mut safe = Values::new();
     for input in &playbook.inputs {
         let name = &input.name.value;
+        let pinned = journaled.and_then(|values| values.get(name));
         let from_env = input
             .env
             .as_ref()
             .and_then(|variable| std::env::var(variable).ok());
-        let value = if let Some(value) = given.get(name) {
-            Some(serde_json::Value::String(value.clone()))
-        } else if let Some(value) = from_env {
-            Some(serde_json::Value::String(value))
-        } else if let Some(value) = journaled
-            .and_then(|values| values.get(name))
-            .filter(|v| *v != REDACTED)
-        {
-            Some(value.clone())
-        } else {
-            input.default.clone()
+        let given_text = given.get(name).cloned().or(from_env);
+        let value = match (pinned, input.secret) {
+            (Some(pinned), false) => {
+                if let Some(text) = given.get(name) {
+                    let wanted = typed(name, text, input.default.as_ref())?;
+                    if &wanted != pinned {
+                        return Err(Error::usage(
+                            format!(
+                                "input `{name}` is pinned to `{pinned}` by this run; it cannot change on resume"
+                            ),
+                            Some("start a new run to use another value".into()),
+                        ));
+                    }
+                }
+                Some(pinned.clone())
+            }
+            (Some(marker), true) => match given_text {
+                Some(text) => Some(serde_json::Value::String(text)),
+                None if marker == REDACTED => {
+                    let how = input
+                        .env
+                        .as_ref()
+                        .map(|v| format!("set `{v}` or pass"))
+                        .unwrap_or_else(|| "pass".into());
+                    return Err(Error::usage(
+                        format!(
+                            "secret input `{name}` was set when the run started, and secrets are never journaled"
+                        ),
+                        Some(format!("{how} `--input {name}=...` again, then resume")),
+                    ));
+                }
+                None => None,
+            },
+            (None, _) => match given_text {
+                Some(text) => Some(typed(name, &text, input.default.as_ref())?),
+                None => input.default.clone(),
+            },
         };
         match value {
             Some(value) => {
@@ -170,6 +231,17 @@ pub(crate) fn resolve_inputs(
         }
     }
     Ok((values, safe))
+}
+
+/// The secret values among `values`, for scrubbing error messages.
+pub(crate) fn secret_values(playbook: &Playbook, values: &Values) -> Vec<String> {
+    playbook
+        .inputs
+        .iter()
+        .filter(|input| input.secret)
+        .filter_map(|input| values.get(&input.name.value)?.as_str().map(str::to_string))
+        .filter(|secret| !secret.is_empty())
+        .collect()
 }
 
 /// The reporter for a run: JSON lines, progress bars on a terminal, or plain lines.

@@ -17,7 +17,7 @@ use crate::playbook::Playbook;
 use crate::report::{ReportEvent, Reporter, render};
 use crate::steps::{Kinds, PollSettings};
 
-use super::{load_playbook, parse_pairs, reporter, resolve_inputs, target_region};
+use super::{load_playbook, parse_pairs, reporter, resolve_inputs, secret_values, target_region};
 
 /// A new run id: UTC start time plus a random suffix, sortable by start.
 fn new_run_id() -> String {
@@ -176,6 +176,7 @@ struct Execution {
     accept_rpo: bool,
     parallelism: u16,
     journal: Arc<Journal>,
+    secrets: Vec<String>,
 }
 
 async fn execute(
@@ -207,6 +208,7 @@ async fn execute(
                 .max(poll_start),
         },
         cancel,
+        secrets: execution.secrets,
     };
     let result = executor.run(&state).await;
     let resume = render::resume_command(&execution.run_id, &global.state_dir.display().to_string());
@@ -296,13 +298,14 @@ pub(super) async fn start(global: &GlobalArgs, args: &RunArgs) -> Result<(), Err
     })?;
     crate::failpoint::hit("run/after-start");
     let execution = Execution {
+        secrets: secret_values(&playbook, &inputs),
         playbook,
         run_id,
         target,
-        inputs,
         accept_rpo: args.accept_rpo,
         parallelism: args.parallelism,
         journal,
+        inputs,
     };
     let outcome = execute(global, execution, state, cloud, reporter).await;
     drop(run_lock);
@@ -384,13 +387,14 @@ pub(super) async fn resume(
         pid: std::process::id(),
     })?;
     let execution = Execution {
+        secrets: secret_values(&playbook, &inputs),
         playbook,
         run_id,
         target,
-        inputs,
         accept_rpo: state.header.accept_rpo,
         parallelism,
         journal,
+        inputs,
     };
     let outcome = execute(global, execution, state, cloud, reporter).await;
     drop(run_lock);

@@ -9,4 +9,4 @@ mod run;
 mod tests;
 
 pub use cancel::Cancel;
-pub use run::{Executor, RunResult};
+pub use run::{Executor, Redactor, RunResult};

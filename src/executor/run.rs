@@ -41,6 +41,30 @@ pub struct Executor {
     pub poll: PollSettings,
     /// The stop signal.
     pub cancel: Cancel,
+    /// Secret values never to show in an error (serde and some cloud errors quote values).
+    pub secrets: Vec<String>,
+}
+
+/// Replaces secret values in text.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Arc<Vec<String>>,
+}
+
+impl Redactor {
+    /// A redactor for these secrets.
+    pub fn new(secrets: Vec<String>) -> Self {
+        Self {
+            secrets: Arc::new(secrets),
+        }
+    }
+
+    /// `text` with every secret replaced by `<redacted>`.
+    pub fn scrub(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_string(), |text, secret| {
+            text.replace(secret.as_str(), "<redacted>")
+        })
+    }
 }
 
 /// How a run went.
@@ -81,6 +105,7 @@ impl Executor {
         let mut running: BTreeSet<String> = BTreeSet::new();
         let mut failures = Vec::new();
         let mut tasks: JoinSet<Attempted> = JoinSet::new();
+        let mut task_steps: BTreeMap<tokio::task::Id, String> = BTreeMap::new();
         self.reporter.report(ReportEvent::RunStarted {
             run_id: self.run_id.clone(),
             target: self.target.clone(),
@@ -108,20 +133,28 @@ impl Executor {
                         .unwrap_or_default();
                     let task = self.step_task(spec, &outputs, pins, first_attempt);
                     running.insert(id.clone());
-                    tasks.spawn(task);
+                    let handle = tasks.spawn(task);
+                    task_steps.insert(handle.id(), id.clone());
                 }
             }
-            let Some(joined) = tasks.join_next().await else {
+            let Some(joined) = tasks.join_next_with_id().await else {
                 break;
             };
             let attempted = match joined {
-                Ok(attempted) => attempted,
+                Ok((_, attempted)) => attempted,
                 Err(error) => {
                     // A panic inside a step: the journal stays valid; stop the run.
-                    self.cancel.cancel("a step crashed");
+                    let step = task_steps.get(&error.id()).cloned().unwrap_or_default();
+                    running.remove(&step);
+                    self.cancel.cancel(format!("step `{step}` crashed"));
+                    let kind = self
+                        .playbook
+                        .step(&step)
+                        .map(|spec| spec.kind.value.clone())
+                        .unwrap_or_default();
                     failures.push(Failure {
-                        step: "unknown".into(),
-                        kind: String::new(),
+                        step,
+                        kind,
                         error: format!("internal error: {error}"),
                         hint: Some(
                             "please report this bug; `rebuild resume` retries the step".into(),
@@ -149,7 +182,7 @@ impl Executor {
                         step: attempted.step,
                         kind,
                         hint: error.hint(),
-                        error: error.to_string(),
+                        error: Redactor::new(self.secrets.clone()).scrub(&error.to_string()),
                     });
                 }
             }
@@ -197,6 +230,7 @@ impl Executor {
         let spec = spec.clone();
         let journal = self.journal.clone();
         let kinds = self.kinds.clone();
+        let redactor = Redactor::new(self.secrets.clone());
         let reporter = self.reporter.clone();
         let cancel = self.cancel.clone();
         let make_context = {
@@ -236,7 +270,7 @@ impl Executor {
                 &params,
                 pins,
                 first_attempt,
-                &kinds,
+                (&kinds, &redactor),
                 &journal,
                 &reporter,
                 &cancel,
@@ -257,7 +291,7 @@ async fn attempt_loop(
     params: &serde_json::Value,
     mut pins: Values,
     first_attempt: u32,
-    kinds: &Kinds,
+    (kinds, redactor): (&Kinds, &Redactor),
     journal: &Journal,
     reporter: &Arc<dyn Reporter>,
     cancel: &Cancel,
@@ -321,14 +355,14 @@ async fn attempt_loop(
                 journal.append(Event::StepFailed {
                     step: id.clone(),
                     attempt,
-                    error: error.to_string(),
+                    error: redactor.scrub(&error.to_string()),
                     retryable,
                     will_retry,
                 })?;
                 if !will_retry {
                     reporter.report(ReportEvent::StepFailed {
                         step: id.clone(),
-                        error: error.to_string(),
+                        error: redactor.scrub(&error.to_string()),
                     });
                     return Err(error);
                 }
@@ -341,7 +375,7 @@ async fn attempt_loop(
                 reporter.report(ReportEvent::StepRetrying {
                     step: id.clone(),
                     attempt,
-                    error: error.to_string(),
+                    error: redactor.scrub(&error.to_string()),
                     delay_seconds: delay.as_secs_f64(),
                 });
                 tokio::select! {

@@ -85,7 +85,11 @@ impl Step for Fake {
         let call = self.counters.calls.fetch_add(1, Ordering::SeqCst);
         let active = self.counters.active.fetch_add(1, Ordering::SeqCst) + 1;
         self.counters.max_active.fetch_max(active, Ordering::SeqCst);
-        let result = self.behave(context, call).await;
+        let value = params
+            .get("value")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let result = self.behave(context, call, value).await;
         self.counters.active.fetch_sub(1, Ordering::SeqCst);
         result?;
         Ok(Values::from([(
@@ -96,7 +100,7 @@ impl Step for Fake {
 }
 
 impl Fake {
-    async fn behave(&self, context: &StepContext, call: u32) -> Result<(), StepError> {
+    async fn behave(&self, context: &StepContext, call: u32, value: &str) -> Result<(), StepError> {
         if self.spec.kind == "test.hang" {
             return context
                 .wait_for("something that never comes", || async {
@@ -117,7 +121,7 @@ impl Fake {
                     }
                     .into(),
                 ),
-                message: "nope".into(),
+                message: format!("nope: {value}"),
                 status: Some(400),
                 retryable: self.retryable,
             }));
@@ -209,6 +213,7 @@ impl Harness {
                 max: Duration::from_secs(5),
             },
             cancel,
+            secrets: vec!["hunter2".into()],
         };
         let result = executor.run(&state).await;
         let all = format!("{earlier}{}", sink.text());
@@ -436,5 +441,24 @@ async fn a_resumed_run_skips_succeeded_steps_and_reuses_their_outputs() {
     assert_eq!(
         state.step("second").unwrap().outputs["value"],
         json!("pinned")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn secret_values_never_reach_the_journal_or_the_error() {
+    let harness = Harness::new(0, false);
+    let playbook = harness
+        .playbook("  - {id: leaky, kind: test.broken, retry: 1, with: {value: 'pw=hunter2'}}\n");
+    let (result, state) = harness.run(playbook, 4, Cancel::default(), "").await;
+    assert_eq!(result.outcome, Outcome::Failed);
+    assert!(
+        result.failures[0].error.contains("pw=<redacted>"),
+        "{}",
+        result.failures[0].error
+    );
+    let journaled = state.step("leaky").unwrap().last_error.clone().unwrap();
+    assert!(
+        !journaled.contains("hunter2") && journaled.contains("<redacted>"),
+        "{journaled}"
     );
 }

@@ -99,6 +99,47 @@ pub fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
+/// Open the lock file and take its advisory lock. A releasing holder removes the file while
+/// still holding it, so after locking, check that the path still names the locked file;
+/// if it does not, another process may hold a newer file: start again.
+fn open_locked(path: &Path, target: &str) -> Result<File, LockError> {
+    use std::os::unix::fs::MetadataExt;
+    let io_error = |source| LockError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    for _ in 0..16 {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_error)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let holder = read_holder(&mut file).unwrap_or_else(|| unknown_holder(target));
+                return Err(LockError::Held {
+                    target: target.to_string(),
+                    holder,
+                });
+            }
+            Err(TryLockError::Error(error)) => return Err(io_error(error)),
+        }
+        let locked = file.metadata().map_err(io_error)?;
+        match std::fs::metadata(path) {
+            Ok(current) if current.ino() == locked.ino() && current.dev() == locked.dev() => {
+                return Ok(file);
+            }
+            _ => continue, // removed or replaced meanwhile
+        }
+    }
+    Err(io_error(std::io::Error::other(
+        "the lock file keeps being replaced by other processes",
+    )))
+}
+
 /// Take the lock for `target` on behalf of `run_id`.
 pub fn acquire(state_dir: &Path, target: &str, run_id: &str) -> Result<RunLock, LockError> {
     let path = lock_path(state_dir, target);
@@ -109,24 +150,7 @@ pub fn acquire(state_dir: &Path, target: &str, run_id: &str) -> Result<RunLock, 
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io_error)?;
     }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_error)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => {
-            let holder = read_holder(&mut file).unwrap_or_else(|| unknown_holder(target));
-            return Err(LockError::Held {
-                target: target.to_string(),
-                holder,
-            });
-        }
-        Err(TryLockError::Error(error)) => return Err(io_error(error)),
-    }
+    let mut file = open_locked(&path, target)?;
     let here = host_name();
     let previous = read_holder(&mut file);
     if let Some(previous) = &previous

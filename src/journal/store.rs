@@ -101,24 +101,32 @@ pub fn read(path: &Path) -> Result<Loaded, JournalError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     File::open(path)
-        .and_then(|mut file| file.read_to_string(&mut text))
+        .and_then(|mut file| file.read_to_end(&mut bytes))
         .map_err(io_error)?;
-    parse(path, &text)
+    parse_bytes(path, &bytes)
 }
 
 /// Parse journal text read from `path` (see [`read`]).
 pub fn parse(path: &Path, text: &str) -> Result<Loaded, JournalError> {
+    parse_bytes(path, text.as_bytes())
+}
+
+/// Parse journal bytes. Lines are checked one by one, so a torn write that cut a multi-byte
+/// character in half only damages the last line.
+pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded, JournalError> {
     let mut records = Vec::new();
     let mut intact_len = 0u64;
     let mut dropped_tail = None;
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let lines: Vec<&[u8]> = bytes.split_inclusive(|byte| *byte == b'\n').collect();
     for (index, raw) in lines.iter().enumerate() {
         let is_last = index + 1 == lines.len();
-        let complete = raw.ends_with('\n');
+        let complete = raw.ends_with(b"\n");
         let decoded = if complete {
-            record::decode(raw.trim_end_matches('\n'))
+            std::str::from_utf8(&raw[..raw.len() - 1])
+                .map_err(|error| DecodeError::Malformed(format!("not UTF-8: {error}")))
+                .and_then(record::decode)
         } else {
             Err(DecodeError::Malformed(
                 "line has no end (torn write)".to_string(),
@@ -309,6 +317,23 @@ mod tests {
         assert_eq!(again.records.len(), 2);
         assert_eq!(again.records[1].seq, 2);
         assert_eq!(again.records[1].event, started("c"));
+    }
+
+    #[test]
+    fn a_torn_multibyte_character_only_drops_the_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let journal = Journal::create(&path).unwrap();
+        journal.append(started("a")).unwrap();
+        journal.append(started("route ↔ subnet")).unwrap();
+        drop(journal);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let arrow = bytes.windows(3).rposition(|w| w == "↔".as_bytes()).unwrap();
+        bytes.truncate(arrow + 1);
+        std::fs::write(&path, &bytes).unwrap();
+        let loaded = read(&path).unwrap();
+        assert_eq!(loaded.records.len(), 1);
+        assert!(loaded.dropped_tail.is_some());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::cloud::Cloud;
 use crate::journal::{RunState, Values};
 use crate::playbook::Playbook;
 use crate::playbook::resolve::{Scope, resolve_step};
-use crate::steps::{Action, Kinds, PlanContext, StepPlan};
+use crate::steps::{Action, Kinds, PlanContext, StepError, StepPlan};
 
 use super::{Plan, PlanProblem, fill};
 
@@ -81,6 +81,20 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
                         .details
                         .push(("known after apply".into(), names.join(", ")));
                 }
+                fill(plan, &id, found);
+            }
+            Err(StepError::Params(_)) if !resolved.unknown.is_empty() => {
+                // A parameter it cannot do without comes from a step that has not run.
+                let names: Vec<String> = resolved
+                    .unknown
+                    .iter()
+                    .map(|r| format!("${{{r}}}"))
+                    .collect();
+                let found = StepPlan::new(
+                    Action::Unknown,
+                    "depends on outputs not known until earlier steps run",
+                )
+                .detail("known after apply", names.join(", "));
                 fill(plan, &id, found);
             }
             Err(error) => {

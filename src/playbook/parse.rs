@@ -357,11 +357,14 @@ fn parse_tags(node: Option<&Node>, problems: &mut Vec<Problem>) -> BTreeMap<Stri
         return tags;
     };
     for (key, value) in mapping.iter() {
-        if key.as_str().starts_with("rebuild:") || key.as_str().starts_with("aws:") {
+        if key.as_str().starts_with("rebuild:")
+            || key.as_str().starts_with("aws:")
+            || key.as_str() == "Name"
+        {
             problems.push(Problem::new(
                 Location::of_span(key.span()),
                 format!(
-                    "tag `{}` uses a reserved prefix (`rebuild:` or `aws:`)",
+                    "tag `{}` is reserved (`Name`, `rebuild:*` and `aws:*` are set by rebuild and AWS)",
                     key.as_str()
                 ),
             ));
@@ -453,6 +456,15 @@ fn is_identifier(text: &str) -> bool {
 /// A value without references (input defaults), as JSON.
 fn plain_json(node: &Node, problems: &mut Vec<Problem>) -> serde_json::Value {
     let value = parse_param(node, problems);
+    if let Some((reference, location)) = value.value.references(value.location).into_iter().next() {
+        problems.push(
+            Problem::new(
+                location,
+                format!("an input's default cannot hold a reference (`${{{reference}}}`)"),
+            )
+            .hint("use the reference in the step's `with:` instead"),
+        );
+    }
     to_plain_json(&value.value)
 }
 

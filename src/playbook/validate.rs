@@ -99,6 +99,7 @@ pub(crate) fn is_step_id(id: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !id.ends_with('-')
+        && !id.contains("--")
 }
 
 fn check_kind_and_parameters(

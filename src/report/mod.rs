@@ -102,7 +102,7 @@ pub trait Reporter: Send + Sync {
     fn report(&self, event: ReportEvent);
 }
 
-/// Discards everything (tests, `--quiet`).
+/// Discards everything (tests).
 #[derive(Debug, Default)]
 pub struct SilentReporter;
 

@@ -481,25 +481,30 @@ impl Builder<'_> {
     }
 
     async fn vpc(&self, cidr: &str) -> Result<String, StepError> {
-        if let Some(id) = find_vpc(self.client, &self.context.run_id, &self.context.step_id).await?
-        {
-            self.context.resource("vpc", &id, false)?;
-            return Ok(id);
-        }
-        let created = self
-            .client
-            .create_vpc()
-            .cidr_block(cidr)
-            .tag_specifications(tag_spec(self.context, ResourceType::Vpc, "vpc"))
-            .send()
-            .await
-            .cloud("CreateVpc", Some(cidr.to_string()))?;
-        let id = created
-            .vpc()
-            .and_then(|vpc| vpc.vpc_id())
-            .map(str::to_string)
-            .ok_or_else(|| missing("CreateVpc", "VpcId"))?;
-        self.context.resource("vpc", &id, true)?;
+        let id = match find_vpc(self.client, &self.context.run_id, &self.context.step_id).await? {
+            Some(id) => {
+                self.context.resource("vpc", &id, false)?;
+                id
+            }
+            None => {
+                let created = self
+                    .client
+                    .create_vpc()
+                    .cidr_block(cidr)
+                    .tag_specifications(tag_spec(self.context, ResourceType::Vpc, "vpc"))
+                    .send()
+                    .await
+                    .cloud("CreateVpc", Some(cidr.to_string()))?;
+                let id = created
+                    .vpc()
+                    .and_then(|vpc| vpc.vpc_id())
+                    .map(str::to_string)
+                    .ok_or_else(|| missing("CreateVpc", "VpcId"))?;
+                self.context.resource("vpc", &id, true)?;
+                id
+            }
+        };
+        // Also on adoption: an earlier attempt may have died between the two calls.
         self.client
             .modify_vpc_attribute()
             .vpc_id(&id)
@@ -532,7 +537,11 @@ impl Builder<'_> {
             .find_map(|subnet| subnet.subnet_id())
         {
             self.context.resource("subnet", id, false)?;
-            return Ok(id.to_string());
+            let id = id.to_string();
+            if public {
+                self.public_ip_on_launch(&id).await?;
+            }
+            return Ok(id);
         }
         let mut tags = tag_spec(self.context, ResourceType::Subnet, name);
         let role = if public {
@@ -567,15 +576,20 @@ impl Builder<'_> {
             .ok_or_else(|| missing("CreateSubnet", "SubnetId"))?;
         self.context.resource("subnet", &id, true)?;
         if public {
-            self.client
-                .modify_subnet_attribute()
-                .subnet_id(&id)
-                .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
-                .send()
-                .await
-                .cloud("ModifySubnetAttribute", Some(id.clone()))?;
+            self.public_ip_on_launch(&id).await?;
         }
         Ok(id)
+    }
+
+    async fn public_ip_on_launch(&self, subnet: &str) -> Result<(), StepError> {
+        self.client
+            .modify_subnet_attribute()
+            .subnet_id(subnet)
+            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
+            .send()
+            .await
+            .cloud("ModifySubnetAttribute", Some(subnet.to_string()))?;
+        Ok(())
     }
 
     async fn internet_gateway(&self, vpc: &str) -> Result<String, StepError> {

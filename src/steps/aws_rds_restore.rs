@@ -186,6 +186,9 @@ struct Snapshot {
     /// When the data was captured (the original snapshot's time for a cross-region copy).
     taken: Timestamp,
     port: Option<i32>,
+    /// When this run chose it: the data lost is what was written between `taken` and then.
+    #[serde(default)]
+    chosen: Option<Timestamp>,
 }
 
 impl Snapshot {
@@ -229,6 +232,7 @@ async fn newest_snapshot(
                             engine: snapshot.engine().unwrap_or("postgres").to_string(),
                             taken,
                             port: snapshot.port(),
+                            chosen: None,
                         });
                     }
                 }
@@ -257,6 +261,7 @@ async fn newest_snapshot(
                             engine: snapshot.engine().unwrap_or("aurora-postgresql").to_string(),
                             taken,
                             port: snapshot.port(),
+                            chosen: None,
                         });
                     }
                 }
@@ -526,6 +531,10 @@ impl Step for AwsRdsRestore {
                             hint: "restore it anyway with `--accept-rpo`, or copy a newer snapshot into the target region first".to_string(),
                         });
                 }
+                let snapshot = Snapshot {
+                    chosen: Some(Timestamp::now()),
+                    ..snapshot
+                };
                 let value = serde_json::to_value(&snapshot)
                     .map_err(|error| StepError::Params(error.to_string()))?;
                 context.pin("snapshot", value)?;
@@ -556,15 +565,30 @@ impl Step for AwsRdsRestore {
             .await
             .cloud("DescribeDBSubnetGroups", Some(subnet_group.clone()))
         {
-            Ok(answer) => !answer.db_subnet_groups().is_empty(),
+            Ok(answer) => answer
+                .db_subnet_groups()
+                .first()
+                .and_then(|group| group.db_subnet_group_arn().map(str::to_string)),
             Err(error)
                 if error.is("DBSubnetGroupNotFoundFault") || error.is("DBSubnetGroupNotFound") =>
             {
-                false
+                None
             }
             Err(error) => return Err(error.into()),
         };
-        if exists {
+        if let Some(arn) = exists {
+            let tags = client
+                .list_tags_for_resource()
+                .resource_name(&arn)
+                .send()
+                .await
+                .cloud("ListTagsForResource", Some(subnet_group.clone()))?;
+            let ours = tags.tag_list().iter().any(|tag| {
+                tag.key() == Some(TAG_RUN_ID) && tag.value() == Some(context.run_id.as_str())
+            });
+            if !ours {
+                return Err(conflict(&subnet_group));
+            }
             context.resource("db-subnet-group", &subnet_group, false)?;
         } else {
             client
@@ -746,7 +770,7 @@ impl Step for AwsRdsRestore {
             context.progress("master password set");
         }
 
-        let age = snapshot.age(Timestamp::now());
+        let age = snapshot.age(snapshot.chosen.unwrap_or_else(Timestamp::now));
         Ok(Values::from([
             ("endpoint".to_string(), json!(endpoint.0)),
             ("port".to_string(), json!(endpoint.1)),
@@ -774,6 +798,7 @@ mod tests {
             engine: "postgres".into(),
             taken: now - jiff::SignedDuration::from_hours(hours_ago),
             port: Some(5432),
+            chosen: None,
         }
     }
 
