@@ -8,6 +8,7 @@
 pub mod moto;
 pub mod proxy;
 pub mod seed;
+pub mod world;
 
 pub use moto::Moto;
 pub use proxy::{Call, Fault, Proxy, is_mutating};
