@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cli::{GlobalArgs, Output, RunArgs};
 use crate::cloud::Cloud;
 use crate::error::Error;
-use crate::executor::{Cancel, Executor};
+use crate::executor::{Cancel, Executor, Redactor};
 use crate::journal::lock::{self, RunLock};
 use crate::journal::{Event, Journal, Outcome, RunState, StateDir, Values, state};
 use crate::plan::survey::{SurveyInput, survey};
@@ -44,6 +44,16 @@ async fn make_plan(
         kinds: &kinds,
     };
     survey(&mut plan, &input).await;
+    // Planning errors can quote parameter values; never show a secret.
+    let redactor = Redactor::new(secret_values(playbook, inputs));
+    for problem in &mut plan.problems {
+        problem.message = redactor.scrub(&problem.message);
+    }
+    for step in &mut plan.steps {
+        for (_, value) in &mut step.details {
+            *value = redactor.scrub(value);
+        }
+    }
     plan
 }
 
