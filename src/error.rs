@@ -143,3 +143,93 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::lock::Holder;
+
+    #[test]
+    fn exit_codes_are_the_documented_ones() {
+        let holder = Holder {
+            run_id: "r1".into(),
+            host: "laptop".into(),
+            pid: 42,
+            since: jiff::Timestamp::UNIX_EPOCH,
+            target: "ap-southeast-1".into(),
+        };
+        let cases: Vec<(Error, u8)> = vec![
+            (Error::usage("bad", Some("do this".to_string())), 2),
+            (
+                Error::from(LockError::Held {
+                    target: "ap-southeast-1".into(),
+                    holder: holder.clone(),
+                }),
+                3,
+            ),
+            (
+                Error::PlanRefused {
+                    count: 1,
+                    hint: String::new(),
+                },
+                4,
+            ),
+            (
+                Error::RunFailed {
+                    run_id: "r1".into(),
+                    steps: "`a`".into(),
+                    resume: "rebuild resume r1".into(),
+                },
+                1,
+            ),
+            (
+                Error::Interrupted {
+                    run_id: "r1".into(),
+                    resume: "rebuild resume r1".into(),
+                },
+                130,
+            ),
+            (Error::from(LoadRunError::NotFound("r9".into())), 5),
+        ];
+        for (error, code) in cases {
+            assert_eq!(error.exit_code(), code, "{error}");
+            assert!(
+                error.hint().is_some(),
+                "every error says what to do next: {error}"
+            );
+            assert!(
+                crate::cli::EXIT_CODES.contains(&format!("  {code} ")),
+                "exit code {code} is documented"
+            );
+        }
+    }
+
+    #[test]
+    fn a_held_lock_names_its_holder_and_a_foreign_one_says_how_to_break_it() {
+        let holder = Holder {
+            run_id: "r1".into(),
+            host: "laptop".into(),
+            pid: 42,
+            since: jiff::Timestamp::UNIX_EPOCH,
+            target: "ap-southeast-1".into(),
+        };
+        let held = Error::from(LockError::Held {
+            target: "ap-southeast-1".into(),
+            holder: holder.clone(),
+        });
+        assert_eq!(
+            held.to_string(),
+            "another rebuild is running for `ap-southeast-1`: run `r1` on host `laptop` (pid 42, since 1970-01-01 00:00:00 UTC)"
+        );
+        let foreign = Error::from(LockError::ForeignHost {
+            target: "ap-southeast-1".into(),
+            holder,
+        });
+        assert!(
+            foreign
+                .hint()
+                .unwrap()
+                .contains("rebuild unlock --target ap-southeast-1")
+        );
+    }
+}

@@ -92,7 +92,15 @@ pub(crate) fn parse_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, 
         .map(|pair| {
             pair.split_once('=')
                 .map(|(name, value)| (name.trim().to_string(), value.to_string()))
-                .ok_or_else(|| Error::usage(format!("`--input {pair}` is not NAME=VALUE"), None))
+                .ok_or_else(|| {
+                    Error::usage(
+                        format!("`--input {pair}` is not NAME=VALUE"),
+                        Some(
+                            "write it as `--input NAME=VALUE`, e.g. `--input db_multi_az=false`"
+                                .into(),
+                        ),
+                    )
+                })
         })
         .collect()
 }

@@ -126,7 +126,15 @@ pub fn resume_command(run_id: &str, state_dir: &str) -> String {
     if state_dir == ".rebuild" {
         format!("rebuild resume {run_id}")
     } else {
-        format!("rebuild resume {run_id} --state-dir {state_dir}")
+        let needs_quotes = state_dir
+            .chars()
+            .any(|c| c.is_whitespace() || "'\"$`\\".contains(c));
+        let shown = if needs_quotes {
+            format!("'{}'", state_dir.replace('\'', "'\\''"))
+        } else {
+            state_dir.to_string()
+        };
+        format!("rebuild resume {run_id} --state-dir {shown}")
     }
 }
 
@@ -242,4 +250,106 @@ pub fn status_text(
         let _ = writeln!(out, "\n  resume with: {command}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{PlanProblem, PlannedStep};
+    use crate::steps::Action;
+
+    fn plan() -> Plan {
+        Plan {
+            run_id: None,
+            playbook: "region-rebuild".into(),
+            playbook_path: "/p.yaml".into(),
+            source_region: "ap-southeast-2".into(),
+            target_region: "ap-southeast-1".into(),
+            steps: vec![
+                PlannedStep {
+                    id: "network".into(),
+                    kind: "aws.network".into(),
+                    needs: vec![],
+                    action: Action::Create,
+                    summary: "create VPC 10.42.0.0/16".into(),
+                    details: vec![("zones".into(), "a, b, c".into())],
+                    outputs: Values::new(),
+                },
+                PlannedStep {
+                    id: "database".into(),
+                    kind: "aws.rds.restore".into(),
+                    needs: vec!["network".into()],
+                    action: Action::Create,
+                    summary: "restore into new database `database-<run-id>`".into(),
+                    details: vec![
+                        ("snapshot".into(), "prod-db-snap-2-copy".into()),
+                        ("rpo (snapshot age)".into(), "7h41m".into()),
+                    ],
+                    outputs: Values::new(),
+                },
+            ],
+            waves: vec![vec!["network".into()], vec!["database".into()]],
+            problems: vec![],
+        }
+    }
+
+    #[test]
+    fn plan_text_names_actions_waves_and_facts() {
+        let expected = "\
+Plan: playbook `region-rebuild`
+  rebuild ap-southeast-2 → ap-southeast-1
+
+wave 1:
+  create   network [aws.network]
+           create VPC 10.42.0.0/16
+           zones: a, b, c
+wave 2:
+  create   database [aws.rds.restore] (after network)
+           restore into new database `database-<run-id>`
+           snapshot: prod-db-snap-2-copy
+           rpo (snapshot age): 7h41m
+
+No problems found.
+";
+        assert_eq!(plan_text(&plan()), expected);
+    }
+
+    #[test]
+    fn plan_text_lists_problems_and_says_nothing_changes() {
+        let mut plan = plan();
+        plan.problems.push(PlanProblem {
+            step: Some("database".into()),
+            message: "the newest snapshot is 2d old".into(),
+        });
+        let text = plan_text(&plan);
+        assert!(text.ends_with(
+            "\nProblems (1), nothing will be changed:\n  - step `database`: the newest snapshot is 2d old\n"
+        ));
+    }
+
+    #[test]
+    fn secret_looking_outputs_are_redacted() {
+        let values = Values::from([
+            ("endpoint".to_string(), json!("db.example")),
+            ("master_password".to_string(), json!("hunter2")),
+            ("api_token".to_string(), json!("t")),
+        ]);
+        let shown = redact(&values);
+        assert_eq!(shown["endpoint"], json!("db.example"));
+        assert_eq!(shown["master_password"], json!("<redacted>"));
+        assert_eq!(shown["api_token"], json!("<redacted>"));
+    }
+
+    #[test]
+    fn resume_command_names_a_non_default_state_dir() {
+        assert_eq!(resume_command("r1", ".rebuild"), "rebuild resume r1");
+        assert_eq!(
+            resume_command("r1", "/srv/dr"),
+            "rebuild resume r1 --state-dir /srv/dr"
+        );
+        assert_eq!(
+            resume_command("r1", "/my dr"),
+            "rebuild resume r1 --state-dir '/my dr'"
+        );
+    }
 }
