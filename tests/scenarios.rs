@@ -305,3 +305,63 @@ fn locks_are_broken_only_on_purpose_and_never_under_a_live_run() {
     let bad = world.run(&["unlock", "--target", "../etc"]);
     assert_eq!(code(&bad), 2, "{}", text(&bad));
 }
+
+/// Run `rebuild` under a pseudo-terminal (`script`), answering the prompt with `answer`.
+fn run_on_a_terminal(world: &World, answer: &str) -> std::process::Output {
+    use std::io::Write;
+    let playbook = playbook_path();
+    let command_line = format!(
+        "{} --target {TARGET} --playbook {}",
+        env!("CARGO_BIN_EXE_rebuild"),
+        playbook.display()
+    );
+    let command = world.command(&[]);
+    // `script` gives the child a terminal on stdin and stderr; we type into its stdin.
+    let program = command.get_program().to_owned();
+    assert!(program.to_string_lossy().ends_with("rebuild"));
+    let mut script = std::process::Command::new("script");
+    script.args(["-qfec", &command_line, "/dev/null"]);
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    let mut child = script
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs");
+    // The prompt comes after the plan; typed input waits in the terminal until it is read.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn on_a_terminal_it_asks_before_changing_anything() {
+    let world = World::new();
+    let declined = run_on_a_terminal(&world, "n\n");
+    let shown = String::from_utf8_lossy(&declined.stdout).to_string();
+    assert!(
+        shown.contains("Rebuild `region-rebuild` in ap-southeast-1 now? [y/N]"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("not confirmed; nothing was changed"),
+        "{shown}"
+    );
+    assert_eq!(code(&declined), 2, "{shown}");
+    assert_eq!(inventory(&world.moto.endpoint).vpcs, 0);
+
+    let accepted = run_on_a_terminal(&world, "y\n");
+    let shown = String::from_utf8_lossy(&accepted.stdout).to_string();
+    assert_eq!(code(&accepted), 0, "{shown}");
+    assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
+}

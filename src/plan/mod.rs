@@ -251,6 +251,85 @@ mod tests {
     }
 
     #[test]
+    fn skeleton_skips_what_the_journal_says_succeeded_and_flags_a_changed_playbook() {
+        use crate::journal::{Event, Record, record::SCHEMA_VERSION, state};
+        let playbook =
+            playbook("  - {id: a, kind: test.noop}\n  - {id: b, kind: test.noop, needs: [a]}\n");
+        let record = |seq, event| Record {
+            v: SCHEMA_VERSION,
+            seq,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            event,
+        };
+        let records = vec![
+            record(
+                1,
+                Event::RunStarted {
+                    run_id: "r1".into(),
+                    playbook_path: "t.yaml".into(),
+                    playbook_name: "t".into(),
+                    playbook_digest: playbook.digest.clone(),
+                    source_region: "ap-southeast-2".into(),
+                    target_region: "ap-southeast-1".into(),
+                    inputs: Values::new(),
+                    accept_rpo: false,
+                    host: "h".into(),
+                    tool_version: "0".into(),
+                },
+            ),
+            record(
+                2,
+                Event::StepStarted {
+                    step: "a".into(),
+                    attempt: 1,
+                },
+            ),
+            record(
+                3,
+                Event::StepSucceeded {
+                    step: "a".into(),
+                    attempt: 1,
+                    outputs: Values::from([("out".to_string(), serde_json::json!("x"))]),
+                },
+            ),
+            record(
+                4,
+                Event::StepStarted {
+                    step: "b".into(),
+                    attempt: 1,
+                },
+            ),
+        ];
+        let state = state::fold(&records).unwrap();
+        let plan = skeleton(&playbook, "ap-southeast-1", Some(&state));
+        assert_eq!(plan.run_id.as_deref(), Some("r1"));
+        assert_eq!(plan.step("a").unwrap().action, Action::Skip);
+        assert_eq!(
+            plan.step("a").unwrap().outputs["out"],
+            serde_json::json!("x")
+        );
+        assert_eq!(
+            plan.step("b").unwrap().action,
+            Action::Unknown,
+            "in flight: asked again"
+        );
+        assert!(plan.is_runnable());
+        assert_eq!(
+            pending(&plan).into_iter().collect::<Vec<_>>(),
+            vec!["b".to_string()]
+        );
+
+        let mut changed = state.clone();
+        changed.header.playbook_digest = "0123456789abcdef".into();
+        let plan = skeleton(&playbook, "ap-southeast-1", Some(&changed));
+        assert!(
+            plan.problems[0]
+                .message
+                .contains("the playbook changed since run `r1` started")
+        );
+    }
+
+    #[test]
     fn fill_records_actions_and_problems() {
         let playbook = playbook("  - {id: a, kind: test.noop}\n");
         let mut plan = skeleton(&playbook, "ap-southeast-1", None);

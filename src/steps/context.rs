@@ -265,3 +265,29 @@ impl StepContext {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poll_delays_grow_with_jitter_up_to_the_cap() {
+        let settings = PollSettings {
+            initial: Duration::from_secs(5),
+            max: Duration::from_secs(60),
+        };
+        for index in 0..12 {
+            let base = Duration::from_secs(5 * 2u64.pow(index)).min(Duration::from_secs(60));
+            for _ in 0..50 {
+                let delay = settings.delay(index);
+                assert!(
+                    delay >= base.mul_f64(0.75) && delay <= base.mul_f64(1.25),
+                    "poll {index}: {delay:?}"
+                );
+            }
+        }
+        let spread: std::collections::BTreeSet<u128> =
+            (0..50).map(|_| settings.delay(3).as_millis()).collect();
+        assert!(spread.len() > 10, "jitter spreads concurrent pollers apart");
+    }
+}
