@@ -8,6 +8,10 @@ import boto3
 
 endpoint = sys.argv[1]
 auth = dict(endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing")
+iam = boto3.client("iam", region_name="us-east-1", **auth)
+trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+for role in ("shop-eks-cluster", "shop-eks-nodes"):
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=trust)
 source = boto3.client("rds", region_name="ap-southeast-2", **auth)
 target = boto3.client("rds", region_name="ap-southeast-1", **auth)
 
@@ -24,4 +28,4 @@ for index in (1, 2):
         TargetDBSnapshotIdentifier=f"prod-db-snap-{index}-copy",
         SourceRegion="ap-southeast-2",
     )
-print("seeded: prod-db in ap-southeast-2 with 3 snapshots; snap-1 and snap-2 copied to ap-southeast-1")
+print("seeded: IAM roles shop-eks-cluster and shop-eks-nodes; prod-db in ap-southeast-2 with 3 snapshots; snap-1 and snap-2 copied to ap-southeast-1")

@@ -128,6 +128,16 @@ pub enum Command {
         /// The playbook (default: playbooks/region-rebuild.yaml).
         playbook: Option<PathBuf>,
     },
+    /// Print an EKS token as a Kubernetes ExecCredential (the generated kubeconfigs use it).
+    #[command(hide = true)]
+    EksToken {
+        /// Cluster name.
+        #[arg(long)]
+        cluster: String,
+        /// Cluster region.
+        #[arg(long)]
+        region: String,
+    },
     /// Break a stale lock on purpose, naming its holder.
     Unlock {
         /// Target region whose lock to break (default: every lock in the state directory).

@@ -6,6 +6,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = rebuild::cli::Cli::parse();
+    // Several TLS stacks are linked in (AWS, Kubernetes, GitHub clients); pick one crypto
+    // provider for all of them. An error only means one was installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

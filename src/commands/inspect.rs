@@ -161,3 +161,25 @@ pub(super) fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), 
     }
     Ok(())
 }
+
+/// `rebuild eks-token`: an ExecCredential for kubectl and client libraries.
+pub(super) async fn eks_token(cluster: &str, region: &str) -> Result<(), Error> {
+    let cloud = crate::cloud::Cloud::from_env().await;
+    let token = cloud.eks_token(region, cluster).await.map_err(|error| {
+        Error::usage(
+            error.to_string(),
+            Some("log in to AWS (profile, SSO or environment credentials) and try again".into()),
+        )
+    })?;
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(14);
+    println!(
+        "{}",
+        json!({
+            "kind": "ExecCredential",
+            "apiVersion": "client.authentication.k8s.io/v1beta1",
+            "spec": {},
+            "status": {"expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(), "token": token},
+        })
+    );
+    Ok(())
+}

@@ -34,6 +34,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Some(Command::Runs) => inspect::runs(&global),
         Some(Command::Validate { playbook }) => inspect::validate(&global, playbook),
         Some(Command::Unlock { target }) => inspect::unlock(&global, target),
+        Some(Command::EksToken { cluster, region }) => inspect::eks_token(&cluster, &region).await,
     }
 }
 

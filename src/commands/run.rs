@@ -217,6 +217,7 @@ async fn execute(
                 .min(Duration::from_secs(60))
                 .max(poll_start),
         },
+        run_dir: StateDir::new(&global.state_dir).run_dir(&execution.run_id),
         cancel,
         secrets: execution.secrets,
     };

@@ -39,6 +39,8 @@ pub struct Executor {
     pub reporter: Arc<dyn Reporter>,
     /// How waits poll.
     pub poll: PollSettings,
+    /// The run's folder in the state directory.
+    pub run_dir: std::path::PathBuf,
     /// The stop signal.
     pub cancel: Cancel,
     /// Secret values never to show in an error (serde and some cloud errors quote values).
@@ -243,6 +245,7 @@ impl Executor {
             let tags = self.playbook.tags.clone();
             let cloud: Arc<Cloud> = self.cloud.clone();
             let poll = self.poll;
+            let run_dir = self.run_dir.clone();
             let journal = journal.clone();
             let reporter = reporter.clone();
             let cancel = cancel.clone();
@@ -256,6 +259,7 @@ impl Executor {
                     tags.clone(),
                     cloud.clone(),
                     poll,
+                    run_dir.clone(),
                     pins,
                     journal.clone(),
                     reporter.clone(),

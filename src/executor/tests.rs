@@ -212,6 +212,7 @@ impl Harness {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(5),
             },
+            run_dir: std::env::temp_dir(),
             cancel,
             secrets: vec!["hunter2".into()],
         };

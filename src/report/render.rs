@@ -168,6 +168,8 @@ pub fn status_json(
                     "state": step.status,
                     "attempts": step.attempts,
                     "duration_seconds": step_seconds(step, now),
+                    "started": step.first_started.map(|t| t.to_string()),
+                    "ended": step.ended.map(|t| t.to_string()),
                     "waiting_for": step.waiting_for,
                     "outputs": redact(&step.outputs),
                     "pinned": redact(&step.pins),

@@ -92,6 +92,9 @@ pub struct StepContext {
     pub cloud: Arc<Cloud>,
     /// How waits poll.
     pub poll: PollSettings,
+    /// The run's folder in the state directory: where a step may keep files (checkouts,
+    /// kubeconfigs), under a sub-folder named after its step id.
+    pub run_dir: std::path::PathBuf,
     pins: Mutex<Values>,
     journal: Arc<Journal>,
     reporter: Arc<dyn Reporter>,
@@ -121,6 +124,7 @@ impl StepContext {
         tags: BTreeMap<String, String>,
         cloud: Arc<Cloud>,
         poll: PollSettings,
+        run_dir: std::path::PathBuf,
         pins: Values,
         journal: Arc<Journal>,
         reporter: Arc<dyn Reporter>,
@@ -136,6 +140,7 @@ impl StepContext {
             tags,
             cloud,
             poll,
+            run_dir,
             pins: Mutex::new(pins),
             journal,
             reporter,

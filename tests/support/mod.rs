@@ -5,6 +5,9 @@
 #![allow(dead_code, unused_imports)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod git;
+pub mod github;
+pub mod kube;
 pub mod moto;
 pub mod proxy;
 pub mod seed;
@@ -13,8 +16,9 @@ pub mod world;
 pub use moto::Moto;
 pub use proxy::{Call, Fault, Proxy, is_mutating};
 pub use seed::{
-    AuroraSeed, DR_REGION, PROD_DB_PASSWORD, PROD_REGION, Seed, SeedSnapshot, block_on, ec2_client,
-    rds_client, sdk_config, seed_aurora_production, seed_production,
+    AuroraSeed, DR_REGION, EKS_CLUSTER_ROLE, EKS_NODE_ROLE, PROD_DB_PASSWORD, PROD_REGION, Seed,
+    SeedSnapshot, block_on, ec2_client, eks_client, rds_client, sdk_config, seed_aurora_production,
+    seed_production,
 };
 
 /// A `Command` for the `rebuild` binary under test, talking to `endpoint` (moto or a proxy)

@@ -56,6 +56,7 @@ struct Rules {
     faults: Vec<FaultRule>,
     rds_hold: Option<Duration>,
     nat_hold: Option<Duration>,
+    eks_hold: Option<Duration>,
 }
 
 struct FaultRule {
@@ -74,6 +75,9 @@ struct State {
     rds_clusters: HashMap<(String, String), Instant>,
     /// NAT gateway id -> time the CreateNatGateway was seen.
     nat_gateways: HashMap<String, Instant>,
+    /// (region, EKS path `/clusters/NAME` or `/clusters/NAME/node-groups/NG`) -> time the
+    /// create was seen.
+    eks_resources: HashMap<(String, String), Instant>,
     request_seq: u64,
 }
 
@@ -173,6 +177,12 @@ impl Proxy {
     /// `creating` (and instances lose their `<Endpoint>`) in Describe/Create/Restore answers.
     pub fn hold_rds_status(&self, hold: Duration) {
         self.shared.lock().rules.rds_hold = Some(hold);
+    }
+
+    /// EKS clusters and node groups created less than `hold` ago report `CREATING` (and
+    /// clusters no endpoint) in their create and describe answers.
+    pub fn hold_eks_status(&self, hold: Duration) {
+        self.shared.lock().rules.eks_hold = Some(hold);
     }
 
     /// NAT gateways created less than `hold` ago report `pending` in
@@ -405,7 +415,7 @@ async fn handle(
         &shared,
         &operation,
         &region,
-        &form,
+        (&form, &body),
         rparts.status,
         rbody,
         seen_at,
@@ -649,7 +659,7 @@ fn post_process(
     shared: &Shared,
     operation: &str,
     region: &str,
-    form: &[(String, String)],
+    (form, request_body): (&[(String, String)], &Bytes),
     status: StatusCode,
     body: Bytes,
     seen_at: Instant,
@@ -659,6 +669,9 @@ fn post_process(
     }
     let mut st = shared.lock();
     let op = operation;
+    if let Some(path) = eks_created_path(op, request_body) {
+        st.eks_resources.insert((region.to_string(), path), seen_at);
+    }
     if RDS_INSTANCE_CREATES.contains(&op)
         && let Some(id) = form_get(form, "DBInstanceIdentifier")
     {
@@ -725,10 +738,70 @@ fn post_process(
         let held = |id: &str| st.nat_gateways.get(id).is_some_and(|t| young(t, hold));
         rewritten = Some(rewrite_nat(&String::from_utf8_lossy(&body), held));
     }
+    if let Some(hold) = st.rules.eks_hold
+        && let Some(path) = eks_described_path(op, &body)
+        && st
+            .eks_resources
+            .get(&(region.to_string(), path))
+            .is_some_and(|t| young(t, hold))
+    {
+        rewritten = Some(hold_eks_json(&body));
+    }
     match rewritten {
         Some(s) => Bytes::from(s),
         None => body,
     }
+}
+
+/// For `POST /clusters` and `POST /clusters/C/node-groups`, the path of what was created.
+fn eks_created_path(op: &str, request_body: &[u8]) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(request_body).ok()?;
+    if op == "POST /clusters" {
+        return Some(format!("/clusters/{}", json.get("name")?.as_str()?));
+    }
+    let cluster = op
+        .strip_prefix("POST /clusters/")?
+        .strip_suffix("/node-groups")?;
+    Some(format!(
+        "/clusters/{cluster}/node-groups/{}",
+        json.get("nodegroupName")?.as_str()?
+    ))
+}
+
+/// For EKS answers that describe one cluster or node group (describe and create), its path.
+fn eks_described_path(op: &str, body: &[u8]) -> Option<String> {
+    if let Some(path) = op.strip_prefix("GET ") {
+        return path.starts_with("/clusters/").then(|| path.to_string());
+    }
+    // The create answers: derive the path from the returned object.
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if op == "POST /clusters" {
+        return Some(format!(
+            "/clusters/{}",
+            json.get("cluster")?.get("name")?.as_str()?
+        ));
+    }
+    let group = json.get("nodegroup")?;
+    Some(format!(
+        "/clusters/{}/node-groups/{}",
+        group.get("clusterName")?.as_str()?,
+        group.get("nodegroupName")?.as_str()?
+    ))
+}
+
+/// `status` → `CREATING` in a cluster or node group answer; a creating cluster has no endpoint.
+fn hold_eks_json(body: &[u8]) -> String {
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::from_utf8_lossy(body).into_owned();
+    };
+    if let Some(cluster) = json.get_mut("cluster").and_then(|c| c.as_object_mut()) {
+        cluster.insert("status".into(), serde_json::Value::from("CREATING"));
+        cluster.remove("endpoint");
+    }
+    if let Some(group) = json.get_mut("nodegroup").and_then(|g| g.as_object_mut()) {
+        group.insert("status".into(), serde_json::Value::from("CREATING"));
+    }
+    json.to_string()
 }
 
 /// An XML element's byte spans in the document.

@@ -135,8 +135,33 @@ pub fn seed_production(endpoint: &str) -> Seed {
     block_on(seed_production_async(endpoint))
 }
 
+/// The IAM roles production's EKS uses (IAM is global, so they survive the region).
+pub const EKS_CLUSTER_ROLE: &str = "shop-eks-cluster";
+/// The node role.
+pub const EKS_NODE_ROLE: &str = "shop-eks-nodes";
+
+/// An EKS client for `region`.
+pub async fn eks_client(endpoint: &str, region: &str) -> aws_sdk_eks::Client {
+    aws_sdk_eks::Client::new(&sdk_config(endpoint, region).await)
+}
+
+/// Creates the EKS IAM roles (global, so in us-east-1's IAM endpoint).
+pub async fn seed_iam_roles(endpoint: &str) {
+    let iam = aws_sdk_iam::Client::new(&sdk_config(endpoint, "us-east-1").await);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    for role in [EKS_CLUSTER_ROLE, EKS_NODE_ROLE] {
+        iam.create_role()
+            .role_name(role)
+            .assume_role_policy_document(trust)
+            .send()
+            .await
+            .expect("create IAM role");
+    }
+}
+
 /// Async form of [`seed_production`].
 pub async fn seed_production_async(endpoint: &str) -> Seed {
+    seed_iam_roles(endpoint).await;
     let prod = rds_client(endpoint, PROD_REGION).await;
     let dr = rds_client(endpoint, DR_REGION).await;
     let inst = prod

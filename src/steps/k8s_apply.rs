@@ -1,0 +1,519 @@
+//! `k8s.apply`: render manifests (the config repo's and `templates/`) with the run's
+//! context, rewrite images to the target region's registry and check in ECR that every one
+//! exists there (in the plan, before anything is applied), then server-side apply them wave
+//! by wave in the playbook's order, waiting after each wave for Deployments, StatefulSets
+//! and DaemonSets to be available and Jobs to complete. Each finished wave is pinned in the
+//! journal, so a resume restarts at the wave that failed.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::cloud::kubernetes;
+use crate::cloud::{CloudError, CloudResultExt};
+use crate::journal::Values;
+use crate::playbook::{KindSpec, ParamSpec, duration};
+
+use super::context::Poll;
+use super::k8s_manifests::{self as manifests, EcrImage, ImageReference, ImageRewrite, Rollout};
+use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, params};
+
+static SPEC: KindSpec = KindSpec {
+    kind: "k8s.apply",
+    summary: "render manifests, check images in the target registry, server-side apply wave by wave, wait for rollouts",
+    parameters: &[
+        ParamSpec {
+            name: "kubeconfig",
+            required: true,
+            help: "kubeconfig of the cluster (the cluster step's `kubeconfig` output)",
+        },
+        ParamSpec {
+            name: "context",
+            required: false,
+            help: "kubeconfig context (default: its current one)",
+        },
+        ParamSpec {
+            name: "sources",
+            required: true,
+            help: "folders holding the manifests (e.g. the config repo checkout, `templates`)",
+        },
+        ParamSpec {
+            name: "waves",
+            required: true,
+            help: "ordered waves: `{name, paths, wait (default true), timeout (default 10m)}`",
+        },
+        ParamSpec {
+            name: "values",
+            required: false,
+            help: "template variables (database endpoint, image tag, ...)",
+        },
+        ParamSpec {
+            name: "images",
+            required: false,
+            help: "registry rewrites: `[{from, to}]`",
+        },
+        ParamSpec {
+            name: "verify_images",
+            required: false,
+            help: "check every target-region ECR image exists (default true)",
+        },
+        ParamSpec {
+            name: "namespace",
+            required: false,
+            help: "namespace for objects that name none (default `default`)",
+        },
+    ],
+    outputs: &["waves_applied", "objects", "images"],
+};
+
+/// The `k8s.apply` step kind.
+pub struct K8sApply;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    #[serde(default)]
+    kubeconfig: Option<String>,
+    #[serde(default)]
+    context: Option<String>,
+    #[serde(default)]
+    sources: Option<Vec<String>>,
+    waves: Vec<Wave>,
+    #[serde(default)]
+    values: Map<String, Value>,
+    #[serde(default)]
+    images: Vec<ImageRewrite>,
+    #[serde(default = "yes")]
+    verify_images: bool,
+    #[serde(default = "default_namespace")]
+    namespace: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Wave {
+    name: String,
+    paths: Vec<String>,
+    #[serde(default = "yes")]
+    wait: bool,
+    #[serde(default)]
+    timeout: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_namespace() -> String {
+    "default".to_string()
+}
+
+impl Wave {
+    fn timeout(&self) -> Result<Duration, StepError> {
+        match &self.timeout {
+            Some(text) => duration::parse(text).map_err(|error| {
+                StepError::Params(format!("wave `{}` timeout: {error}", self.name))
+            }),
+            None => Ok(Duration::from_secs(600)),
+        }
+    }
+}
+
+/// A rendered wave: its objects, with images rewritten.
+struct Rendered {
+    objects: Vec<Value>,
+    images: Vec<String>,
+}
+
+fn render_wave(
+    wave: &Wave,
+    sources: &[PathBuf],
+    context: &Value,
+    rewrites: &[ImageRewrite],
+) -> Result<Rendered, StepError> {
+    let files = manifests::wave_files(sources, &wave.paths)
+        .map_err(|error| StepError::Params(format!("wave `{}`: {error}", wave.name)))?;
+    let mut objects = Vec::new();
+    let mut images = Vec::new();
+    for file in files {
+        let source = std::fs::read_to_string(&file).map_err(|error| {
+            StepError::Params(format!("cannot read `{}`: {error}", file.display()))
+        })?;
+        let name = file.display().to_string();
+        for mut object in manifests::render(&name, &source, context).map_err(StepError::Params)? {
+            images.extend(manifests::rewrite_images(&mut object, rewrites));
+            objects.push(object);
+        }
+    }
+    images.sort();
+    images.dedup();
+    Ok(Rendered { objects, images })
+}
+
+fn render_context(params: &Params, facts: (&str, &str, &str)) -> Value {
+    manifests::context(
+        &params.values,
+        &[
+            ("target_region", facts.0),
+            ("source_region", facts.1),
+            ("run_id", facts.2),
+        ],
+    )
+}
+
+/// Images (in the target region's ECR) that are missing there.
+async fn missing_images(
+    ecr: &aws_sdk_ecr::Client,
+    region: &str,
+    images: &[String],
+) -> Result<Vec<String>, CloudError> {
+    let mut missing = Vec::new();
+    for image in images {
+        let Some(EcrImage {
+            region: image_region,
+            repository,
+            reference,
+        }) = manifests::parse_ecr(image)
+        else {
+            continue;
+        };
+        if image_region != region {
+            missing.push(format!("{image} (not in the target region's registry)"));
+            continue;
+        }
+        let id = match &reference {
+            ImageReference::Tag(tag) => aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_tag(tag)
+                .build(),
+            ImageReference::Digest(digest) => aws_sdk_ecr::types::ImageIdentifier::builder()
+                .image_digest(digest)
+                .build(),
+        };
+        match ecr
+            .describe_images()
+            .repository_name(&repository)
+            .image_ids(id)
+            .send()
+            .await
+            .cloud("DescribeImages", Some(image.clone()))
+        {
+            Ok(answer) if !answer.image_details().is_empty() => {}
+            Ok(_) => missing.push(image.clone()),
+            Err(error)
+                if error.is("ImageNotFoundException")
+                    || error.is("RepositoryNotFoundException") =>
+            {
+                missing.push(image.clone());
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(missing)
+}
+
+fn missing_images_message(missing: &[String], region: &str) -> String {
+    format!(
+        "{} image(s) missing from the registry in `{region}`: {}",
+        missing.len(),
+        missing.join(", ")
+    )
+}
+
+const MISSING_IMAGES_HINT: &str = "replicate the images to the target region's ECR (or fix the `images` rewrite), then run again; deploying them would only crash-loop";
+
+#[async_trait]
+impl Step for K8sApply {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn plan(
+        &self,
+        context: &PlanContext,
+        params_value: &serde_json::Value,
+    ) -> Result<StepPlan, StepError> {
+        let params: Params = params(params_value)?;
+        let waves: Vec<&str> = params.waves.iter().map(|wave| wave.name.as_str()).collect();
+        let done = context
+            .pins
+            .get("waves_applied")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
+        let Some(sources) = &params.sources else {
+            return Ok(StepPlan::new(
+                Action::Unknown,
+                "manifests come from a step that has not run yet",
+            )
+            .detail("waves", waves.join(" → ")));
+        };
+        let sources: Vec<PathBuf> = sources.iter().map(PathBuf::from).collect();
+        let facts = (
+            context.target_region.as_str(),
+            context.source_region.as_str(),
+            context.run_id.as_deref().unwrap_or("<run-id>"),
+        );
+        let render_context = render_context(&params, facts);
+        let mut objects = 0;
+        let mut images = Vec::new();
+        for wave in params.waves.iter().skip(done) {
+            // Values that come from steps that have not run are not known yet: rendering
+            // then fails on an undefined variable, which is not a problem at plan time.
+            match render_wave(wave, &sources, &render_context, &params.images) {
+                Ok(rendered) => {
+                    objects += rendered.objects.len();
+                    images.extend(rendered.images);
+                }
+                Err(_) => {
+                    return Ok(StepPlan::new(
+                        Action::Unknown,
+                        "manifests depend on values not known until earlier steps run",
+                    )
+                    .detail("waves", waves.join(" → ")));
+                }
+            }
+        }
+        images.sort();
+        images.dedup();
+        let mut plan = StepPlan::new(
+            Action::Create,
+            format!(
+                "apply {objects} objects in {} wave(s)",
+                waves.len() - done.min(waves.len())
+            ),
+        )
+        .detail("waves", waves.join(" → "))
+        .detail("images", images.join(", "));
+        if done > 0 {
+            plan = plan.detail("already applied", format!("{done} wave(s)"));
+        }
+        if params.verify_images {
+            let missing = missing_images(
+                &context.cloud.ecr(&context.target_region),
+                &context.target_region,
+                &images,
+            )
+            .await?;
+            if !missing.is_empty() {
+                plan.problems.push(format!(
+                    "{}; {MISSING_IMAGES_HINT}",
+                    missing_images_message(&missing, &context.target_region)
+                ));
+            }
+        }
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        context: &StepContext,
+        params_value: &serde_json::Value,
+    ) -> Result<Values, StepError> {
+        let params: Params = params(params_value)?;
+        let kubeconfig = params
+            .kubeconfig
+            .as_deref()
+            .ok_or_else(|| StepError::Params("`kubeconfig` is required".into()))?;
+        let sources: Vec<PathBuf> = params
+            .sources
+            .clone()
+            .ok_or_else(|| StepError::Params("`sources` is required".into()))?
+            .into_iter()
+            .map(PathBuf::from)
+            .collect();
+        let facts = (
+            context.target_region.as_str(),
+            context.source_region.as_str(),
+            context.run_id.as_str(),
+        );
+        let render_context = render_context(&params, facts);
+        let mut rendered = Vec::new();
+        for wave in &params.waves {
+            rendered.push(render_wave(
+                wave,
+                &sources,
+                &render_context,
+                &params.images,
+            )?);
+        }
+        let all_images: Vec<String> = {
+            let mut images: Vec<String> = rendered.iter().flat_map(|r| r.images.clone()).collect();
+            images.sort();
+            images.dedup();
+            images
+        };
+        if params.verify_images {
+            let missing = missing_images(
+                &context.cloud.ecr(&context.target_region),
+                &context.target_region,
+                &all_images,
+            )
+            .await?;
+            if !missing.is_empty() {
+                return Err(StepError::Refused {
+                    message: missing_images_message(&missing, &context.target_region),
+                    hint: MISSING_IMAGES_HINT.to_string(),
+                });
+            }
+        }
+        let client =
+            kubernetes::client(std::path::Path::new(kubeconfig), params.context.as_deref()).await?;
+        let mut kinds: HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)> = HashMap::new();
+        let done = context
+            .pinned("waves_applied")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as usize;
+        let mut applied = 0;
+        for (index, (wave, rendered)) in params.waves.iter().zip(rendered).enumerate() {
+            if index < done {
+                context.progress(format!("wave `{}` was applied before; skipped", wave.name));
+                continue;
+            }
+            context.progress(format!(
+                "wave `{}`: applying {} objects",
+                wave.name,
+                rendered.objects.len()
+            ));
+            let mut workloads = Vec::new();
+            for mut object in rendered.objects {
+                let api = api_for(&client, &mut kinds, &mut object, &params.namespace).await?;
+                let name = manifests::name_of(&object).unwrap_or_default().to_string();
+                let label = format!("{}/{}", manifests::kind_of(&object), name);
+                let object: DynamicObject = serde_json::from_value(object).map_err(|error| {
+                    StepError::Params(format!("`{label}` is not a Kubernetes object: {error}"))
+                })?;
+                let live = api
+                    .patch(
+                        &name,
+                        &PatchParams::apply("rebuild").force(),
+                        &Patch::Apply(&object),
+                    )
+                    .await
+                    .map_err(|error| kubernetes::error(error, "server-side apply", &label))?;
+                applied += 1;
+                if wave.wait
+                    && manifests::rollout(&serde_json::to_value(&live).unwrap_or_default())
+                        != Rollout::NotAWorkload
+                {
+                    workloads.push((api, name, label));
+                }
+            }
+            context.checkpoint(&format!("applied-{}", wave.name))?;
+            if !workloads.is_empty() {
+                wait_for_rollouts(context, wave, &workloads).await?;
+            }
+            context.pin("waves_applied", json!(index + 1))?;
+            context.progress(format!("wave `{}` is ready", wave.name));
+            context.checkpoint(&format!("wave-{}", wave.name))?;
+        }
+        Ok(Values::from([
+            (
+                "waves_applied".to_string(),
+                json!(
+                    params
+                        .waves
+                        .iter()
+                        .map(|w| w.name.clone())
+                        .collect::<Vec<_>>()
+                ),
+            ),
+            ("objects".to_string(), json!(applied)),
+            ("images".to_string(), json!(all_images)),
+        ]))
+    }
+}
+
+/// The API for an object's kind (discovered once per kind), fixing its namespace.
+async fn api_for(
+    client: &kube::Client,
+    kinds: &mut HashMap<GroupVersionKind, (ApiResource, ApiCapabilities)>,
+    object: &mut Value,
+    namespace: &str,
+) -> Result<Api<DynamicObject>, StepError> {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = GroupVersionKind::gvk(group, version, manifests::kind_of(object));
+    if !kinds.contains_key(&gvk) {
+        let found = kube::discovery::pinned_kind(client, &gvk)
+            .await
+            .map_err(|error| {
+                kubernetes::error(error, "discovery", &format!("{api_version} {}", gvk.kind))
+            })?;
+        kinds.insert(gvk.clone(), found);
+    }
+    let (resource, capabilities) = &kinds[&gvk];
+    Ok(if capabilities.scope == Scope::Namespaced {
+        manifests::default_namespace(object, namespace);
+        let namespace = manifests::namespace_of(object)
+            .unwrap_or(namespace)
+            .to_string();
+        Api::namespaced_with(client.clone(), &namespace, resource)
+    } else {
+        manifests::clear_namespace(object);
+        Api::all_with(client.clone(), resource)
+    })
+}
+
+async fn wait_for_rollouts(
+    context: &StepContext,
+    wave: &Wave,
+    workloads: &[(Api<DynamicObject>, String, String)],
+) -> Result<(), StepError> {
+    let limit = wave.timeout()?;
+    let what = format!("wave `{}` to roll out", wave.name);
+    let waiting = context.wait_for(&what, || async {
+        let mut pending = Vec::new();
+        for (api, name, label) in workloads {
+            let live = api
+                .get(name)
+                .await
+                .map_err(|error| kubernetes::error(error, "get", label))?;
+            match manifests::rollout(&serde_json::to_value(&live).unwrap_or_default()) {
+                Rollout::Ready | Rollout::NotAWorkload => {}
+                Rollout::Progressing(why) => pending.push(format!("{label}: {why}")),
+                Rollout::Failed(why) => {
+                    return Err(StepError::BadState {
+                        resource: label.clone(),
+                        status: why,
+                    });
+                }
+            }
+        }
+        Ok(if pending.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending(pending.join("; "))
+        })
+    });
+    match tokio::time::timeout(limit, waiting).await {
+        Ok(result) => result,
+        Err(_) => {
+            let mut stuck = Vec::new();
+            for (api, name, label) in workloads {
+                if let Ok(live) = api.get(name).await
+                    && let Rollout::Progressing(why) =
+                        manifests::rollout(&serde_json::to_value(&live).unwrap_or_default())
+                {
+                    stuck.push(format!("{label}: {why}"));
+                }
+            }
+            Err(StepError::Refused {
+                message: format!(
+                    "wave `{}` did not roll out within {}: {}",
+                    wave.name,
+                    duration::render(limit),
+                    stuck.join("; ")
+                ),
+                hint: "look at the pods (`kubectl describe`, events, image pulls); fix the cause, then `rebuild resume` retries this wave only".to_string(),
+            })
+        }
+    }
+}

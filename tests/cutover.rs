@@ -1,0 +1,211 @@
+//! `dns.cutover` against moto's Route 53 (previous values journaled, records UPSERTed) and
+//! `http.check` against a local HTTP server (passing, and failing with each check named).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+
+use support::world::*;
+use support::{block_on, sdk_config};
+
+/// A tiny HTTP server: `/healthz` answers 200 `ok shop`, anything else 503.
+fn serve_http() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buffer = [0u8; 2048];
+            let read = stream.read(&mut buffer).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buffer[..read]);
+            let (status, body) = if request.starts_with("GET /healthz ") {
+                ("200 OK", "ok shop")
+            } else {
+                ("503 Service Unavailable", "down")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{address}")
+}
+
+fn playbook(dir: &std::path::Path, base_url: &str, health_path: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"name: cutover
+source_region: ap-southeast-2
+default_target: ap-southeast-1
+steps:
+  - id: dns
+    kind: dns.cutover
+    with:
+      zone: shop.example.com
+      records:
+        - {{name: api.shop.example.com, type: CNAME, values: [api.ap-southeast-1.shop.example.com], ttl: 30}}
+  - id: smoke
+    kind: http.check
+    needs: [dns]
+    with:
+      attempts: 2
+      interval: 1s
+      checks:
+        - {{name: api-health, url: "{base_url}{health_path}", status: 200, body_contains: shop}}
+"#
+    );
+    let path = dir.join("cutover.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn records(endpoint: &str, zone: &str) -> Vec<(String, String, Vec<String>)> {
+    block_on(async {
+        let route53 = aws_sdk_route53::Client::new(&sdk_config(endpoint, "us-east-1").await);
+        let sets = route53
+            .list_resource_record_sets()
+            .hosted_zone_id(zone)
+            .send()
+            .await
+            .unwrap();
+        sets.resource_record_sets()
+            .iter()
+            .filter(|set| set.r#type().as_str() == "CNAME")
+            .map(|set| {
+                (
+                    set.name().to_string(),
+                    set.r#type().as_str().to_string(),
+                    set.resource_records()
+                        .iter()
+                        .map(|r| r.value().to_string())
+                        .collect(),
+                )
+            })
+            .collect()
+    })
+}
+
+fn seed_zone(endpoint: &str) -> String {
+    block_on(async {
+        let route53 = aws_sdk_route53::Client::new(&sdk_config(endpoint, "us-east-1").await);
+        let zone = route53
+            .create_hosted_zone()
+            .name("shop.example.com.")
+            .caller_reference("seed")
+            .send()
+            .await
+            .unwrap();
+        let id = zone
+            .hosted_zone()
+            .unwrap()
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_string();
+        let set = aws_sdk_route53::types::ResourceRecordSet::builder()
+            .name("api.shop.example.com.")
+            .r#type(aws_sdk_route53::types::RrType::Cname)
+            .ttl(300)
+            .resource_records(
+                aws_sdk_route53::types::ResourceRecord::builder()
+                    .value("api.ap-southeast-2.shop.example.com")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        route53
+            .change_resource_record_sets()
+            .hosted_zone_id(&id)
+            .change_batch(
+                aws_sdk_route53::types::ChangeBatch::builder()
+                    .changes(
+                        aws_sdk_route53::types::Change::builder()
+                            .action(aws_sdk_route53::types::ChangeAction::Create)
+                            .resource_record_set(set)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        id
+    })
+}
+
+#[test]
+fn dns_is_cut_over_with_the_old_values_journaled_and_smoke_checks_pass() {
+    let world = World::new();
+    let zone = seed_zone(&world.moto.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = playbook(dir.path(), &serve_http(), "/healthz");
+
+    let plan = world.run(&[
+        "plan",
+        "--target",
+        TARGET,
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&plan), 0, "{}", text(&plan));
+    assert!(text(&plan).contains("CNAME api.shop.example.com.: api.ap-southeast-2.shop.example.com → api.ap-southeast-1.shop.example.com"), "{}", text(&plan));
+
+    let output = world.run(&[
+        "--target",
+        TARGET,
+        "--yes",
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert_eq!(
+        records(&world.moto.endpoint, &zone),
+        vec![(
+            "api.shop.example.com.".to_string(),
+            "CNAME".to_string(),
+            vec!["api.ap-southeast-1.shop.example.com".to_string()]
+        )]
+    );
+    let status = world.status();
+    let dns = step(&status, "dns");
+    assert_eq!(
+        dns["pinned"]["previous"][0]["values"][0],
+        "api.ap-southeast-2.shop.example.com"
+    );
+    assert_eq!(
+        dns["outputs"]["records"][0]["previous"][0],
+        "api.ap-southeast-2.shop.example.com"
+    );
+    let smoke = step(&status, "smoke");
+    assert_eq!(smoke["outputs"]["results"]["api-health"]["passed"], true);
+}
+
+#[test]
+fn a_failing_smoke_check_fails_the_run_naming_the_check() {
+    let world = World::new();
+    seed_zone(&world.moto.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = playbook(dir.path(), &serve_http(), "/broken");
+    let output = world.run(&[
+        "--target",
+        TARGET,
+        "--yes",
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1 of 1 smoke check(s) failed: `api-health`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("HTTP 503, expected 200"), "{stderr}");
+    let status = world.status();
+    assert_eq!(step(&status, "smoke")["state"], "failed");
+    assert_eq!(step(&status, "dns")["state"], "succeeded");
+}

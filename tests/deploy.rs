@@ -1,0 +1,227 @@
+//! `k8s.apply` against a real kube-apiserver (built from Debian's packages, see
+//! `.ci/setup-kubernetes`) with ECR in moto: the shipped `templates/shop` application
+//! deployed wave by wave with images rewritten to the target registry and checked there;
+//! a missing image refused in the plan; a rollout that never becomes ready failing after
+//! its timeout with the Deployment's conditions; resumes that re-apply no finished wave.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::Value;
+use support::kube::{KubeTestbed, KubeletMode};
+use support::world::*;
+use support::{DR_REGION, block_on, sdk_config};
+
+const SOURCE_REGISTRY: &str = "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com";
+const TARGET_REGISTRY: &str = "123456789012.dkr.ecr.ap-southeast-1.amazonaws.com";
+
+/// Replicated images in the target region's ECR (as a replication rule would leave them).
+fn push_images(endpoint: &str, repositories: &[&str], tag: &str) {
+    block_on(async {
+        let ecr = aws_sdk_ecr::Client::new(&sdk_config(endpoint, DR_REGION).await);
+        for repository in repositories {
+            ecr.create_repository()
+                .repository_name(*repository)
+                .send()
+                .await
+                .unwrap();
+            let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":7023,"digest":"sha256:b5b2b2c507a0944348e0303114d8d93aaaa081732b86451d9bce1f432a537bc7"},"layers":[]}"#;
+            ecr.put_image()
+                .repository_name(*repository)
+                .image_manifest(manifest)
+                .image_tag(tag)
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+}
+
+fn playbook(
+    dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    migrate_timeout: &str,
+) -> std::path::PathBuf {
+    let text = format!(
+        r#"name: deploy
+source_region: ap-southeast-2
+default_target: ap-southeast-1
+inputs:
+  image_tag: v1.4.2
+steps:
+  - id: deploy
+    kind: k8s.apply
+    timeout: 5m
+    retry: 1
+    with:
+      kubeconfig: {kubeconfig}
+      sources: [templates/shop]
+      images:
+        - {{from: {SOURCE_REGISTRY}, to: {TARGET_REGISTRY}}}
+      values:
+        registry: {SOURCE_REGISTRY}
+        image_tag: ${{inputs.image_tag}}
+        db_endpoint: database-r1.abc.ap-southeast-1.rds.amazonaws.com
+        db_port: 5432
+        public_host: shop.example.com
+      waves:
+        - {{name: config, paths: [00-namespace.yaml, 01-config.yaml]}}
+        - {{name: migrate, paths: [10-migrate.yaml], timeout: {migrate_timeout}}}
+        - {{name: backend, paths: [20-api.yaml, 21-worker.yaml], timeout: 4s}}
+        - {{name: frontend, paths: [30-web.yaml]}}
+"#,
+        kubeconfig = kubeconfig.display()
+    );
+    let path = dir.join("deploy.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn deployment(kube: &KubeTestbed, name: &str) -> Value {
+    kube.get_json(&format!("/apis/apps/v1/namespaces/shop/deployments/{name}"))
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn the_application_is_deployed_wave_by_wave_with_images_from_the_target_registry() {
+    let world = World::new();
+    let kube = KubeTestbed::start();
+    push_images(
+        &world.moto.endpoint,
+        &["shop/api", "shop/worker", "shop/web"],
+        "v1.4.2",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = playbook(dir.path(), &kube.kubeconfig, "2m");
+    let output = world.run(&[
+        "--target",
+        TARGET,
+        "--yes",
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 0, "{}\n{}", text(&output), kube.logs());
+
+    for (name, replicas) in [("shop-api", 2), ("shop-worker", 1), ("shop-web", 2)] {
+        let live = deployment(&kube, name);
+        assert_eq!(
+            live["status"]["availableReplicas"], replicas,
+            "{name}: {live}"
+        );
+        let image = live["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap();
+        assert!(image.starts_with(TARGET_REGISTRY), "{name} pulls {image}");
+        assert!(image.ends_with(":v1.4.2"), "{image}");
+    }
+    let config = kube
+        .get_json("/api/v1/namespaces/shop/configmaps/shop-config")
+        .unwrap();
+    assert_eq!(
+        config["data"]["DB_HOST"],
+        "database-r1.abc.ap-southeast-1.rds.amazonaws.com"
+    );
+    assert_eq!(config["data"]["AWS_REGION"], "ap-southeast-1");
+    let job = kube
+        .get_json("/apis/batch/v1/namespaces/shop/jobs/shop-migrate-v1-4-2")
+        .unwrap();
+    assert_eq!(job["status"]["succeeded"], 1);
+
+    let status = world.status();
+    let deploy = step(&status, "deploy");
+    assert_eq!(deploy["pinned"]["waves_applied"], 4);
+    assert_eq!(deploy["outputs"]["objects"], 8);
+}
+
+#[test]
+fn a_missing_image_in_the_target_registry_is_a_plan_problem_and_nothing_is_applied() {
+    let world = World::new();
+    let kube = KubeTestbed::start();
+    push_images(&world.moto.endpoint, &["shop/api", "shop/worker"], "v1.4.2");
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = playbook(dir.path(), &kube.kubeconfig, "2m");
+    let output = world.run(&[
+        "--target",
+        TARGET,
+        "--yes",
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 4, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("1 image(s) missing from the registry in `ap-southeast-1`: {TARGET_REGISTRY}/shop/web:v1.4.2")), "{stderr}");
+    assert!(
+        kube.get_json("/api/v1/namespaces/shop").is_none(),
+        "nothing was applied"
+    );
+}
+
+#[test]
+fn a_rollout_that_never_becomes_ready_fails_with_its_conditions_and_resume_retries_only_that_wave()
+{
+    let world = World::new();
+    let kube = KubeTestbed::start_with(KubeletMode::NeverReady);
+    push_images(
+        &world.moto.endpoint,
+        &["shop/api", "shop/worker", "shop/web"],
+        "v1.4.2",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // The migration Job must finish first: let the stand-in kubelet complete it, then stall
+    // the backend's pods.
+    let playbook = playbook(dir.path(), &kube.kubeconfig, "2m");
+    kube.set_kubelet_mode(KubeletMode::Ready);
+    let args = [
+        "--target",
+        TARGET,
+        "--yes",
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ];
+    let output = world.run_with(&args, &[("REBUILD_FAILPOINTS", "deploy/wave-migrate")]);
+    assert_killed(&output, "deploy/wave-migrate");
+    kube.set_kubelet_mode(KubeletMode::NeverReady);
+
+    let output = world.run(&["resume", "--yes"]);
+    assert_eq!(code(&output), 1, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("wave `config` was applied before; skipped")
+            || text(&output).contains("skipped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("wave `backend` did not roll out within 4s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Deployment/shop-api: 0/2 ready"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Available=False"), "{stderr}");
+    let status = world.status();
+    assert_eq!(step(&status, "deploy")["pinned"]["waves_applied"], 2);
+
+    // Fixed: the resume applies from the backend wave on.
+    kube.set_kubelet_mode(KubeletMode::Ready);
+    let namespace_version =
+        kube.get_json("/api/v1/namespaces/shop").unwrap()["metadata"]["resourceVersion"].clone();
+    let output = world.run(&["resume", "--yes"]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for wave in ["config", "migrate"] {
+        assert!(
+            stderr.contains(&format!("wave `{wave}` was applied before; skipped")),
+            "{stderr}"
+        );
+    }
+    assert!(!stderr.contains("wave `config`: applying"), "{stderr}");
+    assert_eq!(
+        kube.get_json("/api/v1/namespaces/shop").unwrap()["metadata"]["resourceVersion"],
+        namespace_version
+    );
+    assert_eq!(
+        deployment(&kube, "shop-web")["status"]["availableReplicas"],
+        2
+    );
+}

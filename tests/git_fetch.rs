@@ -1,0 +1,707 @@
+//! End-to-end runs of the `rebuild` binary with a playbook of `git.fetch` steps only (the
+//! Kubernetes config repository and the application repository), against real git: bare
+//! repositories served by `git daemon` (and by `git http-backend` for git over HTTP), and
+//! the GitHub REST stand-in backed by the same repositories. No AWS call is needed: the
+//! binary's AWS endpoint is a closed port, so any call would fail the run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use support::git::{GitDaemon, GitRepos, Repo, checkout_head};
+use support::github::GitHub;
+
+const TOKEN: &str = "ghp_T3stT0kenThatMustNeverBePrinted0001";
+
+/// The fixture: two repositories with tags, served by git daemon and the API stand-in.
+struct Bed {
+    repos: GitRepos,
+    daemon: GitDaemon,
+    github: GitHub,
+    config: Repo,
+    app: Repo,
+    /// Commits of the config repository: `v1.0.0`, `v1.2.0`, then an untagged one.
+    config_commits: [String; 3],
+    /// Commits of the app repository (see [`Bed::new`] for its tags).
+    app_commits: [String; 4],
+    state: tempfile::TempDir,
+    dir: tempfile::TempDir,
+}
+
+impl Bed {
+    fn new() -> Self {
+        let repos = GitRepos::new();
+        let config = repos.create("acme/shop-config");
+        let config_commits = [
+            config.rev_parse("main"),
+            config.commit("deploy.yaml", "replicas: 3\nimage: shop:1.2.0\n"),
+            config.commit("deploy.yaml", "replicas: 5\nimage: shop:1.3.0-dev\n"),
+        ];
+        config.tag("v1.0.0", &config_commits[0]);
+        config.tag("v1.2.0", &config_commits[1]);
+
+        let app = repos.create("acme/shop");
+        let app_commits = [
+            app.rev_parse("main"),
+            app.commit("VERSION", "2.1.0\n"),
+            app.commit("VERSION", "2.10.0\n"),
+            app.commit("VERSION", "2.11.0-rc1\n"),
+        ];
+        app.annotated_tag("v2.0.0", &app_commits[0]);
+        app.tag("v2.1.0", &app_commits[1]);
+        app.tag("v2.9.3", &app_commits[1]);
+        app.annotated_tag("v2.10.0", &app_commits[2]);
+        app.tag("v2.11.0-rc1", &app_commits[3]);
+        app.tag("nightly", &app_commits[3]);
+
+        let daemon = GitDaemon::start(&repos.root());
+        let github = GitHub::start(&repos.root(), &daemon.url);
+        github.require_token(Some(TOKEN));
+        github.set_latest_release("acme/shop-config", Some("v1.0.0"));
+        github.set_latest_release("acme/shop", Some("v2.1.0"));
+        Self {
+            repos,
+            daemon,
+            github,
+            config,
+            app,
+            config_commits,
+            app_commits,
+            state: tempfile::tempdir().unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A playbook with the `config` and `app` steps; `config` and `app` are extra `with:`
+    /// lines (`key: value`) for each.
+    fn playbook(&self, config: &[&str], app: &[&str]) -> PathBuf {
+        self.playbook_with_api(&self.github.url, config, app)
+    }
+
+    fn playbook_with_api(&self, api: &str, config: &[&str], app: &[&str]) -> PathBuf {
+        let lines = |extra: &[&str]| {
+            extra
+                .iter()
+                .map(|line| format!("      {line}\n"))
+                .collect::<String>()
+        };
+        let text = format!(
+            "version: 1
+name: git-sources
+source_region: ap-southeast-2
+default_target: ap-southeast-1
+inputs:
+  github_token:
+    secret: true
+    env: TEST_GITHUB_TOKEN
+steps:
+  - id: config
+    kind: git.fetch
+    with:
+      repo: acme/shop-config
+      api_url: {api}
+      token: ${{inputs.github_token}}
+{}  - id: app
+    kind: git.fetch
+    with:
+      repo: acme/shop
+      api_url: {api}
+      token: ${{inputs.github_token}}
+{}",
+            lines(config),
+            lines(app)
+        );
+        let path = self.dir.path().join("playbook.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The binary with this bed's state directory, the token in `TEST_GITHUB_TOKEN`, no
+    /// `GITHUB_TOKEN`, and an AWS endpoint nobody listens on.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rebuild"));
+        command
+            .args(args)
+            .env("REBUILD_STATE_DIR", self.state.path())
+            .env("TEST_GITHUB_TOKEN", TOKEN)
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("REBUILD_FAILPOINTS")
+            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            )
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn rebuild(&self, playbook: &Path, env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(&[
+            "--target",
+            "ap-southeast-1",
+            "--yes",
+            "--playbook",
+            playbook.to_str().unwrap(),
+        ]);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().unwrap()
+    }
+
+    fn status(&self) -> Value {
+        let output = self
+            .command(&["status", "--output", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(code(&output), 0, "{}", text(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn outputs(&self, step: &str) -> Value {
+        let status = self.status();
+        status["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == step)
+            .unwrap_or_else(|| panic!("no step {step} in {status}"))["outputs"]
+            .clone()
+    }
+
+    /// Every journal line of every run.
+    fn journals(&self) -> String {
+        let mut all = String::new();
+        let Ok(runs) = std::fs::read_dir(self.state.path().join("runs")) else {
+            return all;
+        };
+        for run in runs {
+            let path = run.unwrap().path().join("journal.jsonl");
+            all.push_str(&std::fs::read_to_string(path).unwrap_or_default());
+        }
+        all
+    }
+
+    /// Whether any folder named `name` exists under the state directory.
+    fn has_folder(&self, name: &str) -> bool {
+        fn walk(dir: &Path, name: &str) -> bool {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|entry| {
+                    let path = entry.path();
+                    path.is_dir() && (entry.file_name() == name || walk(&path, name))
+                })
+        }
+        walk(self.state.path(), name)
+    }
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or(-1)
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The checkout an output names is at `commit`, detached, and sits in the state directory.
+fn assert_checkout(bed: &Bed, outputs: &Value, commit: &str) {
+    assert_eq!(outputs["commit"], commit, "{outputs}");
+    let path = PathBuf::from(outputs["path"].as_str().unwrap());
+    assert!(path.is_absolute(), "{outputs}");
+    assert!(
+        path.starts_with(bed.state.path().canonicalize().unwrap())
+            || path.starts_with(bed.state.path()),
+        "{outputs}"
+    );
+    let (head, detached) = checkout_head(&path);
+    assert_eq!(head, commit, "HEAD of {}", path.display());
+    assert!(detached, "HEAD of {} is not detached", path.display());
+}
+
+fn assert_no_token(bed: &Bed, output: &Output) {
+    assert!(
+        !text(output).contains(TOKEN),
+        "token printed: {}",
+        text(output)
+    );
+    assert!(!bed.journals().contains(TOKEN), "token journaled");
+    let status = bed.command(&["status"]).output().unwrap();
+    assert!(!text(&status).contains(TOKEN), "token in status");
+    assert!(
+        !bed.status().to_string().contains(TOKEN),
+        "token in status json"
+    );
+}
+
+#[test]
+fn explicit_tags_check_out_the_tagged_commits_of_both_repositories() {
+    let bed = Bed::new();
+    let playbook = bed.playbook(&["tag: v1.2.0"], &["tag: v2.1.0"]);
+    let output = bed.rebuild(&playbook, &[]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+
+    let config = bed.outputs("config");
+    assert_checkout(&bed, &config, &bed.config_commits[1]);
+    assert_eq!(config["ref"], "v1.2.0");
+    assert_eq!(config["repo"], "acme/shop-config");
+    assert_eq!(config["source"], "github");
+    assert!(
+        config["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("/config/shop-config")
+    );
+    let deployed =
+        std::fs::read_to_string(Path::new(config["path"].as_str().unwrap()).join("deploy.yaml"))
+            .unwrap();
+    assert!(deployed.contains("image: shop:1.2.0"), "{deployed}");
+
+    let app = bed.outputs("app");
+    assert_checkout(&bed, &app, &bed.app_commits[1]);
+    assert_eq!(app["ref"], "v2.1.0");
+    assert_eq!(app["source"], "github");
+    assert!(app["path"].as_str().unwrap().ends_with("/app/shop"));
+
+    // The API was asked with the token; the token is nowhere to be seen.
+    assert!(bed.github.requests().iter().any(|seen| {
+        seen.path == "/repos/acme/shop-config/git/ref/tags/v1.2.0"
+            && seen.authorization.as_deref() == Some(&format!("Bearer {TOKEN}"))
+    }));
+    assert_no_token(&bed, &output);
+}
+
+#[test]
+fn latest_release_checks_out_the_release_tag() {
+    let bed = Bed::new();
+    let playbook = bed.playbook(&["latest_release: true"], &["latest_release: true"]);
+    let output = bed.rebuild(&playbook, &[]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let config = bed.outputs("config");
+    assert_eq!(config["ref"], "v1.0.0");
+    assert_checkout(&bed, &config, &bed.config_commits[0]);
+    let app = bed.outputs("app");
+    assert_eq!(app["ref"], "v2.1.0");
+    assert_checkout(&bed, &app, &bed.app_commits[1]);
+}
+
+#[test]
+fn tag_pattern_picks_the_highest_release_version_across_pages() {
+    let bed = Bed::new();
+    bed.github.set_max_per_page(2);
+    let playbook = bed.playbook(&["tag_pattern: \"v1.*\""], &["tag_pattern: \"v2.*\""]);
+    let output = bed.rebuild(&playbook, &[]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let config = bed.outputs("config");
+    assert_eq!(config["ref"], "v1.2.0");
+    assert_checkout(&bed, &config, &bed.config_commits[1]);
+    // v2.10.0, not v2.9.3 (lexical order) nor v2.11.0-rc1 (a pre-release).
+    let app = bed.outputs("app");
+    assert_eq!(app["ref"], "v2.10.0");
+    assert_checkout(&bed, &app, &bed.app_commits[2]);
+    let pages = bed
+        .github
+        .requests()
+        .iter()
+        .filter(|seen| seen.path.starts_with("/repos/acme/shop/tags"))
+        .count();
+    assert!(
+        pages >= 4,
+        "the tags list was paged through ({pages} requests)"
+    );
+}
+
+#[test]
+fn an_annotated_tag_is_peeled_to_its_commit() {
+    let bed = Bed::new();
+    let tag_object = bed.app.rev_parse("refs/tags/v2.0.0");
+    assert_ne!(tag_object, bed.app_commits[0]);
+    let playbook = bed.playbook(&["tag: v1.0.0"], &["tag: v2.0.0"]);
+    let output = bed.rebuild(&playbook, &[]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let app = bed.outputs("app");
+    assert_checkout(&bed, &app, &bed.app_commits[0]);
+    assert!(
+        bed.github
+            .requests()
+            .iter()
+            .any(|seen| seen.path == format!("/repos/acme/shop/git/tags/{tag_object}")),
+        "the tag object was read through the API"
+    );
+}
+
+#[test]
+fn a_tag_moved_after_the_run_pinned_it_does_not_move_the_resumed_checkout() {
+    let bed = Bed::new();
+    let playbook = bed.playbook(&["tag: v1.2.0"], &["tag: v2.1.0"]);
+    let output = bed.rebuild(&playbook, &[("REBUILD_FAILPOINTS", "config/resolved")]);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(output.status.signal(), Some(9), "{}", text(&output));
+    assert!(
+        bed.journals().contains(&bed.config_commits[1]),
+        "the commit was pinned before the crash"
+    );
+
+    // Someone moves the tag while the run is down.
+    bed.config.move_tag("v1.2.0", &bed.config_commits[2]);
+    assert_eq!(bed.config.commit_of("v1.2.0"), bed.config_commits[2]);
+    bed.github.clear_requests();
+
+    let output = bed.command(&["resume", "--yes"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let config = bed.outputs("config");
+    assert_eq!(config["ref"], "v1.2.0");
+    assert_checkout(&bed, &config, &bed.config_commits[1]);
+    assert!(
+        !bed.github
+            .requests()
+            .iter()
+            .any(|seen| seen.path.contains("/repos/acme/shop-config/git/ref/tags")),
+        "the resume resolved the tag again: {:?}",
+        bed.github.requests()
+    );
+    assert_eq!(bed.status()["state"], "succeeded");
+}
+
+#[test]
+fn a_crash_while_git_works_resumes_into_a_clean_checkout_of_the_pinned_commit() {
+    let bed = Bed::new();
+    let playbook = bed.playbook(&["tag: v1.2.0"], &["tag: v2.10.0"]);
+    let output = bed.rebuild(&playbook, &[("REBUILD_FAILPOINTS", "app/fetching")]);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(output.status.signal(), Some(9), "{}", text(&output));
+    bed.app.move_tag("v2.10.0", &bed.app_commits[3]);
+    let output = bed.command(&["resume", "--yes"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert_checkout(&bed, &bed.outputs("app"), &bed.app_commits[2]);
+    assert_checkout(&bed, &bed.outputs("config"), &bed.config_commits[1]);
+}
+
+#[test]
+fn a_resume_after_the_checkout_reuses_it_without_the_network() {
+    let bed = Bed::new();
+    let playbook = bed.playbook(&["tag: v1.2.0"], &["tag: v2.1.0"]);
+    let output = bed.rebuild(&playbook, &[("REBUILD_FAILPOINTS", "app/cloned")]);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(output.status.signal(), Some(9), "{}", text(&output));
+
+    // The app repository is gone from its host and from the API: only the pins and the
+    // earlier attempt's checkout can finish the step.
+    let gone = bed.app.bare.with_extension("gone");
+    std::fs::rename(&bed.app.bare, &gone).unwrap();
+    bed.github.clear_requests();
+    let output = bed.command(&["resume", "--yes"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let app = bed.outputs("app");
+    assert_eq!(app["ref"], "v2.1.0");
+    assert_checkout(&bed, &app, &bed.app_commits[1]);
+    assert!(
+        !bed.github
+            .requests()
+            .iter()
+            .any(|seen| seen.path.contains("acme/shop/") || seen.path.contains("acme/shop.git")),
+        "{:?}",
+        bed.github.requests()
+    );
+    assert!(
+        stderr(&output).contains("adopted git-checkout"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[test]
+fn github_unreachable_falls_back_to_mirror_urls_and_still_pins_by_sha() {
+    let bed = Bed::new();
+    let config_mirror = bed.repos.mirror(&bed.config);
+    let app_mirror = bed.repos.mirror(&bed.app);
+    let relative = |path: &Path| {
+        path.strip_prefix(bed.repos.root())
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let playbook = bed.playbook(
+        &[
+            "tag: v1.2.0",
+            &format!("mirror: {}", bed.daemon.url_of(&relative(&config_mirror))),
+        ],
+        &[
+            "tag: v2.0.0",
+            &format!("mirror: {}", bed.daemon.url_of(&relative(&app_mirror))),
+        ],
+    );
+    bed.github.set_reachable(false);
+    let output = bed.rebuild(&playbook, &[]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("WARNING: the GitHub API is unreachable"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("will be used"),
+        "the plan said so: {stderr}"
+    );
+
+    let config = bed.outputs("config");
+    assert_eq!(config["source"], "mirror");
+    assert_eq!(config["ref"], "v1.2.0");
+    assert_checkout(&bed, &config, &bed.config_commits[1]);
+    let app = bed.outputs("app");
+    assert_eq!(app["source"], "mirror");
+    assert_checkout(&bed, &app, &bed.app_commits[0]);
+    assert!(
+        bed.journals().contains(&bed.app_commits[0]),
+        "pinned by SHA"
+    );
+    assert_no_token(&bed, &output);
+}
+
+#[test]
+fn github_unreachable_falls_back_to_bundle_mirrors() {
+    let bed = Bed::new();
+    let config_bundle = bed.repos.bundle(&bed.config);
+    let app_bundle = bed.repos.bundle(&bed.app);
+    let playbook = bed.playbook(
+        &[
+            "tag_pattern: \"v1.*\"",
+            &format!("mirror: {}", config_bundle.display()),
+        ],
+        &["tag: v2.10.0", &format!("mirror: {}", app_bundle.display())],
+    );
+    bed.github.set_reachable(false);
+    let output = bed.rebuild(&playbook, &[]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert!(
+        stderr(&output).contains("WARNING: the GitHub API is unreachable"),
+        "{}",
+        text(&output)
+    );
+    let config = bed.outputs("config");
+    assert_eq!(config["source"], "mirror");
+    assert_eq!(config["ref"], "v1.2.0");
+    assert_checkout(&bed, &config, &bed.config_commits[1]);
+    // An annotated tag in a bundle is peeled too.
+    let app = bed.outputs("app");
+    assert_eq!(app["source"], "mirror");
+    assert_checkout(&bed, &app, &bed.app_commits[2]);
+}
+
+#[test]
+fn git_host_down_fetches_the_resolved_commit_from_the_mirror() {
+    let mut bed = Bed::new();
+    let config_mirror = bed.repos.mirror(&bed.config);
+    let app_bundle = bed.repos.bundle(&bed.app);
+    let playbook = bed.playbook(
+        &[
+            "tag: v1.2.0",
+            &format!("mirror: {}", config_mirror.display()),
+        ],
+        &["tag: v2.1.0", &format!("mirror: {}", app_bundle.display())],
+    );
+    bed.daemon.stop();
+    let output = bed.rebuild(&playbook, &[]);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("WARNING: fetching from GitHub `git://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("trying the mirror"), "{stderr}");
+    let config = bed.outputs("config");
+    assert_eq!(config["source"], "mirror");
+    assert_checkout(&bed, &config, &bed.config_commits[1]);
+    let app = bed.outputs("app");
+    assert_eq!(app["source"], "mirror");
+    assert_checkout(&bed, &app, &bed.app_commits[1]);
+}
+
+#[test]
+fn an_unknown_tag_is_refused_at_plan_time_naming_the_tags_that_exist() {
+    let bed = Bed::new();
+    let playbook = bed.playbook(&["tag: v9.9.9"], &["tag: 2.1.0"]);
+    let output = bed.rebuild(&playbook, &[]);
+    assert_eq!(code(&output), 4, "{}", text(&output));
+    let stderr = stderr(&output);
+    assert!(
+        stderr
+            .contains("tag `v9.9.9` not found in `acme/shop-config` (newest tags: v1.2.0, v1.0.0)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("tag `2.1.0` not found in `acme/shop`; did you mean `v2.1.0`?"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("git ls-remote --tags"), "hint: {stderr}");
+    assert!(!bed.has_folder("shop-config") && !bed.has_folder("shop"));
+    assert!(bed.journals().is_empty(), "nothing was started");
+}
+
+#[test]
+fn a_refused_token_is_reported_at_plan_time_and_never_printed() {
+    let bed = Bed::new();
+    let wrong = "ghp_WrongTokenWrongTokenWrongToken0002";
+    let playbook = bed.playbook(&["tag: v1.2.0"], &["tag: v2.1.0"]);
+    let output = bed.rebuild(&playbook, &[("TEST_GITHUB_TOKEN", wrong)]);
+    assert_eq!(code(&output), 4, "{}", text(&output));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains(
+            "GitHub refused the token for `acme/shop-config` (HTTP 401: Bad credentials)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set `GITHUB_TOKEN`"), "{stderr}");
+    assert!(!text(&output).contains(wrong), "{}", text(&output));
+    assert!(!bed.has_folder("shop-config"));
+
+    // Without any token.
+    let mut command = bed.command(&[
+        "--target",
+        "ap-southeast-1",
+        "--yes",
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ]);
+    command.env_remove("TEST_GITHUB_TOKEN");
+    let output = command.output().unwrap();
+    assert_eq!(code(&output), 4, "{}", text(&output));
+    assert!(
+        stderr_of(&output).contains("GitHub wants a token for `acme/shop-config`"),
+        "{}",
+        text(&output)
+    );
+}
+
+fn stderr_of(output: &Output) -> String {
+    stderr(output)
+}
+
+#[test]
+fn a_missing_repository_is_refused_at_plan_time() {
+    let bed = Bed::new();
+    let path = bed.dir.path().join("playbook.yaml");
+    let playbook = bed.playbook(&["tag: v1.2.0"], &["tag: v2.1.0"]);
+    let text_of = std::fs::read_to_string(&playbook)
+        .unwrap()
+        .replace("repo: acme/shop\n", "repo: acme/no-such-repo\n");
+    std::fs::write(&path, text_of).unwrap();
+    let output = bed.rebuild(&path, &[]);
+    assert_eq!(code(&output), 4, "{}", text(&output));
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("repository `acme/no-such-repo` not found at `http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("check `repo:`"), "{stderr}");
+}
+
+#[test]
+fn github_unreachable_without_a_mirror_is_refused_before_any_change() {
+    let bed = Bed::new();
+    let playbook = bed.playbook(&["tag: v1.2.0"], &["tag: v2.1.0"]);
+    bed.github.set_reachable(false);
+    let output = bed.rebuild(&playbook, &[]);
+    assert_eq!(code(&output), 4, "{}", text(&output));
+    let stderr = stderr(&output);
+    assert!(stderr.contains("the GitHub API is unreachable"), "{stderr}");
+    assert!(stderr.contains("give the step a `mirror:`"), "{stderr}");
+    assert!(!bed.has_folder("shop-config"));
+}
+
+#[test]
+fn github_enterprise_api_and_git_over_http_use_the_github_token() {
+    let bed = Bed::new();
+    // git served by the stand-in itself (git http-backend), like a GitHub host.
+    bed.github.set_clone_base(&bed.github.url);
+    let api = format!("{}/api/v3", bed.github.url);
+    let playbook = bed.playbook_with_api(&api, &["tag: v1.2.0"], &["tag_pattern: \"v2.*\""]);
+    let text_of = std::fs::read_to_string(&playbook)
+        .unwrap()
+        .replace("      token: ${inputs.github_token}\n", "");
+    std::fs::write(&playbook, text_of).unwrap();
+    let mut command = bed.command(&[
+        "--target",
+        "ap-southeast-1",
+        "--yes",
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ]);
+    command
+        .env_remove("TEST_GITHUB_TOKEN")
+        .env("GITHUB_TOKEN", TOKEN);
+    let output = command.output().unwrap();
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert_checkout(&bed, &bed.outputs("config"), &bed.config_commits[1]);
+    assert_checkout(&bed, &bed.outputs("app"), &bed.app_commits[2]);
+    let requests = bed.github.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|seen| seen.path.starts_with("/api/v3/repos/acme/shop-config")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|seen| seen.path
+            == "/acme/shop-config.git/info/refs?service=git-upload-pack"
+            && seen
+                .authorization
+                .as_deref()
+                .is_some_and(|a| a.starts_with("Basic "))),
+        "git over HTTP carried the token: {requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|seen| seen.method == "POST" && seen.path == "/acme/shop.git/git-upload-pack"),
+        "{requests:?}"
+    );
+    assert_no_token(&bed, &output);
+}
+
+#[test]
+fn a_plan_shows_the_tag_and_commit_and_checks_nothing_out() {
+    let bed = Bed::new();
+    let playbook = bed.playbook(&["tag: v1.2.0"], &["latest_release: true"]);
+    let output = bed
+        .command(&[
+            "plan",
+            "--target",
+            "ap-southeast-1",
+            "--playbook",
+            playbook.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("commit: {}", bed.config_commits[1])),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ref: v2.1.0"), "{stdout}");
+    assert!(!bed.has_folder("shop-config") && !bed.has_folder("runs"));
+}
