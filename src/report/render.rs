@@ -34,6 +34,14 @@ pub fn redact(values: &Values) -> Values {
 
 fn show_value(value: &Value) -> String {
     match value {
+        // Certificates and the like: the text view shows their start; `--output json` all.
+        Value::String(text) if text.chars().count() > 120 => {
+            let start: String = text.chars().take(48).collect();
+            format!(
+                "{start}… ({} characters; `--output json` shows all)",
+                text.chars().count()
+            )
+        }
         Value::String(text) => text.clone(),
         Value::Array(items) => items.iter().map(show_value).collect::<Vec<_>>().join(", "),
         other => other.to_string(),
@@ -340,6 +348,17 @@ No problems found.
         assert_eq!(shown["endpoint"], json!("db.example"));
         assert_eq!(shown["master_password"], json!("<redacted>"));
         assert_eq!(shown["api_token"], json!("<redacted>"));
+    }
+
+    #[test]
+    fn long_values_are_shortened_in_text_only() {
+        let long = "x".repeat(500);
+        let shown = show_value(&json!(long));
+        assert!(
+            shown.starts_with(&"x".repeat(48)) && shown.contains("(500 characters"),
+            "{shown}"
+        );
+        assert_eq!(show_value(&json!(["a", "b"])), "a, b");
     }
 
     #[test]
