@@ -257,7 +257,11 @@ impl Step for AwsEksCluster {
         let mut plan = StepPlan::new(action, summary)
             .detail("kubernetes version", params.version.clone())
             .detail("role", role_name(&params.role).to_string());
-        if let Some(path) = &params.connect_kubeconfig {
+        if let Some(path) = params
+            .connect_kubeconfig
+            .as_ref()
+            .filter(|path| !path.is_empty())
+        {
             plan = plan.detail("kubernetes connection", format!("kubeconfig {path}"));
         }
         plan.problems = problems;
@@ -363,7 +367,11 @@ impl Step for AwsEksCluster {
             .map_err(|error| {
                 StepError::Params(format!("cannot write `{}`: {error}", generated.display()))
             })?;
-        let kubeconfig = match &params.connect_kubeconfig {
+        let kubeconfig = match params
+            .connect_kubeconfig
+            .as_ref()
+            .filter(|path| !path.is_empty())
+        {
             Some(path) => {
                 let path = PathBuf::from(path);
                 if !path.exists() {

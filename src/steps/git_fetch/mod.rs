@@ -1,0 +1,487 @@
+//! `git.fetch`: resolve what to deploy — an exact tag, the latest GitHub release, or the
+//! newest tag matching a pattern — through the GitHub REST API, then fetch the repository
+//! with git2 into the run's folder and check out exactly that commit (detached HEAD). The
+//! commit SHA is pinned in the journal before anything is fetched, so a resume never drifts
+//! when a tag moves. When the GitHub API or the git host cannot be reached, a configured
+//! mirror (another git URL, or a local `git bundle` file) is used instead, with a warning,
+//! and the checkout is still pinned by SHA. The token is never journaled, printed or put in
+//! an error message.
+//!
+//! This file holds the step itself (planning and applying, pins, running git work off the
+//! runtime); [`parameters`] reads the playbook's parameters, [`choose`] picks a tag (pure),
+//! [`api`] asks the GitHub REST API, and [`checkout`] does the git2 work (fetches, mirrors,
+//! bundles, the detached checkout).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use crate::cloud::CloudError;
+use crate::cloud::github::{self, redact_url};
+use crate::journal::Values;
+use crate::playbook::{KindSpec, ParamSpec};
+
+use self::api::Api;
+use self::choose::{choose_on_mirror, choose_tag};
+use self::parameters::{Params, Selector, scrub, with_credentials};
+use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, params};
+
+mod api;
+mod checkout;
+mod choose;
+mod parameters;
+
+static SPEC: KindSpec = KindSpec {
+    kind: "git.fetch",
+    summary: "check out a tagged commit of a GitHub repository, pinned by SHA",
+    parameters: &[
+        ParamSpec {
+            name: "repo",
+            required: true,
+            help: "the repository, `owner/name`",
+        },
+        ParamSpec {
+            name: "tag",
+            required: false,
+            help: "an exact tag to check out (give exactly one of `tag`, `latest_release`, `tag_pattern`)",
+        },
+        ParamSpec {
+            name: "latest_release",
+            required: false,
+            help: "`true`: check out the tag of the latest published GitHub release",
+        },
+        ParamSpec {
+            name: "tag_pattern",
+            required: false,
+            help: "a glob such as `v1.*`: check out the newest matching tag (highest version)",
+        },
+        ParamSpec {
+            name: "api_url",
+            required: false,
+            help: "GitHub API base URL (default `https://api.github.com`; Enterprise: `https://HOST/api/v3`)",
+        },
+        ParamSpec {
+            name: "clone_url",
+            required: false,
+            help: "git URL to fetch from (default: the repository's `clone_url` from the API)",
+        },
+        ParamSpec {
+            name: "token",
+            required: false,
+            help: "GitHub token; reference a secret input (default: `GITHUB_TOKEN`)",
+        },
+        ParamSpec {
+            name: "mirror",
+            required: false,
+            help: "fallback when GitHub is unreachable: another git URL, or a `git bundle` file",
+        },
+        ParamSpec {
+            name: "directory",
+            required: false,
+            help: "checkout folder name under the step's folder (default: the repository name)",
+        },
+    ],
+    outputs: &["commit", "ref", "path", "repo", "source"],
+};
+
+/// The `git.fetch` step kind.
+pub struct GitFetch;
+
+/// Where the commit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    GitHub,
+    Mirror,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::GitHub => "github",
+            Self::Mirror => "mirror",
+        }
+    }
+}
+
+/// A tag resolved to a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Resolved {
+    reference: String,
+    commit: String,
+    source: Source,
+    /// The repository's own clone URL, as the API gave it (never with credentials).
+    clone_url: Option<String>,
+}
+
+// ----------------------------------------------------------------------------------------
+// Pins and the blocking git work.
+
+const PIN_COMMIT: &str = "commit";
+const PIN_REF: &str = "ref";
+const PIN_SOURCE: &str = "source";
+const PIN_CLONE_URL: &str = "clone_url";
+
+fn pinned_from(pins: impl Fn(&str) -> Option<serde_json::Value>) -> Option<Resolved> {
+    let text = |key: &str| pins(key).and_then(|value| value.as_str().map(str::to_string));
+    Some(Resolved {
+        commit: text(PIN_COMMIT)?,
+        reference: text(PIN_REF).unwrap_or_default(),
+        source: if text(PIN_SOURCE).as_deref() == Some("mirror") {
+            Source::Mirror
+        } else {
+            Source::GitHub
+        },
+        clone_url: text(PIN_CLONE_URL),
+    })
+}
+
+/// Run blocking git work on the blocking pool, relaying its progress lines as they come.
+/// Every quarter second is a safe point (`fetching`): when the run stops, the work is told
+/// to give up (a transfer stops at its next progress report) and the step is interrupted.
+async fn run_blocking<T: Send + 'static>(
+    context: &StepContext,
+    job: impl FnOnce(&checkout::Feedback<'_>) -> T + Send + 'static,
+) -> Result<T, StepError> {
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = tokio::task::spawn_blocking({
+        let stop = stop.clone();
+        move || {
+            let report = move |message: String| {
+                let _ = sender.send(message);
+            };
+            let stopped = || stop.load(Ordering::Relaxed);
+            job(&checkout::Feedback {
+                report: &report,
+                stopped: &stopped,
+            })
+        }
+    });
+    let mut interrupted = None;
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            message = receiver.recv() => match message {
+                Some(message) => context.progress(message),
+                None => break,
+            },
+            _ = tick.tick(), if interrupted.is_none() => {
+                if let Err(error) = context.checkpoint("fetching") {
+                    stop.store(true, Ordering::Relaxed);
+                    interrupted = Some(error);
+                }
+            }
+        }
+    }
+    let value = handle.await.map_err(|error| worker_stopped(&error))?;
+    match interrupted {
+        Some(error) => Err(error),
+        None => Ok(value),
+    }
+}
+
+#[async_trait]
+impl Step for GitFetch {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn plan(
+        &self,
+        context: &PlanContext,
+        params_value: &serde_json::Value,
+    ) -> Result<StepPlan, StepError> {
+        let params: Params = params(params_value)?;
+        params.owner_and_name()?;
+        let selector = params.selector()?;
+        let directory = params.directory()?;
+        let checkout = format!("<run folder>/{}/{directory}", context.step_id);
+
+        if let Some(pinned) = pinned_from(|key| context.pins.get(key).cloned()) {
+            return Ok(StepPlan::new(
+                Action::Create,
+                format!(
+                    "check out `{}` at the pinned commit of `{}`",
+                    params.repo, pinned.reference
+                ),
+            )
+            .detail("ref", pinned.reference)
+            .detail("commit", format!("{} (pinned)", pinned.commit))
+            .detail("source", pinned.source.as_str())
+            .detail("checkout", checkout));
+        }
+
+        let token = params.token();
+        let token = token.as_deref();
+        let api = Api::new(&params, token)?;
+        let summary = format!("check out `{}` at {selector}", params.repo);
+        let error = match api.resolve(&selector).await {
+            Ok(resolved) => {
+                let url = params.primary_url(resolved.clone_url.as_deref());
+                return Ok(StepPlan::new(Action::Create, summary)
+                    .detail("ref", resolved.reference)
+                    .detail("commit", resolved.commit)
+                    .detail("source", format!("github ({})", redact_url(&url)))
+                    .detail("checkout", checkout));
+            }
+            Err(error) => error,
+        };
+        let mut plan = StepPlan::new(Action::Unknown, summary);
+        let reason = match error {
+            StepError::Refused { message, hint } => {
+                plan.problems
+                    .push(scrub(&format!("{message}; {hint}"), token));
+                return Ok(plan);
+            }
+            StepError::Cloud(cloud) if cloud.retryable => scrub(&cloud.to_string(), token),
+            error => return Err(error),
+        };
+        let Some(mirror) = params.mirror.clone() else {
+            plan.problems.push(format!(
+                "the GitHub API is unreachable: {reason}; run again when it answers, or give the step a `mirror:` (a git URL or a `git bundle` file) to fall back on"
+            ));
+            return Ok(plan);
+        };
+        let shown = redact_url(&mirror);
+        let listed = tokio::task::spawn_blocking(move || checkout::list_mirror(&mirror))
+            .await
+            .map_err(|error| worker_stopped(&error))?;
+        plan = plan.detail(
+            "WARNING",
+            format!("the GitHub API is unreachable ({reason}); the mirror `{shown}` will be used"),
+        );
+        let refs = match listed {
+            Ok(refs) => refs,
+            Err(failure) => {
+                let message = failure.message().to_string();
+                plan.problems.push(scrub(
+                    &format!("GitHub is unreachable and so is the mirror: {message}"),
+                    token,
+                ));
+                return Ok(plan);
+            }
+        };
+        match choose_on_mirror(&selector, &params.repo, &shown, &refs) {
+            Ok((tag, object, approximated)) => {
+                plan.action = Action::Create;
+                plan = plan
+                    .detail("ref", tag.clone())
+                    .detail("mirror lists", format!("{tag} -> {object}"))
+                    .detail(
+                        "commit",
+                        "resolved on the mirror and pinned when the step runs",
+                    )
+                    .detail("source", format!("mirror ({shown})"))
+                    .detail("checkout", checkout);
+                if approximated {
+                    plan = plan.detail(
+                        "WARNING (latest release)",
+                        "releases are a GitHub API notion: the newest release version tag on the mirror stands in for the latest release",
+                    );
+                }
+            }
+            Err(refusal) => plan.problems.push(scrub(
+                &format!("{}; {}", refusal.message, refusal.hint),
+                token,
+            )),
+        }
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        context: &StepContext,
+        params_value: &serde_json::Value,
+    ) -> Result<Values, StepError> {
+        let params: Params = params(params_value)?;
+        params.owner_and_name()?;
+        let selector = params.selector()?;
+        let directory = params.directory()?;
+        let token = params.token();
+        let checkout_dir = std::path::absolute(
+            context.run_dir.join(&context.step_id).join(&directory),
+        )
+        .map_err(|error| StepError::Params(format!("cannot place the checkout: {error}")))?;
+        github::install_git_http_transport()?;
+        let mirror = params.mirror.as_deref().map(checkout::Origin::mirror);
+        let existed = checkout_dir.join(".git").exists();
+
+        // 1. The commit: pinned by an earlier attempt, or resolved now and pinned before
+        //    anything is checked out.
+        let resolved = match pinned_from(|key| context.pinned(key)) {
+            Some(pinned) => {
+                context.progress(format!(
+                    "using the pinned commit {} of `{}` ({})",
+                    short(&pinned.commit),
+                    pinned.reference,
+                    pinned.source.as_str()
+                ));
+                pinned
+            }
+            None => {
+                let resolved =
+                    resolve(context, &params, &selector, &checkout_dir, mirror.as_ref()).await?;
+                context.pin(PIN_REF, json!(resolved.reference))?;
+                context.pin(PIN_SOURCE, json!(resolved.source.as_str()))?;
+                if let Some(url) = &resolved.clone_url {
+                    context.pin(PIN_CLONE_URL, json!(url))?;
+                }
+                context.pin(PIN_COMMIT, json!(resolved.commit))?;
+                let via = match resolved.source {
+                    Source::Mirror => "the mirror",
+                    Source::GitHub => "GitHub",
+                };
+                context.progress(match &selector {
+                    Selector::Tag(_) => {
+                        format!(
+                            "resolved {selector} to commit {} (via {via})",
+                            resolved.commit
+                        )
+                    }
+                    _ => format!(
+                        "resolved {selector}: `{}` at commit {} (via {via})",
+                        resolved.reference, resolved.commit
+                    ),
+                });
+                resolved
+            }
+        };
+        context.checkpoint("resolved")?;
+
+        // 2. Fetch (unless an earlier attempt did) and check out exactly that commit.
+        let primary_url = params.primary_url(resolved.clone_url.as_deref());
+        let primary = checkout::Origin::url(
+            &with_credentials(&primary_url, token.as_deref(), params.git_host().as_deref()),
+            "GitHub",
+        );
+        let mut origins = vec![primary];
+        if let Some(mirror) = mirror {
+            match resolved.source {
+                Source::Mirror => origins.insert(0, mirror),
+                Source::GitHub => origins.push(mirror),
+            }
+        }
+        let job = {
+            let dir = checkout_dir.clone();
+            let commit = resolved.commit.clone();
+            let reference = resolved.reference.clone();
+            move |feedback: &checkout::Feedback<'_>| {
+                checkout::check_out(&dir, &commit, &reference, &origins, feedback)
+            }
+        };
+        let outcome = run_blocking(context, job)
+            .await?
+            .map_err(|failure| failure.into_step_error(&params.repo, token.as_deref()))?;
+        let mut source = resolved.source;
+        if outcome.from_mirror && source != Source::Mirror {
+            source = Source::Mirror;
+            context.pin(PIN_SOURCE, json!(source.as_str()))?;
+        }
+        let path = checkout_dir.display().to_string();
+        context.resource("git-checkout", &path, outcome.created || !existed)?;
+        context.progress(format!(
+            "checked out `{}` at {} (from {})",
+            resolved.reference,
+            short(&resolved.commit),
+            source.as_str()
+        ));
+        context.checkpoint("cloned")?;
+
+        Ok(Values::from([
+            ("commit".to_string(), json!(resolved.commit)),
+            ("ref".to_string(), json!(resolved.reference)),
+            ("path".to_string(), json!(path)),
+            ("repo".to_string(), json!(params.repo)),
+            ("source".to_string(), json!(source.as_str())),
+        ]))
+    }
+}
+
+/// Resolve through the API; when it cannot be reached and a mirror is configured, fetch the
+/// mirror into the checkout folder and resolve there (a bundle or a remote listing alone
+/// cannot peel annotated tags), saying so loudly.
+async fn resolve(
+    context: &StepContext,
+    params: &Params,
+    selector: &Selector,
+    checkout_dir: &Path,
+    mirror: Option<&checkout::Origin>,
+) -> Result<Resolved, StepError> {
+    let token = params.token();
+    let api = Api::new(params, token.as_deref())?;
+    let error = match api.resolve(selector).await {
+        Ok(resolved) => return Ok(resolved),
+        Err(error) => error,
+    };
+    let (reason, mirror) = match (&error, mirror) {
+        (StepError::Cloud(cloud), Some(mirror)) if cloud.retryable => {
+            (scrub(&cloud.to_string(), token.as_deref()), mirror.clone())
+        }
+        _ => return Err(error),
+    };
+    context.progress(format!(
+        "WARNING: the GitHub API is unreachable ({reason}); resolving {selector} on the mirror `{}` instead",
+        mirror.shown()
+    ));
+    let job = {
+        let dir = checkout_dir.to_path_buf();
+        let selector = selector.clone();
+        let repo = params.repo.clone();
+        move |feedback: &checkout::Feedback<'_>| {
+            checkout::resolve_on_mirror(&dir, &mirror, feedback, |tags| {
+                choose_tag(&selector, &repo, &mirror.shown(), tags)
+            })
+        }
+    };
+    let (reference, commit, approximated) = run_blocking(context, job)
+        .await?
+        .map_err(|failure| failure.into_step_error(&params.repo, token.as_deref()))?;
+    if approximated {
+        context.progress(format!(
+            "WARNING: without the GitHub API the latest release is unknown; using `{reference}`, the newest release version tag on the mirror"
+        ));
+    }
+    Ok(Resolved {
+        reference,
+        commit,
+        source: Source::Mirror,
+        clone_url: None,
+    })
+}
+
+fn worker_stopped(error: &tokio::task::JoinError) -> StepError {
+    StepError::Cloud(CloudError {
+        operation: "git".to_string(),
+        resource: None,
+        code: None,
+        message: format!("the git worker stopped: {error}"),
+        status: None,
+        retryable: false,
+    })
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pins_need_a_commit() {
+        let pins = Values::from([("ref".to_string(), json!("v1"))]);
+        assert_eq!(pinned_from(|key| pins.get(key).cloned()), None);
+        let pins = Values::from([
+            ("ref".to_string(), json!("v1")),
+            ("commit".to_string(), json!("abc")),
+            ("source".to_string(), json!("mirror")),
+        ]);
+        let pinned = pinned_from(|key| pins.get(key).cloned()).unwrap();
+        assert_eq!(pinned.source, Source::Mirror);
+        assert_eq!(pinned.clone_url, None);
+    }
+}
