@@ -90,7 +90,12 @@ impl CloudError {
             }
             SdkError::TimeoutError(_) => (None, "the request timed out".to_string(), None, true),
             SdkError::DispatchFailure(failure) => {
-                let message = format!("could not reach the endpoint: {}", source_chain(error));
+                let chain = source_chain(error);
+                let message = if chain.contains("credential") {
+                    format!("no AWS credentials could be loaded: {chain}")
+                } else {
+                    format!("could not reach the endpoint: {chain}")
+                };
                 (None, message, None, failure.is_io() || failure.is_timeout())
             }
             SdkError::ResponseError(context) => {

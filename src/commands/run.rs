@@ -77,7 +77,13 @@ fn refuse_plan(plan: &Plan) -> Error {
         .problems
         .iter()
         .any(|p| p.message.contains("RPO limit"));
-    let hint = if rpo {
+    let credentials = plan
+        .problems
+        .iter()
+        .any(|p| p.message.contains("credentials"));
+    let hint = if credentials {
+        "no usable AWS credentials: log in (`aws sso login`, a profile in `AWS_PROFILE`, or environment keys), then run again".to_string()
+    } else if rpo {
         "copy a newer snapshot into the target region, or accept the data loss with `--accept-rpo`"
             .to_string()
     } else {

@@ -145,6 +145,9 @@ impl StepError {
     /// What to do next.
     pub fn hint(&self) -> Option<String> {
         match self {
+            Self::Cloud(error) if error.message.contains("credentials") => Some(
+                "no usable AWS credentials: log in (`aws sso login`, a profile in `AWS_PROFILE`, or environment keys), then run again".to_string(),
+            ),
             Self::Cloud(error) if error.retryable => Some(
                 "the cloud said this may pass; `rebuild resume` retries from this step".to_string(),
             ),
