@@ -223,7 +223,11 @@ async fn execute(
                 .min(Duration::from_secs(60))
                 .max(poll_start),
         },
-        run_dir: StateDir::new(&global.state_dir).run_dir(&execution.run_id),
+        // Absolute, so paths in outputs (kubeconfigs, checkouts) work from any directory.
+        run_dir: {
+            let run_dir = StateDir::new(&global.state_dir).run_dir(&execution.run_id);
+            std::path::absolute(&run_dir).unwrap_or(run_dir)
+        },
         cancel,
         secrets: execution.secrets,
     };

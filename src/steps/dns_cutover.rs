@@ -162,6 +162,12 @@ impl Step for DnsCutover {
         params_value: &serde_json::Value,
     ) -> Result<StepPlan, StepError> {
         let params: Params = params(params_value)?;
+        if params.records.is_empty() {
+            return Ok(StepPlan::new(
+                Action::Unknown,
+                "the records' values come from steps that have not run yet",
+            ));
+        }
         let client = context.cloud.route53();
         let Some(zone) = zone_id(&client, &params.zone).await? else {
             let mut plan = StepPlan::new(Action::Unknown, "hosted zone not found");
