@@ -155,13 +155,7 @@ fn dns_is_cut_over_with_the_old_values_journaled_and_smoke_checks_pass() {
     assert_eq!(code(&plan), 0, "{}", text(&plan));
     assert!(text(&plan).contains("CNAME api.shop.example.com.: api.ap-southeast-2.shop.example.com → api.ap-southeast-1.shop.example.com"), "{}", text(&plan));
 
-    let output = world.run(&[
-        "--target",
-        TARGET,
-        "--yes",
-        "--playbook",
-        playbook.to_str().unwrap(),
-    ]);
+    let output = world.rebuild_with(&playbook);
     assert_eq!(code(&output), 0, "{}", text(&output));
     assert_eq!(
         records(&world.moto.endpoint, &zone),
@@ -191,13 +185,7 @@ fn a_failing_smoke_check_fails_the_run_naming_the_check() {
     seed_zone(&world.moto.endpoint);
     let dir = tempfile::tempdir().unwrap();
     let playbook = playbook(dir.path(), &serve_http(), "/broken");
-    let output = world.run(&[
-        "--target",
-        TARGET,
-        "--yes",
-        "--playbook",
-        playbook.to_str().unwrap(),
-    ]);
+    let output = world.rebuild_with(&playbook);
     assert_eq!(code(&output), 1, "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -93,13 +93,7 @@ fn the_application_is_deployed_wave_by_wave_with_images_from_the_target_registry
     );
     let dir = tempfile::tempdir().unwrap();
     let playbook = playbook(dir.path(), &kube.kubeconfig, "2m");
-    let output = world.run(&[
-        "--target",
-        TARGET,
-        "--yes",
-        "--playbook",
-        playbook.to_str().unwrap(),
-    ]);
+    let output = world.rebuild_with(&playbook);
     assert_eq!(code(&output), 0, "{}\n{}", text(&output), kube.logs());
 
     for (name, replicas) in [("shop-api", 2), ("shop-worker", 1), ("shop-web", 2)] {
@@ -140,13 +134,7 @@ fn a_missing_image_in_the_target_registry_is_a_plan_problem_and_nothing_is_appli
     push_images(&world.moto.endpoint, &["shop/api", "shop/worker"], "v1.4.2");
     let dir = tempfile::tempdir().unwrap();
     let playbook = playbook(dir.path(), &kube.kubeconfig, "2m");
-    let output = world.run(&[
-        "--target",
-        TARGET,
-        "--yes",
-        "--playbook",
-        playbook.to_str().unwrap(),
-    ]);
+    let output = world.rebuild_with(&playbook);
     assert_eq!(code(&output), 4, "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("1 image(s) missing from the registry in `ap-southeast-1`: {TARGET_REGISTRY}/shop/web:v1.4.2")), "{stderr}");

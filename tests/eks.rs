@@ -111,13 +111,7 @@ fn a_missing_iam_role_is_a_plan_problem_and_nothing_is_created() {
         &[("default: shop-eks-nodes", "default: no-such-role")],
     );
     world.proxy().reset_counts();
-    let output = world.run(&[
-        "--target",
-        TARGET,
-        "--yes",
-        "--playbook",
-        playbook.to_str().unwrap(),
-    ]);
+    let output = world.rebuild_with(&playbook);
     assert_eq!(code(&output), 4, "{}", text(&output));
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("IAM role `no-such-role` does not exist")

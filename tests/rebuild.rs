@@ -153,13 +153,7 @@ fn rpo_guard_refuses_an_old_snapshot_before_any_change() {
     let playbook = playbook_with(dir.path(), &[("rpo_limit: 24h", "rpo_limit: 1s")]);
     std::thread::sleep(Duration::from_millis(1100));
     world.proxy().reset_counts();
-    let output = world.run(&[
-        "--target",
-        TARGET,
-        "--yes",
-        "--playbook",
-        playbook.to_str().unwrap(),
-    ]);
+    let output = world.rebuild_with(&playbook);
     assert_eq!(code(&output), 4, "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("`prod-db-snap-2-copy`"), "{stderr}");
@@ -195,13 +189,7 @@ fn no_snapshot_in_the_target_region_is_refused_before_any_change() {
             "source_db_instance: billing-db",
         )],
     );
-    let output = world.run(&[
-        "--target",
-        TARGET,
-        "--yes",
-        "--playbook",
-        playbook.to_str().unwrap(),
-    ]);
+    let output = world.rebuild_with(&playbook);
     assert_eq!(code(&output), 4, "{}", text(&output));
     assert!(
         String::from_utf8_lossy(&output.stderr)

@@ -244,13 +244,7 @@ fn zones_that_are_not_available_are_a_plan_problem() {
         )],
     );
     world.proxy().reset_counts();
-    let output = world.run(&[
-        "--target",
-        TARGET,
-        "--yes",
-        "--playbook",
-        playbook.to_str().unwrap(),
-    ]);
+    let output = world.rebuild_with(&playbook);
     assert_eq!(code(&output), 4, "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

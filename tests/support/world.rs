@@ -77,8 +77,8 @@ impl World {
         command.output().unwrap()
     }
 
-    pub fn rebuild(&self) -> Output {
-        let playbook = playbook_path();
+    /// `rebuild --target TARGET --yes --playbook PLAYBOOK`.
+    pub fn rebuild_with(&self, playbook: &Path) -> Output {
         self.run(&[
             "--target",
             TARGET,
@@ -86,6 +86,11 @@ impl World {
             "--playbook",
             playbook.to_str().unwrap(),
         ])
+    }
+
+    /// `rebuild --target TARGET --yes` with the default playbook.
+    pub fn rebuild(&self) -> Output {
+        self.rebuild_with(&playbook_path())
     }
 
     pub fn rebuild_killed_at(&self, failpoint: &str) -> Output {
