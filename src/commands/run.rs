@@ -32,6 +32,7 @@ async fn make_plan(
     state: Option<&RunState>,
     accept_rpo: bool,
     cloud: Arc<Cloud>,
+    global: &GlobalArgs,
 ) -> Plan {
     let mut plan = plan::skeleton(playbook, target, state);
     let kinds = Kinds::builtin();
@@ -42,6 +43,8 @@ async fn make_plan(
         accept_rpo,
         cloud,
         kinds: &kinds,
+        // Plan-time checkouts are kept next to the runs, outside any one run's folder.
+        cache_dir: Some(StateDir::new(&global.state_dir).root().join("cache")),
     };
     survey(&mut plan, &input).await;
     // Planning errors can quote parameter values; never show a secret.
@@ -101,7 +104,16 @@ pub(super) async fn plan(global: &GlobalArgs, args: &RunArgs) -> Result<(), Erro
     let target = target_region(&playbook, args.target.as_deref())?;
     let (inputs, _) = resolve_inputs(&playbook, &parse_pairs(&args.inputs)?, None)?;
     let cloud = Arc::new(Cloud::from_env().await);
-    let plan = make_plan(&playbook, &target, &inputs, None, args.accept_rpo, cloud).await;
+    let plan = make_plan(
+        &playbook,
+        &target,
+        &inputs,
+        None,
+        args.accept_rpo,
+        cloud,
+        global,
+    )
+    .await;
     show_plan(global, &plan, true);
     if plan.is_runnable() {
         Ok(())
@@ -288,6 +300,7 @@ pub(super) async fn start(global: &GlobalArgs, args: &RunArgs) -> Result<(), Err
         None,
         args.accept_rpo,
         cloud.clone(),
+        global,
     )
     .await;
     show_plan(global, &plan, false);
@@ -395,6 +408,7 @@ pub(super) async fn resume(
         Some(&state),
         state.header.accept_rpo,
         cloud.clone(),
+        global,
     )
     .await;
     show_plan(global, &plan, false);

@@ -26,12 +26,16 @@ pub struct SurveyInput<'a> {
     pub cloud: Arc<Cloud>,
     /// Step kinds.
     pub kinds: &'a Kinds,
+    /// Where planning may keep local files (see [`PlanContext::cache_dir`]).
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// Fill every non-skipped step of `plan` by asking its kind. Kinds are asked one after the
-/// other in plan order; their calls are few and read-only.
+/// other in plan order; their calls are few and read-only. Outputs a kind already knows at
+/// plan time (a resolved commit and its checkout) are passed on to the later steps' plans.
 pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
-    let outputs: BTreeMap<String, Values> = input.state.map(RunState::outputs).unwrap_or_default();
+    let mut outputs: BTreeMap<String, Values> =
+        input.state.map(RunState::outputs).unwrap_or_default();
     let ids: Vec<String> = plan
         .steps
         .iter()
@@ -68,6 +72,7 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
             accept_rpo: input.accept_rpo,
             pins,
             cloud: input.cloud.clone(),
+            cache_dir: input.cache_dir.clone(),
         };
         match kind.plan(&context, &resolved.known_only()).await {
             Ok(mut found) => {
@@ -80,6 +85,10 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
                     found
                         .details
                         .push(("known after apply".into(), names.join(", ")));
+                }
+                if !found.outputs.is_empty() {
+                    // Known before the step runs: later steps are planned with them.
+                    outputs.insert(id.clone(), found.outputs.clone());
                 }
                 fill(plan, &id, found);
             }

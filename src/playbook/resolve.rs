@@ -31,6 +31,8 @@ pub struct Scope<'a> {
 pub struct Resolved {
     /// The parameters as a JSON object.
     pub value: Value,
+    /// The parameters with what is not known yet left out.
+    pub known: Value,
     /// References that could not be resolved yet.
     pub unknown: Vec<Reference>,
     /// Top-level parameters that hold at least one unresolved reference.
@@ -38,15 +40,36 @@ pub struct Resolved {
 }
 
 impl Resolved {
-    /// The parameters without those that are not known yet (for planning).
+    /// The parameters without what is not known yet (for planning): an unknown value is
+    /// left out of its map (the rest of the map stays), and a list holding an unknown item
+    /// is left out whole (half a list would mean something else).
     pub fn known_only(&self) -> Value {
-        let mut value = self.value.clone();
-        if let Value::Object(object) = &mut value {
-            for key in &self.unknown_keys {
-                object.remove(key);
-            }
+        self.known.clone()
+    }
+}
+
+/// `value` with unknown parts left out (see [`Resolved::known_only`]); `None` when nothing
+/// of it is known.
+fn known_part(value: &ParamValue, scope: &Scope<'_>) -> Option<Value> {
+    match value {
+        ParamValue::List(items) => items
+            .iter()
+            .map(|item| known_part(&item.value, scope))
+            .collect::<Option<Vec<Value>>>()
+            .map(Value::Array),
+        ParamValue::Map(entries) => Some(Value::Object(
+            entries
+                .iter()
+                .filter_map(|(key, value)| {
+                    known_part(&value.value, scope).map(|known| (key.value.clone(), known))
+                })
+                .collect(),
+        )),
+        other => {
+            let mut unknown = Vec::new();
+            let value = resolve(other, scope, &mut unknown);
+            unknown.is_empty().then_some(value)
         }
-        value
     }
 }
 
@@ -55,7 +78,11 @@ pub fn resolve_step(step: &StepSpec, scope: &Scope<'_>) -> Resolved {
     let mut unknown = Vec::new();
     let mut unknown_keys = Vec::new();
     let mut object = serde_json::Map::new();
+    let mut known = serde_json::Map::new();
     for (key, value) in &step.with {
+        if let Some(value) = known_part(&value.value, scope) {
+            known.insert(key.value.clone(), value);
+        }
         let before = unknown.len();
         object.insert(
             key.value.clone(),
@@ -69,6 +96,7 @@ pub fn resolve_step(step: &StepSpec, scope: &Scope<'_>) -> Resolved {
     unknown.dedup();
     Resolved {
         value: Value::Object(object),
+        known: Value::Object(known),
         unknown,
         unknown_keys,
     }
@@ -183,21 +211,63 @@ mod tests {
                 ("name", text("db-${inputs.env}-${target.region}-${run.id}")),
                 ("sg", text("${steps.network.database_security_group_id}")),
                 ("count", ParamValue::Integer(3)),
+                (
+                    "values",
+                    ParamValue::Map(vec![
+                        (
+                            Spanned::new("env".to_string(), Location::default()),
+                            Spanned::new(text("${inputs.env}"), Location::default()),
+                        ),
+                        (
+                            Spanned::new("db".to_string(), Location::default()),
+                            Spanned::new(text("${steps.db.endpoint}"), Location::default()),
+                        ),
+                    ]),
+                ),
+                (
+                    "sources",
+                    ParamValue::List(vec![
+                        Spanned::new(text("templates"), Location::default()),
+                        Spanned::new(text("${steps.git.path}/k8s"), Location::default()),
+                    ]),
+                ),
             ]),
             &scope,
         );
+        let known = resolved.known_only();
+        // A map keeps what is known; a list with an unknown item is left out whole.
+        assert_eq!(known["values"], json!({"env": "prod"}));
+        assert!(known.get("sources").is_none());
+        assert_eq!(known["subnets"], json!(["a", "b"]));
         assert_eq!(resolved.value["subnets"], json!(["a", "b"]));
         assert_eq!(resolved.value["name"], json!("db-prod-ap-southeast-1-r1"));
         assert_eq!(resolved.value["sg"], Value::Null);
         assert_eq!(resolved.value["count"], json!(3));
-        assert_eq!(resolved.unknown_keys, vec!["sg".to_string()]);
+        assert_eq!(
+            resolved.unknown_keys,
+            vec![
+                "sg".to_string(),
+                "values".to_string(),
+                "sources".to_string()
+            ]
+        );
         assert!(resolved.known_only().get("sg").is_none());
         assert_eq!(
             resolved.unknown,
-            vec![Reference::StepOutput {
-                step: "network".into(),
-                output: "database_security_group_id".into()
-            }]
+            vec![
+                Reference::StepOutput {
+                    step: "db".into(),
+                    output: "endpoint".into()
+                },
+                Reference::StepOutput {
+                    step: "git".into(),
+                    output: "path".into()
+                },
+                Reference::StepOutput {
+                    step: "network".into(),
+                    output: "database_security_group_id".into()
+                }
+            ]
         );
     }
 }

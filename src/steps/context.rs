@@ -70,6 +70,9 @@ pub struct PlanContext {
     pub pins: Values,
     /// Cloud clients (use only read-only calls).
     pub cloud: Arc<Cloud>,
+    /// Where planning may keep local files (e.g. a checkout of the commit a source step
+    /// resolved, so later steps can be planned from it). Never the cloud. `None`: nowhere.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// Everything a step's `apply` may use.

@@ -185,11 +185,14 @@ impl Step for DnsCutover {
         );
         for record in &params.records {
             let before = current(&client, &zone, record).await?;
-            let after: Vec<String> = record
+            let mut after: Vec<String> = record
                 .values
                 .iter()
                 .map(|v| v.clone().unwrap_or_else(|| "(known after apply)".into()))
                 .collect();
+            if after.is_empty() {
+                after.push("(known after apply)".into());
+            }
             let before = if before.values.is_empty() {
                 "(none)".to_string()
             } else {

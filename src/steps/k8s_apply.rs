@@ -69,8 +69,24 @@ static SPEC: KindSpec = KindSpec {
             required: false,
             help: "namespace for objects that name none (default `default`)",
         },
+        ParamSpec {
+            name: "load_balancer",
+            required: false,
+            help: "`NAMESPACE/NAME` of a `LoadBalancer` Service: wait for its address after the last wave and output it (for `dns.cutover`)",
+        },
+        ParamSpec {
+            name: "load_balancer_timeout",
+            required: false,
+            help: "how long to wait for the load balancer's address (default 10m)",
+        },
     ],
-    outputs: &["waves_applied", "objects", "images"],
+    outputs: &[
+        "waves_applied",
+        "objects",
+        "images",
+        "load_balancer",
+        "load_balancer_record_type",
+    ],
 };
 
 /// The `k8s.apply` step kind.
@@ -94,6 +110,35 @@ struct Params {
     verify_images: bool,
     #[serde(default = "default_namespace")]
     namespace: String,
+    #[serde(default)]
+    load_balancer: Option<String>,
+    #[serde(default)]
+    load_balancer_timeout: Option<String>,
+}
+
+impl Params {
+    /// The load balancer Service, `(namespace, name)`.
+    fn load_balancer(&self) -> Result<Option<(String, String)>, StepError> {
+        let Some(text) = self.load_balancer.as_deref().filter(|t| !t.is_empty()) else {
+            return Ok(None);
+        };
+        match text.split_once('/') {
+            Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() => {
+                Ok(Some((namespace.to_string(), name.to_string())))
+            }
+            _ => Err(StepError::Params(format!(
+                "`load_balancer` is `{text}`; give the Service as `NAMESPACE/NAME`, e.g. `shop/shop-web`"
+            ))),
+        }
+    }
+
+    fn load_balancer_timeout(&self) -> Result<Duration, StepError> {
+        match &self.load_balancer_timeout {
+            Some(text) => duration::parse(text)
+                .map_err(|error| StepError::Params(format!("`load_balancer_timeout`: {error}"))),
+            None => Ok(Duration::from_secs(600)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +181,7 @@ fn render_wave(
     sources: &[PathBuf],
     context: &Value,
     rewrites: &[ImageRewrite],
+    planned: bool,
 ) -> Result<Rendered, StepError> {
     let files = manifests::wave_files(sources, &wave.paths)
         .map_err(|error| StepError::Params(format!("wave `{}`: {error}", wave.name)))?;
@@ -146,7 +192,12 @@ fn render_wave(
             StepError::Params(format!("cannot read `{}`: {error}", file.display()))
         })?;
         let name = file.display().to_string();
-        for mut object in manifests::render(&name, &source, context).map_err(StepError::Params)? {
+        let objects_of = if planned {
+            manifests::render_planned(&name, &source, context)
+        } else {
+            manifests::render(&name, &source, context)
+        };
+        for mut object in objects_of.map_err(StepError::Params)? {
             images.extend(manifests::rewrite_images(&mut object, rewrites));
             objects.push(object);
         }
@@ -239,6 +290,8 @@ impl Step for K8sApply {
         params_value: &serde_json::Value,
     ) -> Result<StepPlan, StepError> {
         let params: Params = params(params_value)?;
+        let load_balancer = params.load_balancer()?;
+        params.load_balancer_timeout()?;
         let waves: Vec<&str> = params.waves.iter().map(|wave| wave.name.as_str()).collect();
         let done = context
             .pins
@@ -261,23 +314,21 @@ impl Step for K8sApply {
         let render_context = render_context(&params, facts);
         let mut objects = 0;
         let mut images = Vec::new();
+        let mut problems = Vec::new();
         for wave in params.waves.iter().skip(done) {
-            // Values that come from steps that have not run are not known yet: rendering
-            // then fails on an undefined variable, which is not a problem at plan time.
-            match render_wave(wave, &sources, &render_context, &params.images) {
+            // Values from steps that have not run render as `known-after-apply`; every other
+            // mistake (a missing file, bad syntax, bad YAML) is a problem now, not mid-run.
+            match render_wave(wave, &sources, &render_context, &params.images, true) {
                 Ok(rendered) => {
                     objects += rendered.objects.len();
                     images.extend(rendered.images);
                 }
-                Err(_) => {
-                    return Ok(StepPlan::new(
-                        Action::Unknown,
-                        "manifests depend on values not known until earlier steps run",
-                    )
-                    .detail("waves", waves.join(" → ")));
-                }
+                Err(error) => problems.push(format!("wave `{}`: {error}", wave.name)),
             }
         }
+        let (unknown_images, mut images): (Vec<String>, Vec<String>) = images
+            .into_iter()
+            .partition(|image| image.contains(manifests::NOT_KNOWN_YET));
         images.sort();
         images.dedup();
         let mut plan = StepPlan::new(
@@ -289,6 +340,16 @@ impl Step for K8sApply {
         )
         .detail("waves", waves.join(" → "))
         .detail("images", images.join(", "));
+        plan.problems = problems;
+        if let Some((namespace, name)) = &load_balancer {
+            plan = plan.detail(
+                "load balancer",
+                format!("address of Service `{namespace}/{name}` (known after apply)"),
+            );
+        }
+        if !unknown_images.is_empty() {
+            plan = plan.detail("images known after apply", unknown_images.join(", "));
+        }
         if done > 0 {
             plan = plan.detail("already applied", format!("{done} wave(s)"));
         }
@@ -315,6 +376,8 @@ impl Step for K8sApply {
         params_value: &serde_json::Value,
     ) -> Result<Values, StepError> {
         let params: Params = params(params_value)?;
+        let load_balancer = params.load_balancer()?;
+        let load_balancer_timeout = params.load_balancer_timeout()?;
         let kubeconfig = params
             .kubeconfig
             .as_deref()
@@ -339,6 +402,7 @@ impl Step for K8sApply {
                 &sources,
                 &render_context,
                 &params.images,
+                false,
             )?);
         }
         let all_images: Vec<String> = {
@@ -411,7 +475,21 @@ impl Step for K8sApply {
             context.progress(format!("wave `{}` is ready", wave.name));
             context.checkpoint(&format!("wave-{}", wave.name))?;
         }
-        Ok(Values::from([
+        let mut outputs = Values::new();
+        if let Some((namespace, name)) = &load_balancer {
+            let address =
+                wait_for_load_balancer(context, &client, namespace, name, load_balancer_timeout)
+                    .await?;
+            let record_type = if address.parse::<std::net::IpAddr>().is_ok() {
+                "A"
+            } else {
+                "CNAME"
+            };
+            context.progress(format!("load balancer of `{namespace}/{name}`: {address}"));
+            outputs.insert("load_balancer".to_string(), json!(address));
+            outputs.insert("load_balancer_record_type".to_string(), json!(record_type));
+        }
+        outputs.extend(Values::from([
             (
                 "waves_applied".to_string(),
                 json!(
@@ -424,7 +502,67 @@ impl Step for K8sApply {
             ),
             ("objects".to_string(), json!(applied)),
             ("images".to_string(), json!(all_images)),
-        ]))
+        ]));
+        Ok(outputs)
+    }
+}
+
+/// Wait until the Service's load balancer has an address (a hostname on AWS, an IP on
+/// some clouds) and return it.
+async fn wait_for_load_balancer(
+    context: &StepContext,
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    limit: Duration,
+) -> Result<String, StepError> {
+    let label = format!("Service/{name} in `{namespace}`");
+    let services: Api<k8s_openapi::api::core::v1::Service> =
+        Api::namespaced(client.clone(), namespace);
+    let what = format!("the load balancer of `{namespace}/{name}`");
+    let waiting = context.wait_for(&what, || async {
+        let service = services
+            .get_opt(name)
+            .await
+            .map_err(|error| kubernetes::error(error, "get", &label))?;
+        let Some(service) = service else {
+            return Err(StepError::Refused {
+                message: format!("{label} does not exist, so it has no load balancer"),
+                hint: "check `load_balancer` against the manifests' Services, then `rebuild resume`".to_string(),
+            });
+        };
+        let kind = service
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.type_.clone())
+            .unwrap_or_default();
+        if kind != "LoadBalancer" {
+            return Err(StepError::Refused {
+                message: format!("{label} is of type `{kind}`, not `LoadBalancer`"),
+                hint: "point `load_balancer` at the Service of type LoadBalancer, then `rebuild resume`".to_string(),
+            });
+        }
+        let address = service
+            .status
+            .as_ref()
+            .and_then(|status| status.load_balancer.as_ref())
+            .and_then(|balancer| balancer.ingress.as_ref())
+            .and_then(|ingress| ingress.first())
+            .and_then(|first| first.hostname.clone().or_else(|| first.ip.clone()));
+        Ok(match address {
+            Some(address) => Poll::Ready(address),
+            None => Poll::Pending("no address yet".to_string()),
+        })
+    });
+    match tokio::time::timeout(limit, waiting).await {
+        Ok(result) => result,
+        Err(_) => Err(StepError::Refused {
+            message: format!(
+                "{label} got no load balancer address within {}",
+                duration::render(limit)
+            ),
+            hint: "check the cloud's load balancer controller (`kubectl describe service`, its events); then `rebuild resume` (the waves are not applied again)".to_string(),
+        }),
     }
 }
 

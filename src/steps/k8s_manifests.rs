@@ -53,18 +53,44 @@ fn is_manifest(path: &Path) -> bool {
 /// Render one template with `context` (undefined variables are errors) and split it into
 /// objects; empty documents are dropped.
 pub fn render(name: &str, source: &str, context: &Value) -> Result<Vec<Value>, String> {
+    render_with(name, source, context, false)
+}
+
+/// What a value not known at plan time renders as (see [`render_planned`]).
+pub const NOT_KNOWN_YET: &str = "known-after-apply";
+
+/// Render for the plan: variables the context lacks (values that come from steps that have
+/// not run, such as the database endpoint) render as [`NOT_KNOWN_YET`] instead of failing,
+/// so everything else — syntax, YAML, names, the images — is checked before the run starts.
+pub fn render_planned(name: &str, source: &str, context: &Value) -> Result<Vec<Value>, String> {
+    render_with(name, source, context, true)
+}
+
+fn render_with(
+    name: &str,
+    source: &str,
+    context: &Value,
+    planned: bool,
+) -> Result<Vec<Value>, String> {
     let mut environment = Environment::new();
     environment.set_undefined_behavior(UndefinedBehavior::Strict);
     // Manifests are YAML written by people: no auto-escaping (minijinja would JSON-escape
     // `.yaml` files); `{{ value | tojson }}` quotes where needed.
     environment.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-    let text = environment
-        .render_named_str(
-            name,
-            source,
-            minijinja::Value::from(minijinja::value::Serde(context)),
-        )
-        .map_err(|error| format!("cannot render `{name}`: {error:#}"))?;
+    let failed = |error: minijinja::Error| format!("cannot render `{name}`: {error:#}");
+    let template = environment
+        .template_from_named_str(name, source)
+        .map_err(failed)?;
+    let mut context = context.clone();
+    if planned && let Value::Object(map) = &mut context {
+        for variable in template.undeclared_variables(false) {
+            map.entry(variable)
+                .or_insert_with(|| Value::String(NOT_KNOWN_YET.to_string()));
+        }
+    }
+    let text = template
+        .render(minijinja::Value::from(minijinja::value::Serde(&context)))
+        .map_err(failed)?;
     let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
         .map_err(|error| format!("`{name}` is not valid YAML after rendering: {error}"))?;
     let objects: Vec<Value> = documents
@@ -333,6 +359,35 @@ pub fn context(values: &Map<String, Value>, facts: &[(&str, &str)]) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn plan_rendering_marks_unknown_values_and_still_checks_syntax() {
+        let source = "apiVersion: v1\nkind: Pod\nmetadata: {name: app}\nspec:\n  containers:\n    - image: \"{{ registry }}/api:{{ image_tag }}\"\n      env: [{name: DB, value: \"{{ db_endpoint }}\"}]\n";
+        let objects = render_planned(
+            "app.yaml",
+            source,
+            &json!({"registry": "r.example", "image_tag": "v1"}),
+        )
+        .unwrap();
+        assert_eq!(
+            objects[0]["spec"]["containers"][0]["image"],
+            "r.example/api:v1"
+        );
+        assert_eq!(
+            objects[0]["spec"]["containers"][0]["env"][0]["value"],
+            NOT_KNOWN_YET
+        );
+        assert!(
+            render(
+                "app.yaml",
+                source,
+                &json!({"registry": "r", "image_tag": "v1"})
+            )
+            .is_err()
+        );
+        let broken = render_planned("bad.yaml", "kind: {{ oops", &json!({})).unwrap_err();
+        assert!(broken.contains("cannot render `bad.yaml`"), "{broken}");
+    }
 
     #[test]
     fn renders_and_splits_documents_with_strict_variables() {

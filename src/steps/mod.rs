@@ -62,6 +62,10 @@ pub struct StepPlan {
     pub details: Vec<(String, String)>,
     /// Problems that must stop the run before any change.
     pub problems: Vec<String>,
+    /// Outputs already known at plan time (e.g. the commit and a checkout of it): later
+    /// steps are planned with them, so their plans can be exact.
+    #[serde(skip)]
+    pub outputs: Values,
 }
 
 impl StepPlan {
@@ -72,6 +76,7 @@ impl StepPlan {
             summary: summary.into(),
             details: Vec::new(),
             problems: Vec::new(),
+            outputs: Values::new(),
         }
     }
 

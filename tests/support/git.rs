@@ -146,6 +146,20 @@ impl Repo {
         self.rev_parse("main")
     }
 
+    /// Commit several files (paths may hold folders) on `main` in one commit and publish it;
+    /// the new commit's SHA.
+    pub fn commit_files(&self, files: &[(String, String)], message: &str) -> String {
+        for (file, content) in files {
+            let path = self.work.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+        run_git(&self.work, &["add", "--all"]);
+        run_git(&self.work, &["commit", "--quiet", "-m", message]);
+        run_git(&self.work, &["push", "--quiet", "origin", "main"]);
+        self.rev_parse("main")
+    }
+
     /// A lightweight tag at `commit`, published.
     pub fn tag(&self, name: &str, commit: &str) {
         run_git(&self.bare, &["tag", name, commit]);

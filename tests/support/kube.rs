@@ -594,6 +594,59 @@ impl KubeTestbed {
 
     /// Changes what the kubelet stand-in does from now on (e.g. `NeverReady` then `Ready`
     /// to let a stuck rollout recover).
+    /// Listen on a free loopback port in for the load balancer in front of `namespace`'s
+    /// application (see [`ApplicationListener`]).
+    pub fn serve_application(&self, namespace: &str) -> ApplicationListener {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let api = self.api();
+        let namespace = namespace.to_string();
+        let handle = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let Ok(mut stream) = stream else { continue };
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut request_line = String::new();
+                    let _ = std::io::BufRead::read_line(&mut reader, &mut request_line);
+                    loop {
+                        let mut header = String::new();
+                        match std::io::BufRead::read_line(&mut reader, &mut header) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) if header.trim().is_empty() => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+                    let (status, body) = if path == "/healthz" {
+                        application_health(&api, &namespace)
+                    } else {
+                        (404, "not found".to_string())
+                    };
+                    let reason = match status {
+                        200 => "OK",
+                        404 => "Not Found",
+                        _ => "Service Unavailable",
+                    };
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            }
+        });
+        ApplicationListener {
+            port,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
     pub fn set_kubelet_mode(&self, mode: KubeletMode) {
         self.mode.store(mode.to_u8(), Ordering::SeqCst);
     }
@@ -720,6 +773,7 @@ fn kubelet_loop(api: &Api, mode: &AtomicU8, stop: &AtomicBool) {
         let m = KubeletMode::from_u8(mode.load(Ordering::SeqCst));
         if m != KubeletMode::Off {
             kubelet_pass(api, m, &ip_counter, stop);
+            load_balancer_pass(api);
         }
         for _ in 0..3 {
             if stop.load(Ordering::SeqCst) {
@@ -728,6 +782,83 @@ fn kubelet_loop(api: &Api, mode: &AtomicU8, stop: &AtomicBool) {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// What a cloud's load balancer controller does: every Service of type `LoadBalancer`
+/// without an address gets a hostname, as AWS's load balancers do — `localhost`, where
+/// [`KubeTestbed::serve_application`] listens in for the load balancer.
+fn load_balancer_pass(api: &Api) {
+    let t = Duration::from_secs(10);
+    let Ok((200, body)) = api.request("GET", "/api/v1/services", None, None, t) else {
+        return;
+    };
+    let Ok(list) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return;
+    };
+    for service in list["items"].as_array().into_iter().flatten() {
+        if service["spec"]["type"] != "LoadBalancer"
+            || service["status"]["loadBalancer"]["ingress"].is_array()
+        {
+            continue;
+        }
+        let (Some(ns), Some(name)) = (
+            service["metadata"]["namespace"].as_str(),
+            service["metadata"]["name"].as_str(),
+        ) else {
+            continue;
+        };
+        let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"hostname": "localhost"}]}}});
+        let _ = api.request(
+            "PATCH",
+            &format!("/api/v1/namespaces/{ns}/services/{name}/status"),
+            Some("application/merge-patch+json"),
+            Some(patch.to_string().as_bytes()),
+            t,
+        );
+    }
+}
+
+/// The application behind the load balancer, as far as smoke checks can tell: `GET
+/// /healthz` answers 200 with every Deployment of the namespace and its image when all of
+/// them are Available in the real API server, else 503.
+pub struct ApplicationListener {
+    /// The loopback port it listens on.
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for ApplicationListener {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn application_health(api: &Api, namespace: &str) -> (u16, String) {
+    let t = Duration::from_secs(10);
+    let path = format!("/apis/apps/v1/namespaces/{namespace}/deployments");
+    let Ok((200, body)) = api.request("GET", &path, None, None, t) else {
+        return (503, "the API server did not answer".to_string());
+    };
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let mut deployments = serde_json::Map::new();
+    let mut healthy = true;
+    for item in list["items"].as_array().into_iter().flatten() {
+        let wanted = item["spec"]["replicas"].as_u64().unwrap_or(1);
+        let available = item["status"]["availableReplicas"].as_u64().unwrap_or(0);
+        healthy &= available >= wanted;
+        deployments.insert(
+            item["metadata"]["name"].as_str().unwrap_or("?").to_string(),
+            item["spec"]["template"]["spec"]["containers"][0]["image"].clone(),
+        );
+    }
+    healthy &= !deployments.is_empty();
+    let body = serde_json::json!({"healthy": healthy, "deployments": deployments}).to_string();
+    (if healthy { 200 } else { 503 }, body)
 }
 
 fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &AtomicBool) {

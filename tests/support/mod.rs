@@ -11,6 +11,7 @@ pub mod kube;
 pub mod moto;
 pub mod proxy;
 pub mod seed;
+pub mod stack;
 pub mod world;
 
 pub use moto::Moto;

@@ -14,8 +14,32 @@ use super::{
 
 pub const TARGET: &str = "ap-southeast-1";
 
-pub fn playbook_path() -> PathBuf {
+/// The shipped default playbook, whole: its deploy half needs GitHub, git and a cluster's
+/// API as well as AWS (see `tests/e2e.rs`).
+pub fn full_playbook_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("playbooks/region-rebuild.yaml")
+}
+
+/// The line where the default playbook's deploy half starts.
+pub const DEPLOY_MARKER: &str = "  # ---- deploy:";
+
+/// The default playbook's infrastructure half (network, database, cluster, nodes), cut
+/// from the shipped file at [`DEPLOY_MARKER`]: what the tests that need only moto run.
+pub fn playbook_path() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let full = std::fs::read_to_string(full_playbook_path()).unwrap();
+        let (infrastructure, _) = full
+            .split_once(DEPLOY_MARKER)
+            .expect("the default playbook marks where its deploy half starts");
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "region-rebuild-infrastructure-{}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&path, infrastructure).unwrap();
+        path
+    })
+    .clone()
 }
 
 /// One test's world: moto (seeded), optionally a proxy, a state directory.

@@ -201,17 +201,18 @@ impl Step for GitFetch {
         let checkout = format!("<run folder>/{}/{directory}", context.step_id);
 
         if let Some(pinned) = pinned_from(|key| context.pins.get(key).cloned()) {
-            return Ok(StepPlan::new(
+            let planned = StepPlan::new(
                 Action::Create,
                 format!(
                     "check out `{}` at the pinned commit of `{}`",
                     params.repo, pinned.reference
                 ),
             )
-            .detail("ref", pinned.reference)
+            .detail("ref", pinned.reference.clone())
             .detail("commit", format!("{} (pinned)", pinned.commit))
             .detail("source", pinned.source.as_str())
-            .detail("checkout", checkout));
+            .detail("checkout", checkout);
+            return Ok(plan_checkout(context, &params, &pinned, planned).await);
         }
 
         let token = params.token();
@@ -221,11 +222,12 @@ impl Step for GitFetch {
         let error = match api.resolve(&selector).await {
             Ok(resolved) => {
                 let url = params.primary_url(resolved.clone_url.as_deref());
-                return Ok(StepPlan::new(Action::Create, summary)
-                    .detail("ref", resolved.reference)
-                    .detail("commit", resolved.commit)
+                let planned = StepPlan::new(Action::Create, summary)
+                    .detail("ref", resolved.reference.clone())
+                    .detail("commit", resolved.commit.clone())
                     .detail("source", format!("github ({})", redact_url(&url)))
-                    .detail("checkout", checkout));
+                    .detail("checkout", checkout);
+                return Ok(plan_checkout(context, &params, &resolved, planned).await);
             }
             Err(error) => error,
         };
@@ -397,6 +399,87 @@ impl Step for GitFetch {
             ("repo".to_string(), json!(params.repo)),
             ("source".to_string(), json!(source.as_str())),
         ]))
+    }
+}
+
+/// Plan-time checkout: fetch the resolved commit into the state directory's cache (local
+/// files only; the cloud is not touched), so later steps are planned from the real files —
+/// `k8s.apply` renders them and checks their images before anything is created. The
+/// outputs point at the cached checkout; when the step runs it checks out into the run's
+/// folder and outputs that. Failing here is not a problem of the plan: the step fetches
+/// again (and falls back to the mirror) when it runs.
+async fn plan_checkout(
+    context: &PlanContext,
+    params: &Params,
+    resolved: &Resolved,
+    mut plan: StepPlan,
+) -> StepPlan {
+    let Some(cache) = &context.cache_dir else {
+        return plan;
+    };
+    if github::install_git_http_transport().is_err() {
+        return plan;
+    }
+    let dir = cache
+        .join("git")
+        .join(params.repo.replace('/', "__"))
+        .join(&resolved.commit);
+    let token = params.token();
+    let primary_url = params.primary_url(resolved.clone_url.as_deref());
+    let mut origins = vec![checkout::Origin::url(
+        &with_credentials(&primary_url, token.as_deref(), params.git_host().as_deref()),
+        "GitHub",
+    )];
+    if let Some(mirror) = params.mirror.as_deref() {
+        let mirror = checkout::Origin::mirror(mirror);
+        match resolved.source {
+            Source::Mirror => origins.insert(0, mirror),
+            Source::GitHub => origins.push(mirror),
+        }
+    }
+    let job = {
+        let dir = dir.clone();
+        let commit = resolved.commit.clone();
+        let reference = resolved.reference.clone();
+        move || {
+            let report = |_: String| {};
+            let stopped = || false;
+            checkout::check_out(
+                &dir,
+                &commit,
+                &reference,
+                &origins,
+                &checkout::Feedback {
+                    report: &report,
+                    stopped: &stopped,
+                },
+            )
+        }
+    };
+    match tokio::task::spawn_blocking(job).await {
+        Ok(Ok(outcome)) => {
+            let source = if outcome.from_mirror {
+                Source::Mirror
+            } else {
+                resolved.source
+            };
+            plan.outputs = Values::from([
+                ("commit".to_string(), json!(resolved.commit)),
+                ("ref".to_string(), json!(resolved.reference)),
+                ("path".to_string(), json!(dir.display().to_string())),
+                ("repo".to_string(), json!(params.repo)),
+                ("source".to_string(), json!(source.as_str())),
+            ]);
+            plan.detail("planned from", dir.display().to_string())
+        }
+        Ok(Err(failure)) => {
+            let message = scrub(failure.message(), token.as_deref());
+            plan.detail(
+                "not fetched for the plan",
+                format!("{message}; later steps are planned without its files"),
+            )
+        }
+        Err(error) => plan.detail("not fetched for the plan", error.to_string()),
     }
 }
 

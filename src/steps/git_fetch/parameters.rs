@@ -17,16 +17,24 @@ pub(super) struct Params {
     latest_release: Option<bool>,
     #[serde(default)]
     tag_pattern: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_none")]
     api_url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_none")]
     clone_url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_none")]
     token: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "empty_is_none")]
     pub(super) mirror: Option<String>,
     #[serde(default)]
     directory: Option<String>,
+}
+
+/// An empty text means "not given" (a playbook input whose default is `""`).
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(text.filter(|text| !text.trim().is_empty()))
 }
 
 impl std::fmt::Debug for Params {

@@ -1,0 +1,285 @@
+//! The default playbook end to end on the whole testbed (`support::stack`): moto for AWS
+//! (network, restore, EKS, ECR, Route 53), the production's repositories in git behind the
+//! GitHub REST stand-in, and a real kube-apiserver that the cluster step's connection is
+//! directed to (moto's EKS endpoint cannot be reached). `rebuild --target ap-southeast-1
+//! --yes` must do the whole job; kills mid-deploy and moved tags must not change the result.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::Value;
+use support::git::checkout_head;
+use support::stack::*;
+use support::world::*;
+
+/// What the application looks like in the API server: each Deployment's available
+/// replicas and image, the config's DB host and release marker.
+fn application(stack: &Stack) -> Vec<(String, Value, Value)> {
+    let mut seen = Vec::new();
+    for name in ["shop-api", "shop-worker", "shop-web"] {
+        let live = stack.deployment(name);
+        seen.push((
+            name.to_string(),
+            live["status"]["availableReplicas"].clone(),
+            live["spec"]["template"]["spec"]["containers"][0]["image"].clone(),
+        ));
+    }
+    let config = stack
+        .kube
+        .get_json("/api/v1/namespaces/shop/configmaps/shop-config")
+        .unwrap_or(Value::Null);
+    seen.push((
+        "shop-config".into(),
+        config["data"]["DB_HOST"].clone(),
+        config["data"]["CONFIG_RELEASE"].clone(),
+    ));
+    seen
+}
+
+/// Every step of the default playbook succeeded.
+fn assert_all_succeeded(status: &Value) {
+    assert_eq!(status["state"], "succeeded", "{status:#}");
+    let steps = status["steps"].as_array().unwrap();
+    let mut ids: Vec<&str> = steps.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            "app", "cluster", "config", "database", "deploy", "dns", "network", "nodes", "smoke"
+        ]
+    );
+    assert_eq!(steps.len(), 9, "{status:#}");
+    for step in steps {
+        assert_eq!(step["state"], "succeeded", "step {}: {step:#}", step["id"]);
+    }
+}
+
+fn assert_the_stack_is_rebuilt(stack: &Stack) {
+    let status = stack.world.status();
+    assert_all_succeeded(&status);
+    // AWS: exactly one stack, the restore from the newest snapshot in the target region.
+    assert_eq!(inventory(&stack.world.moto.endpoint), ONE_RUN);
+    let database = step(&status, "database");
+    let endpoint = database["outputs"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(endpoint.contains(TARGET), "{endpoint}");
+    assert_eq!(step(&status, "nodes")["state"], "succeeded");
+
+    // Kubernetes: every Deployment Available, from the tagged config, images rewritten to
+    // the target registry at the release's tag, the DB endpoint in their config.
+    for (name, available, image) in application(stack) {
+        if name == "shop-config" {
+            assert_eq!(available, endpoint.as_str(), "DB_HOST");
+            assert_eq!(
+                image, CONFIG_RELEASE,
+                "the config repo's release was deployed"
+            );
+            continue;
+        }
+        assert!(
+            available.as_u64().unwrap_or(0) >= 1,
+            "{name} is not available"
+        );
+        let image = image.as_str().unwrap();
+        assert!(image.starts_with(TARGET_REGISTRY), "{name} pulls {image}");
+        assert!(
+            image.ends_with(&format!(":{RELEASE}")),
+            "{name} pulls {image}"
+        );
+        let live = stack.deployment(&name);
+        let available_condition = live["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Available" && c["status"] == "True");
+        assert!(available_condition, "{name}: {live}");
+    }
+    let job = stack
+        .kube
+        .get_json("/apis/batch/v1/namespaces/shop/jobs/shop-migrate-v2-3-0")
+        .unwrap();
+    assert_eq!(job["status"]["succeeded"], 1, "{job}");
+
+    // Sources pinned by SHA and checked out exactly there.
+    let config = step(&status, "config");
+    assert_eq!(config["outputs"]["commit"], stack.config_commit.as_str());
+    assert_eq!(config["outputs"]["ref"], CONFIG_RELEASE);
+    let checkout = config["outputs"]["path"].as_str().unwrap();
+    assert_eq!(
+        checkout_head(std::path::Path::new(checkout)).0,
+        stack.config_commit
+    );
+    assert_eq!(
+        step(&status, "app")["outputs"]["commit"],
+        stack.app_commit.as_str()
+    );
+
+    // DNS points at the new load balancer; the old value is journaled for a revert.
+    let deploy = step(&status, "deploy");
+    assert_eq!(deploy["outputs"]["load_balancer"], "localhost");
+    assert_eq!(
+        deploy["outputs"]["waves_applied"].as_array().unwrap().len(),
+        4
+    );
+    assert_eq!(
+        stack.public_record(),
+        ("CNAME".to_string(), vec!["localhost".to_string()])
+    );
+    let dns = step(&status, "dns");
+    assert!(
+        dns["pinned"]["previous"].to_string().contains(OLD_TARGET),
+        "{dns:#}"
+    );
+
+    // Smoke checks passed against the application behind the load balancer.
+    let smoke = step(&status, "smoke");
+    let results = smoke["outputs"]["results"].to_string();
+    assert!(results.contains("web"), "{smoke:#}");
+    assert!(!results.contains("fail"), "{smoke:#}");
+}
+
+#[test]
+fn rebuild_target_does_the_whole_job_on_the_testbed() {
+    let stack = Stack::start();
+    let output = stack.rebuild(&[]);
+    assert_eq!(code(&output), 0, "{}\n{}", text(&output), stack.kube.logs());
+    assert_the_stack_is_rebuilt(&stack);
+
+    // The plan showed the deploy exactly, from the release fetched at plan time.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{TARGET_REGISTRY}/shop/web:{RELEASE}")),
+        "the plan lists the images: {stderr}"
+    );
+    // The token never shows.
+    assert!(!text(&output).contains(GITHUB_TOKEN));
+    for journal in stack.world.journal_files() {
+        assert!(
+            !std::fs::read_to_string(journal)
+                .unwrap()
+                .contains(GITHUB_TOKEN)
+        );
+    }
+}
+
+#[test]
+fn a_kill_during_the_deploy_waves_resumes_without_reapplying_finished_waves() {
+    let stack = Stack::start();
+    let output = stack.rebuild(&[("REBUILD_FAILPOINTS", "deploy/wave-backend")]);
+    assert_killed(&output, "deploy/wave-backend");
+    let before = stack.world.status();
+    assert_eq!(step(&before, "deploy")["pinned"]["waves_applied"], 3);
+    let config_version = stack
+        .kube
+        .get_json("/api/v1/namespaces/shop/configmaps/shop-config")
+        .unwrap()["metadata"]["resourceVersion"]
+        .clone();
+    let api_version = stack.deployment("shop-api")["metadata"]["generation"].clone();
+    assert!(
+        stack.deployment("shop-web").is_null(),
+        "frontend not applied yet"
+    );
+
+    let output = stack.resume(&[]);
+    assert_eq!(code(&output), 0, "{}\n{}", text(&output), stack.kube.logs());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for wave in ["config", "migrate", "backend"] {
+        assert!(
+            stderr.contains(&format!("wave `{wave}` was applied before; skipped")),
+            "{stderr}"
+        );
+    }
+    // Objects of finished waves were not written again.
+    let config_after = stack
+        .kube
+        .get_json("/api/v1/namespaces/shop/configmaps/shop-config")
+        .unwrap()["metadata"]["resourceVersion"]
+        .clone();
+    assert_eq!(config_version, config_after);
+    assert_eq!(
+        stack.deployment("shop-api")["metadata"]["generation"],
+        api_version
+    );
+    assert_the_stack_is_rebuilt(&stack);
+}
+
+#[test]
+fn a_tag_moved_after_the_run_started_does_not_move_the_resume() {
+    let stack = Stack::start();
+    let output = stack.rebuild(&[("REBUILD_FAILPOINTS", "config/resolved")]);
+    assert_killed(&output, "config/resolved");
+    // The release is re-tagged to a new commit (and published as the latest release).
+    let moved = stack
+        .config
+        .commit("k8s/01-config.yaml", "this commit must never be deployed\n");
+    stack.config.move_tag(CONFIG_RELEASE, &moved);
+
+    let output = stack.resume(&[]);
+    assert_eq!(code(&output), 0, "{}\n{}", text(&output), stack.kube.logs());
+    assert_the_stack_is_rebuilt(&stack);
+}
+
+#[test]
+fn a_missing_image_in_the_target_registry_stops_the_plan_before_anything_is_created() {
+    let stack = Stack::start();
+    // The web image of the release was never replicated.
+    block_on_delete_image(&stack, "shop/web");
+    let output = stack.rebuild(&[]);
+    assert_eq!(code(&output), 4, "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "1 image(s) missing from the registry in `ap-southeast-1`: {TARGET_REGISTRY}/shop/web:{RELEASE}"
+        )),
+        "{stderr}"
+    );
+    let nothing = inventory(&stack.world.moto.endpoint);
+    assert_eq!(nothing.vpcs, 0, "{nothing:?}");
+    assert_eq!(nothing.db_instances, 0, "{nothing:?}");
+    assert!(stack.kube.get_json("/api/v1/namespaces/shop").is_none());
+}
+
+fn block_on_delete_image(stack: &Stack, repository: &str) {
+    support::block_on(async {
+        let ecr = aws_sdk_ecr::Client::new(
+            &support::sdk_config(&stack.world.moto.endpoint, support::DR_REGION).await,
+        );
+        ecr.batch_delete_image()
+            .repository_name(repository)
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag(RELEASE)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn with_github_unreachable_the_mirrors_deliver_the_same_commits() {
+    let stack = Stack::start();
+    let config_bundle = stack.repos.bundle(&stack.config);
+    let app_mirror = stack.repos.mirror(&stack.app);
+    stack.github.set_reachable(false);
+    let mut args = stack.args(&["--target", TARGET, "--yes"]);
+    for input in [
+        format!("config_mirror={}", config_bundle.display()),
+        format!("app_mirror={}", app_mirror.display()),
+    ] {
+        args.push("--input".into());
+        args.push(input);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = stack.run(&args, &[]);
+    assert_eq!(code(&output), 0, "{}\n{}", text(&output), stack.kube.logs());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("WARNING"), "the fallback is loud: {stderr}");
+    assert_the_stack_is_rebuilt(&stack);
+    let status = stack.world.status();
+    assert_eq!(step(&status, "config")["outputs"]["source"], "mirror");
+    assert_eq!(step(&status, "app")["outputs"]["source"], "mirror");
+}
