@@ -95,6 +95,10 @@ pub struct RunArgs {
     /// Set an input: `--input NAME=VALUE` (repeatable).
     #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
     pub inputs: Vec<String>,
+    /// Deploy to an already-running cluster (pilot light) instead of provisioning one: sets
+    /// the playbook's `existing_kubeconfig` input.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Subcommands.

@@ -283,3 +283,164 @@ fn with_github_unreachable_the_mirrors_deliver_the_same_commits() {
     assert_eq!(step(&status, "config")["outputs"]["source"], "mirror");
     assert_eq!(step(&status, "app")["outputs"]["source"], "mirror");
 }
+
+#[test]
+fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
+    let stack = Stack::start();
+    let kubeconfig = stack.kube.kubeconfig.display().to_string();
+    // No `connect_kubeconfig`: the cluster is the one `--kubeconfig` names.
+    let inputs: Vec<String> = stack
+        .inputs()
+        .into_iter()
+        .filter(|input| !input.starts_with("connect_kubeconfig="))
+        .collect();
+    let args = stack.args_with(
+        &["--target", TARGET, "--yes", "--kubeconfig", &kubeconfig],
+        &inputs,
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = stack.run(&args, &[]);
+    assert_eq!(code(&output), 0, "{}\n{}", text(&output), stack.kube.logs());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("(pilot light): nothing is provisioned"),
+        "{stderr}"
+    );
+
+    let clusters = support::block_on(async {
+        let eks = support::eks_client(&stack.world.moto.endpoint, support::DR_REGION).await;
+        eks.list_clusters().send().await.unwrap().clusters().len()
+    });
+    assert_eq!(clusters, 0, "no cluster is created");
+    let status = stack.world.status();
+    assert_all_succeeded(&status);
+    let cluster = step(&status, "cluster");
+    assert_eq!(cluster["outputs"]["existing"], true);
+    assert_eq!(cluster["outputs"]["kubeconfig"], kubeconfig.as_str());
+    assert_eq!(step(&status, "nodes")["outputs"]["skipped"], true);
+    for name in ["shop-api", "shop-worker", "shop-web"] {
+        let live = stack.deployment(name);
+        assert!(
+            live["status"]["availableReplicas"].as_u64().unwrap_or(0) >= 1,
+            "{live}"
+        );
+    }
+    assert_eq!(
+        stack.public_record(),
+        ("CNAME".to_string(), vec!["localhost".to_string()])
+    );
+}
+
+#[test]
+fn kubeconfig_needs_a_file_and_a_playbook_that_takes_it() {
+    let stack = Stack::start();
+    let output = stack.run(
+        &stack
+            .args(&[
+                "plan",
+                "--target",
+                TARGET,
+                "--kubeconfig",
+                "/nonexistent/kubeconfig",
+            ])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &[],
+    );
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    assert!(text(&output).contains("`--kubeconfig /nonexistent/kubeconfig`: no such file"));
+
+    let kubeconfig = stack.kube.kubeconfig.display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        "name: other\nsource_region: ap-southeast-2\nsteps:\n  - {id: smoke, kind: http.check, with: {checks: [{name: a, url: \"http://127.0.0.1:1/\"}]}}\n",
+    )
+    .unwrap();
+    let output = stack.run(
+        &[
+            "plan",
+            "--target",
+            TARGET,
+            "--playbook",
+            other.to_str().unwrap(),
+            "--kubeconfig",
+            &kubeconfig,
+        ],
+        &[],
+    );
+    assert_eq!(code(&output), 2, "{}", text(&output));
+    assert!(
+        text(&output).contains("needs an input `existing_kubeconfig`"),
+        "{}",
+        text(&output)
+    );
+}
+
+/// Run `rebuild ARGS` under a pseudo-terminal (`script`), typing `typed` into it.
+fn on_a_terminal(stack: &Stack, args: &[String], typed: &str) -> std::process::Output {
+    use std::io::Write;
+    let quoted: Vec<String> = args.iter().map(|arg| format!("'{arg}'")).collect();
+    let command_line = format!("{} {}", env!("CARGO_BIN_EXE_rebuild"), quoted.join(" "));
+    let mut command = stack.world.command(&[]);
+    command.env("GITHUB_TOKEN", GITHUB_TOKEN);
+    let mut script = std::process::Command::new("script");
+    script.args(["-qfec", &command_line, "/dev/null"]);
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    let mut child = script
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(typed.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn on_a_terminal_the_dns_cutover_is_asked_about_on_its_own() {
+    let stack = Stack::start();
+    // Yes to the rebuild, no to the DNS change.
+    let output = on_a_terminal(&stack, &stack.args(&["--target", TARGET]), "y\nn\n");
+    let shown = String::from_utf8_lossy(&output.stdout).to_string();
+    assert_eq!(code(&output), 1, "{shown}");
+    assert!(
+        shown.contains("Rebuild `region-rebuild` in ap-southeast-1 now? [y/N]"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!(
+            "Cut DNS over: CNAME {PUBLIC_HOST} → localhost (now {OLD_TARGET})? [y/N]"
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("not confirmed"), "{shown}");
+    assert_eq!(
+        stack.public_record(),
+        ("CNAME".to_string(), vec![OLD_TARGET.to_string()]),
+        "DNS is untouched"
+    );
+    let status = stack.world.status();
+    assert_eq!(step(&status, "deploy")["state"], "succeeded");
+    assert_eq!(step(&status, "dns")["state"], "failed");
+
+    // Resuming asks again; yes moves DNS and the run completes.
+    let output = on_a_terminal(&stack, &["resume".to_string()], "y\ny\n");
+    let shown = String::from_utf8_lossy(&output.stdout).to_string();
+    assert_eq!(code(&output), 0, "{shown}");
+    assert!(shown.contains("Cut DNS over"), "{shown}");
+    assert_the_stack_is_rebuilt(&stack);
+}

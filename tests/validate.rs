@@ -126,7 +126,7 @@ fn shipped_playbook_is_valid() {
     let (code, stderr, stdout) = run_in(Path::new(env!("CARGO_MANIFEST_DIR")), &["validate"]);
     assert_eq!(code, 0, "stderr:\n{stderr}\nstdout:\n{stdout}");
     assert!(
-        stdout.contains("playbook `region-rebuild` is valid (4 steps)"),
+        stdout.contains("playbook `region-rebuild` is valid (9 steps)"),
         "stdout:\n{stdout}"
     );
     assert!(!stderr.contains("panicked"), "stderr:\n{stderr}");

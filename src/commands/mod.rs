@@ -106,6 +106,47 @@ pub(crate) fn parse_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, 
         .collect()
 }
 
+/// The input a `--kubeconfig` sets.
+pub(crate) const EXISTING_KUBECONFIG: &str = "existing_kubeconfig";
+
+/// The inputs given on the command line: `--input NAME=VALUE`s, and `--kubeconfig PATH` as
+/// the playbook's `existing_kubeconfig` input (absolute, so a resume from elsewhere works).
+pub(crate) fn given_inputs(
+    playbook: &crate::playbook::Playbook,
+    args: &crate::cli::RunArgs,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut given = parse_pairs(&args.inputs)?;
+    if let Some(path) = &args.kubeconfig {
+        if !playbook
+            .inputs
+            .iter()
+            .any(|input| input.name.value == EXISTING_KUBECONFIG)
+        {
+            return Err(Error::usage(
+                format!(
+                    "`--kubeconfig` needs an input `{EXISTING_KUBECONFIG}` in playbook `{}`, and it has none",
+                    playbook.name
+                ),
+                Some(format!(
+                    "add an input `{EXISTING_KUBECONFIG}` and pass it to the cluster step's `existing_kubeconfig` (see the default playbook)"
+                )),
+            ));
+        }
+        if !path.is_file() {
+            return Err(Error::usage(
+                format!("`--kubeconfig {}`: no such file", path.display()),
+                Some("give the kubeconfig of the running cluster".to_string()),
+            ));
+        }
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        given.insert(
+            EXISTING_KUBECONFIG.to_string(),
+            absolute.display().to_string(),
+        );
+    }
+    Ok(given)
+}
+
 /// Turn a value given as text (`--input`, environment) into the type of the input's
 /// default: `true`/`false` for a boolean default, a number for a numeric one, else text.
 fn typed(

@@ -15,9 +15,13 @@ use crate::plan::survey::{SurveyInput, survey};
 use crate::plan::{self, Plan};
 use crate::playbook::Playbook;
 use crate::report::{ReportEvent, Reporter, render};
+use crate::steps::context::{Confirmed, Confirmer};
 use crate::steps::{Kinds, PollSettings};
 
-use super::{load_playbook, parse_pairs, reporter, resolve_inputs, secret_values, target_region};
+use super::{
+    given_inputs, load_playbook, parse_pairs, reporter, resolve_inputs, secret_values,
+    target_region,
+};
 
 /// A new run id: UTC start time plus a random suffix, sortable by start.
 fn new_run_id() -> String {
@@ -102,7 +106,7 @@ fn refuse_plan(plan: &Plan) -> Error {
 pub(super) async fn plan(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     let playbook = load_playbook(args.playbook.as_deref())?;
     let target = target_region(&playbook, args.target.as_deref())?;
-    let (inputs, _) = resolve_inputs(&playbook, &parse_pairs(&args.inputs)?, None)?;
+    let (inputs, _) = resolve_inputs(&playbook, &given_inputs(&playbook, args)?, None)?;
     let cloud = Arc::new(Cloud::from_env().await);
     let plan = make_plan(
         &playbook,
@@ -145,6 +149,34 @@ fn confirm(question: &str, yes: bool) -> Result<(), Error> {
             message: "not confirmed; nothing was changed".into(),
             hint: "run again and answer `y` to go ahead".into(),
         })
+    }
+}
+
+/// Asks a step's question on the terminal, one question at a time, with the progress
+/// display held still. No terminal (the run was started with `--yes` then) means no.
+struct TerminalConfirmer {
+    reporter: Arc<dyn Reporter>,
+    asking: std::sync::Mutex<()>,
+}
+
+impl Confirmer for TerminalConfirmer {
+    fn ask(&self, question: &str) -> bool {
+        let _one_at_a_time = self
+            .asking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+            return false;
+        }
+        let mut yes = false;
+        self.reporter.suspend(&mut || {
+            eprint!("{question} [y/N] ");
+            let _ = std::io::stderr().flush();
+            let mut answer = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut answer);
+            yes = matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+        });
+        yes
     }
 }
 
@@ -205,6 +237,8 @@ struct Execution {
     parallelism: u16,
     journal: Arc<Journal>,
     secrets: Vec<String>,
+    /// `--yes`: steps' own questions (the DNS cutover's) are answered yes.
+    yes: bool,
 }
 
 async fn execute(
@@ -217,7 +251,16 @@ async fn execute(
     let cancel = Cancel::default();
     watch_signals(cancel.clone(), reporter.clone());
     let poll_start = Duration::from_millis(global.poll_interval_ms.max(1));
+    let confirmer: Arc<dyn Confirmer> = if execution.yes {
+        Arc::new(Confirmed)
+    } else {
+        Arc::new(TerminalConfirmer {
+            reporter: reporter.clone(),
+            asking: std::sync::Mutex::new(()),
+        })
+    };
     let executor = Executor {
+        confirmer,
         playbook: execution.playbook,
         run_id: execution.run_id.clone(),
         target: execution.target,
@@ -288,7 +331,7 @@ async fn execute(
 pub(super) async fn start(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
     let playbook = Arc::new(load_playbook(args.playbook.as_deref())?);
     let target = target_region(&playbook, args.target.as_deref())?;
-    let (inputs, safe_inputs) = resolve_inputs(&playbook, &parse_pairs(&args.inputs)?, None)?;
+    let (inputs, safe_inputs) = resolve_inputs(&playbook, &given_inputs(&playbook, args)?, None)?;
     let reporter = reporter(global);
     let run_id = new_run_id();
     let run_lock = take_lock(global, &target, &run_id, &reporter)?;
@@ -340,6 +383,7 @@ pub(super) async fn start(global: &GlobalArgs, args: &RunArgs) -> Result<(), Err
         parallelism: args.parallelism,
         journal,
         inputs,
+        yes: args.yes,
     };
     let outcome = execute(global, execution, state, cloud, reporter).await;
     drop(run_lock);
@@ -430,6 +474,7 @@ pub(super) async fn resume(
         parallelism,
         journal,
         inputs,
+        yes,
     };
     let outcome = execute(global, execution, state, cloud, reporter).await;
     drop(run_lock);

@@ -45,6 +45,8 @@ pub struct Executor {
     pub cancel: Cancel,
     /// Secret values never to show in an error (serde and some cloud errors quote values).
     pub secrets: Vec<String>,
+    /// Who answers a step's questions (the DNS cutover's): the terminal, or yes (`--yes`).
+    pub confirmer: Arc<dyn crate::steps::context::Confirmer>,
 }
 
 /// Replaces secret values in text.
@@ -249,6 +251,7 @@ impl Executor {
             let journal = journal.clone();
             let reporter = reporter.clone();
             let cancel = cancel.clone();
+            let confirmer = self.confirmer.clone();
             let step_id = spec.id.value.clone();
             move |pins: Values| {
                 StepContext::new(
@@ -265,6 +268,7 @@ impl Executor {
                     reporter.clone(),
                     cancel.clone(),
                 )
+                .with_confirmer(confirmer.clone())
             }
         };
         async move {

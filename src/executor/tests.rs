@@ -215,6 +215,7 @@ impl Harness {
             run_dir: std::env::temp_dir(),
             cancel,
             secrets: vec!["hunter2".into()],
+            confirmer: Arc::new(crate::steps::context::Confirmed),
         };
         let result = executor.run(&state).await;
         let all = format!("{earlier}{}", sink.text());

@@ -100,6 +100,12 @@ pub enum ReportEvent {
 pub trait Reporter: Send + Sync {
     /// Handle one event.
     fn report(&self, event: ReportEvent);
+
+    /// Run `work` with the display held still (progress bars hidden), e.g. to ask a
+    /// question on the terminal.
+    fn suspend(&self, work: &mut dyn FnMut()) {
+        work();
+    }
 }
 
 /// Discards everything (tests).

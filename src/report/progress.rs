@@ -80,6 +80,10 @@ impl ProgressReporter {
 }
 
 impl Reporter for ProgressReporter {
+    fn suspend(&self, work: &mut dyn FnMut()) {
+        self.multi.suspend(work);
+    }
+
     fn report(&self, event: ReportEvent) {
         match &event {
             ReportEvent::RunStarted { steps, done, .. } => {

@@ -4,7 +4,12 @@
 //! run; a re-run adopts it. Waits for `ACTIVE`, then writes a kubeconfig into the run's
 //! folder whose user runs `rebuild eks-token` (a presigned STS token; no AWS CLI needed).
 //! The Kubernetes connection can be directed to another kubeconfig (`connect_kubeconfig`),
-//! e.g. a pilot-light cluster or a test API server.
+//! e.g. a test API server, while the cluster is still provisioned.
+//!
+//! Existing-cluster mode (`existing_kubeconfig`, or `rebuild --kubeconfig`): the pilot-light
+//! pattern, where a cluster already runs in the target region. Nothing is provisioned: the
+//! step checks that the cluster's API answers and outputs that kubeconfig, with `existing`
+//! true so the node group step leaves the cluster's nodes alone.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -70,8 +75,14 @@ static SPEC: KindSpec = KindSpec {
             required: false,
             help: "use this kubeconfig to talk to the cluster instead of the generated one",
         },
+        ParamSpec {
+            name: "existing_kubeconfig",
+            required: false,
+            help: "a running cluster to use instead of provisioning one (pilot light); empty: provision",
+        },
     ],
     outputs: &[
+        "existing",
         "cluster_name",
         "arn",
         "endpoint",
@@ -103,7 +114,67 @@ struct Params {
     public_access_cidrs: Option<Vec<String>>,
     #[serde(default)]
     connect_kubeconfig: Option<String>,
+    #[serde(default)]
+    existing_kubeconfig: Option<String>,
 }
+
+impl Params {
+    fn existing(&self) -> Option<PathBuf> {
+        self.existing_kubeconfig
+            .as_deref()
+            .filter(|path| !path.trim().is_empty())
+            .map(PathBuf::from)
+    }
+}
+
+/// What an existing cluster's kubeconfig says: its file (absolute), the current context's
+/// cluster name and server.
+struct Existing {
+    kubeconfig: PathBuf,
+    cluster: String,
+    server: String,
+}
+
+fn read_existing(path: &Path) -> Result<Existing, String> {
+    let kubeconfig = std::path::absolute(path).map_err(|error| error.to_string())?;
+    let file = kube::config::Kubeconfig::read_from(&kubeconfig)
+        .map_err(|error| format!("cannot read kubeconfig `{}`: {error}", path.display()))?;
+    let context = file
+        .current_context
+        .as_deref()
+        .and_then(|name| file.contexts.iter().find(|c| c.name == name))
+        .and_then(|c| c.context.as_ref())
+        .ok_or_else(|| format!("kubeconfig `{}` has no current context", path.display()))?;
+    let server = file
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.as_ref())
+        .and_then(|c| c.server.clone())
+        .unwrap_or_default();
+    Ok(Existing {
+        kubeconfig,
+        cluster: context.cluster.clone(),
+        server,
+    })
+}
+
+fn existing_outputs(existing: &Existing, version: &str) -> Values {
+    Values::from([
+        ("existing".to_string(), json!(true)),
+        ("cluster_name".to_string(), json!(existing.cluster)),
+        ("arn".to_string(), json!("")),
+        ("endpoint".to_string(), json!(existing.server)),
+        ("certificate_authority".to_string(), json!("")),
+        ("version".to_string(), json!(version)),
+        (
+            "kubeconfig".to_string(),
+            json!(existing.kubeconfig.display().to_string()),
+        ),
+    ])
+}
+
+const EXISTING_HINT: &str = "give a kubeconfig whose current context reaches the running cluster (`rebuild --kubeconfig PATH`), or leave it empty to provision a cluster";
 
 fn yes() -> bool {
     true
@@ -210,6 +281,28 @@ impl Step for AwsEksCluster {
         params_value: &serde_json::Value,
     ) -> Result<StepPlan, StepError> {
         let params: Params = params(params_value)?;
+        if let Some(path) = params.existing() {
+            return Ok(match read_existing(&path) {
+                Ok(existing) => {
+                    let mut plan = StepPlan::new(
+                        Action::Adopt,
+                        format!(
+                            "use the existing cluster `{}` (pilot light): nothing is provisioned",
+                            existing.cluster
+                        ),
+                    )
+                    .detail("kubeconfig", existing.kubeconfig.display().to_string())
+                    .detail("server", existing.server.clone());
+                    plan.outputs = existing_outputs(&existing, "");
+                    plan
+                }
+                Err(message) => {
+                    let mut plan = StepPlan::new(Action::Unknown, "use an existing cluster");
+                    plan.problems.push(format!("{message}; {EXISTING_HINT}"));
+                    plan
+                }
+            });
+        }
         let mut problems = Vec::new();
         if role_arn(&context.cloud.iam(), &params.role)
             .await?
@@ -274,6 +367,9 @@ impl Step for AwsEksCluster {
         params_value: &serde_json::Value,
     ) -> Result<Values, StepError> {
         let params: Params = params(params_value)?;
+        if let Some(path) = params.existing() {
+            return use_existing(context, &path).await;
+        }
         let subnets = params
             .subnet_ids
             .clone()
@@ -385,6 +481,7 @@ impl Step for AwsEksCluster {
             None => generated,
         };
         Ok(Values::from([
+            ("existing".to_string(), json!(false)),
             ("cluster_name".to_string(), json!(name)),
             ("arn".to_string(), json!(cluster.arn())),
             ("endpoint".to_string(), json!(endpoint)),
@@ -399,6 +496,24 @@ impl Step for AwsEksCluster {
             ),
         ]))
     }
+}
+
+/// Existing-cluster mode: check that the API answers, output the given kubeconfig.
+async fn use_existing(context: &StepContext, path: &Path) -> Result<Values, StepError> {
+    let existing = read_existing(path).map_err(|message| StepError::Refused {
+        message,
+        hint: EXISTING_HINT.to_string(),
+    })?;
+    let client = crate::cloud::kubernetes::client(&existing.kubeconfig, None).await?;
+    let version = client.apiserver_version().await.map_err(|error| {
+        crate::cloud::kubernetes::error(error, "GET /version", &existing.server)
+    })?;
+    let version = format!("{}.{}", version.major, version.minor);
+    context.progress(format!(
+        "using the existing cluster `{}` at {} (Kubernetes {version}); nothing is provisioned",
+        existing.cluster, existing.server
+    ));
+    Ok(existing_outputs(&existing, &version))
 }
 
 #[cfg(test)]

@@ -77,8 +77,19 @@ static SPEC: KindSpec = KindSpec {
             required: false,
             help: "Kubernetes labels for the nodes",
         },
+        ParamSpec {
+            name: "skip",
+            required: false,
+            help: "`true`: manage no node group (pass `${steps.CLUSTER.existing}`: an existing cluster keeps its own nodes)",
+        },
     ],
-    outputs: &["nodegroup_name", "arn", "cluster_name", "desired_size"],
+    outputs: &[
+        "nodegroup_name",
+        "arn",
+        "cluster_name",
+        "desired_size",
+        "skipped",
+    ],
 };
 
 /// The `aws.eks.nodegroup` step kind.
@@ -108,6 +119,22 @@ struct Params {
     capacity_type: Option<String>,
     #[serde(default)]
     labels: HashMap<String, String>,
+    #[serde(default)]
+    skip: bool,
+}
+
+/// Outputs when the step manages no node group (existing-cluster mode).
+fn skipped(params: &Params) -> Values {
+    Values::from([
+        ("nodegroup_name".to_string(), json!("")),
+        ("arn".to_string(), json!("")),
+        (
+            "cluster_name".to_string(),
+            json!(params.cluster.clone().unwrap_or_default()),
+        ),
+        ("desired_size".to_string(), json!(0)),
+        ("skipped".to_string(), json!(true)),
+    ])
 }
 
 fn default_instance_types() -> Vec<String> {
@@ -198,6 +225,14 @@ impl Step for AwsEksNodegroup {
         let params: Params = params(params_value)?;
         let (_, desired, _) = params.sizes()?;
         params.capacity()?;
+        if params.skip {
+            let mut plan = StepPlan::new(
+                Action::Adopt,
+                "existing cluster: its nodes are its own, no node group is managed",
+            );
+            plan.outputs = skipped(&params);
+            return Ok(plan);
+        }
         let mut problems = Vec::new();
         if role_arn(&context.cloud.iam(), &params.role)
             .await?
@@ -247,6 +282,10 @@ impl Step for AwsEksNodegroup {
         let params: Params = params(params_value)?;
         let (min, desired, max) = params.sizes()?;
         let capacity = params.capacity()?;
+        if params.skip {
+            context.progress("existing cluster: no node group is managed");
+            return Ok(skipped(&params));
+        }
         let cluster = params
             .cluster
             .clone()
@@ -331,6 +370,7 @@ impl Step for AwsEksNodegroup {
             ("arn".to_string(), json!(arn)),
             ("cluster_name".to_string(), json!(cluster)),
             ("desired_size".to_string(), json!(desired)),
+            ("skipped".to_string(), json!(false)),
         ]))
     }
 }
@@ -353,6 +393,7 @@ mod tests {
             disk_size: None,
             capacity_type: None,
             labels: HashMap::new(),
+            skip: false,
         };
         assert_eq!(params(3, None, 6).sizes().unwrap(), (3, 3, 6));
         assert_eq!(params(1, Some(2), 3).sizes().unwrap(), (1, 2, 3));

@@ -51,6 +51,23 @@ impl PollSettings {
     }
 }
 
+/// Asks the person running `rebuild` before a change that needs its own consent (the DNS
+/// cutover moves real users). Steps never print: they ask through [`StepContext::confirm`].
+pub trait Confirmer: Send + Sync {
+    /// The answer to `question`: `true` is yes. May block (it runs off the runtime).
+    fn ask(&self, question: &str) -> bool;
+}
+
+/// Says yes without asking: `--yes`, and runs that have nobody to ask.
+#[derive(Debug, Default)]
+pub struct Confirmed;
+
+impl Confirmer for Confirmed {
+    fn ask(&self, _question: &str) -> bool {
+        true
+    }
+}
+
 /// Read-only context for planning.
 #[derive(Clone)]
 pub struct PlanContext {
@@ -102,6 +119,7 @@ pub struct StepContext {
     journal: Arc<Journal>,
     reporter: Arc<dyn Reporter>,
     cancel: Cancel,
+    confirmer: Arc<dyn Confirmer>,
 }
 
 /// What a poll found.
@@ -148,6 +166,36 @@ impl StepContext {
             journal,
             reporter,
             cancel,
+            confirmer: Arc::new(Confirmed),
+        }
+    }
+
+    /// Ask with `confirmer` when [`StepContext::confirm`] is called (default: yes).
+    #[must_use]
+    pub fn with_confirmer(mut self, confirmer: Arc<dyn Confirmer>) -> Self {
+        self.confirmer = confirmer;
+        self
+    }
+
+    /// Ask before a change that needs its own consent. A "no" refuses the step (nothing
+    /// changed; `rebuild resume` asks again); a stop signal while waiting interrupts it.
+    pub async fn confirm(&self, question: String) -> Result<(), StepError> {
+        self.checkpoint("confirm")?;
+        let confirmer = self.confirmer.clone();
+        let asked = question.clone();
+        let answer = tokio::task::spawn_blocking(move || confirmer.ask(&asked));
+        let yes = tokio::select! {
+            answer = answer => answer.unwrap_or(false),
+            () = self.cancel.cancelled() => return Err(StepError::Interrupted),
+        };
+        if yes {
+            self.progress(format!("confirmed: {question}"));
+            Ok(())
+        } else {
+            Err(StepError::Refused {
+                message: format!("not confirmed: {question}"),
+                hint: "nothing was changed by this step; `rebuild resume` asks again (`--yes` does not ask)".to_string(),
+            })
         }
     }
 

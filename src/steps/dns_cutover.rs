@@ -1,8 +1,9 @@
 //! `dns.cutover`: point the service's DNS records at the rebuilt region — an UPSERT per
 //! record in a Route 53 hosted zone. The values the records had before are pinned in the
 //! journal first (so the change can be reverted by hand from `rebuild status`), then the
-//! change is submitted and waited for until `INSYNC`. The run's confirmation (skipped only
-//! with `--yes`) is the gate: the plan shows every record that will change, old and new.
+//! change is submitted and waited for until `INSYNC`. The change has its own confirmation
+//! gate: unless the run was started with `--yes`, the step asks on the terminal, showing
+//! every record's old and new values, before it submits anything (the plan shows them too).
 
 use async_trait::async_trait;
 use aws_sdk_route53::types::{
@@ -262,6 +263,31 @@ impl Step for DnsCutover {
             .set_changes(Some(changes))
             .build()
             .map_err(|error| StepError::Params(error.to_string()))?;
+        // The gate: DNS moves real users, so it is asked about on its own when the run was
+        // not started with `--yes` — unless the records already point there (a resume).
+        let mut moves = Vec::new();
+        for record in &params.records {
+            let now = current(&client, &zone, record).await?;
+            let wanted = wanted_values(record)?;
+            if now.kind != record.kind || now.values != wanted {
+                let was = if now.values.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    now.values.join(", ")
+                };
+                moves.push(format!(
+                    "{} {} → {} (now {was})",
+                    record.kind,
+                    fqdn(&record.name),
+                    wanted.join(", ")
+                ));
+            }
+        }
+        if !moves.is_empty() {
+            context
+                .confirm(format!("Cut DNS over: {}?", moves.join("; ")))
+                .await?;
+        }
         context.checkpoint("before-change")?;
         let answer = client
             .change_resource_record_sets()

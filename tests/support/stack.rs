@@ -120,12 +120,17 @@ impl Stack {
 
     /// `ARGS --input ...` for this testbed (`--playbook` is the shipped default).
     pub fn args(&self, args: &[&str]) -> Vec<String> {
+        self.args_with(args, &self.inputs())
+    }
+
+    /// `ARGS --playbook DEFAULT --input INPUT...`.
+    pub fn args_with(&self, args: &[&str], inputs: &[String]) -> Vec<String> {
         let mut all: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
         all.push("--playbook".into());
         all.push(full_playbook_path().display().to_string());
-        for input in self.inputs() {
+        for input in inputs {
             all.push("--input".into());
-            all.push(input);
+            all.push(input.clone());
         }
         all
     }
