@@ -153,6 +153,11 @@ fn rebuild_target_does_the_whole_job_on_the_testbed() {
         stderr.contains(&format!("{TARGET_REGISTRY}/shop/web:{RELEASE}")),
         "the plan lists the images: {stderr}"
     );
+    // The step reuses the plan's checkout instead of fetching the release again.
+    assert!(
+        stderr.contains("config: fetching from the plan's checkout"),
+        "{stderr}"
+    );
     // The token never shows.
     assert!(!text(&output).contains(GITHUB_TOKEN));
     for journal in stack.world.journal_files() {

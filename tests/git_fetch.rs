@@ -683,7 +683,7 @@ fn github_enterprise_api_and_git_over_http_use_the_github_token() {
 }
 
 #[test]
-fn a_plan_shows_the_tag_and_commit_and_checks_nothing_out() {
+fn a_plan_shows_the_tag_and_commit_and_checks_out_only_into_its_cache() {
     let bed = Bed::new();
     let playbook = bed.playbook(&["tag: v1.2.0"], &["latest_release: true"]);
     let output = bed
@@ -703,5 +703,17 @@ fn a_plan_shows_the_tag_and_commit_and_checks_nothing_out() {
         "{stdout}"
     );
     assert!(stdout.contains("ref: v2.1.0"), "{stdout}");
-    assert!(!bed.has_folder("shop-config") && !bed.has_folder("runs"));
+    // No run: its checkouts are made in the state directory's cache (for planning the
+    // later steps), at exactly the planned commits.
+    assert!(!bed.has_folder("runs"));
+    let cached = bed
+        .state
+        .path()
+        .join("cache/git/acme__shop-config")
+        .join(&bed.config_commits[1]);
+    assert_eq!(checkout_head(&cached).0, bed.config_commits[1]);
+    assert!(
+        stdout.contains(&format!("planned from: {}", cached.display())),
+        "{stdout}"
+    );
 }

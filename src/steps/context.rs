@@ -170,6 +170,13 @@ impl StepContext {
         }
     }
 
+    /// The state directory's cache (beside `runs/`), where plans keep local files such as
+    /// checkouts of the commits they resolved (see [`PlanContext::cache_dir`]).
+    pub fn cache_dir(&self) -> Option<std::path::PathBuf> {
+        let runs = self.run_dir.parent()?;
+        Some(runs.parent()?.join("cache"))
+    }
+
     /// Ask with `confirmer` when [`StepContext::confirm`] is called (default: yes).
     #[must_use]
     pub fn with_confirmer(mut self, confirmer: Arc<dyn Confirmer>) -> Self {

@@ -480,10 +480,10 @@ impl Step for K8sApply {
             let address =
                 wait_for_load_balancer(context, &client, namespace, name, load_balancer_timeout)
                     .await?;
-            let record_type = if address.parse::<std::net::IpAddr>().is_ok() {
-                "A"
-            } else {
-                "CNAME"
+            let record_type = match address.parse::<std::net::IpAddr>() {
+                Ok(std::net::IpAddr::V4(_)) => "A",
+                Ok(std::net::IpAddr::V6(_)) => "AAAA",
+                Err(_) => "CNAME",
             };
             context.progress(format!("load balancer of `{namespace}/{name}`: {address}"));
             outputs.insert("load_balancer".to_string(), json!(address));

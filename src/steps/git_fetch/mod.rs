@@ -366,6 +366,23 @@ impl Step for GitFetch {
                 Source::GitHub => origins.push(mirror),
             }
         }
+        // The plan checked this commit out already: fetch it from there (local, fast);
+        // the hosts above are only asked if that copy lacks it.
+        if let Some(cached) = context
+            .cache_dir()
+            .map(|cache| plan_cache(&cache, &params.repo, &resolved.commit))
+            .filter(|cached| {
+                std::fs::read_to_string(cached.join(".git").join(FETCHED_FROM))
+                    .ok()
+                    .as_deref()
+                    == Some(resolved.source.as_str())
+            })
+        {
+            origins.insert(
+                0,
+                checkout::Origin::url(&cached.display().to_string(), "the plan's checkout"),
+            );
+        }
         let job = {
             let dir = checkout_dir.clone();
             let commit = resolved.commit.clone();
@@ -402,6 +419,14 @@ impl Step for GitFetch {
     }
 }
 
+/// The file in a plan's checkout saying where its objects came from (`github`, `mirror`).
+const FETCHED_FROM: &str = "rebuild-fetched-from";
+
+/// Where the plan checks out `commit` of `repo` in the state directory's cache.
+fn plan_cache(cache: &Path, repo: &str, commit: &str) -> std::path::PathBuf {
+    cache.join("git").join(repo.replace('/', "__")).join(commit)
+}
+
 /// Plan-time checkout: fetch the resolved commit into the state directory's cache (local
 /// files only; the cloud is not touched), so later steps are planned from the real files —
 /// `k8s.apply` renders them and checks their images before anything is created. The
@@ -420,10 +445,7 @@ async fn plan_checkout(
     if github::install_git_http_transport().is_err() {
         return plan;
     }
-    let dir = cache
-        .join("git")
-        .join(params.repo.replace('/', "__"))
-        .join(&resolved.commit);
+    let dir = plan_cache(cache, &params.repo, &resolved.commit);
     let token = params.token();
     let primary_url = params.primary_url(resolved.clone_url.as_deref());
     let mut origins = vec![checkout::Origin::url(
@@ -463,6 +485,9 @@ async fn plan_checkout(
             } else {
                 resolved.source
             };
+            // Where the objects came from, so the step reuses this copy only when that
+            // does not change what it reports (`source`).
+            let _ = std::fs::write(dir.join(".git").join(FETCHED_FROM), source.as_str());
             plan.outputs = Values::from([
                 ("commit".to_string(), json!(resolved.commit)),
                 ("ref".to_string(), json!(resolved.reference)),
