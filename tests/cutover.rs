@@ -89,53 +89,12 @@ fn records(endpoint: &str, zone: &str) -> Vec<(String, String, Vec<String>)> {
 }
 
 fn seed_zone(endpoint: &str) -> String {
-    block_on(async {
-        let route53 = aws_sdk_route53::Client::new(&sdk_config(endpoint, "us-east-1").await);
-        let zone = route53
-            .create_hosted_zone()
-            .name("shop.example.com.")
-            .caller_reference("seed")
-            .send()
-            .await
-            .unwrap();
-        let id = zone
-            .hosted_zone()
-            .unwrap()
-            .id()
-            .trim_start_matches("/hostedzone/")
-            .to_string();
-        let set = aws_sdk_route53::types::ResourceRecordSet::builder()
-            .name("api.shop.example.com.")
-            .r#type(aws_sdk_route53::types::RrType::Cname)
-            .ttl(300)
-            .resource_records(
-                aws_sdk_route53::types::ResourceRecord::builder()
-                    .value("api.ap-southeast-2.shop.example.com")
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap();
-        route53
-            .change_resource_record_sets()
-            .hosted_zone_id(&id)
-            .change_batch(
-                aws_sdk_route53::types::ChangeBatch::builder()
-                    .changes(
-                        aws_sdk_route53::types::Change::builder()
-                            .action(aws_sdk_route53::types::ChangeAction::Create)
-                            .resource_record_set(set)
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        id
-    })
+    support::seed::seed_zone(
+        endpoint,
+        "shop.example.com.",
+        "api.shop.example.com.",
+        "api.ap-southeast-2.shop.example.com",
+    )
 }
 
 #[test]

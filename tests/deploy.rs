@@ -9,33 +9,11 @@ mod support;
 
 use serde_json::Value;
 use support::kube::{KubeTestbed, KubeletMode};
+use support::seed::push_images;
 use support::world::*;
-use support::{DR_REGION, block_on, sdk_config};
 
 const SOURCE_REGISTRY: &str = "123456789012.dkr.ecr.ap-southeast-2.amazonaws.com";
 const TARGET_REGISTRY: &str = "123456789012.dkr.ecr.ap-southeast-1.amazonaws.com";
-
-/// Replicated images in the target region's ECR (as a replication rule would leave them).
-fn push_images(endpoint: &str, repositories: &[&str], tag: &str) {
-    block_on(async {
-        let ecr = aws_sdk_ecr::Client::new(&sdk_config(endpoint, DR_REGION).await);
-        for repository in repositories {
-            ecr.create_repository()
-                .repository_name(*repository)
-                .send()
-                .await
-                .unwrap();
-            let manifest = r#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":7023,"digest":"sha256:b5b2b2c507a0944348e0303114d8d93aaaa081732b86451d9bce1f432a537bc7"},"layers":[]}"#;
-            ecr.put_image()
-                .repository_name(*repository)
-                .image_manifest(manifest)
-                .image_tag(tag)
-                .send()
-                .await
-                .unwrap();
-        }
-    });
-}
 
 fn playbook(
     dir: &std::path::Path,

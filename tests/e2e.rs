@@ -384,42 +384,18 @@ fn kubeconfig_needs_a_file_and_a_playbook_that_takes_it() {
     );
 }
 
-/// Run `rebuild ARGS` under a pseudo-terminal (`script`), typing `typed` into it.
-fn on_a_terminal(stack: &Stack, args: &[String], typed: &str) -> std::process::Output {
-    use std::io::Write;
-    let quoted: Vec<String> = args.iter().map(|arg| format!("'{arg}'")).collect();
-    let command_line = format!("{} {}", env!("CARGO_BIN_EXE_rebuild"), quoted.join(" "));
-    let mut command = stack.world.command(&[]);
-    command.env("GITHUB_TOKEN", GITHUB_TOKEN);
-    let mut script = std::process::Command::new("script");
-    script.args(["-qfec", &command_line, "/dev/null"]);
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(value) => script.env(key, value),
-            None => script.env_remove(key),
-        };
-    }
-    let mut child = script
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("`script` (util-linux) runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(typed.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+/// Run `rebuild ARGS` on the testbed under a pseudo-terminal, typing `typed` into it.
+fn run_on_a_terminal(stack: &Stack, args: &[String], typed: &str) -> std::process::Output {
+    let mut like = stack.world.command(&[]);
+    like.env("GITHUB_TOKEN", GITHUB_TOKEN);
+    on_a_terminal(&like, args, typed)
 }
 
 #[test]
 fn on_a_terminal_the_dns_cutover_is_asked_about_on_its_own() {
     let stack = Stack::start();
     // Yes to the rebuild, no to the DNS change.
-    let output = on_a_terminal(&stack, &stack.args(&["--target", TARGET]), "y\nn\n");
+    let output = run_on_a_terminal(&stack, &stack.args(&["--target", TARGET]), "y\nn\n");
     let shown = String::from_utf8_lossy(&output.stdout).to_string();
     assert_eq!(code(&output), 1, "{shown}");
     assert!(
@@ -443,7 +419,7 @@ fn on_a_terminal_the_dns_cutover_is_asked_about_on_its_own() {
     assert_eq!(step(&status, "dns")["state"], "failed");
 
     // Resuming asks again; yes moves DNS and the run completes.
-    let output = on_a_terminal(&stack, &["resume".to_string()], "y\ny\n");
+    let output = run_on_a_terminal(&stack, &["resume".to_string()], "y\ny\n");
     let shown = String::from_utf8_lossy(&output.stdout).to_string();
     assert_eq!(code(&output), 0, "{shown}");
     assert!(shown.contains("Cut DNS over"), "{shown}");

@@ -302,42 +302,16 @@ fn locks_are_broken_only_on_purpose_and_never_under_a_live_run() {
     assert_eq!(code(&bad), 2, "{}", text(&bad));
 }
 
-/// Run `rebuild` under a pseudo-terminal (`script`), answering the prompt with `answer`.
+/// Run `rebuild --target` under a pseudo-terminal, answering the prompt with `answer`.
 fn run_on_a_terminal(world: &World, answer: &str) -> std::process::Output {
-    use std::io::Write;
     let playbook = playbook_path();
-    let command_line = format!(
-        "{} --target {TARGET} --playbook {}",
-        env!("CARGO_BIN_EXE_rebuild"),
-        playbook.display()
-    );
-    let command = world.command(&[]);
-    // `script` gives the child a terminal on stdin and stderr; we type into its stdin.
-    let program = command.get_program().to_owned();
-    assert!(program.to_string_lossy().ends_with("rebuild"));
-    let mut script = std::process::Command::new("script");
-    script.args(["-qfec", &command_line, "/dev/null"]);
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(value) => script.env(key, value),
-            None => script.env_remove(key),
-        };
-    }
-    let mut child = script
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("`script` (util-linux) runs");
-    // The prompt comes after the plan; typed input waits in the terminal until it is read.
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(answer.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let args = [
+        "--target".to_string(),
+        TARGET.to_string(),
+        "--playbook".to_string(),
+        playbook.display().to_string(),
+    ];
+    on_a_terminal(&world.command(&[]), &args, answer)
 }
 
 #[test]

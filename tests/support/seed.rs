@@ -293,3 +293,79 @@ pub async fn seed_aurora_production_async(endpoint: &str) -> AuroraSeed {
         copy: cluster_snapshot_of(&copy),
     }
 }
+
+/// Images in the target region's ECR, as cross-region replication leaves them.
+pub fn push_images(endpoint: &str, repositories: &[&str], tag: &str) {
+    block_on(async {
+        let ecr = aws_sdk_ecr::Client::new(&sdk_config(endpoint, DR_REGION).await);
+        for repository in repositories {
+            let _ = ecr
+                .create_repository()
+                .repository_name(*repository)
+                .send()
+                .await;
+            let manifest = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":7023,"digest":"sha256:b5b2b2c507a0944348e0303114d8d93aaaa081732b86451d9bce1f432a537bc7"}},"layers":[],"annotations":{{"repository":"{repository}","tag":"{tag}"}}}}"#
+            );
+            ecr.put_image()
+                .repository_name(*repository)
+                .image_manifest(manifest)
+                .image_tag(tag)
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// A public hosted zone `zone` holding the CNAME `name` → `value` (pointing at the lost
+/// region); the zone's id.
+pub fn seed_zone(endpoint: &str, zone: &str, name: &str, value: &str) -> String {
+    block_on(async {
+        let route53 = aws_sdk_route53::Client::new(&sdk_config(endpoint, "us-east-1").await);
+        let zone = route53
+            .create_hosted_zone()
+            .name(zone)
+            .caller_reference("seed")
+            .send()
+            .await
+            .unwrap();
+        let id = zone
+            .hosted_zone()
+            .unwrap()
+            .id()
+            .trim_start_matches("/hostedzone/")
+            .to_string();
+        let set = aws_sdk_route53::types::ResourceRecordSet::builder()
+            .name(name)
+            .r#type(aws_sdk_route53::types::RrType::Cname)
+            .ttl(300)
+            .resource_records(
+                aws_sdk_route53::types::ResourceRecord::builder()
+                    .value(value)
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        route53
+            .change_resource_record_sets()
+            .hosted_zone_id(&id)
+            .change_batch(
+                aws_sdk_route53::types::ChangeBatch::builder()
+                    .changes(
+                        aws_sdk_route53::types::Change::builder()
+                            .action(aws_sdk_route53::types::ChangeAction::Upsert)
+                            .resource_record_set(set)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        id
+    })
+}

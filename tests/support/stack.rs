@@ -10,8 +10,9 @@ use std::process::Output;
 use super::git::{GitDaemon, GitRepos, Repo};
 use super::github::GitHub;
 use super::kube::{ApplicationListener, KubeTestbed};
+use super::seed::{push_images, seed_zone};
 use super::world::{TARGET, World, full_playbook_path};
-use super::{DR_REGION, block_on, sdk_config};
+use super::{block_on, sdk_config};
 
 /// The GitHub token the stand-in requires (never printed, never journaled).
 pub const GITHUB_TOKEN: &str = "ghp_StackT0kenThatMustNeverBePrinted0042";
@@ -93,7 +94,7 @@ impl Stack {
             &["shop/api", "shop/worker", "shop/web"],
             RELEASE,
         );
-        let zone_id = seed_zone(&world.moto.endpoint);
+        let zone_id = seed_zone(&world.moto.endpoint, ZONE, PUBLIC_HOST, OLD_TARGET);
         Self {
             world,
             repos,
@@ -203,79 +204,4 @@ impl Stack {
         assert_eq!(entries.len(), 1, "{entries:?}");
         entries.remove(0)
     }
-}
-
-/// Images in the target region's ECR, as cross-region replication leaves them.
-pub fn push_images(endpoint: &str, repositories: &[&str], tag: &str) {
-    block_on(async {
-        let ecr = aws_sdk_ecr::Client::new(&sdk_config(endpoint, DR_REGION).await);
-        for repository in repositories {
-            let _ = ecr
-                .create_repository()
-                .repository_name(*repository)
-                .send()
-                .await;
-            let manifest = format!(
-                r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","size":7023,"digest":"sha256:b5b2b2c507a0944348e0303114d8d93aaaa081732b86451d9bce1f432a537bc7"}},"layers":[],"annotations":{{"repository":"{repository}","tag":"{tag}"}}}}"#
-            );
-            ecr.put_image()
-                .repository_name(*repository)
-                .image_manifest(manifest)
-                .image_tag(tag)
-                .send()
-                .await
-                .unwrap();
-        }
-    });
-}
-
-/// The public zone, with the record pointing at the lost region; its id.
-pub fn seed_zone(endpoint: &str) -> String {
-    block_on(async {
-        let route53 = aws_sdk_route53::Client::new(&sdk_config(endpoint, "us-east-1").await);
-        let zone = route53
-            .create_hosted_zone()
-            .name(ZONE)
-            .caller_reference("seed")
-            .send()
-            .await
-            .unwrap();
-        let id = zone
-            .hosted_zone()
-            .unwrap()
-            .id()
-            .trim_start_matches("/hostedzone/")
-            .to_string();
-        let set = aws_sdk_route53::types::ResourceRecordSet::builder()
-            .name(PUBLIC_HOST)
-            .r#type(aws_sdk_route53::types::RrType::Cname)
-            .ttl(300)
-            .resource_records(
-                aws_sdk_route53::types::ResourceRecord::builder()
-                    .value(OLD_TARGET)
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap();
-        route53
-            .change_resource_record_sets()
-            .hosted_zone_id(&id)
-            .change_batch(
-                aws_sdk_route53::types::ChangeBatch::builder()
-                    .changes(
-                        aws_sdk_route53::types::Change::builder()
-                            .action(aws_sdk_route53::types::ChangeAction::Upsert)
-                            .resource_record_set(set)
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
-        id
-    })
 }

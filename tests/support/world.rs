@@ -418,3 +418,35 @@ pub fn resume_to_completion(world: &World) -> Value {
     assert_eq!(status["state"], "succeeded", "{status}");
     status
 }
+
+/// Run the binary with `args` under a pseudo-terminal (`script` from util-linux), with the
+/// environment of `like` (a command from [`World::command`]), typing `typed` into it. The
+/// terminal's output (stdout and stderr together) is the output's stdout.
+pub fn on_a_terminal(like: &Command, args: &[String], typed: &str) -> Output {
+    use std::io::Write;
+    let quoted: Vec<String> = args.iter().map(|arg| format!("'{arg}'")).collect();
+    let command_line = format!("{} {}", env!("CARGO_BIN_EXE_rebuild"), quoted.join(" "));
+    let mut script = Command::new("script");
+    script.args(["-qfec", &command_line, "/dev/null"]);
+    for (key, value) in like.get_envs() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
+    let mut child = script
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs");
+    // Typed input waits in the terminal until the program reads it.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(typed.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
