@@ -480,11 +480,7 @@ impl Step for K8sApply {
             let address =
                 wait_for_load_balancer(context, &client, namespace, name, load_balancer_timeout)
                     .await?;
-            let record_type = match address.parse::<std::net::IpAddr>() {
-                Ok(std::net::IpAddr::V4(_)) => "A",
-                Ok(std::net::IpAddr::V6(_)) => "AAAA",
-                Err(_) => "CNAME",
-            };
+            let record_type = record_type(&address);
             context.progress(format!("load balancer of `{namespace}/{name}`: {address}"));
             outputs.insert("load_balancer".to_string(), json!(address));
             outputs.insert("load_balancer_record_type".to_string(), json!(record_type));
@@ -504,6 +500,15 @@ impl Step for K8sApply {
             ("images".to_string(), json!(all_images)),
         ]));
         Ok(outputs)
+    }
+}
+
+/// The DNS record type that points at a load balancer's address.
+fn record_type(address: &str) -> &'static str {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => "A",
+        Ok(std::net::IpAddr::V6(_)) => "AAAA",
+        Err(_) => "CNAME",
     }
 }
 
@@ -653,5 +658,61 @@ async fn wait_for_rollouts(
                 hint: "look at the pods (`kubectl describe`, events, image pulls); fix the cause, then `rebuild resume` retries this wave only".to_string(),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(value: Value) -> Params {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn the_load_balancer_is_a_namespaced_service_with_a_timeout() {
+        let waves = json!([{"name": "all", "paths": ["."]}]);
+        let given = params(json!({"waves": waves, "load_balancer": "shop/shop-web"}));
+        assert_eq!(
+            given.load_balancer().unwrap(),
+            Some(("shop".to_string(), "shop-web".to_string()))
+        );
+        assert_eq!(
+            given.load_balancer_timeout().unwrap(),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            params(json!({"waves": waves})).load_balancer().unwrap(),
+            None
+        );
+        assert_eq!(
+            params(json!({"waves": waves, "load_balancer": ""}))
+                .load_balancer()
+                .unwrap(),
+            None
+        );
+        for bad in ["shop-web", "/shop-web", "shop/"] {
+            let error = params(json!({"waves": waves, "load_balancer": bad}))
+                .load_balancer()
+                .unwrap_err();
+            assert!(error.to_string().contains("NAMESPACE/NAME"), "{error}");
+        }
+        let slow = params(json!({"waves": waves, "load_balancer_timeout": "90s"}));
+        assert_eq!(
+            slow.load_balancer_timeout().unwrap(),
+            Duration::from_secs(90)
+        );
+        let broken = params(json!({"waves": waves, "load_balancer_timeout": "soon"}));
+        assert!(broken.load_balancer_timeout().is_err());
+    }
+
+    #[test]
+    fn record_types_follow_the_address() {
+        assert_eq!(
+            record_type("a1b2.elb.ap-southeast-1.amazonaws.com"),
+            "CNAME"
+        );
+        assert_eq!(record_type("203.0.113.7"), "A");
+        assert_eq!(record_type("2001:db8::7"), "AAAA");
     }
 }
