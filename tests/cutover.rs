@@ -156,3 +156,91 @@ fn a_failing_smoke_check_fails_the_run_naming_the_check() {
     assert_eq!(step(&status, "smoke")["state"], "failed");
     assert_eq!(step(&status, "dns")["state"], "succeeded");
 }
+
+/// Every record set named `name` (any type): `(type, values)`.
+fn sets_named(endpoint: &str, zone: &str, name: &str) -> Vec<(String, Vec<String>)> {
+    block_on(async {
+        let route53 = aws_sdk_route53::Client::new(&sdk_config(endpoint, "us-east-1").await);
+        let sets = route53
+            .list_resource_record_sets()
+            .hosted_zone_id(zone)
+            .send()
+            .await
+            .unwrap();
+        sets.resource_record_sets()
+            .iter()
+            .filter(|set| set.name() == name)
+            .map(|set| {
+                (
+                    set.r#type().as_str().to_string(),
+                    set.resource_records()
+                        .iter()
+                        .map(|r| r.value().to_string())
+                        .collect(),
+                )
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn a_record_that_changes_type_replaces_the_old_one_in_one_change() {
+    let world = World::new();
+    let zone = seed_zone(&world.moto.endpoint);
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = dir.path().join("retype.yaml");
+    std::fs::write(
+        &playbook,
+        r#"name: retype
+source_region: ap-southeast-2
+default_target: ap-southeast-1
+steps:
+  - id: dns
+    kind: dns.cutover
+    with:
+      zone: shop.example.com
+      records:
+        - {name: api.shop.example.com, type: A, values: [203.0.113.7], ttl: 30}
+"#,
+    )
+    .unwrap();
+    let plan = world.run(&[
+        "plan",
+        "--target",
+        TARGET,
+        "--playbook",
+        playbook.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&plan), 0, "{}", text(&plan));
+    assert!(
+        text(&plan).contains(
+            "A api.shop.example.com.: CNAME api.ap-southeast-2.shop.example.com (replaced) → 203.0.113.7"
+        ),
+        "{}",
+        text(&plan)
+    );
+
+    let output = world.rebuild_with(&playbook);
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    // The CNAME is gone (a name with a CNAME can hold nothing else), the A record is there.
+    assert_eq!(
+        sets_named(&world.moto.endpoint, &zone, "api.shop.example.com."),
+        vec![("A".to_string(), vec!["203.0.113.7".to_string()])]
+    );
+    let status = world.status();
+    let dns = step(&status, "dns");
+    assert_eq!(dns["pinned"]["previous"][0]["type"], "CNAME");
+    assert_eq!(
+        dns["outputs"]["records"][0]["previous"][0],
+        "api.ap-southeast-2.shop.example.com"
+    );
+    assert_eq!(dns["outputs"]["records"][0]["previous_type"], "CNAME");
+
+    // Run again (a new run): already pointing there, so nothing is asked or deleted.
+    let again = world.rebuild_with(&playbook);
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert_eq!(
+        sets_named(&world.moto.endpoint, &zone, "api.shop.example.com."),
+        vec![("A".to_string(), vec!["203.0.113.7".to_string()])]
+    );
+}

@@ -106,28 +106,60 @@ async fn zone_id(
         .map(|found| found.id().trim_start_matches("/hostedzone/").to_string()))
 }
 
-async fn current(
+/// Whether a record set of type `existing` must go for one of type `wanted` at the same
+/// name: a CNAME cannot share its name with an address record, nor they with it.
+fn conflicts(wanted: &str, existing: &str) -> bool {
+    wanted != existing
+        && ((wanted == "CNAME" && matches!(existing, "A" | "AAAA"))
+            || (existing == "CNAME" && matches!(wanted, "A" | "AAAA")))
+}
+
+/// The record sets at `record`'s name that answer for it now: the one of its type, and any
+/// that a change to its type must replace (see [`conflicts`]).
+async fn sets_at(
     client: &aws_sdk_route53::Client,
     zone: &str,
     record: &Record,
-) -> Result<Previous, CloudError> {
+) -> Result<Vec<ResourceRecordSet>, CloudError> {
     let name = fqdn(&record.name);
     let answer = client
         .list_resource_record_sets()
         .hosted_zone_id(zone)
         .start_record_name(&name)
-        .start_record_type(RrType::from(record.kind.as_str()))
-        .max_items(1)
+        .max_items(20)
         .send()
         .await
         .cloud("ListResourceRecordSets", Some(name.clone()))?;
-    let found = answer
+    Ok(answer
         .resource_record_sets()
         .iter()
-        .find(|set| fqdn(set.name()) == name && set.r#type().as_str() == record.kind);
+        .filter(|set| fqdn(set.name()) == name)
+        .filter(|set| {
+            let kind = set.r#type().as_str();
+            kind == record.kind || conflicts(&record.kind, kind)
+        })
+        .cloned()
+        .collect())
+}
+
+/// What answers for `record` now: the set of its type, else one it would replace (a CNAME
+/// where an A record is wanted), else nothing (empty values).
+async fn current(
+    client: &aws_sdk_route53::Client,
+    zone: &str,
+    record: &Record,
+) -> Result<Previous, CloudError> {
+    let sets = sets_at(client, zone, record).await?;
+    let found = sets
+        .iter()
+        .find(|set| set.r#type().as_str() == record.kind)
+        .or_else(|| sets.first());
     Ok(Previous {
-        name,
-        kind: record.kind.clone(),
+        name: fqdn(&record.name),
+        kind: found.map_or_else(
+            || record.kind.clone(),
+            |set| set.r#type().as_str().to_string(),
+        ),
         values: found
             .map(|set| {
                 set.resource_records()
@@ -196,6 +228,9 @@ impl Step for DnsCutover {
             }
             let before = if before.values.is_empty() {
                 "(none)".to_string()
+            } else if before.kind != record.kind {
+                // Only when the type is known: a type from a later step plans as the default.
+                format!("{} {} (replaced)", before.kind, before.values.join(", "))
             } else {
                 before.values.join(", ")
             };
@@ -247,6 +282,19 @@ impl Step for DnsCutover {
                 ))
                 .build()
                 .map_err(|error| StepError::Params(error.to_string()))?;
+            // A change of type (CNAME ↔ A/AAAA) deletes what is there in the same batch:
+            // Route 53 applies a batch all or nothing.
+            for existing in sets_at(&client, &zone, record).await? {
+                if conflicts(&record.kind, existing.r#type().as_str()) {
+                    changes.push(
+                        Change::builder()
+                            .action(ChangeAction::Delete)
+                            .resource_record_set(existing)
+                            .build()
+                            .map_err(|error| StepError::Params(error.to_string()))?,
+                    );
+                }
+            }
             changes.push(
                 Change::builder()
                     .action(ChangeAction::Upsert)
@@ -274,6 +322,11 @@ impl Step for DnsCutover {
                     "nothing".to_string()
                 } else {
                     now.values.join(", ")
+                };
+                let was = if now.kind == record.kind {
+                    was
+                } else {
+                    format!("{} {was}", now.kind)
                 };
                 moves.push(format!(
                     "{} {} → {} (now {was})",
@@ -323,7 +376,7 @@ impl Step for DnsCutover {
             .iter()
             .zip(&previous)
             .map(|(record, before)| {
-                json!({"name": fqdn(&record.name), "type": record.kind, "values": record.values, "previous": before.values})
+                json!({"name": fqdn(&record.name), "type": record.kind, "values": record.values, "previous": before.values, "previous_type": before.kind})
             })
             .collect();
         Ok(Values::from([
