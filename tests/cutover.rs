@@ -63,6 +63,15 @@ steps:
 }
 
 fn records(endpoint: &str, zone: &str) -> Vec<(String, String, Vec<String>)> {
+    records_of_types(endpoint, zone, &["CNAME"])
+}
+
+/// The zone's record sets of these types: `(name, type, values)`.
+fn records_of_types(
+    endpoint: &str,
+    zone: &str,
+    types: &[&str],
+) -> Vec<(String, String, Vec<String>)> {
     block_on(async {
         let route53 = aws_sdk_route53::Client::new(&sdk_config(endpoint, "us-east-1").await);
         let sets = route53
@@ -73,7 +82,7 @@ fn records(endpoint: &str, zone: &str) -> Vec<(String, String, Vec<String>)> {
             .unwrap();
         sets.resource_record_sets()
             .iter()
-            .filter(|set| set.r#type().as_str() == "CNAME")
+            .filter(|set| types.contains(&set.r#type().as_str()))
             .map(|set| {
                 (
                     set.name().to_string(),
@@ -159,28 +168,11 @@ fn a_failing_smoke_check_fails_the_run_naming_the_check() {
 
 /// Every record set named `name` (any type): `(type, values)`.
 fn sets_named(endpoint: &str, zone: &str, name: &str) -> Vec<(String, Vec<String>)> {
-    block_on(async {
-        let route53 = aws_sdk_route53::Client::new(&sdk_config(endpoint, "us-east-1").await);
-        let sets = route53
-            .list_resource_record_sets()
-            .hosted_zone_id(zone)
-            .send()
-            .await
-            .unwrap();
-        sets.resource_record_sets()
-            .iter()
-            .filter(|set| set.name() == name)
-            .map(|set| {
-                (
-                    set.r#type().as_str().to_string(),
-                    set.resource_records()
-                        .iter()
-                        .map(|r| r.value().to_string())
-                        .collect(),
-                )
-            })
-            .collect()
-    })
+    records_of_types(endpoint, zone, &["A", "AAAA", "CNAME"])
+        .into_iter()
+        .filter(|(found, _, _)| found == name)
+        .map(|(_, kind, values)| (kind, values))
+        .collect()
 }
 
 #[test]
