@@ -399,6 +399,69 @@ fn a_crash_while_git_works_resumes_into_a_clean_checkout_of_the_pinned_commit() 
     assert_checkout(&bed, &bed.outputs("config"), &bed.config_commits[1]);
 }
 
+/// The folder of `step`'s checkout in the bed's only run.
+fn run_checkout(bed: &Bed, step: &str, directory: &str) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(bed.state.path().join("runs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let dir = runs[0].join(step).join(directory);
+    assert!(dir.join(".git").is_dir(), "{}", dir.display());
+    dir
+}
+
+#[test]
+fn locks_left_by_a_killed_git_do_not_block_the_resume() {
+    let bed = Bed::new();
+    let playbook = bed.playbook(&["tag: v1.2.0"], &["tag: v2.1.0"]);
+    let output = bed.rebuild(&playbook, &[("REBUILD_FAILPOINTS", "app/cloned")]);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(output.status.signal(), Some(9), "{}", text(&output));
+    // What git leaves when it is killed while it writes HEAD, the index or a tag.
+    let git = run_checkout(&bed, "app", "shop").join(".git");
+    for lock in [
+        "HEAD.lock",
+        "index.lock",
+        "config.lock",
+        "refs/tags/v2.1.0.lock",
+    ] {
+        std::fs::write(git.join(lock), "").unwrap();
+    }
+
+    let output = bed.command(&["resume", "--yes"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert_checkout(&bed, &bed.outputs("app"), &bed.app_commits[1]);
+    for lock in [
+        "HEAD.lock",
+        "index.lock",
+        "config.lock",
+        "refs/tags/v2.1.0.lock",
+    ] {
+        assert!(!git.join(lock).exists(), "{lock} is still there");
+    }
+}
+
+#[test]
+fn a_damaged_checkout_from_a_killed_attempt_is_checked_out_afresh() {
+    let bed = Bed::new();
+    let playbook = bed.playbook(&["tag: v1.2.0"], &["tag: v2.1.0"]);
+    let output = bed.rebuild(&playbook, &[("REBUILD_FAILPOINTS", "app/cloned")]);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(output.status.signal(), Some(9), "{}", text(&output));
+    let dir = run_checkout(&bed, "app", "shop");
+    std::fs::write(dir.join(".git/index"), "half a write").unwrap();
+
+    let output = bed.command(&["resume", "--yes"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", text(&output));
+    assert!(
+        stderr(&output).contains("is damaged") && stderr(&output).contains("checking out afresh"),
+        "{}",
+        text(&output)
+    );
+    assert_checkout(&bed, &bed.outputs("app"), &bed.app_commits[1]);
+}
+
 #[test]
 fn a_resume_after_the_checkout_reuses_it_without_the_network() {
     let bed = Bed::new();
@@ -716,4 +779,36 @@ fn a_plan_shows_the_tag_and_commit_and_checks_out_only_into_its_cache() {
         stdout.contains(&format!("planned from: {}", cached.display())),
         "{stdout}"
     );
+
+    // The cached checkout is made once, in a private folder renamed into place, and never
+    // written again: a lock there (another plan at work, or a killed one) stops nothing.
+    let head = cached.join(".git/HEAD");
+    let written = std::fs::metadata(&head).unwrap().modified().unwrap();
+    std::fs::write(cached.join(".git/HEAD.lock"), "").unwrap();
+    let again = bed
+        .command(&[
+            "plan",
+            "--target",
+            "ap-southeast-1",
+            "--playbook",
+            playbook.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&again), 0, "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .contains(&format!("planned from: {}", cached.display())),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(
+        std::fs::metadata(&head).unwrap().modified().unwrap(),
+        written
+    );
+    let siblings: Vec<_> = std::fs::read_dir(cached.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(siblings, [std::ffi::OsString::from(&bed.config_commits[1])]);
 }

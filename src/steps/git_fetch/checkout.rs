@@ -195,6 +195,7 @@ fn open_or_init(dir: &Path) -> Result<(Repository, bool), Failure> {
             .workdir()
             .is_some_and(|workdir| same_path(workdir, dir))
     {
+        clear_stale_locks(repository.path())?;
         return Ok((repository, false));
     }
     if dir.exists() {
@@ -210,6 +211,42 @@ fn open_or_init(dir: &Path) -> Result<(Repository, bool), Failure> {
         )
     })?;
     Ok((repository, true))
+}
+
+/// Remove the `*.lock` files (`HEAD.lock`, `index.lock`, `config.lock`, `packed-refs.lock`,
+/// `refs/**.lock`) a killed attempt left in `git_dir`: git refuses to touch a file whose
+/// lock exists. Only this step's attempt uses its checkout (the run holds the run lock),
+/// so any lock there is stale. The object store is left alone (its temporary files do
+/// not block anything).
+fn clear_stale_locks(git_dir: &Path) -> Result<(), Failure> {
+    let mut folders = vec![git_dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if path != git_dir.join("objects") {
+                    folders.push(path);
+                }
+            } else if path
+                .extension()
+                .is_some_and(|extension| extension == "lock")
+            {
+                std::fs::remove_file(&path).map_err(|error| {
+                    other(
+                        &format!("cannot remove the stale lock `{}`", path.display()),
+                        error,
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn same_path(a: &Path, b: &Path) -> bool {
@@ -462,8 +499,45 @@ pub(super) fn check_out(
     let oid = Oid::from_str(commit)
         .map_err(|_| Failure::Other(format!("the pinned commit `{commit}` is not a SHA")))?;
     let (repository, created) = open_or_init(dir)?;
+    match fill(&repository, oid, commit, reference, origins, feedback) {
+        Ok(from_mirror) => Ok(Outcome {
+            created,
+            from_mirror,
+        }),
+        // An earlier attempt's checkout that cannot be brought to the commit (a crash
+        // mid-write can leave it damaged): the folder is the step's own, so start afresh.
+        Err(Failure::Other(message)) if !created && !(feedback.stopped)() => {
+            report(format!(
+                "WARNING: the earlier attempt's checkout is damaged ({message}); checking out afresh"
+            ));
+            drop(repository);
+            std::fs::remove_dir_all(dir)
+                .map_err(|error| other(&format!("cannot clear `{}`", dir.display()), error))?;
+            let (repository, _) = open_or_init(dir)?;
+            let from_mirror = fill(&repository, oid, commit, reference, origins, feedback)?;
+            Ok(Outcome {
+                created: true,
+                from_mirror,
+            })
+        }
+        Err(failure) => Err(failure),
+    }
+}
+
+/// Fetch `oid` into `repository` from the first of `origins` that has it (unless it is
+/// there already) and check it out as a detached HEAD. Returns whether the objects came
+/// from the mirror.
+fn fill(
+    repository: &Repository,
+    oid: Oid,
+    commit: &str,
+    reference: &str,
+    origins: &[Origin],
+    feedback: &Feedback<'_>,
+) -> Result<bool, Failure> {
+    let report = feedback.report;
     let mut from_mirror = false;
-    if !has_commit(&repository, oid) {
+    if !has_commit(repository, oid) {
         let mut failures: Vec<Failure> = Vec::new();
         for (index, origin) in origins.iter().enumerate() {
             if (feedback.stopped)() {
@@ -477,8 +551,8 @@ pub(super) fn check_out(
                     origin.shown()
                 ));
             }
-            match fetch(&repository, origin, feedback) {
-                Ok(()) if has_commit(&repository, oid) => {
+            match fetch(repository, origin, feedback) {
+                Ok(()) if has_commit(repository, oid) => {
                     from_mirror = origin.is_mirror();
                     if index > 0 {
                         report(format!(
@@ -497,7 +571,7 @@ pub(super) fn check_out(
                 Err(failure) => failures.push(failure),
             }
         }
-        if !has_commit(&repository, oid) {
+        if !has_commit(repository, oid) {
             return Err(combine(failures));
         }
     }
@@ -517,10 +591,7 @@ pub(super) fn check_out(
             head.map_or_else(|| "unset".to_string(), |oid| oid.to_string())
         )));
     }
-    Ok(Outcome {
-        created,
-        from_mirror,
-    })
+    Ok(from_mirror)
 }
 
 /// One failure from several origins: the most actionable kind, every message.

@@ -463,37 +463,17 @@ async fn plan_checkout(
         let dir = dir.clone();
         let commit = resolved.commit.clone();
         let reference = resolved.reference.clone();
-        move || {
-            let report = |_: String| {};
-            let stopped = || false;
-            checkout::check_out(
-                &dir,
-                &commit,
-                &reference,
-                &origins,
-                &checkout::Feedback {
-                    report: &report,
-                    stopped: &stopped,
-                },
-            )
-        }
+        let source = resolved.source;
+        move || cached_checkout(&dir, &commit, &reference, &origins, source)
     };
     match tokio::task::spawn_blocking(job).await {
-        Ok(Ok(outcome)) => {
-            let source = if outcome.from_mirror {
-                Source::Mirror
-            } else {
-                resolved.source
-            };
-            // Where the objects came from, so the step reuses this copy only when that
-            // does not change what it reports (`source`).
-            let _ = std::fs::write(dir.join(".git").join(FETCHED_FROM), source.as_str());
+        Ok(Ok(source)) => {
             plan.outputs = Values::from([
                 ("commit".to_string(), json!(resolved.commit)),
                 ("ref".to_string(), json!(resolved.reference)),
                 ("path".to_string(), json!(dir.display().to_string())),
                 ("repo".to_string(), json!(params.repo)),
-                ("source".to_string(), json!(source.as_str())),
+                ("source".to_string(), json!(source)),
             ]);
             plan.detail("planned from", dir.display().to_string())
         }
@@ -505,6 +485,105 @@ async fn plan_checkout(
             )
         }
         Err(error) => plan.detail("not fetched for the plan", error.to_string()),
+    }
+}
+
+/// The plan cache's checkout of `commit` in `dir`, made once and never written again: a
+/// complete one (it has the [`FETCHED_FROM`] file and its HEAD is `commit`) is used as it
+/// is; otherwise the commit is checked out in a private folder beside it, which is then
+/// renamed into place. Plans running side by side, or killed half way, never leave a
+/// half-written or locked checkout there. Returns where the objects came from.
+fn cached_checkout(
+    dir: &Path,
+    commit: &str,
+    reference: &str,
+    origins: &[checkout::Origin],
+    source: Source,
+) -> Result<String, checkout::Failure> {
+    let complete = |dir: &Path| -> Option<String> {
+        let from = std::fs::read_to_string(dir.join(".git").join(FETCHED_FROM)).ok()?;
+        let head = git2::Repository::open(dir).ok()?.head().ok()?.target()?;
+        (head.to_string() == commit).then_some(from)
+    };
+    if let Some(from) = complete(dir) {
+        return Ok(from);
+    }
+    let unwritable =
+        |what: String, error: std::io::Error| checkout::Failure::Other(format!("{what}: {error}"));
+    let parent = dir.parent().unwrap_or(dir);
+    std::fs::create_dir_all(parent)
+        .map_err(|error| unwritable(format!("cannot create `{}`", parent.display()), error))?;
+    clear_abandoned(dir);
+    let partial = dir.with_extension(format!("partial-{}", std::process::id()));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)
+            .map_err(|error| unwritable(format!("cannot clear `{}`", partial.display()), error))?;
+    }
+    let report = |_: String| {};
+    let stopped = || false;
+    let outcome = checkout::check_out(
+        &partial,
+        commit,
+        reference,
+        origins,
+        &checkout::Feedback {
+            report: &report,
+            stopped: &stopped,
+        },
+    )?;
+    // Where the objects came from, so the step reuses this copy only when that does not
+    // change what it reports (`source`).
+    let from = if outcome.from_mirror {
+        Source::Mirror
+    } else {
+        source
+    };
+    std::fs::write(partial.join(".git").join(FETCHED_FROM), from.as_str())
+        .map_err(|error| unwritable(format!("cannot write `{}`", partial.display()), error))?;
+    if let Some(theirs) = complete(dir) {
+        // Another plan finished first: use its copy.
+        let _ = std::fs::remove_dir_all(&partial);
+        return Ok(theirs);
+    }
+    if dir.exists() {
+        // An incomplete copy (an older layout): replace it.
+        std::fs::remove_dir_all(dir)
+            .map_err(|error| unwritable(format!("cannot clear `{}`", dir.display()), error))?;
+    }
+    match std::fs::rename(&partial, dir) {
+        Ok(()) => Ok(from.as_str().to_string()),
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&partial);
+            complete(dir).ok_or_else(|| {
+                unwritable(
+                    format!("cannot move the checkout to `{}`", dir.display()),
+                    error,
+                )
+            })
+        }
+    }
+}
+
+/// Remove the private folders of plans that were killed before renaming theirs into
+/// place (an hour old or more; a younger one may be a plan still running).
+fn clear_abandoned(dir: &Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.partial-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|metadata| metadata.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age >= std::time::Duration::from_secs(3600));
+        if old && entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
