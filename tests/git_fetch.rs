@@ -160,6 +160,18 @@ steps:
         command.output().unwrap()
     }
 
+    fn plan(&self, playbook: &Path) -> Output {
+        self.command(&[
+            "plan",
+            "--target",
+            "ap-southeast-1",
+            "--playbook",
+            playbook.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+    }
+
     fn status(&self) -> Value {
         let output = self
             .command(&["status", "--output", "json"])
@@ -749,16 +761,7 @@ fn github_enterprise_api_and_git_over_http_use_the_github_token() {
 fn a_plan_shows_the_tag_and_commit_and_checks_out_only_into_its_cache() {
     let bed = Bed::new();
     let playbook = bed.playbook(&["tag: v1.2.0"], &["latest_release: true"]);
-    let output = bed
-        .command(&[
-            "plan",
-            "--target",
-            "ap-southeast-1",
-            "--playbook",
-            playbook.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let output = bed.plan(&playbook);
     assert_eq!(code(&output), 0, "{}", text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -785,16 +788,7 @@ fn a_plan_shows_the_tag_and_commit_and_checks_out_only_into_its_cache() {
     let head = cached.join(".git/HEAD");
     let written = std::fs::metadata(&head).unwrap().modified().unwrap();
     std::fs::write(cached.join(".git/HEAD.lock"), "").unwrap();
-    let again = bed
-        .command(&[
-            "plan",
-            "--target",
-            "ap-southeast-1",
-            "--playbook",
-            playbook.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let again = bed.plan(&playbook);
     assert_eq!(code(&again), 0, "{}", text(&again));
     assert!(
         String::from_utf8_lossy(&again.stdout)
