@@ -19,6 +19,7 @@ fn playbook(
     dir: &std::path::Path,
     kubeconfig: &std::path::Path,
     migrate_timeout: &str,
+    backend_timeout: &str,
 ) -> std::path::PathBuf {
     let text = format!(
         r#"name: deploy
@@ -45,7 +46,7 @@ steps:
       waves:
         - {{name: config, paths: [00-namespace.yaml, 01-config.yaml]}}
         - {{name: migrate, paths: [10-migrate.yaml], timeout: {migrate_timeout}}}
-        - {{name: backend, paths: [20-api.yaml, 21-worker.yaml], timeout: 4s}}
+        - {{name: backend, paths: [20-api.yaml, 21-worker.yaml], timeout: {backend_timeout}}}
         - {{name: frontend, paths: [30-web.yaml]}}
 "#,
         kubeconfig = kubeconfig.display()
@@ -70,7 +71,7 @@ fn the_application_is_deployed_wave_by_wave_with_images_from_the_target_registry
         "v1.4.2",
     );
     let dir = tempfile::tempdir().unwrap();
-    let playbook = playbook(dir.path(), &kube.kubeconfig, "2m");
+    let playbook = playbook(dir.path(), &kube.kubeconfig, "2m", "2m");
     let output = world.rebuild_with(&playbook);
     assert_eq!(code(&output), 0, "{}\n{}", text(&output), kube.logs());
 
@@ -111,7 +112,7 @@ fn a_missing_image_in_the_target_registry_is_a_plan_problem_and_nothing_is_appli
     let kube = KubeTestbed::start();
     push_images(&world.moto.endpoint, &["shop/api", "shop/worker"], "v1.4.2");
     let dir = tempfile::tempdir().unwrap();
-    let playbook = playbook(dir.path(), &kube.kubeconfig, "2m");
+    let playbook = playbook(dir.path(), &kube.kubeconfig, "2m", "2m");
     let output = world.rebuild_with(&playbook);
     assert_eq!(code(&output), 4, "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -134,8 +135,9 @@ fn a_rollout_that_never_becomes_ready_fails_with_its_conditions_and_resume_retri
     );
     let dir = tempfile::tempdir().unwrap();
     // The migration Job must finish first: let the stand-in kubelet complete it, then stall
-    // the backend's pods.
-    let playbook = playbook(dir.path(), &kube.kubeconfig, "2m");
+    // the backend's pods. The backend wave's timeout is long enough for the deployment
+    // controller to have written the conditions on a loaded machine.
+    let playbook = playbook(dir.path(), &kube.kubeconfig, "2m", "10s");
     kube.set_kubelet_mode(KubeletMode::Ready);
     let args = [
         "--target",
@@ -157,7 +159,7 @@ fn a_rollout_that_never_becomes_ready_fails_with_its_conditions_and_resume_retri
         "{stderr}"
     );
     assert!(
-        stderr.contains("wave `backend` did not roll out within 4s"),
+        stderr.contains("wave `backend` did not roll out within 10s"),
         "{stderr}"
     );
     assert!(
@@ -168,8 +170,19 @@ fn a_rollout_that_never_becomes_ready_fails_with_its_conditions_and_resume_retri
     let status = world.status();
     assert_eq!(step(&status, "deploy")["pinned"]["waves_applied"], 2);
 
-    // Fixed: the resume applies from the backend wave on.
+    // Fixed: the resume applies from the backend wave on. (The pods become ready first, so
+    // the wave's 10 s cover only the re-apply, however slow the machine.)
     kube.set_kubelet_mode(KubeletMode::Ready);
+    for name in ["shop-api", "shop-worker"] {
+        kube.wait_for(
+            &format!("{name} available"),
+            std::time::Duration::from_secs(120),
+            || {
+                let live = deployment(&kube, name);
+                (live["status"]["availableReplicas"] == live["spec"]["replicas"]).then_some(())
+            },
+        );
+    }
     let namespace_version =
         kube.get_json("/api/v1/namespaces/shop").unwrap()["metadata"]["resourceVersion"].clone();
     let output = world.run(&["resume", "--yes"]);

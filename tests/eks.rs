@@ -33,8 +33,10 @@ fn clusters_and_groups(endpoint: &str) -> Vec<(String, Vec<String>)> {
 #[test]
 fn the_cluster_and_node_group_are_created_once_and_adopted_after_a_kill() {
     let world = World::with_proxy();
-    world.proxy().hold_eks_status(Duration::from_secs(2));
+    // Held past the kill however slow the machine; released before the resume.
+    world.proxy().hold_eks_status(Duration::from_secs(600));
     world.rebuild_killed_at("cluster/waiting");
+    world.proxy().clear();
     let crashed = world.status();
     assert_eq!(step(&crashed, "cluster")["state"], "waiting");
     assert_eq!(clusters_and_groups(&world.moto.endpoint).len(), 1);

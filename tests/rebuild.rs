@@ -201,7 +201,9 @@ fn no_snapshot_in_the_target_region_is_refused_before_any_change() {
 #[test]
 fn a_second_run_for_the_same_target_exits_3_naming_the_holder() {
     let world = World::with_proxy();
-    world.proxy().hold_rds_status(Duration::from_secs(4));
+    // Held until released below, however slow the machine: the checks in between need the
+    // run to be still waiting.
+    world.proxy().hold_rds_status(Duration::from_secs(600));
     let first = spawn_rebuild(&world);
     let status = wait_until(&world, "the database wait", |s| {
         step(s, "database")["state"] == "waiting"
@@ -216,6 +218,7 @@ fn a_second_run_for_the_same_target_exits_3_naming_the_holder() {
     assert!(stderr.contains(&format!("pid {}", first.id())), "{stderr}");
     assert!(stderr.contains("on host `"), "{stderr}");
 
+    world.proxy().clear();
     let first = first.wait_with_output().unwrap();
     assert_eq!(code(&first), 0, "{}", text(&first));
     assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
@@ -295,8 +298,10 @@ fn killed_between_steps_resumes_without_repeating_the_network() {
 #[test]
 fn killed_while_waiting_for_the_database_resumes_with_the_pinned_snapshot() {
     let world = World::with_proxy();
-    world.proxy().hold_rds_status(Duration::from_secs(3));
+    // Held past the kill however slow the machine; released before the resume.
+    world.proxy().hold_rds_status(Duration::from_secs(600));
     world.rebuild_killed_at("database/waiting");
+    world.proxy().clear();
     let crashed = world.status();
     let database = step(&crashed, "database");
     assert_eq!(database["state"], "waiting");
@@ -362,7 +367,9 @@ fn a_torn_last_journal_line_is_dropped_on_resume() {
 #[test]
 fn sigterm_stops_at_a_safe_point_with_exit_130_and_the_resume_command() {
     let world = World::with_proxy();
-    world.proxy().hold_rds_status(Duration::from_secs(3));
+    // Held until released below, however slow the machine: the checks in between need the
+    // run to be still waiting.
+    world.proxy().hold_rds_status(Duration::from_secs(600));
     let child = spawn_rebuild(&world);
     wait_until(&world, "the database wait", |s| {
         step(s, "database")["state"] == "waiting"
@@ -385,6 +392,7 @@ fn sigterm_stops_at_a_safe_point_with_exit_130_and_the_resume_command() {
     let status = world.status();
     assert_eq!(status["state"], "interrupted");
     assert_eq!(step(&status, "database")["state"], "interrupted");
+    world.proxy().clear();
     resume_to_completion(&world);
     assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
 }

@@ -31,9 +31,11 @@ fn an_aurora_cluster_snapshot_is_restored_into_a_cluster_and_its_writer() {
     ];
 
     // Killed while the cluster is still `creating`, then resumed: adopted, not duplicated.
-    world.proxy().hold_rds_status(Duration::from_secs(2));
+    // Held past the kill however slow the machine; released before the resume.
+    world.proxy().hold_rds_status(Duration::from_secs(600));
     let output = world.run_with(&args, &[("REBUILD_FAILPOINTS", "database/waiting")]);
     assert_killed(&output, "database/waiting");
+    world.proxy().clear();
     let status = resume_to_completion(&world);
 
     let database = step(&status, "database");
@@ -264,7 +266,9 @@ fn zones_that_are_not_available_are_a_plan_problem() {
 #[test]
 fn locks_are_broken_only_on_purpose_and_never_under_a_live_run() {
     let world = World::with_proxy();
-    world.proxy().hold_rds_status(Duration::from_secs(3));
+    // Held until released below, however slow the machine: the checks in between need the
+    // run to be still waiting.
+    world.proxy().hold_rds_status(Duration::from_secs(600));
     let running = spawn_rebuild(&world);
     let status = wait_until(&world, "the database wait", |s| {
         step(s, "database")["state"] == "waiting"
@@ -274,6 +278,7 @@ fn locks_are_broken_only_on_purpose_and_never_under_a_live_run() {
     let refused = world.run(&["unlock", "--target", TARGET]);
     assert_eq!(code(&refused), 3, "{}", text(&refused));
     assert!(text(&refused).contains(&format!("run `{run_id}`")));
+    world.proxy().clear();
     let finished = running.wait_with_output().unwrap();
     assert_eq!(code(&finished), 0, "{}", text(&finished));
 

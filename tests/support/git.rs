@@ -221,6 +221,25 @@ kill "$daemon" 2>/dev/null
 wait "$daemon" 2>/dev/null
 exit 0"#;
 
+/// Whether `port` answers a git protocol request the way `git daemon` does (an `ERR`
+/// packet for a repository that does not exist): not just anything listening there, such
+/// as another test's server that took the port.
+fn answers_like_git_daemon(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "git-upload-pack /rebuild-readiness-probe.git\0host=127.0.0.1\0";
+    let packet = format!("{:04x}{request}", request.len() + 4);
+    if stream.write_all(packet.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer.len() > 4 && answer[4..].starts_with(b"ERR ")
+}
+
 /// `git daemon` serving a folder of bare repositories over `git://127.0.0.1:PORT/`.
 pub struct GitDaemon {
     /// `git://127.0.0.1:PORT`.
@@ -260,7 +279,7 @@ impl GitDaemon {
                 .unwrap();
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                if answers_like_git_daemon(port) {
                     let stdin = child.stdin.take();
                     return Self {
                         url: format!("git://127.0.0.1:{port}"),

@@ -187,6 +187,9 @@ async fn serve(
     mut shutdown: tokio::sync::oneshot::Receiver<()>,
 ) {
     let mut listener = Some(listener);
+    // While unreachable the port stays bound without listening: connections are refused,
+    // and no other test's server can take the port meanwhile.
+    let mut parked: Option<tokio::net::TcpSocket> = None;
     loop {
         let event = match &listener {
             Some(bound) => tokio::select! {
@@ -208,10 +211,14 @@ async fn serve(
                 let wanted = *reachable.borrow_and_update();
                 if !wanted {
                     listener = None;
+                    parked = park(port);
                 } else if listener.is_none() {
-                    listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-                        .await
-                        .ok();
+                    listener = match parked.take() {
+                        Some(socket) => socket.listen(1024).ok(),
+                        None => tokio::net::TcpListener::bind(("127.0.0.1", port))
+                            .await
+                            .ok(),
+                    };
                 }
             }
             Event::Accepted(stream) => {
@@ -226,6 +233,16 @@ async fn serve(
             Event::Nothing => {}
         }
     }
+}
+
+/// A socket bound to `port` that does not listen.
+fn park(port: u16) -> Option<tokio::net::TcpSocket> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.set_reuseaddr(true).ok()?;
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .ok()?;
+    Some(socket)
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -382,7 +382,9 @@ fn spawn_etcd(bin: &Path, dir: &Path) -> (Proc, String) {
                 .output()
                 .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("true"))
                 .unwrap_or(false);
-            if ok {
+            // Healthy and still running: the answer was ours, not another test's etcd that
+            // took the port (ours would have exited failing to bind it).
+            if ok && !p.exited() {
                 return (p, client_url);
             }
             if Instant::now() > deadline {
