@@ -758,6 +758,54 @@ fn github_enterprise_api_and_git_over_http_use_the_github_token() {
 }
 
 #[test]
+fn the_plan_cache_keeps_the_three_most_recently_planned_commits_of_a_repository() {
+    let bed = Bed::new();
+    let cache = bed.state.path().join("cache/git/acme__shop");
+    let cached = || {
+        let mut commits: Vec<String> = std::fs::read_dir(&cache)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        commits.sort();
+        commits
+    };
+    let expect = |indexes: &[usize]| {
+        let mut commits: Vec<String> = indexes
+            .iter()
+            .map(|index| bed.app_commits[*index].clone())
+            .collect();
+        commits.sort();
+        commits
+    };
+    let plan = |tag: &str| {
+        let playbook = bed.playbook(&["tag: v1.2.0"], &[&format!("tag: {tag}")]);
+        let output = bed.plan(&playbook);
+        assert_eq!(code(&output), 0, "{}", text(&output));
+    };
+    for tag in ["v2.0.0", "v2.1.0", "v2.10.0"] {
+        plan(tag);
+    }
+    assert_eq!(cached(), expect(&[0, 1, 2]));
+    plan("v2.11.0-rc1");
+    assert_eq!(
+        cached(),
+        expect(&[1, 2, 3]),
+        "the least recently planned went"
+    );
+    // Planning a cached commit again counts as using it.
+    plan("v2.1.0");
+    plan("v2.0.0");
+    assert_eq!(cached(), expect(&[0, 1, 3]));
+    // The other repository's cache is its own.
+    assert_eq!(
+        std::fs::read_dir(bed.state.path().join("cache/git/acme__shop-config"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn a_plan_shows_the_tag_and_commit_and_checks_out_only_into_its_cache() {
     let bed = Bed::new();
     let playbook = bed.playbook(&["tag: v1.2.0"], &["latest_release: true"]);

@@ -464,7 +464,11 @@ async fn plan_checkout(
         let commit = resolved.commit.clone();
         let reference = resolved.reference.clone();
         let source = resolved.source;
-        move || cached_checkout(&dir, &commit, &reference, &origins, source)
+        move || {
+            let from = cached_checkout(&dir, &commit, &reference, &origins, source)?;
+            keep_recent(&dir);
+            Ok::<_, checkout::Failure>(from)
+        }
     };
     match tokio::task::spawn_blocking(job).await {
         Ok(Ok(source)) => {
@@ -560,6 +564,37 @@ fn cached_checkout(
                     error,
                 )
             })
+        }
+    }
+}
+
+/// How many plan-time checkouts of one repository the cache keeps (the most recently
+/// planned ones).
+const CACHE_KEPT: usize = 3;
+
+/// Mark `dir` (a complete plan-time checkout) as just used, and remove its repository's
+/// other cached checkouts beyond the [`CACHE_KEPT`] most recently used. A run never needs
+/// them: the step fetches from the hosts when the plan's copy is gone.
+fn keep_recent(dir: &Path) {
+    let (Some(parent), Ok(used)) = (dir.parent(), std::fs::File::open(dir)) else {
+        return;
+    };
+    let _ = used.set_modified(std::time::SystemTime::now());
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let mut checkouts: Vec<(std::time::SystemTime, std::path::PathBuf)> = entries
+        .flatten()
+        .filter(|entry| !entry.file_name().to_string_lossy().contains(".partial-"))
+        .filter_map(|entry| {
+            let modified = entry.metadata().ok()?.modified().ok()?;
+            Some((modified, entry.path()))
+        })
+        .collect();
+    checkouts.sort_by_key(|checkout| std::cmp::Reverse(checkout.0));
+    for (_, old) in checkouts.iter().skip(CACHE_KEPT) {
+        if old != dir {
+            let _ = std::fs::remove_dir_all(old);
         }
     }
 }
