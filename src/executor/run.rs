@@ -11,6 +11,7 @@ use crate::journal::{Event, Journal, Outcome, RunState, Values};
 use crate::playbook::resolve::{Scope, resolve_step};
 use crate::playbook::{Playbook, StepSpec};
 use crate::report::{ReportEvent, Reporter};
+use crate::steps::context::QuestionClock;
 use crate::steps::{Kinds, PollSettings, StepContext, StepError};
 
 use super::Cancel;
@@ -327,9 +328,14 @@ async fn attempt_loop(
         let started = Instant::now();
         let context = make_context(pins.clone());
         let result = match spec.timeout {
-            Some(limit) => tokio::time::timeout(limit, kind.apply(&context, params))
+            Some(limit) => {
+                within(
+                    limit,
+                    &context.question_clock(),
+                    kind.apply(&context, params),
+                )
                 .await
-                .unwrap_or(Err(StepError::Timeout(limit))),
+            }
             None => kind.apply(&context, params).await,
         };
         // Keep what this attempt pinned for the next one.
@@ -399,6 +405,36 @@ async fn attempt_loop(
                     }
                 }
                 attempt += 1;
+            }
+        }
+    }
+}
+
+/// Run one attempt for at most `limit`, not counting the time its questions wait for an
+/// answer (the DNS cutover's confirmation): a person reading the question does not make
+/// the step time out.
+pub(super) async fn within(
+    limit: Duration,
+    questions: &QuestionClock,
+    attempt: impl std::future::Future<Output = Result<Values, StepError>>,
+) -> Result<Values, StepError> {
+    let started = tokio::time::Instant::now();
+    tokio::pin!(attempt);
+    loop {
+        let now = tokio::time::Instant::now();
+        let mut deadline = started + limit + questions.waited();
+        if questions.asking() {
+            // The deadline moves on while the question waits: look again in a while.
+            deadline = deadline.max(now + Duration::from_secs(1));
+        }
+        tokio::select! {
+            result = &mut attempt => return result,
+            () = tokio::time::sleep_until(deadline) => {
+                if !questions.asking()
+                    && started + limit + questions.waited() <= tokio::time::Instant::now()
+                {
+                    return Err(StepError::Timeout(limit));
+                }
             }
         }
     }

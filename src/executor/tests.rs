@@ -464,3 +464,54 @@ async fn secret_values_never_reach_the_journal_or_the_error() {
         "{journaled}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn time_spent_waiting_for_an_answer_does_not_count_against_the_timeout() {
+    use crate::steps::context::QuestionClock;
+    let limit = Duration::from_secs(90);
+    // Asks, waits ten minutes for the answer, then works for `work`.
+    let asking_then_working = |clock: Arc<QuestionClock>, work: Duration| async move {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        clock.ask();
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        clock.answered();
+        tokio::time::sleep(work).await;
+        Ok(Values::from([("done".to_string(), json!(true))]))
+    };
+
+    let clock = Arc::new(QuestionClock::default());
+    let within = super::run::within(
+        limit,
+        &clock,
+        asking_then_working(clock.clone(), Duration::from_secs(60)),
+    );
+    let outputs = within.await.expect("20 s + 60 s of work fit in 90 s");
+    assert_eq!(outputs["done"], true);
+    assert_eq!(clock.waited(), Duration::from_secs(600));
+    assert!(!clock.asking());
+
+    // The work around the question still counts: 20 s + 80 s is past 90 s.
+    let clock = Arc::new(QuestionClock::default());
+    let started = tokio::time::Instant::now();
+    let within = super::run::within(
+        limit,
+        &clock,
+        asking_then_working(clock.clone(), Duration::from_secs(80)),
+    );
+    assert!(matches!(within.await, Err(StepError::Timeout(l)) if l == limit));
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(690),
+        "timed out at 20 + 600 + 70 s"
+    );
+
+    // Without a question it is a plain timeout.
+    let clock = QuestionClock::default();
+    let started = tokio::time::Instant::now();
+    let within = super::run::within(limit, &clock, async {
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        Ok(Values::new())
+    });
+    assert!(matches!(within.await, Err(StepError::Timeout(_))));
+    assert_eq!(started.elapsed(), limit);
+}

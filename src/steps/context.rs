@@ -120,6 +120,60 @@ pub struct StepContext {
     reporter: Arc<dyn Reporter>,
     cancel: Cancel,
     confirmer: Arc<dyn Confirmer>,
+    questions: Arc<QuestionClock>,
+}
+
+/// How long a step has waited for answers to its questions ([`StepContext::confirm`]):
+/// that time is not counted against its `timeout` (a person reading the question is not
+/// the step being slow).
+#[derive(Debug, Default)]
+pub struct QuestionClock {
+    /// When the current question was asked (`None`: none open), and the time spent on
+    /// questions answered before.
+    state: Mutex<(Option<tokio::time::Instant>, Duration)>,
+}
+
+impl QuestionClock {
+    /// Whether a question is waiting for its answer now.
+    pub fn asking(&self) -> bool {
+        self.state
+            .lock()
+            .map(|state| state.0.is_some())
+            .unwrap_or(false)
+    }
+
+    /// Time spent waiting for answers so far (the open question included).
+    pub fn waited(&self) -> Duration {
+        self.state
+            .lock()
+            .map(|state| state.1 + state.0.map_or(Duration::ZERO, |asked| asked.elapsed()))
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// A question is asked: its wait starts.
+    pub(crate) fn ask(&self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.0.get_or_insert_with(tokio::time::Instant::now);
+        }
+    }
+
+    /// The open question is answered (or abandoned): its wait ends.
+    pub(crate) fn answered(&self) {
+        if let Ok(mut state) = self.state.lock()
+            && let Some(asked) = state.0.take()
+        {
+            state.1 += asked.elapsed();
+        }
+    }
+}
+
+/// Stops the question clock however the wait ends (answer, stop, or the step dropped).
+struct Asking<'a>(&'a QuestionClock);
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        self.0.answered();
+    }
 }
 
 /// What a poll found.
@@ -167,7 +221,14 @@ impl StepContext {
             reporter,
             cancel,
             confirmer: Arc::new(Confirmed),
+            questions: Arc::default(),
         }
+    }
+
+    /// The time this attempt has spent waiting for answers (not counted against the
+    /// step's `timeout`).
+    pub fn question_clock(&self) -> Arc<QuestionClock> {
+        self.questions.clone()
     }
 
     /// The state directory's cache (beside `runs/`), where plans keep local files such as
@@ -190,11 +251,14 @@ impl StepContext {
         self.checkpoint("confirm")?;
         let confirmer = self.confirmer.clone();
         let asked = question.clone();
+        self.questions.ask();
+        let asking = Asking(&self.questions);
         let answer = tokio::task::spawn_blocking(move || confirmer.ask(&asked));
         let yes = tokio::select! {
             answer = answer => answer.unwrap_or(false),
             () = self.cancel.cancelled() => return Err(StepError::Interrupted),
         };
+        drop(asking);
         if yes {
             self.progress(format!("confirmed: {question}"));
             Ok(())
