@@ -3,19 +3,15 @@
 
 use crate::journal::lock::LockError;
 use crate::journal::{JournalError, LoadRunError};
-use crate::playbook::Problems;
+use crate::playbook::{LoadError, Problems};
+use crate::usage::UsageError;
 
 /// Why a command did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad arguments or inputs.
-    #[error("{message}")]
-    Usage {
-        /// What is wrong.
-        message: String,
-        /// What to do.
-        hint: Option<String>,
-    },
+    #[error(transparent)]
+    Usage(#[from] UsageError),
     /// The playbook has problems.
     #[error("the playbook has {} problem(s):\n{problems}", problems.items.len())]
     Playbook {
@@ -23,8 +19,8 @@ pub enum Error {
         problems: Problems,
     },
     /// The playbook could not be read.
-    #[error("{0}")]
-    PlaybookRead(String),
+    #[error(transparent)]
+    PlaybookRead(LoadError),
     /// Confirmation needed but impossible, or declined.
     #[error("{message}")]
     NotConfirmed {
@@ -92,7 +88,7 @@ impl Error {
     /// The documented exit code (see `rebuild --help`).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage { .. }
+            Self::Usage(_)
             | Self::Playbook { .. }
             | Self::PlaybookRead(_)
             | Self::NotConfirmed { .. } => 2,
@@ -107,7 +103,7 @@ impl Error {
     /// What to do next.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::Usage { hint, .. } => hint.clone(),
+            Self::Usage(usage) => Some(usage.hint()),
             Self::Playbook { .. } => Some("fix the lines above, then `rebuild validate` to check".into()),
             Self::PlaybookRead(_) => Some("pass the playbook with `--playbook FILE`".into()),
             Self::NotConfirmed { hint, .. } => Some(hint.clone()),
@@ -134,14 +130,6 @@ impl Error {
             ),
         }
     }
-
-    /// A usage error with a hint.
-    pub fn usage(message: impl Into<String>, hint: impl Into<Option<String>>) -> Self {
-        Self::Usage {
-            message: message.into(),
-            hint: hint.into(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -159,7 +147,7 @@ mod tests {
             target: "ap-southeast-1".into(),
         };
         let cases: Vec<(Error, u8)> = vec![
-            (Error::usage("bad", Some("do this".to_string())), 2),
+            (Error::from(UsageError::NoTarget), 2),
             (
                 Error::from(LockError::Held {
                     target: "ap-southeast-1".into(),

@@ -16,4 +16,8 @@ pub mod journal;
 pub mod plan;
 pub mod playbook;
 pub mod report;
+pub mod runtime;
+pub mod secret;
 pub mod steps;
+pub mod usage;
+pub mod workspace;

@@ -23,6 +23,18 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
+            // The whole chain, each cause once: messages that already quote their cause
+            // are not repeated.
+            let mut shown = error.to_string();
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                let text = cause.to_string();
+                if !shown.contains(&text) {
+                    eprintln!("  caused by: {text}");
+                    shown.push_str(&text);
+                }
+                source = cause.source();
+            }
             if let Some(hint) = error.hint() {
                 eprintln!("hint: {hint}");
             }

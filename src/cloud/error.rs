@@ -28,6 +28,17 @@ const RETRYABLE_CODES: &[&str] = &[
     "RequestTimeoutException",
 ];
 
+/// Error codes AWS uses for credentials it cannot accept (invalid, expired).
+const CREDENTIAL_CODES: &[&str] = &[
+    "AuthFailure",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+];
+
 /// A failed cloud call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudError {
@@ -43,6 +54,10 @@ pub struct CloudError {
     pub status: Option<u16>,
     /// Throttling, 5xx, timeouts and dropped connections are retryable.
     pub retryable: bool,
+    /// No usable credentials: none could be loaded (nobody is logged in), or AWS refused
+    /// them as invalid or expired. Decided when the error is classified, so hints never
+    /// search the message.
+    pub missing_credentials: bool,
 }
 
 impl fmt::Display for CloudError {
@@ -72,6 +87,7 @@ impl CloudError {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        let mut missing_credentials = false;
         let (code, message, status, retryable) = match error {
             SdkError::ServiceError(context) => {
                 let status = context.raw().status().as_u16();
@@ -81,6 +97,9 @@ impl CloudError {
                     .message()
                     .map(str::to_string)
                     .unwrap_or_else(|| describe_unmodeled(status, code.as_deref()));
+                missing_credentials = code
+                    .as_deref()
+                    .is_some_and(|code| CREDENTIAL_CODES.contains(&code));
                 let retryable = status >= 500
                     || status == 429
                     || code
@@ -91,7 +110,10 @@ impl CloudError {
             SdkError::TimeoutError(_) => (None, "the request timed out".to_string(), None, true),
             SdkError::DispatchFailure(failure) => {
                 let chain = source_chain(error);
-                let message = if chain.contains("credential") {
+                // The SDK reports a missing credential provider only as text in its
+                // dispatch failure: the one place we classify by message.
+                missing_credentials = chain.contains("credential");
+                let message = if missing_credentials {
                     format!("no AWS credentials could be loaded: {chain}")
                 } else {
                     format!("could not reach the endpoint: {chain}")
@@ -122,6 +144,25 @@ impl CloudError {
             message,
             status,
             retryable,
+            missing_credentials,
+        }
+    }
+
+    /// A failure on this side of the wire (a file, a builder, a local check): not
+    /// retryable, no code or status.
+    pub fn local(
+        operation: impl Into<String>,
+        resource: impl Into<Option<String>>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            operation: operation.into(),
+            resource: resource.into(),
+            code: None,
+            message: message.into(),
+            status: None,
+            retryable: false,
+            missing_credentials: false,
         }
     }
 

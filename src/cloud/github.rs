@@ -38,6 +38,7 @@ pub fn github_client(api_url: Option<&str>, token: Option<&str>) -> Result<Octoc
         message,
         status: None,
         retryable: false,
+        missing_credentials: false,
     };
     let mut builder = Octocrab::builder()
         .base_uri(api_url)
@@ -101,6 +102,7 @@ pub fn github_error(
         message,
         status,
         retryable,
+        missing_credentials: false,
     }
 }
 
@@ -174,6 +176,7 @@ pub fn install_git_http_transport() -> Result<(), CloudError> {
             message,
             status: None,
             retryable: false,
+            missing_credentials: false,
         })
 }
 

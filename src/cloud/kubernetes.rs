@@ -17,6 +17,7 @@ pub async fn client(kubeconfig: &Path, context: Option<&str>) -> Result<kube::Cl
         message,
         status: None,
         retryable: false,
+        missing_credentials: false,
     };
     let file = Kubeconfig::read_from(kubeconfig)
         .map_err(|error| failure(format!("cannot read it: {error}")))?;
@@ -55,5 +56,6 @@ pub fn error(error: kube::Error, operation: &str, resource: &str) -> CloudError 
         message,
         status,
         retryable,
+        missing_credentials: false,
     }
 }

@@ -134,6 +134,7 @@ impl Cloud {
                 message: error.to_string(),
                 status: None,
                 retryable: false,
+                missing_credentials: false,
             })
     }
 
@@ -163,6 +164,7 @@ impl Cloud {
             message,
             status: None,
             retryable: false,
+            missing_credentials: false,
         };
         let provider = self
             .base

@@ -7,25 +7,22 @@ use serde_json::json;
 
 use crate::cli::{GlobalArgs, Output};
 use crate::error::Error;
-use crate::journal::lock::{self, Unlocked};
-use crate::journal::{LoadRunError, StateDir};
+use crate::journal::lock::Unlocked;
+use crate::journal::{FileStore, LoadRunError, StateStore};
 use crate::report::render;
+use crate::usage::UsageError;
 
-use super::load_playbook;
-
-fn is_running(state_dir: &StateDir, run_id: &str, target: &str) -> bool {
-    lock::holder(state_dir.root(), target)
-        .is_some_and(|holder| holder.run_id == run_id && lock::is_held(state_dir.root(), target))
-}
+use super::config::load_playbook;
+use super::torn_note;
 
 pub(super) fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), Error> {
-    let state_dir = StateDir::new(&global.state_dir);
+    let store = FileStore::new(&global.state_dir);
     let run_id = run_id
-        .or_else(|| state_dir.latest())
+        .or_else(|| store.latest())
         .ok_or_else(|| Error::from(LoadRunError::NotFound("(latest)".into())))?;
-    let (loaded, state) = state_dir.load(&run_id)?;
+    let (loaded, state) = store.load_run(&run_id)?;
     let playbook = load_playbook(Some(PathBuf::from(&state.header.playbook_path).as_path())).ok();
-    let running = is_running(&state_dir, &run_id, &state.header.target_region);
+    let running = store.is_running(&run_id, &state.header.target_region);
     let shown_dir = global.state_dir.display().to_string();
     match global.output {
         Output::Json => {
@@ -40,10 +37,8 @@ pub(super) fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), 
                 "{}",
                 render::status_text(&state, playbook.as_ref(), running, &shown_dir)
             );
-            if let Some(tail) = &loaded.dropped_tail {
-                eprintln!(
-                    "note: the journal's last line was torn (a crash mid-write) and is ignored: {tail}"
-                );
+            if let Some(note) = torn_note(&loaded, "ignored") {
+                eprintln!("{note}");
             }
         }
     }
@@ -51,13 +46,13 @@ pub(super) fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), 
 }
 
 pub(super) fn runs(global: &GlobalArgs) -> Result<(), Error> {
-    let state_dir = StateDir::new(&global.state_dir);
-    let entries = state_dir.runs();
+    let store = FileStore::new(&global.state_dir);
+    let entries = store.runs();
     let mut rows = Vec::new();
     for entry in &entries {
         match &entry.state {
             Ok(state) => {
-                let running = is_running(&state_dir, &entry.run_id, &state.header.target_region);
+                let running = store.is_running(&entry.run_id, &state.header.target_region);
                 let done = state
                     .steps
                     .values()
@@ -124,32 +119,23 @@ pub(super) fn validate(global: &GlobalArgs, playbook: Option<PathBuf>) -> Result
 }
 
 pub(super) fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), Error> {
+    let store = FileStore::new(&global.state_dir);
     let targets: Vec<String> = match target {
         Some(target) if !crate::playbook::region::is_valid(&target) => {
-            return Err(Error::usage(
-                format!("`{target}` is not an AWS region name"),
-                Some(
-                    "write it like `ap-southeast-1`; `rebuild unlock` alone lists every lock"
-                        .into(),
-                ),
-            ));
+            return Err(UsageError::NotARegion {
+                region: target,
+                unlock: true,
+            }
+            .into());
         }
         Some(target) => vec![target],
-        None => std::fs::read_dir(global.state_dir.join("locks"))
-            .map(|entries| {
-                entries
-                    .filter_map(Result::ok)
-                    .filter_map(|entry| entry.file_name().into_string().ok())
-                    .filter_map(|name| name.strip_suffix(".lock").map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        None => store.locked_targets(),
     };
     if targets.is_empty() {
         eprintln!("no locks in `{}`", global.state_dir.display());
     }
     for target in targets {
-        match lock::unlock(&global.state_dir, &target)? {
+        match store.unlock(&target)? {
             Unlocked::NotLocked => eprintln!("`{target}` is not locked"),
             Unlocked::Removed(Some(holder)) => {
                 eprintln!("broke the lock for `{target}` held by {holder}")
@@ -165,12 +151,10 @@ pub(super) fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), 
 /// `rebuild eks-token`: an ExecCredential for kubectl and client libraries.
 pub(super) async fn eks_token(cluster: &str, region: &str) -> Result<(), Error> {
     let cloud = crate::cloud::Cloud::from_env().await;
-    let token = cloud.eks_token(region, cluster).await.map_err(|error| {
-        Error::usage(
-            error.to_string(),
-            Some("log in to AWS (profile, SSO or environment credentials) and try again".into()),
-        )
-    })?;
+    let token = cloud
+        .eks_token(region, cluster)
+        .await
+        .map_err(|error| UsageError::EksToken(error.to_string()))?;
     let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_mins(14);
     println!(
         "{}",

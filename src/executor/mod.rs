@@ -1,12 +1,84 @@
-//! The executor: runs a planned playbook's steps on tokio — every ready step concurrently up
-//! to the parallelism limit — with per-step timeouts and retries, journaling each transition
-//! before the next side effect. On a failure or a signal it schedules nothing new, lets
-//! running steps reach a safe point, and reports how to resume.
+//! The executor: carries out a [`Plan`] on tokio — every ready step concurrently up to the
+//! parallelism limit ([`scheduler`]) — with per-step timeouts ([`timeout`]) and retries
+//! ([`attempt`]), journaling each transition before the next side effect. On a failure or
+//! a signal it schedules nothing new, lets running steps reach a safe point, and reports
+//! how it went ([`RunResult`]); the commands turn that into the resume command.
 
-mod cancel;
-mod run;
+mod attempt;
+mod scheduler;
 #[cfg(test)]
 mod tests;
+mod timeout;
 
-pub use cancel::Cancel;
-pub use run::{Executor, Redactor, RunResult};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::journal::{Outcome, Values};
+use crate::plan::Plan;
+use crate::runtime::RunFacts;
+use crate::secret::Redactor;
+use crate::steps::{Kinds, StepError, StepServices};
+
+/// Runs a plan's steps.
+pub struct Executor {
+    facts: Arc<RunFacts>,
+    services: StepServices,
+    kinds: Arc<Kinds>,
+    inputs: Arc<Values>,
+    redactor: Redactor,
+    parallelism: usize,
+}
+
+/// How a run went.
+#[derive(Debug)]
+pub struct RunResult {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Steps that failed for good.
+    pub failures: Vec<StepFailure>,
+    /// Wall time of this process's part.
+    pub elapsed: Duration,
+}
+
+/// A step that failed for good.
+#[derive(Debug, thiserror::Error)]
+#[error("step `{step}` ({kind}) failed: {message}")]
+pub struct StepFailure {
+    /// The step's id.
+    pub step: String,
+    /// Its kind.
+    pub kind: String,
+    /// Why, as shown: the error with every secret scrubbed.
+    pub message: String,
+    /// Why.
+    #[source]
+    pub error: StepError,
+}
+
+impl Executor {
+    /// An executor for the run `facts` describes. `inputs` hold the secrets parameters
+    /// may reference (exposed only when resolving them); `redactor` scrubs every text
+    /// that reaches the journal or the reporter.
+    pub fn new(
+        facts: Arc<RunFacts>,
+        services: StepServices,
+        kinds: Arc<Kinds>,
+        inputs: Values,
+        redactor: Redactor,
+        parallelism: usize,
+    ) -> Self {
+        Self {
+            facts,
+            services,
+            kinds,
+            inputs: Arc::new(inputs),
+            redactor,
+            parallelism: parallelism.max(1),
+        }
+    }
+
+    /// Carry out `plan`: run every step it does not skip.
+    pub async fn run(&self, plan: &Plan) -> RunResult {
+        scheduler::run(self, plan).await
+    }
+}

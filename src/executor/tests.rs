@@ -9,15 +9,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::{Cancel, Executor};
+use super::Executor;
 use crate::cloud::{Cloud, CloudError};
 use crate::journal::store::{self, MemorySink};
 use crate::journal::{Event, Journal, Outcome, RunState, StepStatus, Values, state};
 use crate::playbook::{self, KindSpec, ParamSpec, Playbook};
-use crate::report::SilentReporter;
+use crate::runtime::{AlwaysYes, Backoff, Cancel, SilentReporter};
+use crate::secret::{Redactor, Secret};
 use crate::steps::context::Poll;
 use crate::steps::{
-    Action, Kinds, PlanContext, PollSettings, Step, StepContext, StepError, StepPlan,
+    Action, Kinds, PlanContext, Step, StepContext, StepError, StepPlan, StepServices,
 };
 
 const PARAMS: &[ParamSpec] = &[ParamSpec {
@@ -124,6 +125,7 @@ impl Fake {
                 message: format!("nope: {value}"),
                 status: Some(400),
                 retryable: self.retryable,
+                missing_credentials: false,
             }));
         }
         Ok(())
@@ -197,27 +199,41 @@ impl Harness {
             records.push(journal.append(header()).unwrap());
         }
         let state = state::fold(&records).unwrap();
-        let executor = Executor {
-            playbook: Arc::new(playbook),
-            run_id: "r1".into(),
-            target: "ap-southeast-1".into(),
-            inputs: Values::new(),
+        let plan = crate::plan::skeleton(&playbook, "ap-southeast-1", Some(&state));
+        let facts = crate::runtime::RunFacts {
+            run_id: Some("r1".into()),
+            playbook_name: playbook.name.clone(),
+            source_region: playbook.source_region.value.clone(),
+            target_region: "ap-southeast-1".into(),
+            rpo_limit: playbook.rpo_limit,
             accept_rpo: false,
-            parallelism,
+            tags: playbook.tags.clone(),
+        };
+        let services = StepServices {
             cloud: Arc::new(Cloud::from_config(aws_types::SdkConfig::builder().build())),
-            kinds: Arc::new(self.kinds.clone()),
             journal,
             reporter: Arc::new(SilentReporter),
-            poll: PollSettings {
+            cancel,
+            confirmer: Arc::new(AlwaysYes),
+            poll: Backoff {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(5),
             },
-            run_dir: std::env::temp_dir(),
-            cancel,
-            secrets: vec!["hunter2".into()],
-            confirmer: Arc::new(crate::steps::context::Confirmed),
+            workspace: crate::workspace::Workspace::new(
+                std::env::temp_dir(),
+                None,
+                "rebuild".into(),
+            ),
         };
-        let result = executor.run(&state).await;
+        let executor = Executor::new(
+            Arc::new(facts),
+            services,
+            Arc::new(self.kinds.clone()),
+            Values::new(),
+            Redactor::new([Secret::new("hunter2")]),
+            parallelism,
+        );
+        let result = executor.run(&plan).await;
         let all = format!("{earlier}{}", sink.text());
         let records = store::parse(Path::new("mem"), &all).unwrap().records;
         (result, state::fold(&records).unwrap())
@@ -319,7 +335,7 @@ async fn retryable_errors_are_retried_within_the_policy() {
     );
     assert!(
         result.failures[0]
-            .error
+            .message
             .contains("`CreateThing` on `thing-1` failed (Throttling, HTTP 400)")
     );
 }
@@ -377,7 +393,7 @@ async fn a_step_past_its_timeout_fails_with_the_timeout() {
         2,
         "a timeout counts as retryable"
     );
-    assert_eq!(result.failures[0].error, "timed out after 1m30s");
+    assert_eq!(result.failures[0].message, "timed out after 1m30s");
 }
 
 #[tokio::test(start_paused = true)]
@@ -454,9 +470,9 @@ async fn secret_values_never_reach_the_journal_or_the_error() {
     let (result, state) = harness.run(playbook, 4, Cancel::default(), "").await;
     assert_eq!(result.outcome, Outcome::Failed);
     assert!(
-        result.failures[0].error.contains("pw=<redacted>"),
+        result.failures[0].message.contains("pw=<redacted>"),
         "{}",
-        result.failures[0].error
+        result.failures[0].message
     );
     let journaled = state.step("leaky").unwrap().last_error.clone().unwrap();
     assert!(
@@ -467,20 +483,20 @@ async fn secret_values_never_reach_the_journal_or_the_error() {
 
 #[tokio::test(start_paused = true)]
 async fn time_spent_waiting_for_an_answer_does_not_count_against_the_timeout() {
-    use crate::steps::context::QuestionClock;
+    use crate::runtime::QuestionClock;
     let limit = Duration::from_secs(90);
     // Asks, waits ten minutes for the answer, then works for `work`.
     let asking_then_working = |clock: Arc<QuestionClock>, work: Duration| async move {
         tokio::time::sleep(Duration::from_secs(20)).await;
-        clock.ask();
+        let asking = clock.ask();
         tokio::time::sleep(Duration::from_secs(600)).await;
-        clock.answered();
+        drop(asking);
         tokio::time::sleep(work).await;
         Ok(Values::from([("done".to_string(), json!(true))]))
     };
 
     let clock = Arc::new(QuestionClock::default());
-    let within = super::run::within(
+    let within = super::timeout::within(
         limit,
         &clock,
         asking_then_working(clock.clone(), Duration::from_secs(60)),
@@ -493,7 +509,7 @@ async fn time_spent_waiting_for_an_answer_does_not_count_against_the_timeout() {
     // The work around the question still counts: 20 s + 80 s is past 90 s.
     let clock = Arc::new(QuestionClock::default());
     let started = tokio::time::Instant::now();
-    let within = super::run::within(
+    let within = super::timeout::within(
         limit,
         &clock,
         asking_then_working(clock.clone(), Duration::from_secs(80)),
@@ -508,7 +524,7 @@ async fn time_spent_waiting_for_an_answer_does_not_count_against_the_timeout() {
     // Without a question it is a plain timeout.
     let clock = QuestionClock::default();
     let started = tokio::time::Instant::now();
-    let within = super::run::within(limit, &clock, async {
+    let within = super::timeout::within(limit, &clock, async {
         tokio::time::sleep(Duration::from_secs(100)).await;
         Ok(Values::new())
     });

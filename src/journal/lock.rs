@@ -71,15 +71,37 @@ pub enum LockError {
     },
 }
 
-/// A held lock; released (file removed) when dropped.
+/// A held lock, whatever stores it; released when dropped.
 #[derive(Debug)]
 pub struct RunLock {
-    path: PathBuf,
-    file: File,
-    /// The holder written into the file.
+    /// The holder it names.
     pub holder: Holder,
     /// A dead holder whose lock was taken over, if any.
     pub took_over: Option<Holder>,
+    /// Releases the lock when dropped (the store's own kind of lock).
+    _release: Box<dyn std::fmt::Debug + Send + Sync>,
+}
+
+impl RunLock {
+    /// A lock held by `holder`, released when `release` is dropped.
+    pub fn new(
+        holder: Holder,
+        took_over: Option<Holder>,
+        release: Box<dyn std::fmt::Debug + Send + Sync>,
+    ) -> Self {
+        Self {
+            holder,
+            took_over,
+            _release: release,
+        }
+    }
+}
+
+/// A lock file with its advisory lock held; removed and unlocked when dropped.
+#[derive(Debug)]
+struct LockFile {
+    path: PathBuf,
+    file: File,
 }
 
 /// The lock file for a target region.
@@ -173,12 +195,11 @@ pub fn acquire(state_dir: &Path, target: &str, run_id: &str) -> Result<RunLock, 
     file.seek(SeekFrom::Start(0)).map_err(io_error)?;
     file.write_all(text.as_bytes()).map_err(io_error)?;
     file.sync_data().map_err(io_error)?;
-    Ok(RunLock {
-        path,
-        file,
+    Ok(RunLock::new(
         holder,
-        took_over: previous,
-    })
+        previous,
+        Box::new(LockFile { path, file }),
+    ))
 }
 
 fn unknown_holder(target: &str) -> Holder {
@@ -191,7 +212,7 @@ fn unknown_holder(target: &str) -> Holder {
     }
 }
 
-impl Drop for RunLock {
+impl Drop for LockFile {
     fn drop(&mut self) {
         // Remove the file while still holding the advisory lock, so no other process can
         // have locked this inode in between.

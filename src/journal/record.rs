@@ -39,6 +39,17 @@ pub enum Outcome {
     Interrupted,
 }
 
+impl Outcome {
+    /// The outcome in one lowercase word: `succeeded`, `failed` or `interrupted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

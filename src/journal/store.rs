@@ -47,6 +47,17 @@ impl MemorySink {
     }
 }
 
+impl MemorySink {
+    /// Keep only the first `length` bytes (a reopened journal cuts off a torn tail).
+    pub fn truncate(&self, length: u64) {
+        let mut bytes = self
+            .bytes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        bytes.truncate(usize::try_from(length).unwrap_or(usize::MAX));
+    }
+}
+
 impl Sink for MemorySink {
     fn append(&mut self, line: &[u8]) -> io::Result<()> {
         self.bytes

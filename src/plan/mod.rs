@@ -3,6 +3,7 @@
 //! collects problems — and is unit-tested without a cloud. The read-only questions to the
 //! cloud (does it exist, which snapshot) are asked by [`survey`], which fills in each step.
 
+pub mod render;
 pub mod survey;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::journal::{RunState, StepStatus, Values};
-use crate::playbook::Playbook;
-use crate::steps::{Action, StepPlan};
+use crate::playbook::{Playbook, StepSpec};
+use crate::steps::{Action, StepPlan, StepProblem};
 
 /// A plan: what a run would do, step by step.
 #[derive(Debug, Clone, Serialize)]
@@ -32,10 +33,13 @@ pub struct Plan {
     pub waves: Vec<Vec<String>>,
     /// Problems that stop the run before any change.
     pub problems: Vec<PlanProblem>,
+    /// Whether the run was under way before (a step started, or it was resumed before).
+    #[serde(skip)]
+    pub resumed: bool,
 }
 
 /// One step of a plan.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct PlannedStep {
     /// Step id.
     pub id: String,
@@ -51,6 +55,23 @@ pub struct PlannedStep {
     pub details: Vec<(String, String)>,
     /// Outputs already known (skipped steps).
     pub outputs: Values,
+    /// Where the step stands in the playbook (steps that are ready together start in
+    /// playbook order).
+    #[serde(skip)]
+    pub position: usize,
+    /// The step as the playbook states it (parameters, timeout, retry policy).
+    #[serde(skip)]
+    pub spec: StepSpec,
+    /// Outputs its kind already knew at plan time (e.g. a resolved commit and a checkout
+    /// of it): handed to the step's `apply` as data.
+    #[serde(skip)]
+    pub planned: Values,
+    /// Values earlier attempts of this run pinned.
+    #[serde(skip)]
+    pub pins: Values,
+    /// Attempts made before (by earlier processes of this run).
+    #[serde(skip)]
+    pub attempts: u32,
 }
 
 /// A problem found while planning.
@@ -60,6 +81,60 @@ pub struct PlanProblem {
     pub step: Option<String>,
     /// What is wrong.
     pub message: String,
+    /// What kind of problem it is: decides the hint and the exit code, never the text.
+    #[serde(skip)]
+    pub cause: Cause,
+}
+
+/// What kind of problem a plan found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Cause {
+    /// The target region is the playbook's source region (a usage error).
+    TargetIsSource {
+        /// The region.
+        target: String,
+    },
+    /// The playbook changed since the run being resumed started (a usage error).
+    PlaybookChanged {
+        /// The run.
+        run_id: String,
+        /// The playbook file.
+        path: String,
+    },
+    /// A snapshot is older than the RPO limit.
+    RpoExceeded,
+    /// No usable cloud credentials.
+    NoCredentials,
+    /// Anything else.
+    #[default]
+    Other,
+}
+
+impl PlanProblem {
+    /// What to do about it, when its cause says.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self.cause {
+            Cause::RpoExceeded => StepProblem::RpoExceeded {
+                message: String::new(),
+            }
+            .hint(),
+            Cause::NoCredentials => Some(crate::steps::NO_CREDENTIALS_HINT),
+            Cause::TargetIsSource { .. } | Cause::PlaybookChanged { .. } | Cause::Other => None,
+        }
+    }
+
+    /// A problem a step's kind found.
+    pub fn from_step(step: &str, problem: &StepProblem) -> Self {
+        Self {
+            step: Some(step.to_string()),
+            message: problem.message().to_string(),
+            cause: match problem {
+                StepProblem::RpoExceeded { .. } => Cause::RpoExceeded,
+                StepProblem::NoCredentials { .. } => Cause::NoCredentials,
+                StepProblem::Other { .. } => Cause::Other,
+            },
+        }
+    }
 }
 
 impl Plan {
@@ -119,9 +194,8 @@ pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> 
         .iter()
         .filter_map(|id| playbook.step(id))
         .map(|spec| {
-            let done = state
-                .and_then(|state| state.step(&spec.id.value))
-                .filter(|step| step.status == StepStatus::Succeeded);
+            let journaled = state.and_then(|state| state.step(&spec.id.value));
+            let done = journaled.filter(|step| step.status == StepStatus::Succeeded);
             PlannedStep {
                 id: spec.id.value.clone(),
                 kind: spec.kind.value.clone(),
@@ -138,6 +212,15 @@ pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> 
                 },
                 details: Vec::new(),
                 outputs: done.map(|step| step.outputs.clone()).unwrap_or_default(),
+                position: playbook
+                    .steps
+                    .iter()
+                    .position(|step| step.id.value == spec.id.value)
+                    .unwrap_or_default(),
+                spec: spec.clone(),
+                planned: Values::new(),
+                pins: journaled.map(|step| step.pins.clone()).unwrap_or_default(),
+                attempts: journaled.map_or(0, |step| step.attempts),
             }
         })
         .collect();
@@ -148,6 +231,9 @@ pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> 
             message: format!(
                 "the target region `{target}` is the source region: a rebuild must go elsewhere"
             ),
+            cause: Cause::TargetIsSource {
+                target: target.to_string(),
+            },
         });
     }
     if let Some(state) = state
@@ -161,6 +247,10 @@ pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> 
                 short(&state.header.playbook_digest),
                 short(&playbook.digest)
             ),
+            cause: Cause::PlaybookChanged {
+                run_id: state.header.run_id.clone(),
+                path: state.header.playbook_path.clone(),
+            },
         });
     }
     Plan {
@@ -172,6 +262,7 @@ pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> 
         steps,
         waves,
         problems,
+        resumed: state.is_some_and(|state| state.resumes > 0 || !state.steps.is_empty()),
     }
 }
 
@@ -182,15 +273,13 @@ fn short(digest: &str) -> &str {
 /// Record what a kind's planning found for a step.
 pub fn fill(plan: &mut Plan, step_id: &str, found: StepPlan) {
     for problem in &found.problems {
-        plan.problems.push(PlanProblem {
-            step: Some(step_id.to_string()),
-            message: problem.clone(),
-        });
+        plan.problems.push(PlanProblem::from_step(step_id, problem));
     }
     if let Some(step) = plan.steps.iter_mut().find(|step| step.id == step_id) {
         step.action = found.action;
         step.summary = found.summary;
         step.details = found.details;
+        step.planned = found.outputs;
     }
 }
 

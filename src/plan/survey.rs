@@ -5,75 +5,65 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::cloud::Cloud;
-use crate::journal::{RunState, Values};
-use crate::playbook::Playbook;
+use crate::journal::Values;
+use crate::playbook::StepSpec;
 use crate::playbook::resolve::{Scope, resolve_step};
+use crate::runtime::RunFacts;
 use crate::steps::{Action, Kinds, PlanContext, StepError, StepPlan};
 
-use super::{Plan, PlanProblem, fill};
+use super::{Cause, Plan, PlanProblem, fill};
 
-/// What the survey needs beyond the playbook.
+/// What the survey needs beyond the plan.
 pub struct SurveyInput<'a> {
-    /// The playbook.
-    pub playbook: &'a Playbook,
-    /// Input values.
+    /// The facts of the run being planned.
+    pub facts: &'a RunFacts,
+    /// Input values (secrets exposed only to resolve parameters).
     pub inputs: &'a Values,
-    /// The run being resumed, if any.
-    pub state: Option<&'a RunState>,
-    /// `--accept-rpo` given.
-    pub accept_rpo: bool,
     /// Cloud clients.
     pub cloud: Arc<Cloud>,
     /// Step kinds.
     pub kinds: &'a Kinds,
-    /// Where planning may keep local files (see [`PlanContext::cache_dir`]).
-    pub cache_dir: Option<std::path::PathBuf>,
+    /// Where planning may keep local files (see [`PlanContext::plan_cache`]).
+    pub plan_cache: Option<std::path::PathBuf>,
 }
 
 /// Fill every non-skipped step of `plan` by asking its kind. Kinds are asked one after the
 /// other in plan order; their calls are few and read-only. Outputs a kind already knows at
 /// plan time (a resolved commit and its checkout) are passed on to the later steps' plans.
 pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
-    let mut outputs: BTreeMap<String, Values> =
-        input.state.map(RunState::outputs).unwrap_or_default();
-    let ids: Vec<String> = plan
+    let mut outputs: BTreeMap<String, Values> = plan
+        .steps
+        .iter()
+        .filter(|step| step.action == Action::Skip)
+        .map(|step| (step.id.clone(), step.outputs.clone()))
+        .collect();
+    let pending: Vec<(String, StepSpec, Values)> = plan
         .steps
         .iter()
         .filter(|step| step.action != Action::Skip)
-        .map(|step| step.id.clone())
+        .map(|step| (step.id.clone(), step.spec.clone(), step.pins.clone()))
         .collect();
-    for id in ids {
-        let Some(spec) = input.playbook.step(&id) else {
-            continue;
-        };
+    for (id, spec, pins) in pending {
         let Some(kind) = input.kinds.find(&spec.kind.value) else {
             continue;
         };
+        let facts = input.facts;
         let scope = Scope {
             inputs: input.inputs,
             outputs: &outputs,
-            source_region: &input.playbook.source_region.value,
-            target_region: &plan.target_region,
-            run_id: plan.run_id.as_deref(),
-            playbook_name: &input.playbook.name,
+            source_region: &facts.source_region,
+            target_region: &facts.target_region,
+            run_id: facts.run_id.as_deref(),
+            playbook_name: &facts.playbook_name,
         };
-        let resolved = resolve_step(spec, &scope);
-        let pins = input
-            .state
-            .and_then(|state| state.step(&id))
-            .map(|step| step.pins.clone())
-            .unwrap_or_default();
-        let context = PlanContext {
-            run_id: plan.run_id.clone(),
-            step_id: id.clone(),
-            source_region: input.playbook.source_region.value.clone(),
-            target_region: plan.target_region.clone(),
-            rpo_limit: input.playbook.rpo_limit,
-            accept_rpo: input.accept_rpo,
+        let resolved = resolve_step(&spec, &scope);
+        let context = PlanContext::new(
+            facts,
+            &id,
             pins,
-            cloud: input.cloud.clone(),
-            cache_dir: input.cache_dir.clone(),
-        };
+            input.cloud.clone(),
+            input.plan_cache.clone(),
+        );
         match kind.plan(&context, &resolved.known_only()).await {
             Ok(mut found) => {
                 if !resolved.unknown.is_empty() {
@@ -110,9 +100,14 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
                 let mut found = StepPlan::new(Action::Unknown, "could not be planned");
                 found.details.push(("error".into(), error.to_string()));
                 fill(plan, &id, found);
+                let cause = match &error {
+                    StepError::Cloud(cloud) if cloud.missing_credentials => Cause::NoCredentials,
+                    _ => Cause::Other,
+                };
                 plan.problems.push(PlanProblem {
                     step: Some(id.clone()),
                     message: format!("planning failed: {error}"),
+                    cause,
                 });
             }
         }

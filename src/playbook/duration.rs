@@ -61,6 +61,16 @@ pub fn render(duration: Duration) -> String {
     }
 }
 
+/// `#[serde(default, deserialize_with = "duration::optional")]`: a step parameter given as
+/// a human duration (`20m`); absent is `None`. Durations in parameters parse only here.
+pub fn optional<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let text: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+    text.map(|text| parse(&text).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +90,27 @@ mod tests {
         assert!(parse("5x").is_err());
         assert!(parse("m").is_err());
         assert!(parse("10m5").is_err());
+    }
+
+    #[test]
+    fn optional_parameters_parse_here() {
+        #[derive(serde::Deserialize)]
+        struct Params {
+            #[serde(default, deserialize_with = "optional")]
+            timeout: Option<Duration>,
+        }
+        let given: Params = serde_json::from_value(serde_json::json!({"timeout": "20m"})).unwrap();
+        assert_eq!(given.timeout, Some(Duration::from_secs(1200)));
+        let absent: Params = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(absent.timeout, None);
+        let wrong = serde_json::from_value::<Params>(serde_json::json!({"timeout": "5x"}));
+        assert!(
+            wrong
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("is not a duration")
+        );
     }
 
     #[test]

@@ -41,7 +41,7 @@ impl fmt::Display for Location {
 }
 
 /// A value together with where it was written.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Spanned<T> {
     /// The value.
     pub value: T,

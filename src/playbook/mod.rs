@@ -3,6 +3,7 @@
 //! It knows step kinds only through the [`KindSpec`] catalogue it is given.
 
 pub mod duration;
+mod fields;
 mod location;
 mod parse;
 pub mod reference;
@@ -15,6 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub(crate) use fields::edit_distance;
 pub use location::{Location, Spanned};
 pub use reference::{Reference, Template};
 
@@ -74,7 +76,7 @@ pub struct InputSpec {
 }
 
 /// A step of the playbook.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct StepSpec {
     /// Unique id (`[a-z][a-z0-9-]*`).
     pub id: Spanned<String>,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::parse::closest;
+use super::fields::closest;
 use super::{KindSpec, Location, Playbook, Problem, Reference, region};
 
 pub(super) fn validate(playbook: &Playbook, kinds: &[KindSpec], problems: &mut Vec<Problem>) {

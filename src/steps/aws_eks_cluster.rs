@@ -24,7 +24,7 @@ use crate::journal::Values;
 use crate::playbook::{KindSpec, ParamSpec};
 
 use super::context::{Poll, TAG_RUN_ID};
-use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, params};
+use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params};
 
 static SPEC: KindSpec = KindSpec {
     kind: "aws.eks.cluster",
@@ -298,7 +298,8 @@ impl Step for AwsEksCluster {
                 }
                 Err(message) => {
                     let mut plan = StepPlan::new(Action::Unknown, "use an existing cluster");
-                    plan.problems.push(format!("{message}; {EXISTING_HINT}"));
+                    plan.problems
+                        .push(StepProblem::from(format!("{message}; {EXISTING_HINT}")));
                     plan
                 }
             });
@@ -357,7 +358,7 @@ impl Step for AwsEksCluster {
         {
             plan = plan.detail("kubernetes connection", format!("kubeconfig {path}"));
         }
-        plan.problems = problems;
+        plan.problems = problems.into_iter().map(StepProblem::from).collect();
         Ok(plan)
     }
 
@@ -448,9 +449,9 @@ impl Step for AwsEksCluster {
             .and_then(|ca| ca.data())
             .unwrap_or_default()
             .to_string();
-        let folder = context.run_dir.join(&context.step_id);
+        let folder = context.step_dir();
         let generated = folder.join("kubeconfig");
-        let program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("rebuild"));
+        let program = context.program().to_path_buf();
         let text = kubeconfig(
             &name,
             &context.target_region,

@@ -16,7 +16,7 @@ use crate::playbook::{KindSpec, ParamSpec};
 
 use super::aws_eks_cluster::{missing_role, role_arn};
 use super::context::{Poll, TAG_RUN_ID};
-use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, params};
+use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params};
 
 static SPEC: KindSpec = KindSpec {
     kind: "aws.eks.nodegroup",
@@ -270,7 +270,7 @@ impl Step for AwsEksNodegroup {
                     desired, params.min_size, params.max_size
                 ),
             );
-        plan.problems = problems;
+        plan.problems = problems.into_iter().map(StepProblem::from).collect();
         Ok(plan)
     }
 

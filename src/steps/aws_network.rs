@@ -20,7 +20,7 @@ use crate::journal::Values;
 use crate::playbook::{KindSpec, ParamSpec};
 
 use super::context::{Poll, TAG_NAME, TAG_RUN_ID, TAG_STEP};
-use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, params};
+use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params};
 
 static SPEC: KindSpec = KindSpec {
     kind: "aws.network",
@@ -303,7 +303,7 @@ impl Step for AwsNetwork {
         let mut plan = StepPlan::new(action, summary)
             .detail("region", context.target_region.clone())
             .detail("zones", zones.join(", "));
-        plan.problems = problems;
+        plan.problems = problems.into_iter().map(StepProblem::from).collect();
         Ok(plan)
     }
 
@@ -940,6 +940,7 @@ fn missing(operation: &str, field: &str) -> StepError {
         message: format!("the response has no `{field}`"),
         status: None,
         retryable: false,
+        missing_credentials: false,
     })
 }
 

@@ -20,7 +20,7 @@ use crate::journal::Values;
 use crate::playbook::{KindSpec, ParamSpec, duration};
 
 use super::context::{Poll, TAG_RUN_ID};
-use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, params};
+use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params};
 
 static SPEC: KindSpec = KindSpec {
     kind: "aws.rds.restore",
@@ -413,17 +413,19 @@ impl Step for AwsRdsRestore {
             None => {
                 let found = newest_snapshot(&client, source, name).await?;
                 match &found {
-                    None => problems.push(format!(
+                    None => problems.push(StepProblem::from(format!(
                         "{}; {NO_SNAPSHOT_HINT}",
                         no_snapshot_message(source, name, &context.target_region)
-                    )),
+                    ))),
                     Some(snapshot) if !context.accept_rpo => {
                         if let Some(problem) =
                             rpo_problem(snapshot, limit, now, &context.target_region)
                         {
-                            problems.push(format!(
-                                "{problem}; pass `--accept-rpo` to restore it anyway"
-                            ));
+                            problems.push(StepProblem::RpoExceeded {
+                                message: format!(
+                                    "{problem}; pass `--accept-rpo` to restore it anyway"
+                                ),
+                            });
                         }
                     }
                     Some(_) => {}
@@ -449,7 +451,7 @@ impl Step for AwsRdsRestore {
                         )
                     }
                     Some(_) => {
-                        problems.push(format!("database `{id}` already exists in `{}` and was not created by this run", context.target_region));
+                        problems.push(StepProblem::from(format!("database `{id}` already exists in `{}` and was not created by this run", context.target_region)));
                         (Action::Unknown, format!("`{id}` exists already"))
                     }
                     None => (Action::Create, format!("restore into new database `{id}`")),

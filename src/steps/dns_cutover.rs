@@ -17,7 +17,7 @@ use crate::journal::Values;
 use crate::playbook::{KindSpec, ParamSpec};
 
 use super::context::Poll;
-use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, params};
+use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params};
 
 static SPEC: KindSpec = KindSpec {
     kind: "dns.cutover",
@@ -204,8 +204,10 @@ impl Step for DnsCutover {
         let client = context.cloud.route53();
         let Some(zone) = zone_id(&client, &params.zone).await? else {
             let mut plan = StepPlan::new(Action::Unknown, "hosted zone not found");
-            plan.problems
-                .push(format!("hosted zone `{}` does not exist", params.zone));
+            plan.problems.push(StepProblem::from(format!(
+                "hosted zone `{}` does not exist",
+                params.zone
+            )));
             return Ok(plan);
         };
         let mut plan = StepPlan::new(

@@ -23,7 +23,7 @@ use crate::playbook::{KindSpec, ParamSpec, duration};
 
 use super::context::Poll;
 use super::k8s_manifests::{self as manifests, EcrImage, ImageReference, ImageRewrite, Rollout};
-use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, params};
+use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params};
 
 static SPEC: KindSpec = KindSpec {
     kind: "k8s.apply",
@@ -340,7 +340,7 @@ impl Step for K8sApply {
         )
         .detail("waves", waves.join(" → "))
         .detail("images", images.join(", "));
-        plan.problems = problems;
+        plan.problems = problems.into_iter().map(StepProblem::from).collect();
         if let Some((namespace, name)) = &load_balancer {
             plan = plan.detail(
                 "load balancer",
@@ -361,10 +361,10 @@ impl Step for K8sApply {
             )
             .await?;
             if !missing.is_empty() {
-                plan.problems.push(format!(
+                plan.problems.push(StepProblem::from(format!(
                     "{}; {MISSING_IMAGES_HINT}",
                     missing_images_message(&missing, &context.target_region)
-                ));
+                )));
             }
         }
         Ok(plan)

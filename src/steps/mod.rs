@@ -12,6 +12,7 @@ pub mod context;
 mod dns_cutover;
 mod git_fetch;
 mod http_check;
+pub mod interface;
 mod k8s_apply;
 mod k8s_manifests;
 
@@ -24,10 +25,10 @@ use crate::cloud::CloudError;
 use crate::journal::{JournalError, Values};
 use crate::playbook::KindSpec;
 
-pub use context::{PlanContext, PollSettings, StepContext};
+pub use context::{PlanContext, StepContext, StepServices};
 
 /// What the plan says will happen to a step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Resources will be created.
@@ -37,6 +38,7 @@ pub enum Action {
     /// Done in this run already; outputs are reused.
     Skip,
     /// Depends on outputs not known yet.
+    #[default]
     Unknown,
 }
 
@@ -61,7 +63,7 @@ pub struct StepPlan {
     /// Facts found (e.g. the snapshot and its age), in display order.
     pub details: Vec<(String, String)>,
     /// Problems that must stop the run before any change.
-    pub problems: Vec<String>,
+    pub problems: Vec<StepProblem>,
     /// Outputs already known at plan time (e.g. the commit and a checkout of it): later
     /// steps are planned with them, so their plans can be exact.
     #[serde(skip)]
@@ -86,6 +88,89 @@ impl StepPlan {
         self
     }
 }
+
+/// A problem a kind's planning found: it stops the run before any change. The variant,
+/// not the text, decides the hint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum StepProblem {
+    /// The newest usable snapshot is older than the playbook's RPO limit.
+    RpoExceeded {
+        /// What was found.
+        message: String,
+    },
+    /// No usable cloud credentials.
+    NoCredentials {
+        /// What was found.
+        message: String,
+    },
+    /// Anything else the step found wrong.
+    Other {
+        /// What was found.
+        message: String,
+    },
+}
+
+impl StepProblem {
+    /// What is wrong.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::RpoExceeded { message }
+            | Self::NoCredentials { message }
+            | Self::Other { message } => message,
+        }
+    }
+
+    /// The same problem with its text rewritten (e.g. scrubbed of secrets).
+    #[must_use]
+    pub fn map_message(self, change: impl FnOnce(&str) -> String) -> Self {
+        match self {
+            Self::RpoExceeded { message } => Self::RpoExceeded {
+                message: change(&message),
+            },
+            Self::NoCredentials { message } => Self::NoCredentials {
+                message: change(&message),
+            },
+            Self::Other { message } => Self::Other {
+                message: change(&message),
+            },
+        }
+    }
+
+    /// What to do about it, when the variant knows.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::RpoExceeded { .. } => Some(
+                "copy a newer snapshot into the target region, or accept the data loss with `--accept-rpo`",
+            ),
+            Self::NoCredentials { .. } => Some(NO_CREDENTIALS_HINT),
+            Self::Other { .. } => None,
+        }
+    }
+}
+
+impl From<String> for StepProblem {
+    fn from(message: String) -> Self {
+        Self::Other { message }
+    }
+}
+
+impl From<&str> for StepProblem {
+    fn from(message: &str) -> Self {
+        Self::Other {
+            message: message.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for StepProblem {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.message())
+    }
+}
+
+/// What to do when no usable AWS credentials were found.
+pub const NO_CREDENTIALS_HINT: &str = "no usable AWS credentials: log in (`aws sso login`, a profile in `AWS_PROFILE`, or environment keys), then run again";
 
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +211,9 @@ pub enum StepError {
     /// The run is stopping; the step stopped at a safe point.
     #[error("interrupted at a safe point")]
     Interrupted,
+    /// The step panicked (a bug); the journal stays valid.
+    #[error("internal error: {0}")]
+    Crashed(String),
     /// Writing the checkpoint failed.
     #[error("cannot write the journal: {0}")]
     Journal(#[from] JournalError),
@@ -150,9 +238,7 @@ impl StepError {
     /// What to do next.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::Cloud(error) if error.message.contains("credentials") => Some(
-                "no usable AWS credentials: log in (`aws sso login`, a profile in `AWS_PROFILE`, or environment keys), then run again".to_string(),
-            ),
+            Self::Cloud(error) if error.missing_credentials => Some(NO_CREDENTIALS_HINT.to_string()),
             Self::Cloud(error) if error.retryable => Some(
                 "the cloud said this may pass; `rebuild resume` retries from this step".to_string(),
             ),
@@ -165,6 +251,9 @@ impl StepError {
             Self::BadState { .. } => Some("inspect the resource in the AWS console; delete it if it is broken, then `rebuild resume`".to_string()),
             Self::Timeout(_) => Some("raise the step's `timeout:` if the cloud is just slow, then `rebuild resume`".to_string()),
             Self::Interrupted => Some("`rebuild resume` continues from here".to_string()),
+            Self::Crashed(_) => {
+                Some("please report this bug; `rebuild resume` retries the step".to_string())
+            }
             Self::Journal(_) => Some("check the state directory's disk (space, permissions)".to_string()),
         }
     }

@@ -123,6 +123,7 @@ impl Failure {
                 message: clean(message),
                 status: None,
                 retryable,
+                missing_credentials: false,
             })
         };
         match self {

@@ -134,24 +134,6 @@ fn newest_release_version<'a>(tags: impl IntoIterator<Item = &'a str>) -> Option
     .copied()
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            current.push(
-                (previous[j] + cost)
-                    .min(previous[j + 1] + 1)
-                    .min(current[j] + 1),
-            );
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
 /// "tag `X` not found in `REPO`; did you mean `Y`? (newest tags: …)".
 pub(super) fn tag_not_found(tag: &str, repo: &str, where_: &str, tags: &[String]) -> String {
     // Near misses: the same version with or without `v` (or another case) first, else tags
@@ -163,7 +145,7 @@ pub(super) fn tag_not_found(tag: &str, repo: &str, where_: &str, tags: &[String]
             let distance = if bare(candidate) == bare(tag) {
                 0
             } else {
-                edit_distance(candidate, tag)
+                crate::playbook::edit_distance(candidate, tag)
             };
             (distance == 0 || (tag.len() >= 3 && distance <= 2)).then_some((distance, candidate))
         })

@@ -27,7 +27,7 @@ use crate::playbook::{KindSpec, ParamSpec};
 use self::api::Api;
 use self::choose::{choose_on_mirror, choose_tag};
 use self::parameters::{Params, Selector, scrub, with_credentials};
-use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, params};
+use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params};
 
 mod api;
 mod checkout;
@@ -235,16 +235,16 @@ impl Step for GitFetch {
         let reason = match error {
             StepError::Refused { message, hint } => {
                 plan.problems
-                    .push(scrub(&format!("{message}; {hint}"), token));
+                    .push(scrub(&format!("{message}; {hint}"), token).into());
                 return Ok(plan);
             }
             StepError::Cloud(cloud) if cloud.retryable => scrub(&cloud.to_string(), token),
             error => return Err(error),
         };
         let Some(mirror) = params.mirror.clone() else {
-            plan.problems.push(format!(
+            plan.problems.push(StepProblem::from(format!(
                 "the GitHub API is unreachable: {reason}; run again when it answers, or give the step a `mirror:` (a git URL or a `git bundle` file) to fall back on"
-            ));
+            )));
             return Ok(plan);
         };
         let shown = redact_url(&mirror);
@@ -259,10 +259,13 @@ impl Step for GitFetch {
             Ok(refs) => refs,
             Err(failure) => {
                 let message = failure.message().to_string();
-                plan.problems.push(scrub(
-                    &format!("GitHub is unreachable and so is the mirror: {message}"),
-                    token,
-                ));
+                plan.problems.push(
+                    scrub(
+                        &format!("GitHub is unreachable and so is the mirror: {message}"),
+                        token,
+                    )
+                    .into(),
+                );
                 return Ok(plan);
             }
         };
@@ -285,10 +288,9 @@ impl Step for GitFetch {
                     );
                 }
             }
-            Err(refusal) => plan.problems.push(scrub(
-                &format!("{}; {}", refusal.message, refusal.hint),
-                token,
-            )),
+            Err(refusal) => plan
+                .problems
+                .push(scrub(&format!("{}; {}", refusal.message, refusal.hint), token).into()),
         }
         Ok(plan)
     }
@@ -303,10 +305,8 @@ impl Step for GitFetch {
         let selector = params.selector()?;
         let directory = params.directory()?;
         let token = params.token();
-        let checkout_dir = std::path::absolute(
-            context.run_dir.join(&context.step_id).join(&directory),
-        )
-        .map_err(|error| StepError::Params(format!("cannot place the checkout: {error}")))?;
+        let checkout_dir = std::path::absolute(context.step_dir().join(&directory))
+            .map_err(|error| StepError::Params(format!("cannot place the checkout: {error}")))?;
         github::install_git_http_transport()?;
         let mirror = params.mirror.as_deref().map(checkout::Origin::mirror);
         let existed = checkout_dir.join(".git").exists();
@@ -369,8 +369,8 @@ impl Step for GitFetch {
         // The plan checked this commit out already: fetch it from there (local, fast);
         // the hosts above are only asked if that copy lacks it.
         if let Some(cached) = context
-            .cache_dir()
-            .map(|cache| plan_cache(&cache, &params.repo, &resolved.commit))
+            .plan_cache()
+            .map(|cache| plan_cache(cache, &params.repo, &resolved.commit))
             .filter(|cached| {
                 std::fs::read_to_string(cached.join(".git").join(FETCHED_FROM))
                     .ok()
@@ -439,7 +439,7 @@ async fn plan_checkout(
     resolved: &Resolved,
     mut plan: StepPlan,
 ) -> StepPlan {
-    let Some(cache) = &context.cache_dir else {
+    let Some(cache) = &context.plan_cache else {
         return plan;
     };
     if github::install_git_http_transport().is_err() {
@@ -682,6 +682,7 @@ fn worker_stopped(error: &tokio::task::JoinError) -> StepError {
         message: format!("the git worker stopped: {error}"),
         status: None,
         retryable: false,
+        missing_credentials: false,
     })
 }
 

@@ -1,0 +1,240 @@
+//! The second phase of argument handling (ripgrep's `HiArgs`): the flags, the playbook and
+//! the environment become one [`RunConfig`], built once, that the run pipeline reads. A
+//! new run builds it from `--target` and friends; a resume from the run's journal.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cli::{DEFAULT_PLAYBOOK, GlobalArgs, RunArgs};
+use crate::error::Error;
+use crate::journal::{FileStore, Loaded, RunState};
+use crate::playbook::{self, LoadError, Playbook, region};
+use crate::runtime::{Backoff, RunFacts};
+use crate::steps::Kinds;
+use crate::usage::UsageError;
+
+use super::inputs::Inputs;
+
+/// The input a `--kubeconfig` sets.
+pub(crate) const EXISTING_KUBECONFIG: &str = "existing_kubeconfig";
+
+/// Everything a run needs to know before it plans.
+pub(crate) struct RunConfig {
+    /// The playbook.
+    pub(crate) playbook: Arc<Playbook>,
+    /// The region to rebuild in.
+    pub(crate) target: String,
+    /// Input values.
+    pub(crate) inputs: Inputs,
+    /// `--accept-rpo` (pinned by the run on resume).
+    pub(crate) accept_rpo: bool,
+    /// Most steps running at once.
+    pub(crate) parallelism: usize,
+    /// `--yes`: no question is asked, by the run or its steps.
+    pub(crate) yes: bool,
+    /// How waits poll.
+    pub(crate) poll: Backoff,
+    /// Where durable state lives.
+    pub(crate) store: FileStore,
+    /// The run: a new one, or one being resumed.
+    pub(crate) run: RunKind,
+}
+
+/// Which run the pipeline carries out.
+pub(crate) enum RunKind {
+    /// A new run with this id.
+    New {
+        /// Its id.
+        run_id: String,
+    },
+    /// An unfinished run, as its journal left it.
+    Resume {
+        /// Its journal, read.
+        loaded: Loaded,
+        /// Its state.
+        state: Box<RunState>,
+    },
+}
+
+impl RunConfig {
+    /// A new run from the command line.
+    pub(crate) fn for_start(global: &GlobalArgs, args: &RunArgs) -> Result<Self, Error> {
+        let playbook = Arc::new(load_playbook(args.playbook.as_deref())?);
+        let target = target_region(&playbook, args.target.as_deref())?;
+        let inputs = Inputs::resolve(&playbook, &given_inputs(&playbook, args)?, None)?;
+        Ok(Self {
+            playbook,
+            target,
+            inputs,
+            accept_rpo: args.accept_rpo,
+            parallelism: usize::from(args.parallelism),
+            yes: args.yes,
+            poll: poll(global),
+            store: FileStore::new(&global.state_dir),
+            run: RunKind::New {
+                run_id: new_run_id(),
+            },
+        })
+    }
+
+    /// A resume of the run `loaded`/`state` journaled: its playbook, target, pinned inputs
+    /// and `--accept-rpo`; secrets given again with `--input`.
+    pub(crate) fn for_resume(
+        global: &GlobalArgs,
+        resume: &ResumeArgs<'_>,
+        loaded: Loaded,
+        state: RunState,
+    ) -> Result<Self, Error> {
+        let playbook = Arc::new(load_playbook(Some(Path::new(&state.header.playbook_path)))?);
+        let inputs = Inputs::resolve(
+            &playbook,
+            &parse_pairs(resume.inputs)?,
+            Some(&state.header.inputs),
+        )?;
+        Ok(Self {
+            playbook,
+            target: state.header.target_region.clone(),
+            inputs,
+            accept_rpo: state.header.accept_rpo,
+            parallelism: usize::from(resume.parallelism),
+            yes: resume.yes,
+            poll: poll(global),
+            store: FileStore::new(&global.state_dir),
+            run: RunKind::Resume {
+                loaded,
+                state: Box::new(state),
+            },
+        })
+    }
+
+    /// The run's id.
+    pub(crate) fn run_id(&self) -> &str {
+        match &self.run {
+            RunKind::New { run_id } => run_id,
+            RunKind::Resume { state, .. } => &state.header.run_id,
+        }
+    }
+
+    /// The journaled state of a resumed run.
+    pub(crate) fn state(&self) -> Option<&RunState> {
+        match &self.run {
+            RunKind::New { .. } => None,
+            RunKind::Resume { state, .. } => Some(state),
+        }
+    }
+
+    /// The facts of the run, as its steps see them while it runs (`planning: false`) or
+    /// while it is planned (`planning: true`: a new run has no id yet).
+    pub(crate) fn facts(&self, planning: bool) -> RunFacts {
+        let run_id = match (&self.run, planning) {
+            (RunKind::New { .. }, true) => None,
+            _ => Some(self.run_id().to_string()),
+        };
+        RunFacts {
+            run_id,
+            playbook_name: self.playbook.name.clone(),
+            source_region: self.playbook.source_region.value.clone(),
+            target_region: self.target.clone(),
+            rpo_limit: self.playbook.rpo_limit,
+            accept_rpo: self.accept_rpo,
+            tags: self.playbook.tags.clone(),
+        }
+    }
+}
+
+/// What `rebuild resume` was given.
+pub(crate) struct ResumeArgs<'a> {
+    /// `--yes`.
+    pub(crate) yes: bool,
+    /// `--parallelism`.
+    pub(crate) parallelism: u16,
+    /// `--input`s (secrets again).
+    pub(crate) inputs: &'a [String],
+}
+
+/// A new run id: UTC start time plus a random suffix, sortable by start.
+fn new_run_id() -> String {
+    let now = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S");
+    format!("{now}-{:04x}", fastrand::u16(..))
+}
+
+fn poll(global: &GlobalArgs) -> Backoff {
+    Backoff::polling(Duration::from_millis(global.poll_interval_ms.max(1)))
+}
+
+/// Load a playbook, turning problems into the exit-2 error.
+pub(crate) fn load_playbook(path: Option<&Path>) -> Result<Playbook, Error> {
+    let path: PathBuf = path.map_or_else(|| PathBuf::from(DEFAULT_PLAYBOOK), Path::to_path_buf);
+    let mut playbook =
+        playbook::load(&path, &Kinds::builtin().specs()).map_err(|error| match error {
+            LoadError::Invalid(problems) => Error::Playbook { problems },
+            read @ LoadError::Read { .. } => Error::PlaybookRead(read),
+        })?;
+    // The journal pins an absolute path, so `resume` works from any directory.
+    if let Ok(absolute) = std::fs::canonicalize(&playbook.path) {
+        playbook.path = absolute;
+    }
+    Ok(playbook)
+}
+
+/// The target region: `--target`, else the playbook's `default_target`; a region name.
+/// (That it is not the source region is the planner's check.)
+fn target_region(playbook: &Playbook, target: Option<&str>) -> Result<String, UsageError> {
+    let target = match target {
+        Some(target) => target.to_string(),
+        None => playbook
+            .default_target
+            .as_ref()
+            .map(|target| target.value.clone())
+            .ok_or(UsageError::NoTarget)?,
+    };
+    if !region::is_valid(&target) {
+        return Err(UsageError::NotARegion {
+            region: target,
+            unlock: false,
+        });
+    }
+    Ok(target)
+}
+
+/// Parse `NAME=VALUE` pairs.
+fn parse_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, UsageError> {
+    pairs
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(name, value)| (name.trim().to_string(), value.to_string()))
+                .ok_or_else(|| UsageError::NotAPair { pair: pair.clone() })
+        })
+        .collect()
+}
+
+/// The inputs given on the command line: `--input NAME=VALUE`s, and `--kubeconfig PATH` as
+/// the playbook's `existing_kubeconfig` input (absolute, so a resume from elsewhere works).
+fn given_inputs(
+    playbook: &Playbook,
+    args: &RunArgs,
+) -> Result<BTreeMap<String, String>, UsageError> {
+    let mut given = parse_pairs(&args.inputs)?;
+    if let Some(path) = &args.kubeconfig {
+        if playbook.input(EXISTING_KUBECONFIG).is_none() {
+            return Err(UsageError::NoKubeconfigInput {
+                input: EXISTING_KUBECONFIG,
+                playbook: playbook.name.clone(),
+            });
+        }
+        if !path.is_file() {
+            return Err(UsageError::NoKubeconfigFile {
+                path: path.display().to_string(),
+            });
+        }
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+        given.insert(
+            EXISTING_KUBECONFIG.to_string(),
+            absolute.display().to_string(),
+        );
+    }
+    Ok(given)
+}

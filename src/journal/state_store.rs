@@ -1,0 +1,429 @@
+//! Where durable state lives, behind one seam (terraform's `statemgr`): run journals, the
+//! list of runs and the run lock. [`FileStore`] keeps them in a local directory
+//! (`runs/<run-id>/journal.jsonl`, `locks/<target>.lock`; the only place that knows this
+//! layout); [`MemoryStore`] keeps them in memory for unit tests. A shared backend (S3)
+//! implements the same trait. Local scratch files (checkouts, kubeconfigs) are not state:
+//! they live in the run's [`Workspace`](crate::workspace::Workspace).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::lock::{self, Holder, LockError, RunLock, Unlocked};
+use super::store::{self, MemorySink};
+use super::{Journal, JournalError, LoadRunError, Loaded, RunState, state};
+
+/// A run found in the store.
+#[derive(Debug, Clone)]
+pub struct RunEntry {
+    /// The run's id.
+    pub run_id: String,
+    /// Its state, or why it could not be read.
+    pub state: Result<RunState, String>,
+}
+
+/// Durable state: journals, runs and locks.
+pub trait StateStore: Send + Sync {
+    /// Where the state lives, as the user named it (for messages and resume commands).
+    fn location(&self) -> String;
+
+    /// Start the journal of a new run; fails if the run exists.
+    fn create_run(&self, run_id: &str) -> Result<Journal, JournalError>;
+
+    /// Read and fold one run's journal.
+    fn load_run(&self, run_id: &str) -> Result<(Loaded, RunState), LoadRunError>;
+
+    /// Append to a loaded run's journal (after cutting off a torn tail).
+    fn reopen_run(&self, run_id: &str, loaded: &Loaded) -> Result<Journal, JournalError>;
+
+    /// Every run id, oldest first (run ids sort by start time).
+    fn run_ids(&self) -> Vec<String>;
+
+    /// Take the lock for `target` on behalf of `run_id`.
+    fn lock(&self, target: &str, run_id: &str) -> Result<RunLock, LockError>;
+
+    /// Break the lock for `target` on purpose (refused while its holder is alive here).
+    fn unlock(&self, target: &str) -> Result<Unlocked, LockError>;
+
+    /// Who holds (or last held) the lock for `target`.
+    fn lock_holder(&self, target: &str) -> Option<Holder>;
+
+    /// Whether a live process holds the lock for `target`.
+    fn lock_is_held(&self, target: &str) -> bool;
+
+    /// Every target with a lock.
+    fn locked_targets(&self) -> Vec<String>;
+
+    /// Every run with its state, oldest first.
+    fn runs(&self) -> Vec<RunEntry> {
+        self.run_ids()
+            .into_iter()
+            .map(|run_id| {
+                let state = self
+                    .load_run(&run_id)
+                    .map(|(_, state)| state)
+                    .map_err(|error| error.to_string());
+                RunEntry { run_id, state }
+            })
+            .collect()
+    }
+
+    /// The newest run that has not succeeded.
+    fn latest_unfinished(&self) -> Option<String> {
+        self.runs()
+            .into_iter()
+            .rev()
+            .find(|entry| matches!(&entry.state, Ok(state) if !state.is_complete()))
+            .map(|entry| entry.run_id)
+    }
+
+    /// The newest run.
+    fn latest(&self) -> Option<String> {
+        self.run_ids().pop()
+    }
+
+    /// Whether the run `run_id` is running now (its target's lock is held for it).
+    fn is_running(&self, run_id: &str, target: &str) -> bool {
+        self.lock_holder(target)
+            .is_some_and(|holder| holder.run_id == run_id && self.lock_is_held(target))
+    }
+}
+
+/// State in a local directory.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: PathBuf,
+}
+
+impl FileStore {
+    /// A store at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Its root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn journal_path(&self, run_id: &str) -> PathBuf {
+        self.root.join("runs").join(run_id).join("journal.jsonl")
+    }
+}
+
+impl StateStore for FileStore {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn create_run(&self, run_id: &str) -> Result<Journal, JournalError> {
+        Journal::create(&self.journal_path(run_id))
+    }
+
+    fn load_run(&self, run_id: &str) -> Result<(Loaded, RunState), LoadRunError> {
+        let path = self.journal_path(run_id);
+        if !path.exists() {
+            return Err(LoadRunError::NotFound(run_id.to_string()));
+        }
+        let loaded = store::read(&path)?;
+        let state = state::fold(&loaded.records).map_err(|source| LoadRunError::Fold {
+            path: path.clone(),
+            source,
+        })?;
+        Ok((loaded, state))
+    }
+
+    fn reopen_run(&self, run_id: &str, loaded: &Loaded) -> Result<Journal, JournalError> {
+        Journal::reopen(&self.journal_path(run_id), loaded)
+    }
+
+    fn run_ids(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("runs")) else {
+            return Vec::new();
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().join("journal.jsonl").exists())
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    fn lock(&self, target: &str, run_id: &str) -> Result<RunLock, LockError> {
+        lock::acquire(&self.root, target, run_id)
+    }
+
+    fn unlock(&self, target: &str) -> Result<Unlocked, LockError> {
+        lock::unlock(&self.root, target)
+    }
+
+    fn lock_holder(&self, target: &str) -> Option<Holder> {
+        lock::holder(&self.root, target)
+    }
+
+    fn lock_is_held(&self, target: &str) -> bool {
+        lock::is_held(&self.root, target)
+    }
+
+    fn locked_targets(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.join("locks"))
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|entry| entry.file_name().into_string().ok())
+                    .filter_map(|name| name.strip_suffix(".lock").map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// State in memory (unit tests): journals are byte buffers, locks a map.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStore {
+    journals: Arc<Mutex<BTreeMap<String, MemorySink>>>,
+    locks: Arc<Mutex<BTreeMap<String, Holder>>>,
+}
+
+/// Releases a memory lock when dropped.
+#[derive(Debug)]
+struct MemoryLock {
+    locks: Arc<Mutex<BTreeMap<String, Holder>>>,
+    target: String,
+}
+
+impl Drop for MemoryLock {
+    fn drop(&mut self) {
+        self.locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.target);
+    }
+}
+
+impl MemoryStore {
+    fn memory_path(run_id: &str) -> PathBuf {
+        PathBuf::from(format!("memory:{run_id}"))
+    }
+
+    /// Everything journaled for `run_id` so far.
+    pub fn journal_text(&self, run_id: &str) -> Option<String> {
+        self.journals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(run_id)
+            .map(MemorySink::text)
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn location(&self) -> String {
+        "memory".to_string()
+    }
+
+    fn create_run(&self, run_id: &str) -> Result<Journal, JournalError> {
+        let mut journals = self
+            .journals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let path = Self::memory_path(run_id);
+        if journals.contains_key(run_id) {
+            return Err(JournalError::Io {
+                path,
+                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            });
+        }
+        let sink = MemorySink::default();
+        journals.insert(run_id.to_string(), sink.clone());
+        Ok(Journal::with_sink(&path, Box::new(sink), 1))
+    }
+
+    fn load_run(&self, run_id: &str) -> Result<(Loaded, RunState), LoadRunError> {
+        let text = self
+            .journal_text(run_id)
+            .ok_or_else(|| LoadRunError::NotFound(run_id.to_string()))?;
+        let path = Self::memory_path(run_id);
+        let loaded = store::parse(&path, &text)?;
+        let state =
+            state::fold(&loaded.records).map_err(|source| LoadRunError::Fold { path, source })?;
+        Ok((loaded, state))
+    }
+
+    fn reopen_run(&self, run_id: &str, loaded: &Loaded) -> Result<Journal, JournalError> {
+        let path = Self::memory_path(run_id);
+        let journals = self
+            .journals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sink = journals
+            .get(run_id)
+            .cloned()
+            .ok_or_else(|| JournalError::Io {
+                path: path.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })?;
+        sink.truncate(loaded.intact_len);
+        let next = loaded.records.len() as u64 + 1;
+        Ok(Journal::with_sink(&path, Box::new(sink), next))
+    }
+
+    fn run_ids(&self) -> Vec<String> {
+        self.journals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn lock(&self, target: &str, run_id: &str) -> Result<RunLock, LockError> {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(holder) = locks.get(target) {
+            return Err(LockError::Held {
+                target: target.to_string(),
+                holder: holder.clone(),
+            });
+        }
+        let holder = Holder {
+            run_id: run_id.to_string(),
+            host: lock::host_name(),
+            pid: std::process::id(),
+            since: jiff::Timestamp::now(),
+            target: target.to_string(),
+        };
+        locks.insert(target.to_string(), holder.clone());
+        let release = MemoryLock {
+            locks: self.locks.clone(),
+            target: target.to_string(),
+        };
+        Ok(RunLock::new(holder, None, Box::new(release)))
+    }
+
+    fn unlock(&self, target: &str) -> Result<Unlocked, LockError> {
+        match self.lock_holder(target) {
+            // In memory every holder is alive: it must be stopped, not unlocked.
+            Some(holder) => Err(LockError::Held {
+                target: target.to_string(),
+                holder,
+            }),
+            None => Ok(Unlocked::NotLocked),
+        }
+    }
+
+    fn lock_holder(&self, target: &str) -> Option<Holder> {
+        self.locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(target)
+            .cloned()
+    }
+
+    fn lock_is_held(&self, target: &str) -> bool {
+        self.lock_holder(target).is_some()
+    }
+
+    fn locked_targets(&self) -> Vec<String> {
+        self.locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Event, Values};
+
+    fn header(run_id: &str) -> Event {
+        Event::RunStarted {
+            run_id: run_id.into(),
+            playbook_path: "t.yaml".into(),
+            playbook_name: "t".into(),
+            playbook_digest: "d".into(),
+            source_region: "ap-southeast-2".into(),
+            target_region: "ap-southeast-1".into(),
+            inputs: Values::new(),
+            accept_rpo: false,
+            host: "h".into(),
+            tool_version: "0".into(),
+        }
+    }
+
+    /// The contract every store keeps, checked on each implementation.
+    fn keeps_the_contract(store: &dyn StateStore) {
+        assert!(store.runs().is_empty() && store.latest().is_none());
+        let journal = store.create_run("20260101-000000-aaaa").unwrap();
+        journal.append(header("20260101-000000-aaaa")).unwrap();
+        assert!(
+            store.create_run("20260101-000000-aaaa").is_err(),
+            "a run is created once"
+        );
+        let (loaded, state) = store.load_run("20260101-000000-aaaa").unwrap();
+        assert_eq!(state.header.run_id, "20260101-000000-aaaa");
+        let reopened = store.reopen_run("20260101-000000-aaaa", &loaded).unwrap();
+        reopened
+            .append(Event::StepStarted {
+                step: "a".into(),
+                attempt: 1,
+            })
+            .unwrap();
+        let (_, state) = store.load_run("20260101-000000-aaaa").unwrap();
+        assert_eq!(state.step("a").map(|step| step.attempts), Some(1));
+        store
+            .create_run("20260102-000000-bbbb")
+            .unwrap()
+            .append(header("20260102-000000-bbbb"))
+            .unwrap();
+        assert_eq!(
+            store.run_ids(),
+            vec!["20260101-000000-aaaa", "20260102-000000-bbbb"]
+        );
+        assert_eq!(store.latest().as_deref(), Some("20260102-000000-bbbb"));
+        assert_eq!(
+            store.latest_unfinished().as_deref(),
+            Some("20260102-000000-bbbb")
+        );
+        assert!(matches!(
+            store.load_run("nope"),
+            Err(LoadRunError::NotFound(_))
+        ));
+
+        let held = store
+            .lock("ap-southeast-1", "20260101-000000-aaaa")
+            .unwrap();
+        assert!(store.lock_is_held("ap-southeast-1"));
+        assert!(store.is_running("20260101-000000-aaaa", "ap-southeast-1"));
+        let refused = store.lock("ap-southeast-1", "other").unwrap_err();
+        assert!(
+            matches!(refused, LockError::Held { ref holder, .. } if holder.run_id == "20260101-000000-aaaa"),
+            "{refused}"
+        );
+        assert!(
+            store.unlock("ap-southeast-1").is_err(),
+            "a live holder is never unlocked"
+        );
+        assert_eq!(store.locked_targets(), vec!["ap-southeast-1"]);
+        drop(held);
+        assert!(!store.lock_is_held("ap-southeast-1"));
+        let again = store.lock("ap-southeast-1", "other").unwrap();
+        assert_eq!(again.holder.run_id, "other");
+    }
+
+    #[test]
+    fn the_file_store_keeps_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        keeps_the_contract(&FileStore::new(dir.path()));
+    }
+
+    #[test]
+    fn the_memory_store_keeps_the_contract() {
+        keeps_the_contract(&MemoryStore::default());
+    }
+}

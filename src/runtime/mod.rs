@@ -1,0 +1,17 @@
+//! What a run is made of below the steps: the facts of a run ([`RunFacts`]), the stop
+//! signal ([`Cancel`]), the one backoff-with-jitter formula ([`Backoff`]) used by the
+//! executor's retries and the steps' polls, questions to the operator ([`Confirmer`],
+//! [`QuestionClock`]) and the vocabulary of progress events ([`ReportEvent`], [`Reporter`]).
+//! Steps and the executor import from here; this module imports neither.
+
+mod backoff;
+mod cancel;
+mod confirm;
+mod events;
+mod facts;
+
+pub use backoff::Backoff;
+pub use cancel::Cancel;
+pub use confirm::{AlwaysYes, Asking, Confirmer, QuestionClock};
+pub use events::{ReportEvent, Reporter, SilentReporter};
+pub use facts::{RunFacts, TAG_NAME, TAG_RUN_ID, TAG_STEP};

@@ -1,0 +1,113 @@
+//! Secrets as a type. A [`Secret`] prints, debugs and serialises as `<redacted>`; its value
+//! is reached only through [`Secret::expose`], so showing one is always a deliberate act
+//! (uv's `DisplaySafeUrl`). The [`Redactor`] is built once per run from every secret it
+//! knows and scrubs text that crosses into the reporter or the journal (cloud and serde
+//! errors can quote a value verbatim).
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The marker shown in place of a secret, everywhere.
+pub const REDACTED: &str = "<redacted>";
+
+/// A secret value (a password, a token). Never shown, never journaled.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself: only where it is used (an API call, a header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the value is empty (an unset secret input).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(REDACTED)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(REDACTED)
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
+    }
+}
+
+/// Replaces every known secret value in text with `<redacted>`. Built once per run and
+/// shared (cloning is cheap).
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Arc<[Secret]>,
+}
+
+impl Redactor {
+    /// A redactor for these secrets (empty ones are ignored: they would match everywhere).
+    pub fn new(secrets: impl IntoIterator<Item = Secret>) -> Self {
+        Self {
+            secrets: secrets
+                .into_iter()
+                .filter(|secret| !secret.is_empty())
+                .collect(),
+        }
+    }
+
+    /// `text` with every secret replaced by `<redacted>`.
+    pub fn scrub(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_string(), |text, secret| {
+            text.replace(secret.expose(), REDACTED)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_never_shows_itself() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret}"), REDACTED);
+        assert_eq!(format!("{secret:?}"), REDACTED);
+        assert_eq!(
+            serde_json::to_string(&secret).unwrap(),
+            format!("\"{REDACTED}\"")
+        );
+        assert_eq!(secret.expose(), "hunter2");
+        let parsed: Secret = serde_json::from_str("\"hunter2\"").unwrap();
+        assert_eq!(parsed, secret);
+    }
+
+    #[test]
+    fn the_redactor_scrubs_every_secret_and_ignores_empty_ones() {
+        let redactor = Redactor::new([Secret::new("pw1"), Secret::new(""), Secret::new("tok")]);
+        assert_eq!(
+            redactor.scrub("a pw1 b tok c"),
+            "a <redacted> b <redacted> c"
+        );
+        assert_eq!(redactor.scrub("nothing"), "nothing");
+    }
+}
