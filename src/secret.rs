@@ -7,6 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The marker shown in place of a secret, everywhere.
@@ -81,6 +82,49 @@ impl Redactor {
             text.replace(secret.expose(), REDACTED)
         })
     }
+
+    /// `value` with every secret scrubbed from every string in it (a journal record or a
+    /// progress event, at the boundary where it leaves the run). Values that do not
+    /// round-trip through JSON are returned as they are.
+    pub fn scrub_data<T: Serialize + DeserializeOwned>(&self, value: T) -> T {
+        if self.secrets.is_empty() {
+            return value;
+        }
+        let Ok(mut data) = serde_json::to_value(&value) else {
+            return value;
+        };
+        if !self.scrub_strings(&mut data) {
+            return value;
+        }
+        serde_json::from_value(data).unwrap_or(value)
+    }
+
+    /// Scrub every string in `data`; whether anything changed.
+    fn scrub_strings(&self, data: &mut serde_json::Value) -> bool {
+        match data {
+            serde_json::Value::String(text) => {
+                let scrubbed = self.scrub(text);
+                let changed = scrubbed != *text;
+                *text = scrubbed;
+                changed
+            }
+            serde_json::Value::Array(items) => {
+                let mut changed = false;
+                for item in items {
+                    changed |= self.scrub_strings(item);
+                }
+                changed
+            }
+            serde_json::Value::Object(map) => {
+                let mut changed = false;
+                for item in map.values_mut() {
+                    changed |= self.scrub_strings(item);
+                }
+                changed
+            }
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +143,17 @@ mod tests {
         assert_eq!(secret.expose(), "hunter2");
         let parsed: Secret = serde_json::from_str("\"hunter2\"").unwrap();
         assert_eq!(parsed, secret);
+    }
+
+    #[test]
+    fn the_redactor_scrubs_every_string_of_a_record() {
+        let redactor = Redactor::new([Secret::new("hunter2")]);
+        let record = serde_json::json!({"a": ["x hunter2", 3], "b": {"c": "hunter2"}, "d": true});
+        let scrubbed = redactor.scrub_data(record);
+        assert_eq!(
+            scrubbed,
+            serde_json::json!({"a": ["x <redacted>", 3], "b": {"c": "<redacted>"}, "d": true})
+        );
     }
 
     #[test]

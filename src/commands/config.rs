@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use crate::cli::{DEFAULT_PLAYBOOK, GlobalArgs, RunArgs};
 use crate::error::Error;
-use crate::journal::{FileStore, Loaded, RunState};
+use crate::journal::{Loaded, RunState, StateStore};
 use crate::playbook::{self, LoadError, Playbook, region};
 use crate::runtime::{Backoff, RunFacts};
+use crate::secret::Redactor;
 use crate::steps::Kinds;
 use crate::usage::UsageError;
 
 use super::inputs::Inputs;
+use super::state_store;
 
 /// The input a `--kubeconfig` sets.
 pub(crate) const EXISTING_KUBECONFIG: &str = "existing_kubeconfig";
@@ -37,7 +39,11 @@ pub(crate) struct RunConfig {
     /// How waits poll.
     pub(crate) poll: Backoff,
     /// Where durable state lives.
-    pub(crate) store: FileStore,
+    pub(crate) store: Arc<dyn StateStore>,
+    /// Where local scratch files live (checkouts, kubeconfigs, the plan cache).
+    pub(crate) scratch: PathBuf,
+    /// Scrubs the run's secrets from everything shown or journaled; built once.
+    pub(crate) redactor: Redactor,
     /// The run: a new one, or one being resumed.
     pub(crate) run: RunKind,
 }
@@ -67,12 +73,14 @@ impl RunConfig {
         Ok(Self {
             playbook,
             target,
+            redactor: inputs.redactor(),
             inputs,
             accept_rpo: args.accept_rpo,
             parallelism: usize::from(args.parallelism),
             yes: args.yes,
             poll: poll(global),
-            store: FileStore::new(&global.state_dir),
+            store: state_store(global),
+            scratch: global.state_dir.clone(),
             run: RunKind::New {
                 run_id: new_run_id(),
             },
@@ -96,12 +104,14 @@ impl RunConfig {
         Ok(Self {
             playbook,
             target: state.header.target_region.clone(),
+            redactor: inputs.redactor(),
             inputs,
             accept_rpo: state.header.accept_rpo,
             parallelism: usize::from(resume.parallelism),
             yes: resume.yes,
             poll: poll(global),
-            store: FileStore::new(&global.state_dir),
+            store: state_store(global),
+            scratch: global.state_dir.clone(),
             run: RunKind::Resume {
                 loaded,
                 state: Box::new(state),

@@ -7,16 +7,16 @@ use serde_json::json;
 
 use crate::cli::{GlobalArgs, Output};
 use crate::error::Error;
+use crate::journal::LoadRunError;
 use crate::journal::lock::Unlocked;
-use crate::journal::{FileStore, LoadRunError, StateStore};
 use crate::report::render;
 use crate::usage::UsageError;
 
 use super::config::load_playbook;
-use super::torn_note;
+use super::{state_store, torn_note};
 
 pub(super) fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), Error> {
-    let store = FileStore::new(&global.state_dir);
+    let store = state_store(global);
     let run_id = run_id
         .or_else(|| store.latest())
         .ok_or_else(|| Error::from(LoadRunError::NotFound("(latest)".into())))?;
@@ -46,7 +46,7 @@ pub(super) fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), 
 }
 
 pub(super) fn runs(global: &GlobalArgs) -> Result<(), Error> {
-    let store = FileStore::new(&global.state_dir);
+    let store = state_store(global);
     let entries = store.runs();
     let mut rows = Vec::new();
     for entry in &entries {
@@ -119,7 +119,7 @@ pub(super) fn validate(global: &GlobalArgs, playbook: Option<PathBuf>) -> Result
 }
 
 pub(super) fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), Error> {
-    let store = FileStore::new(&global.state_dir);
+    let store = state_store(global);
     let targets: Vec<String> = match target {
         Some(target) if !crate::playbook::region::is_valid(&target) => {
             return Err(UsageError::NotARegion {

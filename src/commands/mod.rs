@@ -56,7 +56,7 @@ async fn resume(
     run_id: Option<String>,
     args: &ResumeArgs<'_>,
 ) -> Result<(), Error> {
-    let store = FileStore::new(&global.state_dir);
+    let store = state_store(global);
     let run_id = match run_id {
         Some(run_id) => run_id,
         None => store
@@ -87,6 +87,12 @@ pub(crate) fn torn_note(loaded: &Loaded, what_happens: &str) -> Option<String> {
             "note: the journal's last line was torn (a crash mid-write) and is {what_happens}: {tail}"
         )
     })
+}
+
+/// Where durable state lives: the one place that chooses the backend (a local directory,
+/// `--state-dir`).
+pub(crate) fn state_store(global: &GlobalArgs) -> Arc<dyn StateStore> {
+    Arc::new(FileStore::new(&global.state_dir))
 }
 
 /// The reporter for a run: JSON lines, progress bars on a terminal, or plain lines.

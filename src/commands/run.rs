@@ -9,12 +9,12 @@ use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::executor::{Executor, RunResult};
 use crate::journal::lock::{self, RunLock};
-use crate::journal::{Event, Journal, Outcome, StateStore, state};
+use crate::journal::{Event, Journal, Outcome, state};
 use crate::plan::render::{plan_json, plan_text};
 use crate::plan::survey::{SurveyInput, survey};
 use crate::plan::{self, Cause, Plan};
 use crate::report::{ReportEvent, Reporter, render};
-use crate::runtime::{AlwaysYes, Cancel, Confirmer};
+use crate::runtime::{AlwaysYes, Cancel, Confirmer, RedactingReporter};
 use crate::steps::{Kinds, NO_CREDENTIALS_HINT, StepServices};
 use crate::usage::UsageError;
 use crate::workspace::Workspace;
@@ -58,11 +58,11 @@ async fn survey_plan(config: &RunConfig, mut plan: Plan, cloud: Arc<Cloud>) -> P
         cloud,
         kinds: &kinds,
         // Plan-time checkouts are kept next to the runs, outside any one run's folder.
-        plan_cache: Some(Workspace::plan_cache_under(config.store.root())),
+        plan_cache: Some(Workspace::plan_cache_under(&config.scratch)),
     };
     survey(&mut plan, &input).await;
     // Planning errors can quote parameter values; never show a secret.
-    let redactor = config.inputs.redactor();
+    let redactor = &config.redactor;
     for problem in &mut plan.problems {
         problem.message = redactor.scrub(&problem.message);
     }
@@ -119,7 +119,7 @@ pub(super) async fn plan(global: &GlobalArgs, args: &RunArgs) -> Result<(), Erro
 /// `rebuild --target` and `rebuild resume`: plan, confirm, journal, run.
 pub(super) async fn run(global: &GlobalArgs, config: RunConfig) -> Result<(), Error> {
     let plan = skeleton(&config)?;
-    let reporter = reporter(global);
+    let reporter = RedactingReporter::wrap(reporter(global), config.redactor.clone());
     let run_lock = take_lock(&config, &reporter)?;
     let cloud = Arc::new(Cloud::from_env().await);
     let plan = survey_plan(&config, plan, cloud.clone()).await;
@@ -155,11 +155,12 @@ fn take_lock(config: &RunConfig, reporter: &Arc<dyn Reporter>) -> Result<RunLock
 }
 
 /// A new run's journal, started with its header; or a resumed run's, noting the resume.
+/// Either scrubs the run's secrets from every record it writes.
 fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
     let store = &config.store;
     match &config.run {
         RunKind::New { run_id } => {
-            let journal = store.create_run(run_id)?;
+            let journal = store.create_run(run_id)?.redacting(config.redactor.clone());
             let playbook = &config.playbook;
             let header = journal.append(Event::RunStarted {
                 run_id: run_id.clone(),
@@ -182,7 +183,9 @@ fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
             Ok(journal)
         }
         RunKind::Resume { loaded, .. } => {
-            let journal = store.reopen_run(config.run_id(), loaded)?;
+            let journal = store
+                .reopen_run(config.run_id(), loaded)?
+                .redacting(config.redactor.clone());
             journal.append(Event::RunResumed {
                 host: lock::host_name(),
                 pid: std::process::id(),
@@ -214,14 +217,14 @@ async fn execute(
         cancel,
         confirmer,
         poll: config.poll,
-        workspace: Workspace::for_run(config.store.root(), config.run_id(), program),
+        workspace: Workspace::for_run(&config.scratch, config.run_id(), program),
     };
     let executor = Executor::new(
         Arc::new(config.facts(false)),
         services,
         Arc::new(Kinds::builtin()),
         config.inputs.values().clone(),
-        config.inputs.redactor(),
+        config.redactor.clone(),
         config.parallelism,
     );
     executor.run(plan).await

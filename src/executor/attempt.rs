@@ -1,6 +1,7 @@
 //! One step's attempts: journal the start, run `apply` (within the step's timeout), journal
 //! the outcome, and retry what the cloud marks retryable after a backoff with jitter —
-//! until it succeeds, fails for good, runs out of attempts or the run stops.
+//! until it succeeds, fails for good, runs out of attempts or the run stops. Errors go to
+//! the journal and the reporter as they are: both scrub the run's secrets at their door.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +9,6 @@ use std::time::{Duration, Instant};
 use crate::journal::{Event, Values};
 use crate::playbook::RetryPolicy;
 use crate::runtime::{Backoff, ReportEvent, RunFacts};
-use crate::secret::Redactor;
 use crate::steps::{Step, StepContext, StepError, StepServices};
 
 use super::timeout::within;
@@ -24,7 +24,6 @@ pub(super) struct StepRun {
     pub(super) facts: Arc<RunFacts>,
     pub(super) services: StepServices,
     pub(super) planned: Values,
-    pub(super) redactor: Redactor,
 }
 
 /// What to do after a failed attempt.
@@ -145,7 +144,7 @@ impl StepRun {
         self.services.journal.append(Event::StepFailed {
             step: self.id.clone(),
             attempt,
-            error: self.redactor.scrub(&error.to_string()),
+            error: error.to_string(),
             retryable,
             will_retry,
         })?;
@@ -154,7 +153,7 @@ impl StepRun {
         }
         self.services.reporter.report(ReportEvent::StepFailed {
             step: self.id.clone(),
-            error: self.redactor.scrub(&error.to_string()),
+            error: error.to_string(),
         });
         Ok(AfterFailure::GiveUp)
     }
@@ -170,7 +169,7 @@ impl StepRun {
         self.services.reporter.report(ReportEvent::StepRetrying {
             step: self.id.clone(),
             attempt,
-            error: self.redactor.scrub(&error.to_string()),
+            error: error.to_string(),
             delay_seconds: delay.as_secs_f64(),
         });
         tokio::select! {

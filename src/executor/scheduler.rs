@@ -137,7 +137,6 @@ fn step_run(
         facts: facts.clone(),
         services: executor.services.clone(),
         planned: step.planned.clone(),
-        redactor: executor.redactor.clone(),
     }
 }
 

@@ -188,11 +188,10 @@ impl Harness {
         let sink = MemorySink::default();
         let loaded = store::parse(Path::new("mem"), earlier).unwrap();
         let next = loaded.records.len() as u64 + 1;
-        let journal = Arc::new(Journal::with_sink(
-            Path::new("mem"),
-            Box::new(sink.clone()),
-            next,
-        ));
+        let journal = Arc::new(
+            Journal::with_sink(Path::new("mem"), Box::new(sink.clone()), next)
+                .redacting(Redactor::new([Secret::new("hunter2")])),
+        );
         // Replay earlier lines so the final fold sees the whole run.
         let mut records = loaded.records;
         if records.is_empty() {

@@ -9,6 +9,8 @@ use std::sync::Mutex;
 
 use jiff::Timestamp;
 
+use crate::secret::Redactor;
+
 use super::record::{self, DecodeError, Event, Record, SCHEMA_VERSION};
 
 /// Something that durably stores appended lines.
@@ -182,6 +184,7 @@ pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded, JournalError> {
 pub struct Journal {
     path: PathBuf,
     inner: Mutex<Inner>,
+    redactor: Redactor,
 }
 
 struct Inner {
@@ -240,7 +243,16 @@ impl Journal {
         Self {
             path: path.to_path_buf(),
             inner: Mutex::new(Inner { sink, next_seq }),
+            redactor: Redactor::default(),
         }
+    }
+
+    /// This journal, scrubbing `redactor`'s secrets from every record before it is
+    /// written: no secret value is ever journaled, whatever a step or an error quotes.
+    #[must_use]
+    pub fn redacting(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
     }
 
     /// The journal file.
@@ -258,7 +270,7 @@ impl Journal {
             v: SCHEMA_VERSION,
             seq: inner.next_seq,
             at: Timestamp::now(),
-            event,
+            event: self.redactor.scrub_data(event),
         };
         let mut line = record::encode(&record)?;
         line.push('\n');

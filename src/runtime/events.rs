@@ -2,10 +2,14 @@
 //! that receives them ([`Reporter`]). The implementations that draw bars, print lines or
 //! emit JSON live in `report/`, above the executor; steps and the executor only send.
 
-use serde::Serialize;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Redactor;
 
 /// Something worth telling the user about a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ReportEvent {
     /// The run begins (or resumes).
@@ -106,4 +110,28 @@ pub struct SilentReporter;
 
 impl Reporter for SilentReporter {
     fn report(&self, _event: ReportEvent) {}
+}
+
+/// A reporter that scrubs the run's secrets from every event before passing it on: the
+/// boundary no secret crosses on its way to the terminal or a machine.
+pub struct RedactingReporter {
+    inner: Arc<dyn Reporter>,
+    redactor: Redactor,
+}
+
+impl RedactingReporter {
+    /// Guard `inner` with `redactor`.
+    pub fn wrap(inner: Arc<dyn Reporter>, redactor: Redactor) -> Arc<dyn Reporter> {
+        Arc::new(Self { inner, redactor })
+    }
+}
+
+impl Reporter for RedactingReporter {
+    fn report(&self, event: ReportEvent) {
+        self.inner.report(self.redactor.scrub_data(event));
+    }
+
+    fn suspend(&self, work: &mut dyn FnMut()) {
+        self.inner.suspend(work);
+    }
 }

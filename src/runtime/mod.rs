@@ -13,5 +13,5 @@ mod facts;
 pub use backoff::Backoff;
 pub use cancel::Cancel;
 pub use confirm::{AlwaysYes, Asking, Confirmer, QuestionClock};
-pub use events::{ReportEvent, Reporter, SilentReporter};
+pub use events::{RedactingReporter, ReportEvent, Reporter, SilentReporter};
 pub use facts::{RunFacts, TAG_NAME, TAG_RUN_ID, TAG_STEP};
