@@ -21,9 +21,13 @@ use crate::cloud::{CloudError, CloudResultExt};
 use crate::journal::Values;
 use crate::playbook::{KindSpec, ParamSpec, duration};
 
-use super::context::Poll;
-use super::k8s_manifests::{self as manifests, EcrImage, ImageReference, ImageRewrite, Rollout};
-use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params};
+use self::manifests::{EcrImage, ImageReference, ImageRewrite, Rollout};
+use crate::steps::context::Poll;
+use crate::steps::{
+    Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params,
+};
+
+mod manifests;
 
 static SPEC: KindSpec = KindSpec {
     kind: "k8s.apply",

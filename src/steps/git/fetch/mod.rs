@@ -27,7 +27,9 @@ use crate::playbook::{KindSpec, ParamSpec};
 use self::api::Api;
 use self::choose::{choose_on_mirror, choose_tag};
 use self::parameters::{Params, Selector, scrub, with_credentials};
-use super::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params};
+use crate::steps::{
+    Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem, params,
+};
 
 mod api;
 mod checkout;
