@@ -2,7 +2,8 @@
 //! is reached only through [`Secret::expose`], so showing one is always a deliberate act
 //! (uv's `DisplaySafeUrl`). The [`Redactor`] is built once per run from every secret it
 //! knows and scrubs text that crosses into the reporter or the journal (cloud and serde
-//! errors can quote a value verbatim).
+//! errors can quote a value verbatim). A [`DisplaySafeUrl`] is a URL that shows itself
+//! without the credentials in its user part.
 
 use std::fmt;
 use std::sync::Arc;
@@ -127,6 +128,62 @@ impl Redactor {
     }
 }
 
+/// A URL, or a local path standing in for one (a git mirror, a bundle file), whose
+/// `Display` and `Debug` hide the credentials in its user part:
+/// `https://user:token@host/x` shows as `https://<redacted>@host/x` (uv's
+/// `DisplaySafeUrl`). The whole text is reached only through [`DisplaySafeUrl::expose`];
+/// [`DisplaySafeUrl::credentials`] gives the hidden part as a [`Secret`], for a [`Redactor`]
+/// over messages written by others (a library's, a server's).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DisplaySafeUrl(String);
+
+impl DisplaySafeUrl {
+    /// Wrap a URL or path.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The whole text, credentials included: only where it is used (a request, a fetch).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The user part (`user:password`, as written), when the URL has one.
+    pub fn credentials(&self) -> Option<Secret> {
+        self.split().map(|(_, user, _)| Secret::new(user))
+    }
+
+    /// `(scheme://, user part, the rest after @)` of a URL with a user part.
+    fn split(&self) -> Option<(&str, &str, &str)> {
+        let scheme_end = self.0.find("://")? + 3;
+        let rest = &self.0[scheme_end..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let at = rest[..authority_end].rfind('@')?;
+        Some((&self.0[..scheme_end], &rest[..at], &rest[at + 1..]))
+    }
+}
+
+impl fmt::Display for DisplaySafeUrl {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.split() {
+            Some((scheme, _, rest)) => write!(formatter, "{scheme}{REDACTED}@{rest}"),
+            None => formatter.write_str(&self.0),
+        }
+    }
+}
+
+impl fmt::Debug for DisplaySafeUrl {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_string(), formatter)
+    }
+}
+
+impl<'de> Deserialize<'de> for DisplaySafeUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +221,32 @@ mod tests {
             "a <redacted> b <redacted> c"
         );
         assert_eq!(redactor.scrub("nothing"), "nothing");
+    }
+
+    #[test]
+    fn a_url_hides_its_credentials_and_nothing_else() {
+        let url = DisplaySafeUrl::new("https://x-access-token:ghp_secret@github.com/acme/app.git");
+        assert_eq!(
+            url.to_string(),
+            "https://<redacted>@github.com/acme/app.git"
+        );
+        assert!(!format!("{url:?}").contains("ghp_secret"));
+        assert_eq!(
+            url.credentials().map(|user| user.expose().to_string()),
+            Some("x-access-token:ghp_secret".to_string())
+        );
+        assert_eq!(
+            url.expose(),
+            "https://x-access-token:ghp_secret@github.com/acme/app.git"
+        );
+        for plain in [
+            "https://github.com/acme/app.git",
+            "git://127.0.0.1:9418/a@b.git",
+            "/srv/mirror.bundle",
+        ] {
+            let url = DisplaySafeUrl::new(plain);
+            assert_eq!(url.to_string(), plain);
+            assert_eq!(url.credentials(), None);
+        }
     }
 }

@@ -1,23 +1,78 @@
-//! Kubernetes client construction from a kubeconfig file (the one a cluster step wrote, or
-//! one given with `connect_kubeconfig`). Exec credential plugins (`rebuild eks-token`) and
-//! static tokens both work, as kube-rs supports them.
+//! Kubernetes clients from a kubeconfig file (the one a cluster step wrote, or one given
+//! with `connect_kubeconfig`), made and cached by [`Cloud::kubernetes`]. Exec credential
+//! plugins (`rebuild eks-token`) and static tokens both work, as kube-rs supports them.
+//! Kubernetes API errors become [`CloudError`]s here too.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
-use super::CloudError;
+use super::{Cloud, CloudError};
 
-/// A client for the cluster a kubeconfig names (its current context, or `context`).
+/// Clients made so far, by kubeconfig file and context.
+#[derive(Default)]
+pub(super) struct KubernetesClients {
+    clients: Mutex<HashMap<(PathBuf, Option<String>), Made>>,
+}
+
+/// A client, and the kubeconfig's text it was made from (a file written again since gets a
+/// new client).
+struct Made {
+    kubeconfig: Vec<u8>,
+    client: kube::Client,
+}
+
+impl std::fmt::Debug for KubernetesClients {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("KubernetesClients")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cloud {
+    /// A client for the cluster `kubeconfig` names (its current context, or `context`).
+    /// Made once per file and context, and again when the file changes.
+    pub async fn kubernetes(
+        &self,
+        kubeconfig: &Path,
+        context: Option<&str>,
+    ) -> Result<kube::Client, CloudError> {
+        let key = (kubeconfig.to_path_buf(), context.map(str::to_string));
+        let text = std::fs::read(kubeconfig).unwrap_or_default();
+        let lock = || {
+            self.hosts
+                .kubernetes
+                .clients
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        if let Some(made) = lock().get(&key)
+            && made.kubeconfig == text
+        {
+            return Ok(made.client.clone());
+        }
+        let client = client(kubeconfig, context).await?;
+        let made = Made {
+            kubeconfig: text,
+            client: client.clone(),
+        };
+        lock().insert(key, made);
+        Ok(client)
+    }
+}
+
+/// A client for the cluster a kubeconfig names (its current context, or `context`). Steps
+/// use [`Cloud::kubernetes`], which caches it.
 pub async fn client(kubeconfig: &Path, context: Option<&str>) -> Result<kube::Client, CloudError> {
-    let failure = |message: String| CloudError {
-        operation: "kubeconfig".to_string(),
-        resource: Some(kubeconfig.display().to_string()),
-        code: None,
-        message,
-        status: None,
-        retryable: false,
-        missing_credentials: false,
+    let failure = |message: String| {
+        CloudError::local(
+            "kubeconfig",
+            Some(kubeconfig.display().to_string()),
+            message,
+        )
     };
     let file = Kubeconfig::read_from(kubeconfig)
         .map_err(|error| failure(format!("cannot read it: {error}")))?;
@@ -57,5 +112,43 @@ pub fn error(error: kube::Error, operation: &str, resource: &str) -> CloudError 
         status,
         retryable,
         missing_credentials: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  cluster: {server: \"https://127.0.0.1:1\"}\ncontexts:\n- name: test\n  context: {cluster: test, user: test}\nusers:\n- name: test\n  user: {token: abc}\n";
+
+    #[tokio::test]
+    async fn clients_are_made_once_per_file_and_again_when_it_changes() {
+        // What `main` does first: kube's TLS needs a process-wide crypto provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let cloud = Cloud::from_config(aws_types::SdkConfig::builder().build());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, KUBECONFIG).unwrap();
+        cloud.kubernetes(&path, None).await.unwrap();
+        cloud.kubernetes(&path, None).await.unwrap();
+        cloud.kubernetes(&path, Some("test")).await.unwrap();
+        let made_from = || {
+            let clients = cloud.hosts.kubernetes.clients.lock().unwrap();
+            let mut texts: Vec<String> = clients
+                .values()
+                .map(|made| String::from_utf8_lossy(&made.kubeconfig).into_owned())
+                .collect();
+            texts.sort();
+            texts
+        };
+        assert_eq!(made_from(), [KUBECONFIG, KUBECONFIG]);
+        let rewritten = KUBECONFIG.replace(":1\"", ":2\"");
+        std::fs::write(&path, &rewritten).unwrap();
+        cloud.kubernetes(&path, None).await.unwrap();
+        assert_eq!(made_from(), [KUBECONFIG, rewritten.as_str()]);
+        let Err(missing) = cloud.kubernetes(&dir.path().join("absent"), None).await else {
+            panic!("a missing kubeconfig gave a client");
+        };
+        assert!(missing.to_string().contains("cannot read it"), "{missing}");
     }
 }

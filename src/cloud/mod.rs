@@ -4,7 +4,9 @@
 
 pub mod eks_token;
 pub mod error;
+pub mod git_http;
 pub mod github;
+mod hosts;
 pub mod kubernetes;
 
 use std::collections::HashMap;
@@ -28,6 +30,8 @@ pub struct Cloud {
     ecr: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
     route53: Mutex<Option<aws_sdk_route53::Client>>,
     iam: Mutex<Option<aws_sdk_iam::Client>>,
+    /// Kubernetes and GitHub clients, the GitHub token, the git transport (`hosts.rs`).
+    hosts: hosts::Hosts,
 }
 
 /// A client from the cache, made on first use.
@@ -43,13 +47,14 @@ fn cached<C: Clone>(
 }
 
 impl Cloud {
-    /// Load the shared configuration from the environment (credentials, profile, endpoint).
+    /// Load the shared configuration from the environment (credentials, profile, endpoint;
+    /// the GitHub token in `GITHUB_TOKEN`).
     pub async fn from_env() -> Self {
         let base = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::standard().with_max_attempts(3))
             .load()
             .await;
-        Self::from_config(base)
+        Self::from_config(base).with_github_token(github::token_from_env())
     }
 
     /// Use a given configuration.
@@ -62,6 +67,7 @@ impl Cloud {
             ecr: Mutex::default(),
             route53: Mutex::default(),
             iam: Mutex::default(),
+            hosts: hosts::Hosts::new(git_http::install()),
         }
     }
 

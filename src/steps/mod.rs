@@ -10,11 +10,10 @@ mod aws_network;
 mod aws_rds_restore;
 pub mod context;
 mod dns_cutover;
-mod git_fetch;
+mod git;
 mod http_check;
 pub mod interface;
-mod k8s_apply;
-mod k8s_manifests;
+mod k8s;
 
 use std::sync::Arc;
 
@@ -294,10 +293,10 @@ impl Kinds {
             Arc::new(aws_eks_cluster::AwsEksCluster),
             Arc::new(aws_eks_nodegroup::AwsEksNodegroup),
             Arc::new(aws_rds_restore::AwsRdsRestore),
-            Arc::new(k8s_apply::K8sApply),
+            Arc::new(k8s::K8sApply),
             Arc::new(dns_cutover::DnsCutover),
             Arc::new(http_check::HttpCheck),
-            Arc::new(git_fetch::GitFetch),
+            Arc::new(git::GitFetch),
         ])
     }
 

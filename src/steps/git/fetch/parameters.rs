@@ -1,15 +1,53 @@
 //! The step's parameters: what they may hold (repository name, exactly one selector, a
-//! plain checkout folder name), the token (a secret input, else `GITHUB_TOKEN`), the URL to
-//! fetch from, and keeping the token out of URLs it is not meant for and out of messages.
+//! plain checkout folder name), the token (a [`Secret`]; the cloud layer supplies
+//! `GITHUB_TOKEN` when the step gives none), the URLs (each a [`DisplaySafeUrl`]), and the
+//! [`Redactor`] that keeps every credential they hold out of messages written by others.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::StepError;
-use crate::cloud::github::{self, redact_url};
+use crate::cloud::Cloud;
+use crate::cloud::github::DEFAULT_API_URL;
+use crate::secret::{DisplaySafeUrl, Redactor, Secret};
 
-#[derive(Deserialize)]
+/// A step's parameters read once, with what they ask for: the checks every plan and
+/// attempt makes first, the token (the step's, else the cloud's default) and the redactor
+/// that keeps every credential the step knows out of messages written by others.
+pub(super) struct Request {
+    pub(super) params: Params,
+    pub(super) selector: Selector,
+    /// The checkout's folder name.
+    pub(super) directory: String,
+    pub(super) token: Option<Secret>,
+    pub(super) redactor: Redactor,
+}
+
+impl Request {
+    /// Check `params` and complete them from `cloud` (the default token).
+    pub(super) fn new(params: Params, cloud: &Cloud) -> Result<Self, StepError> {
+        params.owner_and_name()?;
+        let selector = params.selector()?;
+        let directory = params.directory()?;
+        let token = cloud.github_token(params.token.as_ref()).cloned();
+        let redactor = params.redactor(token.as_ref());
+        Ok(Self {
+            params,
+            selector,
+            directory,
+            token,
+            redactor,
+        })
+    }
+}
+
+/// The user name the token goes with in a git URL (GitHub's convention for tokens).
+pub(super) const TOKEN_USER: &str = "x-access-token";
+
+/// The parameters of a `git.fetch` step.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Params {
+    /// `owner/name`.
     pub(super) repo: String,
     #[serde(default)]
     tag: Option<String>,
@@ -17,37 +55,35 @@ pub(super) struct Params {
     latest_release: Option<bool>,
     #[serde(default)]
     tag_pattern: Option<String>,
-    #[serde(default, deserialize_with = "empty_is_none")]
-    api_url: Option<String>,
-    #[serde(default, deserialize_with = "empty_is_none")]
-    clone_url: Option<String>,
-    #[serde(default, deserialize_with = "empty_is_none")]
-    token: Option<String>,
-    #[serde(default, deserialize_with = "empty_is_none")]
-    pub(super) mirror: Option<String>,
+    #[serde(default, deserialize_with = "optional_url")]
+    api_url: Option<DisplaySafeUrl>,
+    #[serde(default, deserialize_with = "optional_url")]
+    clone_url: Option<DisplaySafeUrl>,
+    /// The token the step gives (a secret input).
+    #[serde(default, deserialize_with = "optional_token")]
+    pub(super) token: Option<Secret>,
+    /// The fallback: a git URL or a `git bundle` file.
+    #[serde(default, deserialize_with = "optional_url")]
+    pub(super) mirror: Option<DisplaySafeUrl>,
     #[serde(default)]
     directory: Option<String>,
 }
 
-/// An empty text means "not given" (a playbook input whose default is `""`).
-fn empty_is_none<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    let text: Option<String> = serde::Deserialize::deserialize(deserializer)?;
+/// A text parameter, where empty or blank means "not given" (a playbook input whose
+/// default is `""`).
+fn optional_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let text: Option<String> = Deserialize::deserialize(deserializer)?;
     Ok(text.filter(|text| !text.trim().is_empty()))
 }
 
-impl std::fmt::Debug for Params {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("Params")
-            .field("repo", &self.repo)
-            .field("tag", &self.tag)
-            .field("latest_release", &self.latest_release)
-            .field("tag_pattern", &self.tag_pattern)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .finish_non_exhaustive()
-    }
+fn optional_url<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DisplaySafeUrl>, D::Error> {
+    Ok(optional_text(deserializer)?.map(DisplaySafeUrl::new))
+}
+
+fn optional_token<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
+    Ok(optional_text(deserializer)?.map(|token| Secret::new(token.trim())))
 }
 
 /// What to check out.
@@ -100,22 +136,6 @@ impl Params {
         }
     }
 
-    /// The token: the `token` parameter (a secret input), else `GITHUB_TOKEN`. Reading this
-    /// one variable here is deliberate: it is the convention every GitHub tool follows, and
-    /// the value is never journaled (pins and outputs hold no token).
-    pub(super) fn token(&self) -> Option<String> {
-        let given = |token: &str| {
-            let token = token.trim();
-            (!token.is_empty()).then(|| token.to_string())
-        };
-        self.token.as_deref().and_then(given).or_else(|| {
-            std::env::var("GITHUB_TOKEN")
-                .ok()
-                .as_deref()
-                .and_then(given)
-        })
-    }
-
     pub(super) fn directory(&self) -> Result<String, StepError> {
         let name = match &self.directory {
             Some(directory) => directory.clone(),
@@ -129,11 +149,17 @@ impl Params {
         Ok(name)
     }
 
+    /// The API's base URL, without a trailing slash (credentials included: it is used).
     pub(super) fn api_url(&self) -> &str {
         self.api_url
-            .as_deref()
-            .unwrap_or(github::DEFAULT_API_URL)
+            .as_ref()
+            .map_or(DEFAULT_API_URL, DisplaySafeUrl::expose)
             .trim_end_matches('/')
+    }
+
+    /// The API's base URL as it may be shown.
+    pub(super) fn shown_api_url(&self) -> DisplaySafeUrl {
+        DisplaySafeUrl::new(self.api_url())
     }
 
     /// The web host of the API: `github.com` for `api.github.com`, else the API's own host
@@ -150,14 +176,14 @@ impl Params {
     }
 
     /// Where to fetch from: `clone_url`, else what the API said, else derived from the API.
-    pub(super) fn primary_url(&self, from_api: Option<&str>) -> String {
+    pub(super) fn primary_url(&self, from_api: Option<&str>) -> DisplaySafeUrl {
         if let Some(url) = &self.clone_url {
             return url.clone();
         }
         if let Some(url) = from_api {
-            return url.to_string();
+            return DisplaySafeUrl::new(url);
         }
-        match reqwest::Url::parse(self.api_url()) {
+        DisplaySafeUrl::new(match reqwest::Url::parse(self.api_url()) {
             Ok(url) if url.host_str() != Some("api.github.com") => {
                 let port = url
                     .port()
@@ -171,46 +197,20 @@ impl Params {
                 )
             }
             _ => format!("https://github.com/{}.git", self.repo),
-        }
-    }
-}
-
-/// `url` with the token as HTTP credentials when it goes to the repository's own host over
-/// HTTP(S) and carries none yet; any other URL (a mirror, another host) gets no token.
-pub(super) fn with_credentials(url: &str, token: Option<&str>, git_host: Option<&str>) -> String {
-    let (Some(token), Some(git_host)) = (token, git_host) else {
-        return url.to_string();
-    };
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed)
-            if matches!(parsed.scheme(), "http" | "https")
-                && parsed.username().is_empty()
-                && parsed.host_str() == Some(git_host) =>
-        {
-            let _ = parsed.set_username("x-access-token");
-            let _ = parsed.set_password(Some(token));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
-
-/// Replace the token (and any URL credentials) in a message.
-pub(super) fn scrub(text: &str, token: Option<&str>) -> String {
-    let text = match token {
-        Some(token) if !token.is_empty() => text.replace(token, "<redacted>"),
-        _ => text.to_string(),
-    };
-    text.split(' ')
-        .map(|word| {
-            if word.contains("://") {
-                redact_url(word)
-            } else {
-                word.to_string()
-            }
         })
-        .collect::<Vec<_>>()
-        .join(" ")
+    }
+
+    /// Hides every credential the step knows in text written by others (libgit2's, the
+    /// API's): the user parts of its URLs, the token as a git URL carries it, the token.
+    pub(super) fn redactor(&self, token: Option<&Secret>) -> Redactor {
+        let in_urls = [&self.api_url, &self.clone_url, &self.mirror]
+            .into_iter()
+            .flatten()
+            .filter_map(DisplaySafeUrl::credentials);
+        let in_git_urls =
+            token.map(|token| Secret::new(format!("{TOKEN_USER}:{}", token.expose())));
+        Redactor::new(in_urls.chain(in_git_urls).chain(token.cloned()))
+    }
 }
 
 #[cfg(test)]
@@ -280,58 +280,66 @@ mod tests {
     }
 
     #[test]
-    fn clone_urls_default_to_the_github_host_and_the_token_goes_only_there() {
+    fn clone_urls_default_to_the_github_host() {
         let github = params(json!({"repo": "acme/app"}));
-        assert_eq!(github.primary_url(None), "https://github.com/acme/app.git");
+        assert_eq!(
+            github.primary_url(None).expose(),
+            "https://github.com/acme/app.git"
+        );
         assert_eq!(github.git_host().as_deref(), Some("github.com"));
         let enterprise =
             params(json!({"repo": "acme/app", "api_url": "https://ghe.example/api/v3/"}));
         assert_eq!(
-            enterprise.primary_url(None),
+            enterprise.primary_url(None).expose(),
             "https://ghe.example/acme/app.git"
         );
         assert_eq!(
-            enterprise.primary_url(Some("https://ghe.example/acme/app.git")),
+            enterprise
+                .primary_url(Some("https://ghe.example/acme/app.git"))
+                .expose(),
             "https://ghe.example/acme/app.git"
         );
         let explicit = params(json!({"repo": "acme/app", "clone_url": "git://mirror/app.git"}));
         assert_eq!(
-            explicit.primary_url(Some("https://x/y.git")),
+            explicit.primary_url(Some("https://x/y.git")).expose(),
             "git://mirror/app.git"
-        );
-
-        let host = Some("github.com");
-        assert_eq!(
-            with_credentials("https://github.com/acme/app.git", Some("ghp_1"), host),
-            "https://x-access-token:ghp_1@github.com/acme/app.git"
-        );
-        for elsewhere in [
-            "https://gitlab.example/acme/app.git",
-            "git://github.com/acme/app.git",
-            "https://me:mine@github.com/acme/app.git",
-            "/srv/mirror.git",
-        ] {
-            assert_eq!(with_credentials(elsewhere, Some("ghp_1"), host), elsewhere);
-        }
-        assert_eq!(
-            with_credentials("https://github.com/a/b.git", None, host),
-            "https://github.com/a/b.git"
         );
     }
 
     #[test]
+    fn blank_texts_are_not_given_and_the_token_is_trimmed() {
+        let blank = params(json!({"repo": "a/b", "token": "  ", "mirror": "", "api_url": ""}));
+        assert!(blank.token.is_none() && blank.mirror.is_none());
+        assert_eq!(blank.api_url(), DEFAULT_API_URL);
+        let given = params(json!({"repo": "a/b", "token": " ghp_1 \n"}));
+        assert_eq!(given.token.as_ref().map(Secret::expose), Some("ghp_1"));
+    }
+
+    #[test]
     fn the_token_never_shows() {
-        let message = "failed for https://x-access-token:ghp_secret@github.com/a/b.git: token ghp_secret refused";
-        let clean = scrub(message, Some("ghp_secret"));
-        assert!(!clean.contains("ghp_secret"), "{clean}");
+        let given = params(json!({
+            "repo": "a/b",
+            "token": "ghp_secret",
+            "mirror": "https://me:mine@mirror.example/a/b.git"
+        }));
+        let message = "failed for https://x-access-token:ghp_secret@github.com/a/b.git: token ghp_secret refused; mirror https://me:mine@mirror.example/a/b.git";
+        let clean = given.redactor(given.token.as_ref()).scrub(message);
+        assert!(
+            !clean.contains("ghp_secret") && !clean.contains("mine"),
+            "{clean}"
+        );
         assert!(
             clean.contains("https://<redacted>@github.com/a/b.git"),
             "{clean}"
         );
-        let debug = format!(
-            "{:?}",
-            params(json!({"repo": "a/b", "token": "ghp_secret"}))
+        assert!(
+            clean.contains("https://<redacted>@mirror.example/a/b.git"),
+            "{clean}"
         );
-        assert!(!debug.contains("ghp_secret"), "{debug}");
+        let debug = format!("{given:?}");
+        assert!(
+            !debug.contains("ghp_secret") && !debug.contains("mine"),
+            "{debug}"
+        );
     }
 }

@@ -1,10 +1,9 @@
 //! The git2 half, blocking (run it off the runtime): fetching into the checkout folder
-//! from a URL or a `git bundle` file, listing a mirror's refs without writing anything,
-//! and checking out one commit as a detached HEAD.
+//! from a URL or a `git bundle` file (see [`bundle`](super::bundle)), listing a mirror's
+//! refs without writing anything, and checking out one commit as a detached HEAD. Failures
+//! are sorted by what to do about them.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use git2::build::CheckoutBuilder;
 use git2::{
@@ -13,75 +12,12 @@ use git2::{
 
 use super::StepError;
 use super::api::token_hint;
+use super::blocking::Feedback;
+use super::bundle;
 use super::choose::{Refusal, TAG_HINT};
-use super::parameters::scrub;
+use super::origin::{Kind, Origin};
 use crate::cloud::CloudError;
-use crate::cloud::github::{install_git_http_transport, redact_url};
-
-/// How blocking work talks back: progress lines, and whether to give up.
-pub(super) struct Feedback<'a> {
-    /// Tell the user something.
-    pub(super) report: &'a dyn Fn(String),
-    /// The run is stopping: give up at the next chance.
-    pub(super) stopped: &'a dyn Fn() -> bool,
-}
-
-/// Where objects can come from.
-#[derive(Debug, Clone)]
-enum Kind {
-    /// A git URL or a repository path (may carry credentials).
-    Url(String),
-    /// A `git bundle` file.
-    Bundle(PathBuf),
-}
-
-/// A place to fetch from: the repository's host, or the mirror.
-#[derive(Debug, Clone)]
-pub(super) struct Origin {
-    kind: Kind,
-    label: &'static str,
-}
-
-impl Origin {
-    /// A git URL (credentials allowed; they are never shown).
-    pub(super) fn url(url: &str, label: &'static str) -> Self {
-        Self {
-            kind: Kind::Url(url.to_string()),
-            label,
-        }
-    }
-
-    /// The mirror: a `git bundle` file (a path, or `file://` URL, of a file), else a git
-    /// URL or repository path.
-    pub(super) fn mirror(mirror: &str) -> Self {
-        let path = Path::new(mirror.strip_prefix("file://").unwrap_or(mirror));
-        let kind = if path.is_file() {
-            Kind::Bundle(path.to_path_buf())
-        } else {
-            Kind::Url(mirror.to_string())
-        };
-        Self {
-            kind,
-            label: "the mirror",
-        }
-    }
-
-    /// How it is shown: credentials redacted.
-    pub(super) fn shown(&self) -> String {
-        match &self.kind {
-            Kind::Url(url) => redact_url(url),
-            Kind::Bundle(path) => path.display().to_string(),
-        }
-    }
-
-    fn is_mirror(&self) -> bool {
-        self.label == "the mirror"
-    }
-
-    fn remote_name(&self) -> &'static str {
-        if self.is_mirror() { "mirror" } else { "origin" }
-    }
-}
+use crate::secret::Redactor;
 
 /// Why git work failed, sorted by what to do about it.
 #[derive(Debug)]
@@ -112,18 +48,13 @@ impl Failure {
         }
     }
 
-    /// The step's error, with the token scrubbed from every message.
-    pub(super) fn into_step_error(self, repo: &str, token: Option<&str>) -> StepError {
-        let clean = |text: &str| scrub(text, token);
+    /// The step's error, with every credential scrubbed from its message.
+    pub(super) fn into_step_error(self, repo: &str, redactor: &Redactor) -> StepError {
+        let clean = |text: &str| redactor.scrub(text);
         let cloud = |message: &str, retryable: bool| {
             StepError::Cloud(CloudError {
-                operation: "git fetch".to_string(),
-                resource: Some(repo.to_string()),
-                code: None,
-                message: clean(message),
-                status: None,
                 retryable,
-                missing_credentials: false,
+                ..CloudError::local("git fetch", Some(repo.to_string()), clean(message))
             })
         };
         match self {
@@ -153,12 +84,13 @@ impl Failure {
     }
 }
 
-/// Sort a git2 error by what to do about it.
+/// Sort a git2 error by what to do about it. libgit2 says what went wrong only in its text
+/// for most of these (an HTTP status, a missing repository: its error classes and codes do
+/// not tell them apart), so the text decides here, the one place in the step that does.
 fn classify(error: &git2::Error, origin: &Origin) -> Failure {
     let message = format!(
-        "fetching from {} `{}` failed: {}",
+        "fetching from {} `{origin}` failed: {}",
         origin.label,
-        origin.shown(),
         error.message()
     );
     let lower = error.message().to_ascii_lowercase();
@@ -184,7 +116,7 @@ fn classify(error: &git2::Error, origin: &Origin) -> Failure {
     }
 }
 
-fn other(what: &str, error: impl std::fmt::Display) -> Failure {
+pub(super) fn other(what: &str, error: impl std::fmt::Display) -> Failure {
     Failure::Other(format!("{what}: {error}"))
 }
 
@@ -266,16 +198,11 @@ fn fetch(repository: &Repository, origin: &Origin, feedback: &Feedback<'_>) -> R
     let report = feedback.report;
     let stopped = feedback.stopped;
     match &origin.kind {
-        Kind::Bundle(path) => import_bundle(repository, path).map(|_| ()),
+        Kind::Bundle(path) => bundle::import(repository, path),
         Kind::Url(url) => {
-            install_git_http_transport().map_err(|error| Failure::Other(error.to_string()))?;
-            report(format!(
-                "fetching from {} `{}`",
-                origin.label,
-                origin.shown()
-            ));
+            report(format!("fetching from {} `{origin}`", origin.label));
             let mut remote = repository
-                .remote_anonymous(url)
+                .remote_anonymous(url.expose())
                 .map_err(|error| classify(&error, origin))?;
             let mut callbacks = RemoteCallbacks::new();
             let mut reported = 0;
@@ -307,139 +234,20 @@ fn fetch(repository: &Repository, origin: &Origin, feedback: &Feedback<'_>) -> R
     }
 }
 
-/// A bundle's header: the commits it needs, and its refs.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct BundleHeader {
-    pub(super) prerequisites: Vec<Oid>,
-    pub(super) refs: Vec<(String, Oid)>,
-}
-
-/// Read a `git bundle` header (v2 or v3, SHA-1), leaving `reader` at the pack.
-pub(super) fn read_bundle_header(
-    reader: &mut impl BufRead,
-    shown: &str,
-) -> Result<BundleHeader, String> {
-    let mut line = Vec::new();
-    let mut next = |line: &mut Vec<u8>| -> Result<String, String> {
-        line.clear();
-        reader
-            .read_until(b'\n', line)
-            .map_err(|error| format!("cannot read the bundle `{shown}`: {error}"))?;
-        Ok(String::from_utf8_lossy(line)
-            .trim_end_matches('\n')
-            .to_string())
-    };
-    let signature = next(&mut line)?;
-    if signature != "# v2 git bundle" && signature != "# v3 git bundle" {
-        return Err(format!(
-            "`{shown}` is not a git bundle (made with `git bundle create`)"
-        ));
-    }
-    let mut header = BundleHeader::default();
-    loop {
-        let text = next(&mut line)?;
-        if text.is_empty() {
-            return Ok(header);
-        }
-        if let Some(capability) = text.strip_prefix('@') {
-            if capability.starts_with("filter") {
-                return Err(format!(
-                    "`{shown}` is a partial (filtered) bundle; make a full one"
-                ));
-            }
-            if let Some(format) = capability.strip_prefix("object-format=")
-                && format != "sha1"
-            {
-                return Err(format!(
-                    "`{shown}` uses `{format}` object ids; only SHA-1 is supported"
-                ));
-            }
-            continue;
-        }
-        let (oid, rest) = text.split_once(' ').unwrap_or((text.as_str(), ""));
-        let prerequisite = oid.strip_prefix('-');
-        let oid = Oid::from_str(prerequisite.unwrap_or(oid))
-            .map_err(|_| format!("`{shown}` has a malformed header line `{text}`"))?;
-        match prerequisite {
-            Some(_) => header.prerequisites.push(oid),
-            None => header.refs.push((rest.to_string(), oid)),
-        }
-    }
-}
-
-/// Load a bundle's objects and tags into `repository` (branches go under
-/// `refs/remotes/mirror/`). Returns the bundle's refs.
-fn import_bundle(repository: &Repository, path: &Path) -> Result<BundleHeader, Failure> {
-    let shown = path.display().to_string();
-    let file = File::open(path).map_err(|error| {
-        Failure::Missing(format!("cannot open the mirror bundle `{shown}`: {error}"))
-    })?;
-    let mut reader = BufReader::new(file);
-    let header = read_bundle_header(&mut reader, &shown).map_err(Failure::Other)?;
-    let odb = repository
-        .odb()
-        .map_err(|error| other("cannot open the object database", error.message()))?;
-    if let Some(missing) = header.prerequisites.iter().find(|oid| !odb.exists(**oid)) {
-        return Err(Failure::Other(format!(
-            "the bundle `{shown}` is incremental: it needs commit {missing}, which it does not hold; make the mirror with `git bundle create FILE --all`"
-        )));
-    }
-    let mut writer = odb
-        .packwriter()
-        .map_err(|error| other("cannot write objects", error.message()))?;
-    std::io::copy(&mut reader, &mut writer)
-        .map_err(|error| other(&format!("cannot read the pack in `{shown}`"), error))?;
-    writer
-        .commit()
-        .map_err(|error| other(&format!("the pack in `{shown}` is broken"), error.message()))?;
-    for (name, oid) in &header.refs {
-        let local = if name.starts_with("refs/tags/") {
-            name.clone()
-        } else if let Some(branch) = name.strip_prefix("refs/heads/") {
-            format!("refs/remotes/mirror/{branch}")
-        } else {
-            continue;
-        };
-        repository
-            .reference(&local, *oid, true, "rebuild: imported from a bundle")
-            .map_err(|error| {
-                other(
-                    &format!("cannot record `{name}` from `{shown}`"),
-                    error.message(),
-                )
-            })?;
-    }
-    Ok(header)
-}
-
 /// The mirror's refs (name → object id; `^{}` entries are peeled tags), read without
 /// writing anything.
-pub(super) fn list_mirror(mirror: &str) -> Result<Vec<(String, String)>, Failure> {
-    let origin = Origin::mirror(mirror);
-    match &origin.kind {
-        Kind::Bundle(path) => {
-            let shown = path.display().to_string();
-            let file = File::open(path).map_err(|error| {
-                Failure::Missing(format!("cannot open the mirror bundle `{shown}`: {error}"))
-            })?;
-            let header =
-                read_bundle_header(&mut BufReader::new(file), &shown).map_err(Failure::Other)?;
-            Ok(header
-                .refs
-                .into_iter()
-                .map(|(name, oid)| (name, oid.to_string()))
-                .collect())
-        }
+pub(super) fn list_mirror(mirror: &Origin) -> Result<Vec<(String, String)>, Failure> {
+    match &mirror.kind {
+        Kind::Bundle(path) => bundle::list(path),
         Kind::Url(url) => {
-            install_git_http_transport().map_err(|error| Failure::Other(error.to_string()))?;
             let mut remote =
-                Remote::create_detached(url.as_str()).map_err(|error| classify(&error, &origin))?;
+                Remote::create_detached(url.expose()).map_err(|error| classify(&error, mirror))?;
             remote
                 .connect(Direction::Fetch)
-                .map_err(|error| classify(&error, &origin))?;
+                .map_err(|error| classify(&error, mirror))?;
             let refs = remote
                 .list()
-                .map_err(|error| classify(&error, &origin))?
+                .map_err(|error| classify(&error, mirror))?
                 .iter()
                 .map(|head| (head.name().to_string(), head.oid().to_string()))
                 .collect();
@@ -546,10 +354,9 @@ fn fill(
             }
             if let Some(previous) = failures.last() {
                 report(format!(
-                    "WARNING: {}; trying {} `{}` instead (still pinned to {commit})",
+                    "WARNING: {}; trying {} `{origin}` instead (still pinned to {commit})",
                     previous.message(),
                     origin.label,
-                    origin.shown()
                 ));
             }
             match fetch(repository, origin, feedback) {
@@ -557,17 +364,15 @@ fn fill(
                     from_mirror = origin.is_mirror();
                     if index > 0 {
                         report(format!(
-                            "WARNING: fetched commit {commit} from {} `{}`",
+                            "WARNING: fetched commit {commit} from {} `{origin}`",
                             origin.label,
-                            origin.shown()
                         ));
                     }
                     break;
                 }
                 Ok(()) => failures.push(Failure::Lacks(format!(
-                    "commit {commit} (`{reference}`) is not in {} `{}`",
+                    "commit {commit} (`{reference}`) is not in {} `{origin}`",
                     origin.label,
-                    origin.shown()
                 ))),
                 Err(failure) => failures.push(failure),
             }
@@ -619,42 +424,5 @@ fn combine(mut failures: Vec<Failure>) -> Failure {
         2 => Failure::Transport(message),
         3 => Failure::Lacks(message),
         _ => Failure::Other(message),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bundle_headers_are_read_up_to_the_pack() {
-        let commit = "50d0f7d8603add94b23e4e7fae6f7727261dc85e";
-        let tag = "77989df1de2d773af5b551369717d8e61445de63";
-        let text = format!(
-            "# v2 git bundle\n-{commit} base\n{commit} refs/heads/main\n{tag} refs/tags/v1.0.0\n\nPACK..."
-        );
-        let mut reader = std::io::Cursor::new(text.into_bytes());
-        let header = read_bundle_header(&mut reader, "x.bundle").unwrap();
-        assert_eq!(header.prerequisites.len(), 1);
-        assert_eq!(
-            header
-                .refs
-                .iter()
-                .map(|(name, oid)| format!("{name}={oid}"))
-                .collect::<Vec<_>>(),
-            [
-                format!("refs/heads/main={commit}"),
-                format!("refs/tags/v1.0.0={tag}")
-            ]
-        );
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
-        assert_eq!(rest, "PACK...");
-
-        let v3 = "# v3 git bundle\n@object-format=sha256\n\n";
-        let error = read_bundle_header(&mut std::io::Cursor::new(v3), "y.bundle").unwrap_err();
-        assert!(error.contains("only SHA-1"), "{error}");
-        let error = read_bundle_header(&mut std::io::Cursor::new("hello\n"), "z").unwrap_err();
-        assert!(error.contains("is not a git bundle"), "{error}");
     }
 }

@@ -7,9 +7,11 @@ use serde::Deserialize;
 
 use super::choose::{PATTERN_HINT, TAG_HINT, newest_matching, newest_tags_note, tag_not_found};
 use super::parameters::{Params, Selector};
-use super::{Resolved, Source, StepError};
-use crate::cloud::CloudError;
-use crate::cloud::github::{self, GitHubResultExt, redact_url};
+use super::resolve::{Resolved, Source};
+use super::{Request, StepError};
+use crate::cloud::github::GitHubResultExt;
+use crate::cloud::{Cloud, CloudError};
+use crate::secret::DisplaySafeUrl;
 
 #[derive(Deserialize)]
 struct RepoAnswer {
@@ -61,6 +63,7 @@ fn encode_path(text: &str) -> String {
         .collect()
 }
 
+/// The GitHub API as one step's request sees it.
 pub(super) struct Api<'a> {
     client: Octocrab,
     params: &'a Params,
@@ -68,12 +71,14 @@ pub(super) struct Api<'a> {
 }
 
 impl<'a> Api<'a> {
-    pub(super) fn new(params: &'a Params, token: Option<&str>) -> Result<Self, StepError> {
-        let client = github::github_client(Some(params.api_url()), token)?;
+    /// The API `request` names, with its token (the step's, else the cloud's default).
+    pub(super) fn new(cloud: &Cloud, request: &'a Request) -> Result<Self, StepError> {
+        let params = &request.params;
+        let client = cloud.github(Some(params.api_url()), params.token.as_ref())?;
         Ok(Self {
             client,
             params,
-            has_token: token.is_some(),
+            has_token: request.token.is_some(),
         })
     }
 
@@ -84,7 +89,7 @@ impl<'a> Api<'a> {
     /// Refusals for answers that mean "fix the playbook or the token", else the error.
     fn refusal(&self, error: CloudError) -> StepError {
         let repo = self.repo();
-        let api = redact_url(self.params.api_url());
+        let api = self.params.shown_api_url();
         match error.status {
             Some(401) => {
                 let message = if self.has_token {
@@ -290,7 +295,9 @@ impl<'a> Api<'a> {
             reference,
             commit,
             source: Source::GitHub,
-            clone_url: repository.clone_url.map(|url| redact_url(&url)),
+            clone_url: repository
+                .clone_url
+                .map(|url| DisplaySafeUrl::new(url).to_string()),
         })
     }
 }
