@@ -263,3 +263,55 @@ fn outcome(global: &GlobalArgs, config: &RunConfig, result: RunResult) -> Result
         Outcome::Interrupted => Err(Error::Interrupted { run_id, resume }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlanProblem;
+
+    fn plan_with(causes: &[Cause]) -> Plan {
+        Plan {
+            run_id: None,
+            playbook: "p".into(),
+            playbook_path: "p.yaml".into(),
+            source_region: "ap-southeast-2".into(),
+            target_region: "ap-southeast-1".into(),
+            steps: Vec::new(),
+            waves: Vec::new(),
+            problems: causes
+                .iter()
+                .map(|cause| PlanProblem {
+                    step: Some("database".into()),
+                    message: "text that says nothing about credentials or RPO".into(),
+                    cause: cause.clone(),
+                })
+                .collect(),
+            resumed: false,
+        }
+    }
+
+    fn refused_hint(plan: &Plan) -> String {
+        match ensure_runnable(plan) {
+            Err(Error::PlanRefused { hint, count }) => {
+                assert_eq!(count, plan.problems.len());
+                hint
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_refusal_hint_follows_the_problems_causes_never_their_text() {
+        assert!(ensure_runnable(&plan_with(&[])).is_ok());
+        assert!(refused_hint(&plan_with(&[Cause::RpoExceeded])).contains("--accept-rpo"));
+        assert_eq!(
+            refused_hint(&plan_with(&[Cause::RpoExceeded, Cause::NoCredentials])),
+            NO_CREDENTIALS_HINT,
+            "credentials first: without them nothing else can be checked"
+        );
+        assert_eq!(
+            refused_hint(&plan_with(&[Cause::Other])),
+            "fix the problems listed above, then run the same command again"
+        );
+    }
+}
