@@ -4,10 +4,9 @@
 //! adopts it instead of creating twice. Steps never print and never build clients: they
 //! get a [`StepContext`] (or a [`PlanContext`] when planning).
 
+mod aws;
 mod aws_eks_cluster;
 mod aws_eks_nodegroup;
-mod aws_network;
-mod aws_rds_restore;
 pub mod context;
 mod dns_cutover;
 mod git_fetch;
@@ -290,10 +289,10 @@ impl Kinds {
     /// Every step kind this build knows.
     pub fn builtin() -> Self {
         Self::new(vec![
-            Arc::new(aws_network::AwsNetwork),
+            Arc::new(aws::AwsNetwork),
             Arc::new(aws_eks_cluster::AwsEksCluster),
             Arc::new(aws_eks_nodegroup::AwsEksNodegroup),
-            Arc::new(aws_rds_restore::AwsRdsRestore),
+            Arc::new(aws::AwsRdsRestore),
             Arc::new(k8s_apply::K8sApply),
             Arc::new(dns_cutover::DnsCutover),
             Arc::new(http_check::HttpCheck),
