@@ -5,10 +5,7 @@
 //! get a [`StepContext`] (or a [`PlanContext`] when planning).
 
 mod aws;
-mod aws_eks_cluster;
-mod aws_eks_nodegroup;
 pub mod context;
-mod dns_cutover;
 mod git_fetch;
 mod http_check;
 pub mod interface;
@@ -290,11 +287,11 @@ impl Kinds {
     pub fn builtin() -> Self {
         Self::new(vec![
             Arc::new(aws::AwsNetwork),
-            Arc::new(aws_eks_cluster::AwsEksCluster),
-            Arc::new(aws_eks_nodegroup::AwsEksNodegroup),
+            Arc::new(aws::AwsEksCluster),
+            Arc::new(aws::AwsEksNodegroup),
             Arc::new(aws::AwsRdsRestore),
             Arc::new(k8s_apply::K8sApply),
-            Arc::new(dns_cutover::DnsCutover),
+            Arc::new(aws::DnsCutover),
             Arc::new(http_check::HttpCheck),
             Arc::new(git_fetch::GitFetch),
         ])

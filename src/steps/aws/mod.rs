@@ -5,14 +5,20 @@
 //! our tags or name → adopt, refuse a stranger, else create tagged → finish), the tags it
 //! reads and writes ([`tags`]), IAM role lookups ([`iam`]) and typed pins ([`read_pins`]).
 
+mod eks_cluster;
+mod eks_nodegroup;
 mod iam;
 mod network;
 mod ownership;
 mod rds_restore;
+mod route53_cutover;
 mod tags;
 
+pub use eks_cluster::AwsEksCluster;
+pub use eks_nodegroup::AwsEksNodegroup;
 pub use network::AwsNetwork;
 pub use rds_restore::AwsRdsRestore;
+pub use route53_cutover::DnsCutover;
 
 use serde::de::DeserializeOwned;
 
