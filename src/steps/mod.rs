@@ -7,7 +7,7 @@
 mod aws;
 pub mod context;
 mod git_fetch;
-mod http_check;
+mod http;
 pub mod interface;
 mod k8s_apply;
 mod k8s_manifests;
@@ -292,7 +292,7 @@ impl Kinds {
             Arc::new(aws::AwsRdsRestore),
             Arc::new(k8s_apply::K8sApply),
             Arc::new(aws::DnsCutover),
-            Arc::new(http_check::HttpCheck),
+            Arc::new(http::HttpCheck),
             Arc::new(git_fetch::GitFetch),
         ])
     }
