@@ -27,9 +27,7 @@ pub(super) struct Existing<T> {
 /// The run and step whose resources carry their tags.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Owner<'a> {
-    /// The run's id.
     pub run_id: &'a str,
-    /// The step's id.
     pub step: &'a str,
 }
 

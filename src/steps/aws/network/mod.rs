@@ -239,12 +239,18 @@ impl Step for AwsNetwork {
         let zones = zones(ec2, &params).await?;
         let vpc = ec2.vpc(&params.cidr).await?;
         context.checkpoint("after-vpc")?;
-        let subnets = subnets(ec2, &vpc, &zones, block).await?;
-        let (internet_gateway, public_table) = public_routes(ec2, &vpc, &subnets.public).await?;
-        let nat_gateways = nat_gateways(ec2, &zones, &subnets.public, params.nat_gateways).await?;
-        let private_tables = private_routes(ec2, &vpc, &zones, &subnets, &nat_gateways).await?;
-        let (cluster_group, database_group) =
-            security_groups(ec2, &vpc, params.database_port).await?;
+        let site = Site {
+            ec2,
+            vpc: &vpc,
+            zones: &zones,
+        };
+        let subnets = site.subnets(block).await?;
+        let (internet_gateway, public_table) = site.public_routes(&subnets.public).await?;
+        let nat_gateways = site
+            .nat_gateways(&subnets.public, params.nat_gateways)
+            .await?;
+        let private_tables = site.private_routes(&subnets.private, &nat_gateways).await?;
+        let (cluster_group, database_group) = site.security_groups(params.database_port).await?;
         interface::outputs(&Outputs {
             vpc_id: vpc,
             vpc_cidr: params.cidr,
@@ -288,108 +294,102 @@ struct Subnets {
     private: Vec<String>,
 }
 
-/// A public and a private subnet in each zone.
-async fn subnets(
-    ec2: Ec2<'_>,
-    vpc: &str,
-    zones: &[String],
-    block: Block,
-) -> Result<Subnets, StepError> {
-    let context = ec2.context;
-    let mut subnets = Subnets::default();
-    for (index, zone) in zones.iter().enumerate() {
-        let letter = zone_letter(zone);
-        let (cidr, name) = (block.public(index), format!("public-{letter}"));
-        subnets
-            .public
-            .push(ec2.subnet(vpc, zone, &cidr, &name, true).await?);
-        context.checkpoint("after-public-subnet")?;
-        let (cidr, name) = (block.private(index), format!("private-{letter}"));
-        subnets
-            .private
-            .push(ec2.subnet(vpc, zone, &cidr, &name, false).await?);
-        context.checkpoint("after-private-subnet")?;
-    }
-    context.checkpoint("after-subnets")?;
-    Ok(subnets)
+/// Where the network's parts go: the VPC and the zones.
+#[derive(Clone, Copy)]
+struct Site<'a> {
+    ec2: Ec2<'a>,
+    vpc: &'a str,
+    zones: &'a [String],
 }
 
-/// The internet gateway and the `public` route table (default route to the gateway,
-/// associated with every public subnet): their ids.
-async fn public_routes(
-    ec2: Ec2<'_>,
-    vpc: &str,
-    public_subnets: &[String],
-) -> Result<(String, String), StepError> {
-    let gateway = ec2.internet_gateway(vpc).await?;
-    let table = ec2.route_table(vpc, "public").await?;
-    ec2.route(&table, RouteTarget::Gateway(&gateway)).await?;
-    for subnet in public_subnets {
-        ec2.associate(&table, subnet).await?;
+impl Site<'_> {
+    /// A public and a private subnet in each zone.
+    async fn subnets(self, block: Block) -> Result<Subnets, StepError> {
+        let (ec2, context) = (self.ec2, self.ec2.context);
+        let mut subnets = Subnets::default();
+        for (index, zone) in self.zones.iter().enumerate() {
+            let letter = zone_letter(zone);
+            let (cidr, name) = (block.public(index), format!("public-{letter}"));
+            let public = ec2.subnet(self.vpc, zone, &cidr, &name, true).await?;
+            subnets.public.push(public);
+            context.checkpoint("after-public-subnet")?;
+            let (cidr, name) = (block.private(index), format!("private-{letter}"));
+            let private = ec2.subnet(self.vpc, zone, &cidr, &name, false).await?;
+            subnets.private.push(private);
+            context.checkpoint("after-private-subnet")?;
+        }
+        context.checkpoint("after-subnets")?;
+        Ok(subnets)
     }
-    ec2.context.checkpoint("after-public-routes")?;
-    Ok((gateway, table))
-}
 
-/// NAT gateways in the first `count` public subnets, waited for until available.
-async fn nat_gateways(
-    ec2: Ec2<'_>,
-    zones: &[String],
-    public_subnets: &[String],
-    count: usize,
-) -> Result<Vec<String>, StepError> {
-    let mut gateways = Vec::new();
-    for (subnet, zone) in public_subnets.iter().zip(zones).take(count) {
-        let name = format!("nat-{}", zone_letter(zone));
-        gateways.push(ec2.nat_gateway(subnet, &name).await?);
+    /// The internet gateway and the `public` route table (default route to the gateway,
+    /// associated with every public subnet): their ids.
+    async fn public_routes(self, subnets: &[String]) -> Result<(String, String), StepError> {
+        let ec2 = self.ec2;
+        let gateway = ec2.internet_gateway(self.vpc).await?;
+        let table = ec2.route_table(self.vpc, "public").await?;
+        ec2.route(&table, RouteTarget::Gateway(&gateway)).await?;
+        for subnet in subnets {
+            ec2.associate(&table, subnet).await?;
+        }
+        ec2.context.checkpoint("after-public-routes")?;
+        Ok((gateway, table))
     }
-    ec2.context.checkpoint("after-nat")?;
-    for gateway in &gateways {
-        ec2.wait_nat(gateway).await?;
-    }
-    Ok(gateways)
-}
 
-/// A route table per zone: default route to a NAT gateway (zone *i* uses gateway *i*
-/// modulo their number), associated with the zone's private subnet.
-async fn private_routes(
-    ec2: Ec2<'_>,
-    vpc: &str,
-    zones: &[String],
-    subnets: &Subnets,
-    nat_gateways: &[String],
-) -> Result<Vec<String>, StepError> {
-    let mut tables = Vec::new();
-    for (index, (subnet, zone)) in subnets.private.iter().zip(zones).enumerate() {
-        let table = ec2
-            .route_table(vpc, &format!("private-{}", zone_letter(zone)))
+    /// NAT gateways in the first `count` public subnets, waited for until available.
+    async fn nat_gateways(
+        self,
+        subnets: &[String],
+        count: usize,
+    ) -> Result<Vec<String>, StepError> {
+        let mut gateways = Vec::new();
+        for (subnet, zone) in subnets.iter().zip(self.zones).take(count) {
+            let name = format!("nat-{}", zone_letter(zone));
+            gateways.push(self.ec2.nat_gateway(subnet, &name).await?);
+        }
+        self.ec2.context.checkpoint("after-nat")?;
+        for gateway in &gateways {
+            self.ec2.wait_nat(gateway).await?;
+        }
+        Ok(gateways)
+    }
+
+    /// A route table per zone: default route to a NAT gateway (zone *i* uses gateway *i*
+    /// modulo their number), associated with the zone's private subnet.
+    async fn private_routes(
+        self,
+        subnets: &[String],
+        nats: &[String],
+    ) -> Result<Vec<String>, StepError> {
+        let ec2 = self.ec2;
+        let mut tables = Vec::new();
+        for (index, (subnet, zone)) in subnets.iter().zip(self.zones).enumerate() {
+            let name = format!("private-{}", zone_letter(zone));
+            let table = ec2.route_table(self.vpc, &name).await?;
+            let nat = &nats[index % nats.len()];
+            ec2.route(&table, RouteTarget::Nat(nat)).await?;
+            ec2.associate(&table, subnet).await?;
+            tables.push(table);
+        }
+        ec2.context.checkpoint("after-private-routes")?;
+        Ok(tables)
+    }
+
+    /// The `cluster` group (all traffic from itself) and the `database` group (TCP `port`
+    /// from the cluster): their ids.
+    async fn security_groups(self, port: u16) -> Result<(String, String), StepError> {
+        let (ec2, vpc) = (self.ec2, self.vpc);
+        let description = "rebuild: EKS cluster and nodes";
+        let cluster = ec2.security_group(vpc, "cluster", description).await?;
+        let why = "cluster members talk to each other";
+        ec2.allow(&cluster, &cluster, Protocol::All, why).await?;
+        let description = "rebuild: database, reachable from the cluster";
+        let database = ec2.security_group(vpc, "database", description).await?;
+        let why = "cluster to database";
+        ec2.allow(&database, &cluster, Protocol::Tcp(port), why)
             .await?;
-        let nat = &nat_gateways[index % nat_gateways.len()];
-        ec2.route(&table, RouteTarget::Nat(nat)).await?;
-        ec2.associate(&table, subnet).await?;
-        tables.push(table);
+        Ok((cluster, database))
     }
-    ec2.context.checkpoint("after-private-routes")?;
-    Ok(tables)
-}
-
-/// The `cluster` group (all traffic from itself) and the `database` group (TCP `port` from
-/// the cluster): their ids.
-async fn security_groups(
-    ec2: Ec2<'_>,
-    vpc: &str,
-    port: u16,
-) -> Result<(String, String), StepError> {
-    let description = "rebuild: EKS cluster and nodes";
-    let cluster = ec2.security_group(vpc, "cluster", description).await?;
-    let why = "cluster members talk to each other";
-    ec2.allow(&cluster, &cluster, Protocol::All, why).await?;
-    let description = "rebuild: database, reachable from the cluster";
-    let database = ec2.security_group(vpc, "database", description).await?;
-    let why = "cluster to database";
-    ec2.allow(&database, &cluster, Protocol::Tcp(port), why)
-        .await?;
-    Ok((cluster, database))
 }
 
 #[cfg(test)]

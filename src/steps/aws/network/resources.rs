@@ -4,6 +4,8 @@
 //! owned but checked before it is added (routes, route table associations, security group
 //! rules), the NAT gateway wait, and the zone and VPC lookups planning shares.
 
+use std::future::Future;
+
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, IpPermission, ResourceType, RouteTable, Tag,
@@ -14,7 +16,7 @@ use crate::cloud::{CloudError, CloudResultExt};
 use crate::steps::context::Poll;
 use crate::steps::{StepContext, StepError};
 
-use super::super::ownership::{Found, Kind, Ownership, ensure};
+use super::super::ownership::{Ensured, Found, Kind, Ownership, ensure};
 use super::super::tags::{Owner, ec2_tags, filter};
 
 /// The zones of the client's region that are available, sorted by name (no Local or
@@ -87,9 +89,7 @@ impl Protocol {
 /// The EC2 client and the step: every network resource is made through here.
 #[derive(Clone, Copy)]
 pub(super) struct Ec2<'a> {
-    /// The target region's client.
     pub client: &'a Client,
-    /// The step.
     pub context: &'a StepContext,
 }
 
@@ -120,6 +120,17 @@ impl Ec2<'_> {
 
     fn tags(&self, resource_type: ResourceType, name: &str) -> TagSpecification {
         ec2_tags(self.context, resource_type, name, &[])
+    }
+
+    /// The ownership protocol for a resource found by the step's tags (`journal`: its
+    /// type, as the journal records it).
+    async fn ensure<T: Found>(
+        &self,
+        journal: &'static str,
+        find: impl Future<Output = Result<Ownership<T>, StepError>>,
+        create: impl Future<Output = Result<String, StepError>>,
+    ) -> Result<Ensured<T>, StepError> {
+        ensure(self.context, Kind::tagged(journal), find, create).await
     }
 
     /// The id of the first of `items` that carries the step's tags for `name`.
@@ -157,9 +168,7 @@ impl Ec2<'_> {
             id.map(str::to_string)
                 .ok_or_else(|| missing("CreateVpc", "VpcId"))
         };
-        let id = ensure(self.context, Kind::tagged("vpc"), find, create)
-            .await?
-            .id;
+        let id = self.ensure("vpc", find, create).await?.id;
         self.client
             .modify_vpc_attribute()
             .vpc_id(&id)
@@ -212,9 +221,7 @@ impl Ec2<'_> {
             id.map(str::to_string)
                 .ok_or_else(|| missing("CreateSubnet", "SubnetId"))
         };
-        let id = ensure(self.context, Kind::tagged("subnet"), find, create)
-            .await?
-            .id;
+        let id = self.ensure("subnet", find, create).await?.id;
         if public {
             self.client
                 .modify_subnet_attribute()
@@ -266,8 +273,7 @@ impl Ec2<'_> {
             id.map(str::to_string)
                 .ok_or_else(|| missing("CreateInternetGateway", "InternetGatewayId"))
         };
-        let kind = Kind::tagged("internet-gateway");
-        let gateway = ensure(self.context, kind, find, create).await?;
+        let gateway = self.ensure("internet-gateway", find, create).await?;
         if !gateway.adopted.is_some_and(|found| found.attached) {
             self.client
                 .attach_internet_gateway()
@@ -306,11 +312,7 @@ impl Ec2<'_> {
             id.map(str::to_string)
                 .ok_or_else(|| missing("CreateRouteTable", "RouteTableId"))
         };
-        Ok(
-            ensure(self.context, Kind::tagged("route-table"), find, create)
-                .await?
-                .id,
-        )
+        Ok(self.ensure("route-table", find, create).await?.id)
     }
 
     /// An Elastic IP for a NAT gateway.
@@ -337,11 +339,7 @@ impl Ec2<'_> {
             let id = created.allocation_id().map(str::to_string);
             id.ok_or_else(|| missing("AllocateAddress", "AllocationId"))
         };
-        Ok(
-            ensure(self.context, Kind::tagged("elastic-ip"), find, create)
-                .await?
-                .id,
-        )
+        Ok(self.ensure("elastic-ip", find, create).await?.id)
     }
 
     /// A NAT gateway in a public subnet, with its own Elastic IP. One that is `deleting`,
@@ -380,11 +378,7 @@ impl Ec2<'_> {
             id.map(str::to_string)
                 .ok_or_else(|| missing("CreateNatGateway", "NatGatewayId"))
         };
-        Ok(
-            ensure(self.context, Kind::tagged("nat-gateway"), find, create)
-                .await?
-                .id,
-        )
+        Ok(self.ensure("nat-gateway", find, create).await?.id)
     }
 
     /// A security group in the VPC, named `STEP-NAME-RUNID`.
@@ -425,11 +419,7 @@ impl Ec2<'_> {
             let id = created.group_id().map(str::to_string);
             id.ok_or_else(|| missing("CreateSecurityGroup", "GroupId"))
         };
-        Ok(
-            ensure(self.context, Kind::tagged("security-group"), find, create)
-                .await?
-                .id,
-        )
+        Ok(self.ensure("security-group", find, create).await?.id)
     }
 
     /// Let `protocol` from the group `source` into `group` (a duplicate rule is success).

@@ -61,23 +61,16 @@ const FAILED: &[&str] = &[
 
 /// The RDS client, the step, and the tags everything it creates carries.
 pub(super) struct Rds<'a> {
-    /// The target region's client.
     pub client: &'a Client,
-    /// The step.
     pub context: &'a StepContext,
-    /// The tags of the step's `database`.
     pub tags: Vec<Tag>,
 }
 
 /// A restore: into `id`, from `snapshot`, on `subnet_group`, as `params` say.
 pub(super) struct Restore<'a> {
-    /// The database's identifier.
     pub id: &'a str,
-    /// The DB subnet group.
     pub subnet_group: &'a str,
-    /// The snapshot.
     pub snapshot: &'a Snapshot,
-    /// The step's parameters.
     pub params: &'a Params,
 }
 
