@@ -262,14 +262,14 @@ impl Rds<'_> {
                 .send()
                 .await
                 .cloud("DescribeDBSubnetGroups", Some(name.clone()));
-            let arn = match answer {
+            let found = match answer {
                 Err(error) if error.is_not_found() => None,
-                answer => answer?
-                    .db_subnet_groups()
-                    .first()
-                    .and_then(|group| group.db_subnet_group_arn().map(str::to_string)),
+                answer => answer?.db_subnet_groups().first().and_then(|group| {
+                    let status = group.subnet_group_status().unwrap_or("unknown");
+                    Some((group.db_subnet_group_arn()?.to_string(), status.to_string()))
+                }),
             };
-            let Some(arn) = arn else {
+            let Some((arn, status)) = found else {
                 return Ok(Ownership::Absent);
             };
             let tags = self
@@ -281,7 +281,7 @@ impl Rds<'_> {
                 .cloud("ListTagsForResource", Some(name.clone()))?;
             Ok(self.ownership(Some(Existing {
                 id: name.clone(),
-                status: String::new(),
+                status,
                 run_id: rds_run_id(tags.tag_list()),
                 resource: (),
             })))
