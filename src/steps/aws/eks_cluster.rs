@@ -391,13 +391,13 @@ async fn ensure_cluster(
     name: &str,
     role: &str,
 ) -> Result<(), StepError> {
-    let find = async {
+    let find = || async move {
         Ok(Ownership::named(
             describe(client, name).await?,
             Some(&context.run_id),
         ))
     };
-    let create = async {
+    let create = || async move {
         let network = VpcConfigRequest::builder()
             .set_subnet_ids(Some(params.subnet_ids.clone()))
             .set_security_group_ids(Some(params.security_group_ids.clone()))

@@ -274,11 +274,11 @@ async fn ensure_nodegroup(
 ) -> Result<(), StepError> {
     let cluster = &params.cluster;
     let (min, desired, max) = params.sizes()?;
-    let find = async {
+    let find = || async move {
         let found = describe(client, cluster, name).await?;
         Ok(Ownership::named(found, Some(&context.run_id)))
     };
-    let create = async {
+    let create = || async move {
         let resource = format!("{cluster}/{name}");
         let sizes = NodegroupScalingConfig::builder()
             .min_size(min)

@@ -91,15 +91,22 @@ pub(super) struct Ensured<T> {
     pub adopted: Option<T>,
 }
 
-/// Adopt what `find` finds of ours, refuse a stranger, or run `create` (a future, so it
-/// is only run when nothing was found); journal the resource as adopted or created.
-pub(super) async fn ensure<T: Found>(
+/// Adopt what `find` finds of ours, refuse a stranger, or `create` (each called only when
+/// its turn comes); journal the resource as adopted or created.
+pub(super) async fn ensure<T, Find, Create>(
     context: &StepContext,
     kind: Kind,
-    find: impl Future<Output = Result<Ownership<T>, StepError>>,
-    create: impl Future<Output = Result<String, StepError>>,
-) -> Result<Ensured<T>, StepError> {
-    match find.await? {
+    find: impl FnOnce() -> Find,
+    create: impl FnOnce() -> Create,
+) -> Result<Ensured<T>, StepError>
+where
+    T: Found,
+    Find: Future<Output = Result<Ownership<T>, StepError>>,
+    Create: Future<Output = Result<String, StepError>>,
+{
+    // On the heap: SDK calls make large futures, and the steps nest these a few levels
+    // deep; inline, they would pile up on the worker thread's stack.
+    match Box::pin(find()).await? {
         Ownership::Ours(found) => {
             let id = found.id().to_string();
             context.resource(kind.journal, &id, false)?;
@@ -113,7 +120,7 @@ pub(super) async fn ensure<T: Found>(
             hint: kind.conflict_hint.to_string(),
         }),
         Ownership::Absent => {
-            let id = create.await?;
+            let id = Box::pin(create()).await?;
             context.resource(kind.journal, &id, true)?;
             Ok(Ensured { id, adopted: None })
         }

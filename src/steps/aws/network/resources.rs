@@ -124,12 +124,17 @@ impl Ec2<'_> {
 
     /// The ownership protocol for a resource found by the step's tags (`journal`: its
     /// type, as the journal records it).
-    async fn ensure<T: Found>(
+    async fn ensure<T, Find, Create>(
         &self,
         journal: &'static str,
-        find: impl Future<Output = Result<Ownership<T>, StepError>>,
-        create: impl Future<Output = Result<String, StepError>>,
-    ) -> Result<Ensured<T>, StepError> {
+        find: impl FnOnce() -> Find,
+        create: impl FnOnce() -> Create,
+    ) -> Result<Ensured<T>, StepError>
+    where
+        T: Found,
+        Find: Future<Output = Result<Ownership<T>, StepError>>,
+        Create: Future<Output = Result<String, StepError>>,
+    {
         ensure(self.context, Kind::tagged(journal), find, create).await
     }
 
@@ -150,12 +155,12 @@ impl Ec2<'_> {
     /// The VPC, with DNS hostnames on (also when adopted: an earlier attempt may have died
     /// between the two calls).
     pub async fn vpc(&self, cidr: &str) -> Result<String, StepError> {
-        let find = async {
+        let find = || async move {
             Ok(Ownership::tagged(
                 find_vpc(self.client, self.owner()).await?,
             ))
         };
-        let create = async {
+        let create = || async move {
             let created = self
                 .client
                 .create_vpc()
@@ -189,7 +194,7 @@ impl Ec2<'_> {
         name: &str,
         public: bool,
     ) -> Result<String, StepError> {
-        let find = async {
+        let find = || async move {
             let found = self
                 .client
                 .describe_subnets()
@@ -199,7 +204,7 @@ impl Ec2<'_> {
                 .cloud("DescribeSubnets", Some(name.into()))?;
             Ok(self.ours(found.subnets(), name, |s| s.tags(), |s| s.subnet_id()))
         };
-        let create = async {
+        let create = || async move {
             let role = if public { "elb" } else { "internal-elb" };
             let role = format!("kubernetes.io/role/{role}");
             let created = self
@@ -236,7 +241,7 @@ impl Ec2<'_> {
 
     /// The internet gateway, attached to the VPC unless it is.
     pub async fn internet_gateway(&self, vpc: &str) -> Result<String, StepError> {
-        let find = async {
+        let find = || async move {
             let found = self
                 .client
                 .describe_internet_gateways()
@@ -259,7 +264,7 @@ impl Ec2<'_> {
                 }
             })))
         };
-        let create = async {
+        let create = || async move {
             let created = self
                 .client
                 .create_internet_gateway()
@@ -288,7 +293,7 @@ impl Ec2<'_> {
 
     /// A route table in the VPC.
     pub async fn route_table(&self, vpc: &str, name: &str) -> Result<String, StepError> {
-        let find = async {
+        let find = || async move {
             let found = self
                 .client
                 .describe_route_tables()
@@ -299,7 +304,7 @@ impl Ec2<'_> {
             let tables = found.route_tables();
             Ok(self.ours(tables, name, RouteTable::tags, RouteTable::route_table_id))
         };
-        let create = async {
+        let create = || async move {
             let created = self
                 .client
                 .create_route_table()
@@ -317,7 +322,7 @@ impl Ec2<'_> {
 
     /// An Elastic IP for a NAT gateway.
     async fn elastic_ip(&self, name: &str) -> Result<String, StepError> {
-        let find = async {
+        let find = || async move {
             let found = self
                 .client
                 .describe_addresses()
@@ -327,7 +332,7 @@ impl Ec2<'_> {
                 .cloud("DescribeAddresses", Some(name.into()))?;
             Ok(self.ours(found.addresses(), name, |a| a.tags(), |a| a.allocation_id()))
         };
-        let create = async {
+        let create = || async move {
             let created = self
                 .client
                 .allocate_address()
@@ -345,7 +350,7 @@ impl Ec2<'_> {
     /// A NAT gateway in a public subnet, with its own Elastic IP. One that is `deleting`,
     /// `deleted` or `failed` is not adopted.
     pub async fn nat_gateway(&self, subnet: &str, name: &str) -> Result<String, StepError> {
-        let find = async {
+        let find = || async move {
             let found = self
                 .client
                 .describe_nat_gateways()
@@ -361,7 +366,7 @@ impl Ec2<'_> {
             let id = live.and_then(|gateway| gateway.nat_gateway_id());
             Ok(Ownership::tagged(id.map(str::to_string)))
         };
-        let create = async {
+        let create = || async move {
             let allocation = self.elastic_ip(&format!("{name}-eip")).await?;
             let created = self
                 .client
@@ -388,7 +393,7 @@ impl Ec2<'_> {
         name: &str,
         description: &str,
     ) -> Result<String, StepError> {
-        let find = async {
+        let find = || async move {
             let found = self
                 .client
                 .describe_security_groups()
@@ -403,7 +408,7 @@ impl Ec2<'_> {
                 |g| g.group_id(),
             ))
         };
-        let create = async {
+        let create = || async move {
             let (step, run) = (&self.context.step_id, &self.context.run_id);
             let group_name = format!("{step}-{name}-{run}");
             let created = self
@@ -555,5 +560,16 @@ mod tests {
     fn protocols_are_named_as_ec2_names_them() {
         assert_eq!(Protocol::All.ec2(), ("-1", None));
         assert_eq!(Protocol::Tcp(5432).ec2(), ("tcp", Some(5432)));
+    }
+
+    /// Regression: with their lookup and create futures held inline, a NAT gateway's
+    /// future was 135 KB in a debug build, and a full run overflowed a worker's stack.
+    #[test]
+    fn owned_resources_keep_their_futures_small() {
+        fn size<'a, F>(_: fn(&'a Ec2<'a>, &'a str, &'a str) -> F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        assert!(size(Ec2::nat_gateway) < 4096, "{}", size(Ec2::nat_gateway));
+        assert!(size(Ec2::route_table) < 4096, "{}", size(Ec2::route_table));
     }
 }

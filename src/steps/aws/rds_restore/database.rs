@@ -254,14 +254,15 @@ impl Rds<'_> {
     /// only if its tags (`ListTagsForResource`) name this run.
     pub async fn subnet_group(&self, id: &str, subnets: &[String]) -> Result<String, StepError> {
         let name = format!("{id}-subnets");
-        let find = async {
+        let name = name.as_str();
+        let find = || async move {
             let answer = self
                 .client
                 .describe_db_subnet_groups()
-                .db_subnet_group_name(&name)
+                .db_subnet_group_name(name)
                 .send()
                 .await
-                .cloud("DescribeDBSubnetGroups", Some(name.clone()));
+                .cloud("DescribeDBSubnetGroups", Some(name.to_string()));
             let found = match answer {
                 Err(error) if error.is_not_found() => None,
                 answer => answer?.db_subnet_groups().first().and_then(|group| {
@@ -278,19 +279,19 @@ impl Rds<'_> {
                 .resource_name(&arn)
                 .send()
                 .await
-                .cloud("ListTagsForResource", Some(name.clone()))?;
+                .cloud("ListTagsForResource", Some(name.to_string()))?;
             Ok(self.ownership(Some(Existing {
-                id: name.clone(),
+                id: name.to_string(),
                 status,
                 run_id: rds_run_id(tags.tag_list()),
                 resource: (),
             })))
         };
-        let create = async {
+        let create = || async move {
             let context = self.context;
             self.client
                 .create_db_subnet_group()
-                .db_subnet_group_name(&name)
+                .db_subnet_group_name(name)
                 .db_subnet_group_description(format!(
                     "rebuild run {} step {}",
                     context.run_id, context.step_id
@@ -299,8 +300,8 @@ impl Rds<'_> {
                 .set_tags(Some(self.tags.clone()))
                 .send()
                 .await
-                .cloud("CreateDBSubnetGroup", Some(name.clone()))?;
-            Ok(name.clone())
+                .cloud("CreateDBSubnetGroup", Some(name.to_string()))?;
+            Ok(name.to_string())
         };
         Ok(ensure(self.context, SUBNET_GROUP, find, create).await?.id)
     }
@@ -308,8 +309,8 @@ impl Rds<'_> {
     /// The DB instance, restored from a DB snapshot.
     async fn instance(&self, restore: &Restore<'_>) -> Result<String, StepError> {
         let (id, params) = (restore.id, restore.params);
-        let find = async { Ok(self.ownership(describe_instance(self.client, id).await?)) };
-        let create = async {
+        let find = || async move { Ok(self.ownership(describe_instance(self.client, id).await?)) };
+        let create = || async move {
             self.client
                 .restore_db_instance_from_db_snapshot()
                 .db_instance_identifier(id)
@@ -335,8 +336,8 @@ impl Rds<'_> {
     /// The Aurora cluster, restored from a DB cluster snapshot.
     async fn cluster(&self, restore: &Restore<'_>) -> Result<String, StepError> {
         let (id, params) = (restore.id, restore.params);
-        let find = async { Ok(self.ownership(describe_cluster(self.client, id).await?)) };
-        let create = async {
+        let find = || async move { Ok(self.ownership(describe_cluster(self.client, id).await?)) };
+        let create = || async move {
             self.client
                 .restore_db_cluster_from_snapshot()
                 .db_cluster_identifier(id)
@@ -359,11 +360,13 @@ impl Rds<'_> {
     /// The cluster's writer instance `ID-writer`.
     async fn writer(&self, restore: &Restore<'_>) -> Result<String, StepError> {
         let writer = format!("{}-writer", restore.id);
-        let find = async { Ok(self.ownership(describe_instance(self.client, &writer).await?)) };
-        let create = async {
+        let writer = writer.as_str();
+        let find =
+            || async move { Ok(self.ownership(describe_instance(self.client, writer).await?)) };
+        let create = || async move {
             self.client
                 .create_db_instance()
-                .db_instance_identifier(&writer)
+                .db_instance_identifier(writer)
                 .db_cluster_identifier(restore.id)
                 .db_instance_class(&restore.params.instance_class)
                 .engine(&restore.snapshot.engine)
@@ -371,8 +374,8 @@ impl Rds<'_> {
                 .set_tags(Some(self.tags.clone()))
                 .send()
                 .await
-                .cloud("CreateDBInstance", Some(writer.clone()))?;
-            Ok(writer.clone())
+                .cloud("CreateDBInstance", Some(writer.to_string()))?;
+            Ok(writer.to_string())
         };
         Ok(ensure(self.context, INSTANCE, find, create).await?.id)
     }
