@@ -39,6 +39,41 @@ const CREDENTIAL_CODES: &[&str] = &[
     "SignatureDoesNotMatch",
 ];
 
+/// Error codes the AWS services use for "there is no such thing" (a lookup by name or id
+/// that found nothing), service by service.
+const NOT_FOUND_CODES: &[&str] = &[
+    // EC2
+    "InvalidVpcID.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidInternetGatewayID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidAllocationID.NotFound",
+    "InvalidGroup.NotFound",
+    "InvalidNatGatewayID.NotFound",
+    "NatGatewayNotFound",
+    // RDS (the query API answers without the `Fault` suffix, the SDK's types carry it)
+    "DBInstanceNotFound",
+    "DBInstanceNotFoundFault",
+    "DBClusterNotFound",
+    "DBClusterNotFoundFault",
+    "DBSubnetGroupNotFound",
+    "DBSubnetGroupNotFoundFault",
+    "DBSnapshotNotFound",
+    "DBSnapshotNotFoundFault",
+    "DBClusterSnapshotNotFoundFault",
+    // EKS
+    "ResourceNotFoundException",
+    // IAM
+    "NoSuchEntity",
+    "NoSuchEntityException",
+    // Route 53
+    "NoSuchHostedZone",
+    "NoSuchChange",
+    // ECR
+    "RepositoryNotFoundException",
+    "ImageNotFoundException",
+];
+
 /// A failed cloud call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloudError {
@@ -166,6 +201,19 @@ impl CloudError {
         }
     }
 
+    /// An answer that lacks a field the operation always returns (`field`): not retryable.
+    pub fn missing_field(operation: impl Into<String>, field: &str) -> Self {
+        Self::local(operation, None, format!("the response has no `{field}`"))
+    }
+
+    /// Whether the service said the thing looked up does not exist (any service's code for
+    /// it: `DBInstanceNotFound`, `ResourceNotFoundException`, `NoSuchEntity`, …).
+    pub fn is_not_found(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|code| NOT_FOUND_CODES.contains(&code))
+    }
+
     /// Whether this is the given error code.
     pub fn is(&self, code: &str) -> bool {
         self.code.as_deref() == Some(code)
@@ -205,5 +253,43 @@ where
 {
     fn cloud(self, operation: &str, resource: impl Into<Option<String>>) -> Result<T, CloudError> {
         self.map_err(|error| CloudError::from_sdk(&error, operation, resource.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_code(code: &str) -> CloudError {
+        CloudError {
+            code: Some(code.to_string()),
+            ..CloudError::local("Describe", None, "no")
+        }
+    }
+
+    #[test]
+    fn not_found_is_known_for_every_service() {
+        for code in [
+            "DBInstanceNotFound",
+            "DBInstanceNotFoundFault",
+            "DBClusterNotFoundFault",
+            "DBSubnetGroupNotFoundFault",
+            "ResourceNotFoundException",
+            "InvalidVpcID.NotFound",
+            "NoSuchEntity",
+            "NoSuchHostedZone",
+        ] {
+            assert!(with_code(code).is_not_found(), "{code}");
+        }
+        assert!(!with_code("AccessDenied").is_not_found());
+        assert!(!CloudError::local("Describe", None, "no").is_not_found());
+    }
+
+    #[test]
+    fn a_missing_field_names_the_operation_and_the_field() {
+        assert_eq!(
+            CloudError::missing_field("CreateVpc", "VpcId").to_string(),
+            "`CreateVpc` failed: the response has no `VpcId`"
+        );
     }
 }

@@ -66,7 +66,7 @@ impl Cloud {
 
 /// A client for the cluster a kubeconfig names (its current context, or `context`). Steps
 /// use [`Cloud::kubernetes`], which caches it.
-pub async fn client(kubeconfig: &Path, context: Option<&str>) -> Result<kube::Client, CloudError> {
+async fn client(kubeconfig: &Path, context: Option<&str>) -> Result<kube::Client, CloudError> {
     let failure = |message: String| {
         CloudError::local(
             "kubeconfig",

@@ -9,6 +9,7 @@ pub mod github;
 mod hosts;
 pub mod kubernetes;
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -24,26 +25,78 @@ pub use error::{CloudError, CloudResultExt};
 #[derive(Debug)]
 pub struct Cloud {
     base: SdkConfig,
-    ec2: Mutex<HashMap<String, aws_sdk_ec2::Client>>,
-    rds: Mutex<HashMap<String, aws_sdk_rds::Client>>,
-    eks: Mutex<HashMap<String, aws_sdk_eks::Client>>,
-    ecr: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
-    route53: Mutex<Option<aws_sdk_route53::Client>>,
-    iam: Mutex<Option<aws_sdk_iam::Client>>,
+    clients: Clients,
     /// Kubernetes and GitHub clients, the GitHub token, the git transport (`hosts.rs`).
     hosts: hosts::Hosts,
 }
 
-/// A client from the cache, made on first use.
-fn cached<C: Clone>(
-    cache: &Mutex<HashMap<String, C>>,
-    region: &str,
-    make: impl FnOnce() -> C,
-) -> C {
-    let mut cache = cache
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    cache.entry(region.to_string()).or_insert_with(make).clone()
+/// An AWS SDK client, made from the shared configuration for one region.
+pub trait AwsClient: Clone + Send + Sync + 'static {
+    /// A client of this service for `region`.
+    fn for_region(base: &SdkConfig, region: &str) -> Self;
+}
+
+/// A service whose resources live in one region (EC2, RDS, EKS, ECR): one client per region.
+pub trait RegionalClient: AwsClient {}
+
+/// A global service (Route 53, IAM): one client, whose endpoint lives in us-east-1.
+pub trait GlobalClient: AwsClient {}
+
+/// Implements [`AwsClient`] and [`RegionalClient`] or [`GlobalClient`] for SDK crates.
+macro_rules! aws_clients {
+    ($scope:ident: $($sdk:ident),+) => {$(
+        impl AwsClient for $sdk::Client {
+            fn for_region(base: &SdkConfig, region: &str) -> Self {
+                let config = $sdk::config::Builder::from(base)
+                    .region(Region::new(region.to_string()))
+                    .build();
+                Self::from_conf(config)
+            }
+        }
+        impl $scope for $sdk::Client {}
+    )+};
+}
+
+aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr);
+aws_clients!(GlobalClient: aws_sdk_route53, aws_sdk_iam);
+
+/// Where the endpoints of global services live.
+const GLOBAL_REGION: &str = "us-east-1";
+
+/// Clients made so far, one per service (its client type) and region; made on first use.
+#[derive(Default)]
+struct Clients(Mutex<HashMap<(TypeId, String), Box<dyn Any + Send + Sync>>>);
+
+impl Clients {
+    fn get<C: AwsClient>(&self, base: &SdkConfig, region: &str) -> C {
+        let mut clients = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (TypeId::of::<C>(), region.to_string());
+        if let Some(client) = clients
+            .get(&key)
+            .and_then(|client| client.downcast_ref::<C>())
+        {
+            return client.clone();
+        }
+        let client = C::for_region(base, region);
+        clients.insert(key, Box::new(client.clone()));
+        client
+    }
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let clients = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        formatter
+            .debug_struct("Clients")
+            .field("made", &clients.len())
+            .finish()
+    }
 }
 
 impl Cloud {
@@ -61,70 +114,49 @@ impl Cloud {
     pub fn from_config(base: SdkConfig) -> Self {
         Self {
             base,
-            ec2: Mutex::default(),
-            rds: Mutex::default(),
-            eks: Mutex::default(),
-            ecr: Mutex::default(),
-            route53: Mutex::default(),
-            iam: Mutex::default(),
+            clients: Clients::default(),
             hosts: hosts::Hosts::new(git_http::install()),
         }
     }
 
+    /// A client of a regional service for `region` (cached).
+    pub fn regional<C: RegionalClient>(&self, region: &str) -> C {
+        self.clients.get(&self.base, region)
+    }
+
+    /// The client of a global service (cached).
+    pub fn global<C: GlobalClient>(&self) -> C {
+        self.clients.get(&self.base, GLOBAL_REGION)
+    }
+
     /// An EC2 client for `region`.
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
-        cached(&self.ec2, region, || {
-            let config = aws_sdk_ec2::config::Builder::from(&self.base)
-                .region(Region::new(region.to_string()))
-                .build();
-            aws_sdk_ec2::Client::from_conf(config)
-        })
+        self.regional(region)
     }
 
     /// An RDS client for `region`.
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
-        cached(&self.rds, region, || {
-            let config = aws_sdk_rds::config::Builder::from(&self.base)
-                .region(Region::new(region.to_string()))
-                .build();
-            aws_sdk_rds::Client::from_conf(config)
-        })
+        self.regional(region)
     }
 
     /// An EKS client for `region`.
     pub fn eks(&self, region: &str) -> aws_sdk_eks::Client {
-        cached(&self.eks, region, || {
-            let config = aws_sdk_eks::config::Builder::from(&self.base)
-                .region(Region::new(region.to_string()))
-                .build();
-            aws_sdk_eks::Client::from_conf(config)
-        })
+        self.regional(region)
     }
 
     /// An ECR client for `region`.
     pub fn ecr(&self, region: &str) -> aws_sdk_ecr::Client {
-        cached(&self.ecr, region, || {
-            let config = aws_sdk_ecr::config::Builder::from(&self.base)
-                .region(Region::new(region.to_string()))
-                .build();
-            aws_sdk_ecr::Client::from_conf(config)
-        })
+        self.regional(region)
     }
 
-    /// A Route 53 client (Route 53 is global; its endpoint lives in us-east-1).
+    /// A Route 53 client (Route 53 is global).
     pub fn route53(&self) -> aws_sdk_route53::Client {
-        let mut cache = self
-            .route53
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache
-            .get_or_insert_with(|| {
-                let config = aws_sdk_route53::config::Builder::from(&self.base)
-                    .region(Region::new("us-east-1"))
-                    .build();
-                aws_sdk_route53::Client::from_conf(config)
-            })
-            .clone()
+        self.global()
+    }
+
+    /// An IAM client (IAM is global).
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        self.global()
     }
 
     /// An HTTP client for smoke checks; each request times out after `timeout`.
@@ -133,45 +165,14 @@ impl Cloud {
             .timeout(timeout)
             .user_agent(concat!("rebuild/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|error| CloudError {
-                operation: "http client".into(),
-                resource: None,
-                code: None,
-                message: error.to_string(),
-                status: None,
-                retryable: false,
-                missing_credentials: false,
-            })
-    }
-
-    /// An IAM client (IAM is global; its endpoint lives in us-east-1).
-    pub fn iam(&self) -> aws_sdk_iam::Client {
-        let mut cache = self
-            .iam
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache
-            .get_or_insert_with(|| {
-                let config = aws_sdk_iam::config::Builder::from(&self.base)
-                    .region(Region::new("us-east-1"))
-                    .build();
-                aws_sdk_iam::Client::from_conf(config)
-            })
-            .clone()
+            .map_err(|error| CloudError::local("http client", None, error.to_string()))
     }
 
     /// A bearer token for the EKS cluster `cluster` in `region`, from the configured
     /// credentials (see [`eks_token`]).
     pub async fn eks_token(&self, region: &str, cluster: &str) -> Result<String, CloudError> {
-        let failure = |message: String| CloudError {
-            operation: "eks-token".to_string(),
-            resource: Some(cluster.to_string()),
-            code: None,
-            message,
-            status: None,
-            retryable: false,
-            missing_credentials: false,
-        };
+        let failure =
+            |message: String| CloudError::local("eks-token", Some(cluster.to_string()), message);
         let provider = self
             .base
             .credentials_provider()
@@ -182,5 +183,29 @@ impl Cloud {
             .map_err(|error| failure(format!("cannot load AWS credentials: {error}")))?;
         eks_token::token(&credentials, region, cluster, std::time::SystemTime::now())
             .map_err(failure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_client_per_service_and_region_global_ones_in_us_east_1() {
+        let cloud = Cloud::from_config(
+            SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .build(),
+        );
+        let ec2 = cloud.ec2("ap-southeast-1");
+        cloud.ec2("ap-southeast-1");
+        cloud.ec2("ap-southeast-2");
+        cloud.rds("ap-southeast-1");
+        let route53 = cloud.route53();
+        cloud.iam();
+        cloud.iam();
+        assert_eq!(format!("{:?}", cloud.clients), "Clients { made: 5 }");
+        assert_eq!(ec2.config().region(), Some(&Region::new("ap-southeast-1")));
+        assert_eq!(route53.config().region(), Some(&Region::new("us-east-1")));
     }
 }

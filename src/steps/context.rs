@@ -286,6 +286,14 @@ impl StepContext {
         Ok(())
     }
 
+    /// Pause for `duration`; a stop signal cuts the pause short and interrupts the step.
+    pub async fn sleep(&self, duration: Duration) -> Result<(), StepError> {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => Ok(()),
+            () = self.services.cancel.cancelled() => Err(StepError::Interrupted),
+        }
+    }
+
     /// Poll `check` with backoff and jitter until it is ready. The wait is journaled (so
     /// status shows a step waiting, not just started), and cancellation is honoured
     /// between polls. The step's timeout is enforced by the executor around `apply`.

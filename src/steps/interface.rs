@@ -2,7 +2,8 @@
 //! as typed structs; the [`KindSpec`] table that validation and the reference read is
 //! checked against those structs by [`check`] (one test per kind), so the table, the docs
 //! and the code cannot disagree. [`outputs`] turns a typed outputs value into the journal's
-//! [`Values`].
+//! [`Values`]. A parameter an earlier step provides is [`Phase::Later`]: optional while
+//! planning (not known yet), required when applying, so one `Params` struct serves both.
 
 use serde::Serialize;
 use serde::de::{self, DeserializeOwned, Visitor};
@@ -30,6 +31,36 @@ pub fn outputs<T: Serialize>(value: &T) -> Result<Values, StepError> {
         ))),
         Err(error) => Err(StepError::Params(format!("cannot record outputs: {error}"))),
     }
+}
+
+/// When parameters are read. A parameter that an earlier step provides (`subnet_ids:
+/// ${steps.network.private_subnet_ids}`) is not known yet while planning: the plan sees the
+/// known parameters only. Typed `P::Later<T>`, it is `Option<T>` in `Params<Planning>` and
+/// `T` in `Params<Applying>` (required, as the table says).
+pub trait Phase {
+    /// A parameter that may be known only once earlier steps have run.
+    type Later<T: DeserializeOwned + std::fmt::Debug>: DeserializeOwned + std::fmt::Debug;
+}
+
+/// Reading parameters to plan: [`Phase::Later`] parameters may be missing.
+#[derive(Debug)]
+pub struct Planning;
+
+/// Reading parameters to apply: every parameter is known.
+#[derive(Debug)]
+pub struct Applying;
+
+impl Phase for Planning {
+    type Later<T: DeserializeOwned + std::fmt::Debug> = Option<T>;
+}
+
+impl Phase for Applying {
+    type Later<T: DeserializeOwned + std::fmt::Debug> = T;
+}
+
+/// `#[serde(default = "interface::yes")]`: a flag that is on unless turned off.
+pub fn yes() -> bool {
+    true
 }
 
 /// Check a kind's table against its typed interface (one unit test per kind calls it):
@@ -183,6 +214,22 @@ mod tests {
     fn field_names_are_read_off_the_struct() {
         assert_eq!(field_names::<Params>(), &["name", "size", "zone"]);
         assert_eq!(field_names::<String>(), &[] as &[&str]);
+    }
+
+    #[derive(Deserialize)]
+    #[serde(bound = "")]
+    struct Phased<P: Phase> {
+        subnets: P::Later<Vec<String>>,
+    }
+
+    #[test]
+    fn a_later_parameter_is_optional_only_while_planning() {
+        let planned: Phased<Planning> = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(planned.subnets, None);
+        assert!(serde_json::from_value::<Phased<Applying>>(serde_json::json!({})).is_err());
+        let applied: Phased<Applying> =
+            serde_json::from_value(serde_json::json!({"subnets": ["a"]})).unwrap();
+        assert_eq!(applied.subnets, ["a"]);
     }
 
     #[test]

@@ -4,14 +4,10 @@
 //! adopts it instead of creating twice. Steps never print and never build clients: they
 //! get a [`StepContext`] (or a [`PlanContext`] when planning).
 
-mod aws_eks_cluster;
-mod aws_eks_nodegroup;
-mod aws_network;
-mod aws_rds_restore;
+mod aws;
 pub mod context;
-mod dns_cutover;
 mod git;
-mod http_check;
+mod http;
 pub mod interface;
 mod k8s;
 
@@ -289,13 +285,13 @@ impl Kinds {
     /// Every step kind this build knows.
     pub fn builtin() -> Self {
         Self::new(vec![
-            Arc::new(aws_network::AwsNetwork),
-            Arc::new(aws_eks_cluster::AwsEksCluster),
-            Arc::new(aws_eks_nodegroup::AwsEksNodegroup),
-            Arc::new(aws_rds_restore::AwsRdsRestore),
+            Arc::new(aws::AwsNetwork),
+            Arc::new(aws::AwsEksCluster),
+            Arc::new(aws::AwsEksNodegroup),
+            Arc::new(aws::AwsRdsRestore),
             Arc::new(k8s::K8sApply),
-            Arc::new(dns_cutover::DnsCutover),
-            Arc::new(http_check::HttpCheck),
+            Arc::new(aws::DnsCutover),
+            Arc::new(http::HttpCheck),
             Arc::new(git::GitFetch),
         ])
     }

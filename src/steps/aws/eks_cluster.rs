@@ -1,0 +1,543 @@
+//! `aws.eks.cluster`: an EKS control plane on the network step's subnets, in this order:
+//! the IAM role it uses, which already exists (IAM is global, so it survived the region:
+//! it is looked up, and its absence is a plan problem); the cluster, named
+//! deterministically and tagged with the run, through the ownership protocol (a re-run
+//! adopts it); the wait for `ACTIVE`; and a kubeconfig in the step's folder whose user runs
+//! `rebuild eks-token` (a presigned STS token; no AWS CLI needed). The Kubernetes
+//! connection can be directed to another kubeconfig (`connect_kubeconfig`), e.g. a test
+//! API server, while the cluster is still provisioned.
+//!
+//! Existing-cluster mode (`existing_kubeconfig`, or `rebuild --kubeconfig`): the pilot-light
+//! pattern, where a cluster already runs in the target region. Nothing is provisioned: the
+//! step checks that the cluster's API answers and outputs that kubeconfig, with `existing`
+//! true so the node group step leaves the cluster's nodes alone.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use aws_sdk_eks::types::{Cluster, ClusterStatus, VpcConfigRequest};
+use serde::{Deserialize, Serialize};
+
+use crate::cloud::{CloudError, CloudResultExt};
+use crate::journal::Values;
+use crate::playbook::KindSpec;
+use crate::steps::context::Poll;
+use crate::steps::interface::{self, Applying, Phase, Planning};
+use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
+
+use super::iam::{missing_role, role_arn, role_name};
+use super::ownership::{Kind, Ownership, ensure};
+use super::tags::{Existing, eks_run_id, eks_tags};
+use super::{optional, required};
+
+static SPEC: KindSpec = KindSpec {
+    kind: "aws.eks.cluster",
+    summary: "an EKS control plane on the given subnets, waited for until ACTIVE, with a kubeconfig",
+    parameters: &[
+        optional("name", "cluster name (default `<step>-<run-id>`)"),
+        required("version", "Kubernetes version, e.g. `1.29`"),
+        required(
+            "role",
+            "existing IAM role (name or ARN) the control plane uses",
+        ),
+        required(
+            "subnet_ids",
+            "subnets for the control plane's network interfaces",
+        ),
+        optional(
+            "security_group_ids",
+            "extra security groups for the control plane",
+        ),
+        optional(
+            "endpoint_public_access",
+            "public API endpoint (default true)",
+        ),
+        optional(
+            "endpoint_private_access",
+            "private API endpoint (default true)",
+        ),
+        optional(
+            "public_access_cidrs",
+            "CIDRs allowed to reach the public endpoint",
+        ),
+        optional(
+            "connect_kubeconfig",
+            "use this kubeconfig to talk to the cluster instead of the generated one",
+        ),
+        optional(
+            "existing_kubeconfig",
+            "a running cluster to use instead of provisioning one (pilot light); empty: provision",
+        ),
+    ],
+    outputs: &[
+        "existing",
+        "cluster_name",
+        "arn",
+        "endpoint",
+        "certificate_authority",
+        "version",
+        "kubeconfig",
+    ],
+};
+
+/// The `aws.eks.cluster` step kind.
+pub struct AwsEksCluster;
+
+/// The parameters; the subnets may come from an earlier step (see [`Phase`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, bound = "")]
+struct Params<P: Phase = Applying> {
+    #[serde(default)]
+    name: Option<String>,
+    version: String,
+    role: String,
+    subnet_ids: P::Later<Vec<String>>,
+    #[serde(default)]
+    security_group_ids: Vec<String>,
+    #[serde(default = "interface::yes")]
+    endpoint_public_access: bool,
+    #[serde(default = "interface::yes")]
+    endpoint_private_access: bool,
+    #[serde(default)]
+    public_access_cidrs: Option<Vec<String>>,
+    #[serde(default)]
+    connect_kubeconfig: Option<String>,
+    #[serde(default)]
+    existing_kubeconfig: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Outputs {
+    existing: bool,
+    cluster_name: String,
+    arn: Option<String>,
+    endpoint: String,
+    certificate_authority: String,
+    version: Option<String>,
+    kubeconfig: String,
+}
+
+const CLUSTER: Kind = Kind {
+    journal: "eks-cluster",
+    conflict_hint: "choose another `name`, or delete the leftover cluster",
+};
+
+const EXISTING_HINT: &str = "give a kubeconfig whose current context reaches the running cluster (`rebuild --kubeconfig PATH`), or leave it empty to provision a cluster";
+
+impl<P: Phase> Params<P> {
+    /// The running cluster's kubeconfig, in existing-cluster mode.
+    fn existing(&self) -> Option<PathBuf> {
+        let path = self.existing_kubeconfig.as_deref();
+        path.filter(|path| !path.trim().is_empty())
+            .map(PathBuf::from)
+    }
+
+    /// The kubeconfig to connect through instead of the generated one, if any.
+    fn connect(&self) -> Option<&str> {
+        let path = self.connect_kubeconfig.as_deref();
+        path.filter(|path| !path.is_empty())
+    }
+
+    /// The cluster's name: given, or `<step>-<run-id>`.
+    fn cluster_name(&self, step: &str, run_id: &str) -> String {
+        let name = self.name.clone();
+        name.unwrap_or_else(|| format!("{step}-{run_id}"))
+    }
+}
+
+/// What an existing cluster's kubeconfig says: its file (absolute), the current context's
+/// cluster name and server.
+struct Running {
+    kubeconfig: PathBuf,
+    cluster: String,
+    server: String,
+}
+
+impl Running {
+    fn read(path: &Path) -> Result<Self, String> {
+        let kubeconfig = std::path::absolute(path).map_err(|error| error.to_string())?;
+        let file = kube::config::Kubeconfig::read_from(&kubeconfig)
+            .map_err(|error| format!("cannot read kubeconfig `{}`: {error}", path.display()))?;
+        let context = file
+            .current_context
+            .as_deref()
+            .and_then(|name| file.contexts.iter().find(|c| c.name == name))
+            .and_then(|c| c.context.as_ref())
+            .ok_or_else(|| format!("kubeconfig `{}` has no current context", path.display()))?;
+        let server = file
+            .clusters
+            .iter()
+            .find(|c| c.name == context.cluster)
+            .and_then(|c| c.cluster.as_ref())
+            .and_then(|c| c.server.clone())
+            .unwrap_or_default();
+        Ok(Self {
+            kubeconfig,
+            cluster: context.cluster.clone(),
+            server,
+        })
+    }
+
+    fn outputs(&self, version: &str) -> Result<Values, StepError> {
+        interface::outputs(&Outputs {
+            existing: true,
+            cluster_name: self.cluster.clone(),
+            arn: Some(String::new()),
+            endpoint: self.server.clone(),
+            certificate_authority: String::new(),
+            version: Some(version.to_string()),
+            kubeconfig: self.kubeconfig.display().to_string(),
+        })
+    }
+}
+
+/// The cluster `name`, if it exists.
+async fn describe(
+    client: &aws_sdk_eks::Client,
+    name: &str,
+) -> Result<Option<Existing<Cluster>>, CloudError> {
+    let answer = client
+        .describe_cluster()
+        .name(name)
+        .send()
+        .await
+        .cloud("DescribeCluster", Some(name.to_string()));
+    let answer = match answer {
+        Err(error) if error.is_not_found() => return Ok(None),
+        answer => answer?,
+    };
+    Ok(answer.cluster().map(|cluster| Existing {
+        id: name.to_string(),
+        status: cluster
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        run_id: eks_run_id(cluster.tags()),
+        resource: cluster.clone(),
+    }))
+}
+
+/// A kubeconfig for the cluster whose user gets tokens from `rebuild eks-token`.
+fn kubeconfig(
+    name: &str,
+    region: &str,
+    endpoint: &str,
+    certificate_authority: &str,
+    program: &Path,
+) -> String {
+    let quote = |text: &str| serde_json::to_string(text).unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\nusers:\n- name: {name}\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: {program}\n      args: [\"eks-token\", \"--cluster\", {cluster}, \"--region\", {region}]\n      interactiveMode: Never\n",
+        name = quote(name),
+        server = quote(endpoint),
+        ca = quote(certificate_authority),
+        program = quote(&program.display().to_string()),
+        cluster = quote(name),
+        region = quote(region),
+    )
+}
+
+#[async_trait]
+impl Step for AwsEksCluster {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn plan(
+        &self,
+        context: &PlanContext,
+        value: &serde_json::Value,
+    ) -> Result<StepPlan, StepError> {
+        let params: Params<Planning> = crate::steps::params(value)?;
+        if let Some(path) = params.existing() {
+            return plan_existing(&path);
+        }
+        let mut problems = Vec::new();
+        if role_arn(&context.cloud.iam(), &params.role)
+            .await?
+            .is_none()
+        {
+            problems.push(StepProblem::from(format!(
+                "{}; IAM is global, so the source region's role should exist",
+                missing_role(&params.role)
+            )));
+        }
+        let (action, summary) = plan_cluster(context, &params, &mut problems).await?;
+        let mut plan = StepPlan::new(action, summary)
+            .detail("kubernetes version", params.version.clone())
+            .detail("role", role_name(&params.role).to_string());
+        if let Some(path) = params.connect() {
+            plan = plan.detail("kubernetes connection", format!("kubeconfig {path}"));
+        }
+        plan.problems = problems;
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        context: &StepContext,
+        value: &serde_json::Value,
+    ) -> Result<Values, StepError> {
+        let params: Params = crate::steps::params(value)?;
+        if let Some(path) = params.existing() {
+            return use_existing(context, &path).await;
+        }
+        if params.subnet_ids.len() < 2 {
+            return Err(StepError::Params(
+                "`subnet_ids` must list at least two subnets in different zones".into(),
+            ));
+        }
+        let role = role_arn(&context.cloud.iam(), &params.role)
+            .await?
+            .ok_or_else(|| missing_role(&params.role))?;
+        let client = context.cloud.eks(&context.target_region);
+        let name = params.cluster_name(&context.step_id, &context.run_id);
+        ensure_cluster(context, &client, &params, &name, &role).await?;
+        context.checkpoint("after-create")?;
+        let cluster = wait_active(context, &client, &name).await?;
+        let endpoint = cluster.endpoint().unwrap_or_default().to_string();
+        let certificate_authority = cluster.certificate_authority().and_then(|ca| ca.data());
+        let certificate_authority = certificate_authority.unwrap_or_default().to_string();
+        let text = kubeconfig(
+            &name,
+            &context.target_region,
+            &endpoint,
+            &certificate_authority,
+            context.program(),
+        );
+        let kubeconfig = write_kubeconfig(context, &text, params.connect())?;
+        interface::outputs(&Outputs {
+            existing: false,
+            cluster_name: name,
+            arn: cluster.arn().map(str::to_string),
+            endpoint,
+            certificate_authority,
+            version: cluster.version().map(str::to_string),
+            kubeconfig: kubeconfig.display().to_string(),
+        })
+    }
+}
+
+/// The plan in existing-cluster mode: the kubeconfig is read, the cluster not contacted.
+fn plan_existing(path: &Path) -> Result<StepPlan, StepError> {
+    match Running::read(path) {
+        Ok(running) => {
+            let summary = format!(
+                "use the existing cluster `{}` (pilot light): nothing is provisioned",
+                running.cluster
+            );
+            let mut plan = StepPlan::new(Action::Adopt, summary)
+                .detail("kubeconfig", running.kubeconfig.display().to_string())
+                .detail("server", running.server.clone());
+            plan.outputs = running.outputs("")?;
+            Ok(plan)
+        }
+        Err(message) => {
+            let mut plan = StepPlan::new(Action::Unknown, "use an existing cluster");
+            let problem = format!("{message}; {EXISTING_HINT}");
+            plan.problems.push(StepProblem::from(problem));
+            Ok(plan)
+        }
+    }
+}
+
+/// What the plan says of the cluster: adopt it (a resumed run's), create it, or a
+/// conflict with one of that name (looked up when resuming, or with a fixed name).
+async fn plan_cluster(
+    context: &PlanContext,
+    params: &Params<Planning>,
+    problems: &mut Vec<StepProblem>,
+) -> Result<(Action, String), StepError> {
+    let client = context.cloud.eks(&context.target_region);
+    let region = &context.target_region;
+    Ok(match (&context.run_id, &params.name) {
+        (Some(run_id), _) => {
+            let name = params.cluster_name(&context.step_id, run_id);
+            let found = describe(&client, &name).await?;
+            match Ownership::named(found, Some(run_id)) {
+                Ownership::Ours(found) => (
+                    Action::Adopt,
+                    format!("adopt cluster `{name}` ({})", found.status),
+                ),
+                Ownership::Stranger(_) => {
+                    let problem =
+                        format!("cluster `{name}` exists and was not created by this run");
+                    problems.push(StepProblem::from(problem));
+                    (Action::Unknown, format!("`{name}` exists already"))
+                }
+                Ownership::Absent => (Action::Create, format!("create cluster `{name}`")),
+            }
+        }
+        (None, Some(name)) => match describe(&client, name).await? {
+            Some(_) => {
+                let problem = format!("cluster `{name}` already exists in `{region}`");
+                problems.push(StepProblem::from(problem));
+                (Action::Unknown, format!("`{name}` exists already"))
+            }
+            None => (Action::Create, format!("create cluster `{name}`")),
+        },
+        (None, None) => (
+            Action::Create,
+            format!("create cluster `{}-<run-id>`", context.step_id),
+        ),
+    })
+}
+
+/// Adopt or create the cluster `name`, with the role `role`.
+async fn ensure_cluster(
+    context: &StepContext,
+    client: &aws_sdk_eks::Client,
+    params: &Params,
+    name: &str,
+    role: &str,
+) -> Result<(), StepError> {
+    let find = || async move {
+        Ok(Ownership::named(
+            describe(client, name).await?,
+            Some(&context.run_id),
+        ))
+    };
+    let create = || async move {
+        let network = VpcConfigRequest::builder()
+            .set_subnet_ids(Some(params.subnet_ids.clone()))
+            .set_security_group_ids(Some(params.security_group_ids.clone()))
+            .endpoint_public_access(params.endpoint_public_access)
+            .endpoint_private_access(params.endpoint_private_access)
+            .set_public_access_cidrs(params.public_access_cidrs.clone())
+            .build();
+        client
+            .create_cluster()
+            .name(name)
+            .version(&params.version)
+            .role_arn(role)
+            .resources_vpc_config(network)
+            .set_tags(Some(eks_tags(context, "cluster")))
+            .send()
+            .await
+            .cloud("CreateCluster", Some(name.to_string()))?;
+        Ok(name.to_string())
+    };
+    ensure(context, CLUSTER, find, create).await?;
+    Ok(())
+}
+
+/// Wait until the cluster `name` is `ACTIVE`; its description then.
+async fn wait_active(
+    context: &StepContext,
+    client: &aws_sdk_eks::Client,
+    name: &str,
+) -> Result<Cluster, StepError> {
+    let what = format!("EKS cluster `{name}` to become ACTIVE");
+    context
+        .wait_for(&what, || async {
+            let found = describe(client, name)
+                .await?
+                .ok_or_else(|| StepError::BadState {
+                    resource: name.to_string(),
+                    status: "deleted".into(),
+                })?;
+            match found.resource.status() {
+                Some(ClusterStatus::Active) => Ok(Poll::Ready(found.resource)),
+                Some(
+                    ClusterStatus::Creating | ClusterStatus::Updating | ClusterStatus::Pending,
+                ) => Ok(Poll::Pending(found.status)),
+                _ => Err(StepError::BadState {
+                    resource: name.to_string(),
+                    status: found.status,
+                }),
+            }
+        })
+        .await
+}
+
+/// Write the generated kubeconfig into the step's folder (every attempt that gets here
+/// writes it again); the kubeconfig to use: `connect` (absolute) when given, else that one.
+fn write_kubeconfig(
+    context: &StepContext,
+    text: &str,
+    connect: Option<&str>,
+) -> Result<PathBuf, StepError> {
+    let folder = context.step_dir();
+    let generated = folder.join("kubeconfig");
+    std::fs::create_dir_all(&folder)
+        .and_then(|()| std::fs::write(&generated, text))
+        .map_err(|error| {
+            let path = generated.display().to_string();
+            CloudError::local("write kubeconfig", Some(path), error.to_string())
+        })?;
+    let Some(path) = connect.map(PathBuf::from) else {
+        return Ok(generated);
+    };
+    if !path.exists() {
+        return Err(StepError::Params(format!(
+            "`connect_kubeconfig` `{}` does not exist",
+            path.display()
+        )));
+    }
+    Ok(std::fs::canonicalize(&path).unwrap_or(path))
+}
+
+/// Existing-cluster mode: check that the API answers, output the given kubeconfig.
+async fn use_existing(context: &StepContext, path: &Path) -> Result<Values, StepError> {
+    let running = Running::read(path).map_err(|message| StepError::Refused {
+        message,
+        hint: EXISTING_HINT.to_string(),
+    })?;
+    let client = context.cloud.kubernetes(&running.kubeconfig, None).await?;
+    let version = client
+        .apiserver_version()
+        .await
+        .map_err(|error| crate::cloud::kubernetes::error(error, "GET /version", &running.server))?;
+    let version = format!("{}.{}", version.major, version.minor);
+    context.progress(format!(
+        "using the existing cluster `{}` at {} (Kubernetes {version}); nothing is provisioned",
+        running.cluster, running.server
+    ));
+    running.outputs(&version)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_table_matches_the_typed_interface() {
+        interface::check::<Params, Outputs>(
+            &SPEC,
+            &json!({
+                "name": "c1",
+                "version": "1.29",
+                "role": "eks-cluster",
+                "subnet_ids": ["subnet-1", "subnet-2"],
+                "security_group_ids": ["sg-1"],
+                "endpoint_public_access": true,
+                "endpoint_private_access": true,
+                "public_access_cidrs": ["10.0.0.0/8"],
+                "connect_kubeconfig": "",
+                "existing_kubeconfig": "",
+            }),
+        );
+        let planned: Params<Planning> =
+            serde_json::from_value(json!({"version": "1.29", "role": "r"})).unwrap();
+        assert_eq!(planned.subnet_ids, None);
+    }
+
+    #[test]
+    fn kubeconfig_uses_the_eks_token_command() {
+        let text = kubeconfig(
+            "c1",
+            "ap-southeast-1",
+            "https://abc.eks",
+            "Q0E=",
+            Path::new("/usr/bin/rebuild"),
+        );
+        assert!(text.contains("server: \"https://abc.eks\""));
+        assert!(text.contains("certificate-authority-data: \"Q0E=\""));
+        assert!(text.contains("command: \"/usr/bin/rebuild\""));
+        assert!(text.contains(
+            "args: [\"eks-token\", \"--cluster\", \"c1\", \"--region\", \"ap-southeast-1\"]"
+        ));
+    }
+}

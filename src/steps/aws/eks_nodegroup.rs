@@ -1,0 +1,391 @@
+//! `aws.eks.nodegroup`: a managed node group in a cluster (from `aws.eks.cluster`), in this
+//! order: its sizes checked; the existing node IAM role looked up; the node group, named
+//! after the step inside a cluster that belongs to the run and tagged with the run,
+//! through the ownership protocol (a re-run adopts it); and the wait for `ACTIVE` (a few
+//! minutes on AWS). With `skip` (an existing cluster keeps its own nodes) nothing is made.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_eks::types::{CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::cloud::{CloudError, CloudResultExt};
+use crate::journal::Values;
+use crate::playbook::KindSpec;
+use crate::steps::context::Poll;
+use crate::steps::interface::{self, Applying, Phase, Planning};
+use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
+
+use super::iam::{missing_role, role_arn};
+use super::ownership::{Kind, Ownership, ensure};
+use super::tags::{Existing, eks_run_id, eks_tags};
+use super::{optional, required};
+
+static SPEC: KindSpec = KindSpec {
+    kind: "aws.eks.nodegroup",
+    summary: "a managed node group in an EKS cluster, waited for until ACTIVE",
+    parameters: &[
+        required("cluster", "the cluster's name (from the cluster step)"),
+        optional("name", "node group name (default: the step id)"),
+        required("role", "existing IAM role (name or ARN) for the nodes"),
+        required("subnet_ids", "subnets for the nodes (the private ones)"),
+        optional("instance_types", "EC2 instance types (default [m6i.large])"),
+        optional("min_size", "fewest nodes (default 3)"),
+        optional("max_size", "most nodes (default 6)"),
+        optional("desired_size", "nodes to start with (default: min_size)"),
+        optional("disk_size", "root volume GiB (default: EKS's 20)"),
+        optional("capacity_type", "`ON_DEMAND` (default) or `SPOT`"),
+        optional("labels", "Kubernetes labels for the nodes"),
+        optional(
+            "skip",
+            "`true`: manage no node group (pass `${steps.CLUSTER.existing}`: an existing cluster keeps its own nodes)",
+        ),
+    ],
+    outputs: &[
+        "nodegroup_name",
+        "arn",
+        "cluster_name",
+        "desired_size",
+        "skipped",
+    ],
+};
+
+/// The `aws.eks.nodegroup` step kind.
+pub struct AwsEksNodegroup;
+
+/// The parameters; the cluster and subnets may come from earlier steps (see [`Phase`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, bound = "")]
+struct Params<P: Phase = Applying> {
+    cluster: P::Later<String>,
+    #[serde(default)]
+    name: Option<String>,
+    role: String,
+    subnet_ids: P::Later<Vec<String>>,
+    #[serde(default = "default_instance_types")]
+    instance_types: Vec<String>,
+    #[serde(default = "default_min")]
+    min_size: i32,
+    #[serde(default = "default_max")]
+    max_size: i32,
+    #[serde(default)]
+    desired_size: Option<i32>,
+    #[serde(default)]
+    disk_size: Option<i32>,
+    #[serde(default)]
+    capacity_type: Option<String>,
+    #[serde(default)]
+    labels: HashMap<String, String>,
+    #[serde(default)]
+    skip: bool,
+}
+
+fn default_instance_types() -> Vec<String> {
+    vec!["m6i.large".to_string()]
+}
+fn default_min() -> i32 {
+    3
+}
+fn default_max() -> i32 {
+    6
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Outputs {
+    nodegroup_name: String,
+    arn: Option<String>,
+    cluster_name: String,
+    desired_size: i32,
+    skipped: bool,
+}
+
+const NODEGROUP: Kind = Kind {
+    journal: "eks-nodegroup",
+    conflict_hint: "choose another `name`, or delete the leftover node group",
+};
+
+impl<P: Phase> Params<P> {
+    fn sizes(&self) -> Result<(i32, i32, i32), StepError> {
+        let desired = self.desired_size.unwrap_or(self.min_size);
+        if self.min_size < 0
+            || self.min_size > desired
+            || desired > self.max_size
+            || self.max_size < 1
+        {
+            return Err(StepError::Params(format!(
+                "sizes must satisfy 0 <= min_size <= desired_size <= max_size and max_size >= 1 (got {}, {desired}, {})",
+                self.min_size, self.max_size
+            )));
+        }
+        Ok((self.min_size, desired, self.max_size))
+    }
+
+    fn capacity(&self) -> Result<Option<CapacityTypes>, StepError> {
+        match self.capacity_type.as_deref() {
+            None => Ok(None),
+            Some("ON_DEMAND") => Ok(Some(CapacityTypes::OnDemand)),
+            Some("SPOT") => Ok(Some(CapacityTypes::Spot)),
+            Some(other) => Err(StepError::Params(format!(
+                "`capacity_type` must be `ON_DEMAND` or `SPOT`, not `{other}`"
+            ))),
+        }
+    }
+
+    /// The node group's name: given, or the step's id.
+    fn nodegroup_name(&self, step: &str) -> String {
+        self.name.clone().unwrap_or_else(|| step.to_string())
+    }
+}
+
+/// Outputs when the step manages no node group (existing-cluster mode).
+fn skipped(cluster: &str) -> Result<Values, StepError> {
+    interface::outputs(&Outputs {
+        nodegroup_name: String::new(),
+        arn: Some(String::new()),
+        cluster_name: cluster.to_string(),
+        desired_size: 0,
+        skipped: true,
+    })
+}
+
+/// The node group `name` in `cluster`, if it exists.
+async fn describe(
+    client: &aws_sdk_eks::Client,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<Existing<Nodegroup>>, CloudError> {
+    let resource = format!("{cluster}/{name}");
+    let answer = client
+        .describe_nodegroup()
+        .cluster_name(cluster)
+        .nodegroup_name(name)
+        .send()
+        .await
+        .cloud("DescribeNodegroup", Some(resource.clone()));
+    let answer = match answer {
+        Err(error) if error.is_not_found() => return Ok(None),
+        answer => answer?,
+    };
+    Ok(answer.nodegroup().map(|group| Existing {
+        id: resource,
+        status: group
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        run_id: eks_run_id(group.tags()),
+        resource: group.clone(),
+    }))
+}
+
+#[async_trait]
+impl Step for AwsEksNodegroup {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn plan(
+        &self,
+        context: &PlanContext,
+        value: &serde_json::Value,
+    ) -> Result<StepPlan, StepError> {
+        let params: Params<Planning> = crate::steps::params(value)?;
+        let (min, desired, max) = params.sizes()?;
+        params.capacity()?;
+        if params.skip {
+            let summary = "existing cluster: its nodes are its own, no node group is managed";
+            let mut plan = StepPlan::new(Action::Adopt, summary);
+            plan.outputs = skipped(params.cluster.as_deref().unwrap_or_default())?;
+            return Ok(plan);
+        }
+        let mut problems = Vec::new();
+        if role_arn(&context.cloud.iam(), &params.role)
+            .await?
+            .is_none()
+        {
+            problems.push(StepProblem::from(missing_role(&params.role).to_string()));
+        }
+        let name = params.nodegroup_name(&context.step_id);
+        let action = match (&params.cluster, &context.run_id) {
+            (Some(cluster), Some(run_id)) => {
+                let client = context.cloud.eks(&context.target_region);
+                let found = describe(&client, cluster, &name).await?;
+                match Ownership::named(found, Some(run_id)) {
+                    Ownership::Ours(_) => Action::Adopt,
+                    Ownership::Stranger(_) => {
+                        problems.push(StepProblem::from(format!(
+                            "node group `{name}` in `{cluster}` was not created by this run"
+                        )));
+                        Action::Unknown
+                    }
+                    Ownership::Absent => Action::Create,
+                }
+            }
+            _ => Action::Create,
+        };
+        let mut plan = StepPlan::new(action, format!("{action} node group `{name}`"))
+            .detail("instance types", params.instance_types.join(", "))
+            .detail("nodes", format!("{desired} (min {min}, max {max})"));
+        plan.problems = problems;
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        context: &StepContext,
+        value: &serde_json::Value,
+    ) -> Result<Values, StepError> {
+        let params: Params = crate::steps::params(value)?;
+        let (_, desired, _) = params.sizes()?;
+        params.capacity()?;
+        if params.skip {
+            context.progress("existing cluster: no node group is managed");
+            return skipped(&params.cluster);
+        }
+        if params.subnet_ids.is_empty() {
+            let problem = "`subnet_ids` must list the nodes' subnets";
+            return Err(StepError::Params(problem.into()));
+        }
+        let role = role_arn(&context.cloud.iam(), &params.role)
+            .await?
+            .ok_or_else(|| missing_role(&params.role))?;
+        let client = context.cloud.eks(&context.target_region);
+        let name = params.nodegroup_name(&context.step_id);
+        ensure_nodegroup(context, &client, &params, &name, &role).await?;
+        context.checkpoint("after-create")?;
+        let arn = wait_active(context, &client, &params.cluster, &name).await?;
+        interface::outputs(&Outputs {
+            nodegroup_name: name,
+            arn,
+            cluster_name: params.cluster,
+            desired_size: desired,
+            skipped: false,
+        })
+    }
+}
+
+/// Adopt or create the node group `name`, with the node role `role`.
+async fn ensure_nodegroup(
+    context: &StepContext,
+    client: &aws_sdk_eks::Client,
+    params: &Params,
+    name: &str,
+    role: &str,
+) -> Result<(), StepError> {
+    let cluster = &params.cluster;
+    let (min, desired, max) = params.sizes()?;
+    let find = || async move {
+        let found = describe(client, cluster, name).await?;
+        Ok(Ownership::named(found, Some(&context.run_id)))
+    };
+    let create = || async move {
+        let resource = format!("{cluster}/{name}");
+        let sizes = NodegroupScalingConfig::builder()
+            .min_size(min)
+            .max_size(max)
+            .desired_size(desired)
+            .build();
+        client
+            .create_nodegroup()
+            .cluster_name(cluster)
+            .nodegroup_name(name)
+            .node_role(role)
+            .set_subnets(Some(params.subnet_ids.clone()))
+            .set_instance_types(Some(params.instance_types.clone()))
+            .scaling_config(sizes)
+            .set_disk_size(params.disk_size)
+            .set_capacity_type(params.capacity()?)
+            .set_labels(Some(params.labels.clone()))
+            .set_tags(Some(eks_tags(context, "nodegroup")))
+            .send()
+            .await
+            .cloud("CreateNodegroup", Some(resource.clone()))?;
+        Ok(resource)
+    };
+    ensure(context, NODEGROUP, find, create).await?;
+    Ok(())
+}
+
+/// Wait until the node group is `ACTIVE`; its ARN then.
+async fn wait_active(
+    context: &StepContext,
+    client: &aws_sdk_eks::Client,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<String>, StepError> {
+    let resource = format!("{cluster}/{name}");
+    let what = format!("node group `{resource}` to become ACTIVE");
+    context
+        .wait_for(&what, || async {
+            let found = describe(client, cluster, name).await?;
+            let found = found.ok_or_else(|| StepError::BadState {
+                resource: resource.clone(),
+                status: "deleted".into(),
+            })?;
+            match found.resource.status() {
+                Some(NodegroupStatus::Active) => Ok(Poll::Ready(
+                    found.resource.nodegroup_arn().map(str::to_string),
+                )),
+                Some(NodegroupStatus::Creating | NodegroupStatus::Updating) => {
+                    Ok(Poll::Pending(found.status))
+                }
+                _ => Err(StepError::BadState {
+                    resource: resource.clone(),
+                    status: found.status,
+                }),
+            }
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_table_matches_the_typed_interface() {
+        interface::check::<Params, Outputs>(
+            &SPEC,
+            &json!({
+                "cluster": "c1",
+                "name": "nodes",
+                "role": "eks-nodes",
+                "subnet_ids": ["subnet-1"],
+                "instance_types": ["m6i.large"],
+                "min_size": 1,
+                "max_size": 3,
+                "desired_size": 2,
+                "disk_size": 20,
+                "capacity_type": "SPOT",
+                "labels": {"role": "app"},
+                "skip": false,
+            }),
+        );
+        let planned: Params<Planning> = serde_json::from_value(json!({"role": "r"})).unwrap();
+        assert_eq!((planned.cluster, planned.subnet_ids), (None, None));
+    }
+
+    #[test]
+    fn sizes_must_be_ordered() {
+        let params = |min, desired, max| Params::<Applying> {
+            cluster: "c".into(),
+            name: None,
+            role: "r".into(),
+            subnet_ids: Vec::new(),
+            instance_types: default_instance_types(),
+            min_size: min,
+            max_size: max,
+            desired_size: desired,
+            disk_size: None,
+            capacity_type: None,
+            labels: HashMap::new(),
+            skip: false,
+        };
+        assert_eq!(params(3, None, 6).sizes().unwrap(), (3, 3, 6));
+        assert_eq!(params(1, Some(2), 3).sizes().unwrap(), (1, 2, 3));
+        assert!(params(3, Some(2), 6).sizes().is_err());
+        assert!(params(3, Some(7), 6).sizes().is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! The AWS step kinds, one module each, named after the kind: `network/` (`aws.network`),
+//! `rds_restore/` (`aws.rds.restore`), `eks_cluster` (`aws.eks.cluster`), `eks_nodegroup`
+//! (`aws.eks.nodegroup`) and `route53_cutover` (`dns.cutover`). What they share lives
+//! here: the ownership protocol every AWS resource goes through ([`ownership`]: find by
+//! our tags or name → adopt, refuse a stranger, else create tagged → finish), the tags it
+//! reads and writes ([`tags`]), IAM role lookups ([`iam`]) and typed pins ([`read_pins`]).
+
+mod eks_cluster;
+mod eks_nodegroup;
+mod iam;
+mod network;
+mod ownership;
+mod rds_restore;
+mod route53_cutover;
+mod tags;
+
+pub use eks_cluster::AwsEksCluster;
+pub use eks_nodegroup::AwsEksNodegroup;
+pub use network::AwsNetwork;
+pub use rds_restore::AwsRdsRestore;
+pub use route53_cutover::DnsCutover;
+
+use serde::de::DeserializeOwned;
+
+use crate::journal::Values;
+use crate::playbook::ParamSpec;
+
+/// A parameter the kind's table marks required.
+const fn required(name: &'static str, help: &'static str) -> ParamSpec {
+    ParamSpec {
+        name,
+        required: true,
+        help,
+    }
+}
+
+/// A parameter the kind's table marks optional.
+const fn optional(name: &'static str, help: &'static str) -> ParamSpec {
+    ParamSpec {
+        name,
+        required: false,
+        help,
+    }
+}
+
+/// A kind's typed pins (a struct of `Option` fields, one per pin key) from the journal's
+/// values; keys it does not know are ignored.
+fn read_pins<P: DeserializeOwned>(values: &Values) -> Result<P, serde_json::Error> {
+    let map = values
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(map))
+}

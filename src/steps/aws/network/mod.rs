@@ -1,0 +1,439 @@
+//! `aws.network`: the target region's network, built in this order: the zones (the first
+//! N available ones from `DescribeAvailabilityZones`, or the given ones; pinned); a VPC; a
+//! public and a private subnet in each zone; an internet gateway and the public route
+//! table; NAT gateway(s) with Elastic IPs, waited for; a private route table per zone; and
+//! the security groups of the cluster and the database. Every resource goes through the
+//! AWS ownership protocol (tagged with the run and step, looked up by those tags before it
+//! is created), so a re-run adopts instead of duplicating.
+
+mod cidr;
+mod resources;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::Values;
+use crate::playbook::KindSpec;
+use crate::steps::interface;
+use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
+
+use super::tags::Owner;
+use super::{optional, read_pins, required};
+use cidr::{Block, zone_letter};
+use resources::{Ec2, Protocol, RouteTarget, available_zones, find_vpc};
+
+static SPEC: KindSpec = KindSpec {
+    kind: "aws.network",
+    summary: "VPC, public and private subnets across availability zones, internet and NAT gateways, route tables, security groups",
+    parameters: &[
+        required(
+            "cidr",
+            "the VPC's IPv4 block, /16 to /24, e.g. `10.42.0.0/16`",
+        ),
+        optional(
+            "availability_zones",
+            "how many zones to spread over (default 3)",
+        ),
+        optional(
+            "zones",
+            "explicit zone names; default: the first N available zones",
+        ),
+        optional(
+            "nat_gateways",
+            "NAT gateways: 1 (default, cheaper) or one per zone",
+        ),
+        optional(
+            "database_port",
+            "port the cluster may reach the database on (default 5432)",
+        ),
+    ],
+    outputs: &[
+        "vpc_id",
+        "vpc_cidr",
+        "availability_zones",
+        "public_subnet_ids",
+        "private_subnet_ids",
+        "internet_gateway_id",
+        "nat_gateway_ids",
+        "public_route_table_id",
+        "private_route_table_ids",
+        "cluster_security_group_id",
+        "database_security_group_id",
+    ],
+};
+
+/// The `aws.network` step kind.
+pub struct AwsNetwork;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    cidr: String,
+    #[serde(default = "default_zone_count")]
+    availability_zones: usize,
+    #[serde(default)]
+    zones: Option<Vec<String>>,
+    #[serde(default = "default_nat_count")]
+    nat_gateways: usize,
+    #[serde(default = "default_database_port")]
+    database_port: u16,
+}
+
+fn default_zone_count() -> usize {
+    3
+}
+fn default_nat_count() -> usize {
+    1
+}
+fn default_database_port() -> u16 {
+    5432
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Outputs {
+    vpc_id: String,
+    vpc_cidr: String,
+    availability_zones: Vec<String>,
+    public_subnet_ids: Vec<String>,
+    private_subnet_ids: Vec<String>,
+    internet_gateway_id: String,
+    nat_gateway_ids: Vec<String>,
+    public_route_table_id: String,
+    private_route_table_ids: Vec<String>,
+    cluster_security_group_id: String,
+    database_security_group_id: String,
+}
+
+/// What the journal pins, so a resume builds in the same zones.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Pins {
+    availability_zones: Option<Vec<String>>,
+}
+
+impl Pins {
+    const AVAILABILITY_ZONES: &str = "availability_zones";
+}
+
+impl Params {
+    fn check(&self) -> Result<Block, StepError> {
+        let block = Block::parse(&self.cidr)?;
+        if !(1..=8).contains(&self.availability_zones) {
+            return Err(StepError::Params(format!(
+                "`availability_zones` must be from 1 to 8, not {}",
+                self.availability_zones
+            )));
+        }
+        if self.nat_gateways != 1 && self.nat_gateways != self.availability_zones {
+            return Err(StepError::Params(format!(
+                "`nat_gateways` must be 1 or {} (one per zone), not {}",
+                self.availability_zones, self.nat_gateways
+            )));
+        }
+        Ok(block)
+    }
+}
+
+fn choose_zones(params: &Params, available: &[String]) -> Result<Vec<String>, String> {
+    let count = params.availability_zones;
+    match &params.zones {
+        Some(wanted) => {
+            let missing: Vec<String> = wanted
+                .iter()
+                .filter(|zone| !available.contains(zone))
+                .map(|zone| format!("`{zone}`"))
+                .collect();
+            if !missing.is_empty() {
+                return Err(format!(
+                    "zones {} are not available (available: {})",
+                    missing.join(", "),
+                    available.join(", ")
+                ));
+            }
+            if wanted.len() != count {
+                return Err(format!(
+                    "`zones` names {} zones but `availability_zones` is {count}",
+                    wanted.len(),
+                ));
+            }
+            Ok(wanted.clone())
+        }
+        None if available.len() < count => Err(format!(
+            "only {} availability zones are available ({}), {count} are needed",
+            available.len(),
+            available.join(", "),
+        )),
+        None => Ok(available[..count].to_vec()),
+    }
+}
+
+#[async_trait]
+impl Step for AwsNetwork {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn plan(
+        &self,
+        context: &PlanContext,
+        value: &serde_json::Value,
+    ) -> Result<StepPlan, StepError> {
+        let params: Params = crate::steps::params(value)?;
+        params.check()?;
+        let client = context.cloud.ec2(&context.target_region);
+        let available = available_zones(&client).await?;
+        let pins: Pins = read_pins(&context.pins).unwrap_or_default();
+        let mut problems = Vec::new();
+        let zones = pins.availability_zones.unwrap_or_else(|| {
+            choose_zones(&params, &available).unwrap_or_else(|problem| {
+                let (step, region) = (&context.step_id, &context.target_region);
+                problems.push(StepProblem::from(format!(
+                    "{step} in `{region}`: {problem}"
+                )));
+                Vec::new()
+            })
+        });
+        let existing = match &context.run_id {
+            Some(run_id) => {
+                let owner = Owner {
+                    run_id,
+                    step: &context.step_id,
+                };
+                find_vpc(&client, owner).await?
+            }
+            None => None,
+        };
+        let (action, summary) = match &existing {
+            Some(vpc) => (
+                Action::Adopt,
+                format!("adopt VPC {vpc} and finish what is missing"),
+            ),
+            None => (
+                Action::Create,
+                format!(
+                    "create VPC {} with {zones} public + {zones} private subnets, IGW, {} NAT, route tables, 2 security groups",
+                    params.cidr,
+                    params.nat_gateways,
+                    zones = params.availability_zones,
+                ),
+            ),
+        };
+        let mut plan = StepPlan::new(action, summary)
+            .detail("region", context.target_region.clone())
+            .detail("zones", zones.join(", "));
+        plan.problems = problems;
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        context: &StepContext,
+        value: &serde_json::Value,
+    ) -> Result<Values, StepError> {
+        let params: Params = crate::steps::params(value)?;
+        let block = params.check()?;
+        let client = context.cloud.ec2(&context.target_region);
+        let ec2 = Ec2 {
+            client: &client,
+            context,
+        };
+        let zones = zones(ec2, &params).await?;
+        let vpc = ec2.vpc(&params.cidr).await?;
+        context.checkpoint("after-vpc")?;
+        let site = Site {
+            ec2,
+            vpc: &vpc,
+            zones: &zones,
+        };
+        let subnets = site.subnets(block).await?;
+        let (internet_gateway, public_table) = site.public_routes(&subnets.public).await?;
+        let nat_gateways = site
+            .nat_gateways(&subnets.public, params.nat_gateways)
+            .await?;
+        let private_tables = site.private_routes(&subnets.private, &nat_gateways).await?;
+        let (cluster_group, database_group) = site.security_groups(params.database_port).await?;
+        interface::outputs(&Outputs {
+            vpc_id: vpc,
+            vpc_cidr: params.cidr,
+            availability_zones: zones,
+            public_subnet_ids: subnets.public,
+            private_subnet_ids: subnets.private,
+            internet_gateway_id: internet_gateway,
+            nat_gateway_ids: nat_gateways,
+            public_route_table_id: public_table,
+            private_route_table_ids: private_tables,
+            cluster_security_group_id: cluster_group,
+            database_security_group_id: database_group,
+        })
+    }
+}
+
+/// The zones: pinned by an earlier attempt, or chosen now and pinned.
+async fn zones(ec2: Ec2<'_>, params: &Params) -> Result<Vec<String>, StepError> {
+    let context = ec2.context;
+    let pins: Pins = read_pins(&context.pins())
+        .map_err(|error| StepError::Params(format!("pinned zones unreadable: {error}")))?;
+    if let Some(zones) = pins.availability_zones {
+        return Ok(zones);
+    }
+    let available = available_zones(ec2.client).await?;
+    let zones = choose_zones(params, &available).map_err(|problem| StepError::Refused {
+        message: format!(
+            "cannot place the network in `{}`: {problem}",
+            context.target_region
+        ),
+        hint: "set `zones:` or lower `availability_zones:` in the playbook".to_string(),
+    })?;
+    context.pin(Pins::AVAILABILITY_ZONES, serde_json::json!(zones))?;
+    Ok(zones)
+}
+
+/// Subnet ids, one per zone each, in zone order.
+#[derive(Debug, Default)]
+struct Subnets {
+    public: Vec<String>,
+    private: Vec<String>,
+}
+
+/// Where the network's parts go: the VPC and the zones.
+#[derive(Clone, Copy)]
+struct Site<'a> {
+    ec2: Ec2<'a>,
+    vpc: &'a str,
+    zones: &'a [String],
+}
+
+impl Site<'_> {
+    /// A public and a private subnet in each zone.
+    async fn subnets(self, block: Block) -> Result<Subnets, StepError> {
+        let (ec2, context) = (self.ec2, self.ec2.context);
+        let mut subnets = Subnets::default();
+        for (index, zone) in self.zones.iter().enumerate() {
+            let letter = zone_letter(zone);
+            let (cidr, name) = (block.public(index), format!("public-{letter}"));
+            let public = ec2.subnet(self.vpc, zone, &cidr, &name, true).await?;
+            subnets.public.push(public);
+            context.checkpoint("after-public-subnet")?;
+            let (cidr, name) = (block.private(index), format!("private-{letter}"));
+            let private = ec2.subnet(self.vpc, zone, &cidr, &name, false).await?;
+            subnets.private.push(private);
+            context.checkpoint("after-private-subnet")?;
+        }
+        context.checkpoint("after-subnets")?;
+        Ok(subnets)
+    }
+
+    /// The internet gateway and the `public` route table (default route to the gateway,
+    /// associated with every public subnet): their ids.
+    async fn public_routes(self, subnets: &[String]) -> Result<(String, String), StepError> {
+        let ec2 = self.ec2;
+        let gateway = ec2.internet_gateway(self.vpc).await?;
+        let table = ec2.route_table(self.vpc, "public").await?;
+        ec2.route(&table, RouteTarget::Gateway(&gateway)).await?;
+        for subnet in subnets {
+            ec2.associate(&table, subnet).await?;
+        }
+        ec2.context.checkpoint("after-public-routes")?;
+        Ok((gateway, table))
+    }
+
+    /// NAT gateways in the first `count` public subnets, waited for until available.
+    async fn nat_gateways(
+        self,
+        subnets: &[String],
+        count: usize,
+    ) -> Result<Vec<String>, StepError> {
+        let mut gateways = Vec::new();
+        for (subnet, zone) in subnets.iter().zip(self.zones).take(count) {
+            let name = format!("nat-{}", zone_letter(zone));
+            gateways.push(self.ec2.nat_gateway(subnet, &name).await?);
+        }
+        self.ec2.context.checkpoint("after-nat")?;
+        for gateway in &gateways {
+            self.ec2.wait_nat(gateway).await?;
+        }
+        Ok(gateways)
+    }
+
+    /// A route table per zone: default route to a NAT gateway (zone *i* uses gateway *i*
+    /// modulo their number), associated with the zone's private subnet.
+    async fn private_routes(
+        self,
+        subnets: &[String],
+        nats: &[String],
+    ) -> Result<Vec<String>, StepError> {
+        let ec2 = self.ec2;
+        let mut tables = Vec::new();
+        for (index, (subnet, zone)) in subnets.iter().zip(self.zones).enumerate() {
+            let name = format!("private-{}", zone_letter(zone));
+            let table = ec2.route_table(self.vpc, &name).await?;
+            let nat = &nats[index % nats.len()];
+            ec2.route(&table, RouteTarget::Nat(nat)).await?;
+            ec2.associate(&table, subnet).await?;
+            tables.push(table);
+        }
+        ec2.context.checkpoint("after-private-routes")?;
+        Ok(tables)
+    }
+
+    /// The `cluster` group (all traffic from itself) and the `database` group (TCP `port`
+    /// from the cluster): their ids.
+    async fn security_groups(self, port: u16) -> Result<(String, String), StepError> {
+        let (ec2, vpc) = (self.ec2, self.vpc);
+        let description = "rebuild: EKS cluster and nodes";
+        let cluster = ec2.security_group(vpc, "cluster", description).await?;
+        let why = "cluster members talk to each other";
+        ec2.allow(&cluster, &cluster, Protocol::All, why).await?;
+        let description = "rebuild: database, reachable from the cluster";
+        let database = ec2.security_group(vpc, "database", description).await?;
+        let why = "cluster to database";
+        ec2.allow(&database, &cluster, Protocol::Tcp(port), why)
+            .await?;
+        Ok((cluster, database))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_matches_the_typed_interface() {
+        interface::check::<Params, Outputs>(
+            &SPEC,
+            &serde_json::json!({
+                "cidr": "10.42.0.0/16",
+                "availability_zones": 3,
+                "zones": ["a-1a", "a-1b", "a-1c"],
+                "nat_gateways": 1,
+                "database_port": 5432,
+            }),
+        );
+        assert_eq!(interface::field_names::<Pins>(), [Pins::AVAILABILITY_ZONES]);
+    }
+
+    #[test]
+    fn chooses_zones_or_says_why_not() {
+        let params = |zones: Option<Vec<&str>>| Params {
+            cidr: "10.0.0.0/16".into(),
+            availability_zones: 3,
+            zones: zones.map(|z| z.into_iter().map(String::from).collect()),
+            nat_gateways: 1,
+            database_port: 5432,
+        };
+        let available: Vec<String> = ["x-1a", "x-1b", "x-1c", "x-1d"].map(String::from).to_vec();
+        assert_eq!(
+            choose_zones(&params(None), &available).unwrap(),
+            ["x-1a", "x-1b", "x-1c"]
+        );
+        assert!(
+            choose_zones(&params(None), &available[..2])
+                .unwrap_err()
+                .contains("only 2")
+        );
+        assert!(
+            choose_zones(&params(Some(vec!["x-1a", "x-1b", "x-1z"])), &available)
+                .unwrap_err()
+                .contains("`x-1z`")
+        );
+    }
+}

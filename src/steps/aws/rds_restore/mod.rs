@@ -1,0 +1,425 @@
+//! `aws.rds.restore`: restore the newest database snapshot *available in the target region*
+//! (manual snapshots and cross-region copies; instance snapshots or Aurora cluster
+//! snapshots) into a new database, in this order: choose the snapshot, refusing before any
+//! change when none exists or it is older than the RPO limit (unless `--accept-rpo`), and
+//! pin it so a resume never drifts to a newer one; the DB subnet group on the given
+//! private subnets; the restore (an instance, or an Aurora cluster and its writer); the
+//! wait for `available`; and a master password, when given (never journaled or printed).
+
+mod database;
+mod snapshot;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_rds::Client;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::Values;
+use crate::playbook::{KindSpec, duration};
+use crate::secret::Secret;
+use crate::steps::interface::{self, Applying, Phase, Planning};
+use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
+
+use super::ownership::Ownership;
+use super::tags::rds_tags;
+use super::{optional, read_pins, required};
+use database::{Database, Rds, Restore};
+use snapshot::{NO_SNAPSHOT_HINT, Snapshot, no_snapshot_message, render_time, rpo_problem};
+
+static SPEC: KindSpec = KindSpec {
+    kind: "aws.rds.restore",
+    summary: "restore the newest snapshot available in the target region into a new database",
+    parameters: &[
+        optional(
+            "source_db_instance",
+            "production DB instance whose snapshots to restore (instance engines)",
+        ),
+        optional(
+            "source_db_cluster",
+            "production Aurora cluster whose cluster snapshots to restore",
+        ),
+        optional(
+            "db_identifier",
+            "name of the restored database (default `<step>-<run-id>`)",
+        ),
+        required("instance_class", "DB instance class, e.g. `db.r6g.large`"),
+        required(
+            "subnet_ids",
+            "private subnets for the DB subnet group (from the network step)",
+        ),
+        required(
+            "security_group_ids",
+            "VPC security groups (from the network step)",
+        ),
+        optional("multi_az", "Multi-AZ deployment (default true)"),
+        optional("parameter_group", "DB (or cluster) parameter group name"),
+        optional(
+            "port",
+            "port the database listens on (default: the snapshot's)",
+        ),
+        optional(
+            "master_password",
+            "new master password; reference a secret input, never a literal",
+        ),
+        optional(
+            "rpo_limit",
+            "override the playbook's `rpo_limit` for this database",
+        ),
+        optional(
+            "deletion_protection",
+            "protect the restored database from deletion (default false)",
+        ),
+    ],
+    outputs: &[
+        "endpoint",
+        "port",
+        "db_identifier",
+        "engine",
+        "snapshot_id",
+        "snapshot_time",
+        "rpo_seconds",
+        "subnet_group",
+    ],
+};
+
+/// The `aws.rds.restore` step kind.
+pub struct AwsRdsRestore;
+
+/// The parameters; the class, subnets and groups may come from earlier steps (see
+/// [`Phase`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, bound = "")]
+struct Params<P: Phase = Applying> {
+    #[serde(default)]
+    source_db_instance: Option<String>,
+    #[serde(default)]
+    source_db_cluster: Option<String>,
+    #[serde(default)]
+    db_identifier: Option<String>,
+    instance_class: P::Later<String>,
+    subnet_ids: P::Later<Vec<String>>,
+    security_group_ids: P::Later<Vec<String>>,
+    #[serde(default = "interface::yes")]
+    multi_az: bool,
+    #[serde(default)]
+    parameter_group: Option<String>,
+    #[serde(default)]
+    port: Option<i32>,
+    #[serde(default)]
+    master_password: Option<Secret>,
+    #[serde(default, deserialize_with = "duration::optional")]
+    rpo_limit: Option<Duration>,
+    #[serde(default)]
+    deletion_protection: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Outputs {
+    endpoint: String,
+    port: i32,
+    db_identifier: String,
+    engine: String,
+    snapshot_id: String,
+    snapshot_time: String,
+    rpo_seconds: u64,
+    subnet_group: String,
+}
+
+/// What the journal pins, so a resume restores the same snapshot.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Pins {
+    snapshot: Option<Snapshot>,
+}
+
+impl Pins {
+    const SNAPSHOT: &str = "snapshot";
+}
+
+impl<P: Phase> Params<P> {
+    fn source(&self) -> Result<(Database, &str), StepError> {
+        match (&self.source_db_instance, &self.source_db_cluster) {
+            (Some(instance), None) => Ok((Database::Instance, instance)),
+            (None, Some(cluster)) => Ok((Database::Cluster, cluster)),
+            _ => Err(StepError::Params(
+                "give exactly one of `source_db_instance` and `source_db_cluster`".to_string(),
+            )),
+        }
+    }
+
+    /// The restored database's name: given, or `<step>-<run-id>`; lowercased.
+    fn database_id(&self, step: &str, run_id: &str) -> String {
+        let id = self.db_identifier.clone();
+        id.unwrap_or_else(|| format!("{step}-{run_id}"))
+            .to_lowercase()
+    }
+}
+
+#[async_trait]
+impl Step for AwsRdsRestore {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn plan(
+        &self,
+        context: &PlanContext,
+        value: &serde_json::Value,
+    ) -> Result<StepPlan, StepError> {
+        let params: Params<Planning> = crate::steps::params(value)?;
+        let (database, name) = params.source()?;
+        let limit = params.rpo_limit.or(context.rpo_limit);
+        let client = context.cloud.rds(&context.target_region);
+        let now = Timestamp::now();
+        let mut problems = Vec::new();
+        let pins: Pins = read_pins(&context.pins).unwrap_or_default();
+        let snapshot = match pins.snapshot {
+            Some(snapshot) => Some(snapshot),
+            None => {
+                let found = snapshot::newest(&client, database, name).await?;
+                problems.extend(snapshot_problem(
+                    context,
+                    found.as_ref(),
+                    database,
+                    name,
+                    now,
+                    limit,
+                ));
+                found
+            }
+        };
+        let (action, summary) =
+            plan_database(context, &client, database, &params, &mut problems).await?;
+        let mut plan = StepPlan::new(action, summary)
+            .detail("source", format!("{name} ({})", database.label()));
+        if let Some(snapshot) = &snapshot {
+            plan = plan
+                .detail("snapshot", snapshot.id.clone())
+                .detail("snapshot taken", render_time(snapshot.taken))
+                .detail("rpo (snapshot age)", duration::render(snapshot.age(now)));
+        }
+        if let Some(limit) = limit {
+            plan = plan.detail("rpo limit", duration::render(limit));
+        }
+        if let Some(class) = &params.instance_class {
+            plan = plan.detail("instance class", class.clone());
+        }
+        plan.problems = problems;
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        context: &StepContext,
+        value: &serde_json::Value,
+    ) -> Result<Values, StepError> {
+        let params: Params = crate::steps::params(value)?;
+        let (database, name) = params.source()?;
+        if params.subnet_ids.is_empty() {
+            let problem = "`subnet_ids` must list the private subnets";
+            return Err(StepError::Params(problem.into()));
+        }
+        let client = context.cloud.rds(&context.target_region);
+        let limit = params.rpo_limit.or(context.rpo_limit);
+        let snapshot = choose_snapshot(context, &client, database, name, limit).await?;
+        context.checkpoint("after-pin")?;
+        let id = params.database_id(&context.step_id, &context.run_id);
+        let rds = Rds {
+            client: &client,
+            context,
+            tags: rds_tags(context, "database"),
+        };
+        let subnet_group = rds.subnet_group(&id, &params.subnet_ids).await?;
+        context.checkpoint("after-subnet-group")?;
+        let restore = Restore {
+            id: &id,
+            subnet_group: &subnet_group,
+            snapshot: &snapshot,
+            params: &params,
+        };
+        let instance = database.restore(&rds, &restore).await?;
+        context.checkpoint("after-restore")?;
+        let (endpoint, port) = database.wait(&rds, &id, &instance).await?;
+        context.checkpoint("after-available")?;
+        if let Some(password) = params.master_password.as_ref().filter(|p| !p.is_empty()) {
+            database
+                .set_password(&client, &id, &instance, password)
+                .await?;
+            context.progress("master password set");
+        }
+        let age = snapshot.age(snapshot.chosen.unwrap_or_else(Timestamp::now));
+        interface::outputs(&Outputs {
+            endpoint,
+            port,
+            db_identifier: id,
+            engine: snapshot.engine,
+            snapshot_id: snapshot.id,
+            snapshot_time: snapshot.taken.to_string(),
+            rpo_seconds: age.as_secs(),
+            subnet_group,
+        })
+    }
+}
+
+/// What stops the plan about the snapshot found: none, or one older than the RPO limit.
+fn snapshot_problem(
+    context: &PlanContext,
+    found: Option<&Snapshot>,
+    database: Database,
+    name: &str,
+    now: Timestamp,
+    limit: Option<Duration>,
+) -> Option<StepProblem> {
+    let region = &context.target_region;
+    match found {
+        None => Some(StepProblem::from(format!(
+            "{}; {NO_SNAPSHOT_HINT}",
+            no_snapshot_message(database, name, region)
+        ))),
+        Some(_) if context.accept_rpo => None,
+        Some(snapshot) => {
+            rpo_problem(snapshot, limit, now, region).map(|problem| StepProblem::RpoExceeded {
+                message: format!("{problem}; pass `--accept-rpo` to restore it anyway"),
+            })
+        }
+    }
+}
+
+/// What the plan says of the database itself: adopt it (a resumed run's), create it, or
+/// a conflict with one of that name (looked up when resuming, or with a fixed name).
+async fn plan_database(
+    context: &PlanContext,
+    client: &Client,
+    database: Database,
+    params: &Params<Planning>,
+    problems: &mut Vec<StepProblem>,
+) -> Result<(Action, String), StepError> {
+    let Some(run_id) = context
+        .run_id
+        .as_deref()
+        .or(params.db_identifier.as_deref())
+    else {
+        let id = format!("{}-<run-id>", context.step_id);
+        return Ok((Action::Create, format!("restore into new database `{id}`")));
+    };
+    let id = params.database_id(&context.step_id, run_id);
+    let found = database.describe(client, &id).await?;
+    Ok(match Ownership::named(found, context.run_id.as_deref()) {
+        Ownership::Ours(found) => (
+            Action::Adopt,
+            format!("adopt database `{id}` ({})", found.status),
+        ),
+        Ownership::Stranger(_) => {
+            problems.push(StepProblem::from(format!(
+                "database `{id}` already exists in `{}` and was not created by this run",
+                context.target_region
+            )));
+            (Action::Unknown, format!("`{id}` exists already"))
+        }
+        Ownership::Absent => (Action::Create, format!("restore into new database `{id}`")),
+    })
+}
+
+/// The snapshot: pinned by an earlier attempt, or the newest one, checked against the RPO
+/// limit before anything is created, then pinned.
+async fn choose_snapshot(
+    context: &StepContext,
+    client: &Client,
+    database: Database,
+    name: &str,
+    limit: Option<Duration>,
+) -> Result<Snapshot, StepError> {
+    let pins: Pins = read_pins(&context.pins())
+        .map_err(|error| StepError::Params(format!("pinned snapshot unreadable: {error}")))?;
+    if let Some(snapshot) = pins.snapshot {
+        return Ok(snapshot);
+    }
+    let region = &context.target_region;
+    let snapshot = snapshot::newest(client, database, name)
+        .await?
+        .ok_or_else(|| StepError::Refused {
+            message: no_snapshot_message(database, name, region),
+            hint: NO_SNAPSHOT_HINT.to_string(),
+        })?;
+    if !context.accept_rpo
+        && let Some(problem) = rpo_problem(&snapshot, limit, Timestamp::now(), region)
+    {
+        return Err(StepError::Refused {
+            message: problem,
+            hint: "restore it anyway with `--accept-rpo`, or copy a newer snapshot into the target region first".to_string(),
+        });
+    }
+    let snapshot = Snapshot {
+        chosen: Some(Timestamp::now()),
+        ..snapshot
+    };
+    let value =
+        serde_json::to_value(&snapshot).map_err(|error| StepError::Params(error.to_string()))?;
+    context.pin(Pins::SNAPSHOT, value)?;
+    context.progress(format!(
+        "restoring snapshot {} taken {} ({} ago)",
+        snapshot.id,
+        render_time(snapshot.taken),
+        duration::render(snapshot.age(Timestamp::now()))
+    ));
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn sample() -> serde_json::Value {
+        json!({
+            "source_db_instance": "prod-db",
+            "source_db_cluster": "prod-aurora",
+            "db_identifier": "restored",
+            "instance_class": "db.t3.medium",
+            "subnet_ids": ["subnet-1", "subnet-2"],
+            "security_group_ids": ["sg-1"],
+            "multi_az": false,
+            "parameter_group": "pg",
+            "port": 5433,
+            "master_password": "hunter2",
+            "rpo_limit": "12h",
+            "deletion_protection": true,
+        })
+    }
+
+    #[test]
+    fn the_table_matches_the_typed_interface() {
+        interface::check::<Params, Outputs>(&SPEC, &sample());
+        assert_eq!(interface::field_names::<Pins>(), [Pins::SNAPSHOT]);
+    }
+
+    #[test]
+    fn planning_reads_what_earlier_steps_have_not_given_yet() {
+        let params: Params<Planning> =
+            serde_json::from_value(json!({"source_db_instance": "prod-db"})).unwrap();
+        assert_eq!(params.instance_class, None);
+        assert_eq!(params.subnet_ids, None);
+        let params: Params = serde_json::from_value(sample()).unwrap();
+        assert_eq!(params.rpo_limit, Some(Duration::from_secs(12 * 3600)));
+    }
+
+    #[test]
+    fn exactly_one_source() {
+        let mut params: Params<Planning> =
+            serde_json::from_value(json!({"instance_class": "db.t3.medium"})).unwrap();
+        assert!(params.source().is_err());
+        params.source_db_instance = Some("prod-db".into());
+        assert_eq!(params.source().unwrap(), (Database::Instance, "prod-db"));
+        params.source_db_cluster = Some("prod-aurora".into());
+        assert!(params.source().is_err());
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let params: Params = serde_json::from_value(sample()).unwrap();
+        assert!(!format!("{params:?}").contains("hunter2"));
+        assert_eq!(params.master_password.unwrap().expose(), "hunter2");
+    }
+}

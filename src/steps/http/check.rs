@@ -1,0 +1,275 @@
+//! `http.check`: smoke checks after a rebuild — each URL must answer the expected status
+//! (and contain a text, if given) within a number of tries, with a pause between two tries
+//! that a stopping run cuts short. Every check is reported on its own; the step fails
+//! naming each check that did not pass and what it last saw.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::Values;
+use crate::playbook::{KindSpec, ParamSpec, duration};
+use crate::steps::interface;
+use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan};
+
+static SPEC: KindSpec = KindSpec {
+    kind: "http.check",
+    summary: "smoke checks: URLs must answer the expected status (and body text), with retries",
+    parameters: &[
+        ParamSpec {
+            name: "checks",
+            required: true,
+            help: "`[{name, url, status (default 200), body_contains}]`",
+        },
+        ParamSpec {
+            name: "attempts",
+            required: false,
+            help: "tries per check (default 10)",
+        },
+        ParamSpec {
+            name: "interval",
+            required: false,
+            help: "pause between tries (default 5s)",
+        },
+        ParamSpec {
+            name: "request_timeout",
+            required: false,
+            help: "time limit of one request (default 10s)",
+        },
+    ],
+    outputs: &["results"],
+};
+
+/// The `http.check` step kind.
+pub struct HttpCheck;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    checks: Vec<Check>,
+    #[serde(default = "default_attempts")]
+    attempts: u32,
+    #[serde(default, deserialize_with = "duration::optional")]
+    interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration::optional")]
+    request_timeout: Option<Duration>,
+}
+
+/// One check. Its `url` may come from a step that has not run when planning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Check {
+    name: String,
+    url: Option<String>,
+    #[serde(default = "default_status")]
+    status: u16,
+    #[serde(default)]
+    body_contains: Option<String>,
+}
+
+fn default_attempts() -> u32 {
+    10
+}
+fn default_status() -> u16 {
+    200
+}
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Outputs {
+    /// Each check's [`CheckResult`], by name, in the playbook's order.
+    results: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How one check went: passed (its status and the try it passed on), or not (what the
+/// last try saw).
+#[derive(Debug, Serialize)]
+struct CheckResult {
+    url: String,
+    passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last: Option<String>,
+}
+
+/// One try: `Ok` when it passes, else what was seen.
+async fn try_once(client: &reqwest::Client, check: &Check, url: &str) -> Result<u16, String> {
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|error| format!("no answer: {error}"))?;
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap_or_default();
+    if status != check.status {
+        return Err(format!("HTTP {status}, expected {}", check.status));
+    }
+    if let Some(text) = &check.body_contains
+        && !body.contains(text.as_str())
+    {
+        return Err(format!("HTTP {status} but the body lacks `{text}`"));
+    }
+    Ok(status)
+}
+
+/// Try `check` up to `attempts` times (at least once), pausing `interval` between tries;
+/// the status and try it passed on, or what the last try saw.
+async fn run_check(
+    context: &StepContext,
+    client: &reqwest::Client,
+    check: &Check,
+    url: &str,
+    attempts: u32,
+    interval: Duration,
+) -> Result<Result<(u16, u32), String>, StepError> {
+    let mut last = String::new();
+    for attempt in 1..=attempts.max(1) {
+        match try_once(client, check, url).await {
+            Ok(status) => return Ok(Ok((status, attempt))),
+            Err(seen) => last = seen,
+        }
+        context.checkpoint("between-tries")?;
+        if attempt < attempts {
+            context.sleep(interval).await?;
+        }
+    }
+    Ok(Err(last))
+}
+
+#[async_trait]
+impl Step for HttpCheck {
+    fn spec(&self) -> &'static KindSpec {
+        &SPEC
+    }
+
+    async fn plan(
+        &self,
+        _context: &PlanContext,
+        value: &serde_json::Value,
+    ) -> Result<StepPlan, StepError> {
+        let params: Params = crate::steps::params(value)?;
+        let summary = format!("{} smoke check(s)", params.checks.len());
+        let mut plan = StepPlan::new(Action::Create, summary);
+        for check in &params.checks {
+            let url = check.url.as_deref().unwrap_or("(known after apply)");
+            plan = plan.detail(check.name.clone(), format!("GET {url} → {}", check.status));
+        }
+        Ok(plan)
+    }
+
+    async fn apply(
+        &self,
+        context: &StepContext,
+        value: &serde_json::Value,
+    ) -> Result<Values, StepError> {
+        let params: Params = crate::steps::params(value)?;
+        let interval = params.interval.unwrap_or(DEFAULT_INTERVAL);
+        let client = context
+            .cloud
+            .http(params.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT))?;
+        let mut results = serde_json::Map::new();
+        let mut failures = Vec::new();
+        for check in &params.checks {
+            let url = check
+                .url
+                .clone()
+                .ok_or_else(|| StepError::Params(format!("check `{}` has no `url`", check.name)))?;
+            let outcome =
+                run_check(context, &client, check, &url, params.attempts, interval).await?;
+            let result = match outcome {
+                Ok((status, tries)) => {
+                    let name = &check.name;
+                    context.progress(format!(
+                        "check `{name}` passed (HTTP {status}, try {tries})"
+                    ));
+                    CheckResult {
+                        url,
+                        passed: true,
+                        status: Some(status),
+                        tries: Some(tries),
+                        last: None,
+                    }
+                }
+                Err(last) => {
+                    context.progress(format!("check `{}` FAILED: {last}", check.name));
+                    failures.push(format!("`{}` ({url}): {last}", check.name));
+                    CheckResult {
+                        url,
+                        passed: false,
+                        status: None,
+                        tries: None,
+                        last: Some(last),
+                    }
+                }
+            };
+            let result = serde_json::to_value(result)
+                .map_err(|error| StepError::Params(format!("cannot record outputs: {error}")))?;
+            results.insert(check.name.clone(), result);
+        }
+        if !failures.is_empty() {
+            return Err(StepError::Refused {
+                message: format!(
+                    "{} of {} smoke check(s) failed: {}",
+                    failures.len(),
+                    params.checks.len(),
+                    failures.join("; ")
+                ),
+                hint: "look at the service behind each URL; `rebuild resume` runs the checks again"
+                    .into(),
+            });
+        }
+        interface::outputs(&Outputs { results })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_table_matches_the_typed_interface() {
+        interface::check::<Params, Outputs>(
+            &SPEC,
+            &json!({
+                "checks": [{"name": "web", "url": "http://x/healthz", "status": 200}],
+                "attempts": 3,
+                "interval": "1s",
+                "request_timeout": "2s",
+            }),
+        );
+    }
+
+    #[test]
+    fn a_result_shows_what_its_outcome_has() {
+        let passed = CheckResult {
+            url: "u".into(),
+            passed: true,
+            status: Some(200),
+            tries: Some(2),
+            last: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&passed).unwrap(),
+            r#"{"url":"u","passed":true,"status":200,"tries":2}"#
+        );
+        let failed = CheckResult {
+            url: "u".into(),
+            passed: false,
+            status: None,
+            tries: None,
+            last: Some("HTTP 503, expected 200".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&failed).unwrap(),
+            r#"{"url":"u","passed":false,"last":"HTTP 503, expected 200"}"#
+        );
+    }
+}

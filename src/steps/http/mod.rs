@@ -1,0 +1,6 @@
+//! Step kinds that speak plain HTTP: `check` (`http.check`), the smoke checks after a
+//! rebuild.
+
+mod check;
+
+pub use check::HttpCheck;
