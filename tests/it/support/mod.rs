@@ -7,7 +7,8 @@
 //!   cloud ids) every snapshot of the binary's output goes through.
 //! - [`moto`]: a private `moto_server` (AWS) per test.
 //! - [`proxy`]: the fault/latency proxy in front of moto, counting calls; [`holds`]: its
-//!   per-service status holds (RDS `creating`, NAT `pending`, EKS `CREATING`).
+//!   per-service status holds (RDS `creating`, NAT `pending`, EKS `CREATING`);
+//!   [`aws_wire`]: what it reads from requests and how it writes faults.
 //! - [`seed`]: SDK clients, and "production" seeded through them (database and snapshots,
 //!   Aurora, IAM roles, images, DNS zone).
 //! - [`inventory`]: what exists in AWS, counted through the APIs.
@@ -18,6 +19,7 @@
 //! - [`kube`]: a real Kubernetes control plane with a kubelet stand-in.
 //! - [`stack`]: the whole testbed at once, for the default playbook end to end.
 
+pub mod aws_wire;
 pub mod git;
 pub mod github;
 pub mod holds;
