@@ -118,7 +118,7 @@ fn deployment_service_and_job_roll_out_on_a_real_apiserver() {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|m| m["manager"].as_str())
+        .filter_map(|field| field["manager"].as_str())
         .collect();
     assert!(managers.contains(&"rebuild"), "{managers:?}");
     // Applying the same manifest again is a no-op (server-side apply is idempotent).

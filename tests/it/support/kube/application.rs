@@ -31,9 +31,9 @@ impl Drop for ApplicationListener {
 }
 
 fn application_health(api: &Api, namespace: &str) -> (u16, String) {
-    let t = Duration::from_secs(10);
+    let timeout = Duration::from_secs(10);
     let path = format!("/apis/apps/v1/namespaces/{namespace}/deployments");
-    let Ok((200, body)) = api.request("GET", &path, None, None, t) else {
+    let Ok((200, body)) = api.request("GET", &path, None, None, timeout) else {
         return (503, "the API server did not answer".to_string());
     };
     let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
+
 use super::Api;
 
 /// Directory holding `kube-apiserver`, `kube-controller-manager` and `etcd`:
@@ -185,27 +187,6 @@ fn make_certs(dir: &Path) {
     );
 }
 
-fn base64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 fn spawn_etcd(bin: &Path, dir: &Path) -> (Process, String) {
     let mut last_log = String::new();
     for attempt in 0..5 {
@@ -240,7 +221,10 @@ fn spawn_etcd(bin: &Path, dir: &Path) -> (Process, String) {
                 .args(["-sf", "--max-time", "2"])
                 .arg(format!("{client_url}/health"))
                 .output()
-                .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("true"))
+                .map(|output| {
+                    output.status.success()
+                        && String::from_utf8_lossy(&output.stdout).contains("true")
+                })
                 .unwrap_or(false);
             // Healthy and still running: the answer was ours, not another test's etcd that
             // took the port (ours would have exited failing to bind it).
@@ -449,7 +433,7 @@ fn write_kubeconfig(dir: &Path, server: &str, token: &str) -> PathBuf {
              contexts:\n\
              - name: testbed\n  context:\n    cluster: testbed\n    user: rebuild-admin\n    namespace: default\n\
              current-context: testbed\n",
-            base64(&ca_pem)
+            base64::engine::general_purpose::STANDARD.encode(&ca_pem)
         ),
     )
     .expect("write kubeconfig");

@@ -4,7 +4,7 @@
 //! controller by giving every Service of type `LoadBalancer` the hostname `localhost`.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::{Api, KubeletMode};
 
@@ -28,8 +28,8 @@ pub(super) fn run(api: &Api, mode: &AtomicU8, stop: &AtomicBool) {
 /// without an address gets a hostname, as AWS's load balancers do — `localhost`, where
 /// [`KubeTestbed::serve_application`] listens in for the load balancer.
 fn load_balancer_pass(api: &Api) {
-    let t = Duration::from_secs(10);
-    let Ok((200, body)) = api.request("GET", "/api/v1/services", None, None, t) else {
+    let timeout = Duration::from_secs(10);
+    let Ok((200, body)) = api.request("GET", "/api/v1/services", None, None, timeout) else {
         return;
     };
     let Ok(list) = serde_json::from_str::<serde_json::Value>(&body) else {
@@ -41,7 +41,7 @@ fn load_balancer_pass(api: &Api) {
         {
             continue;
         }
-        let (Some(ns), Some(name)) = (
+        let (Some(namespace), Some(name)) = (
             service["metadata"]["namespace"].as_str(),
             service["metadata"]["name"].as_str(),
         ) else {
@@ -50,17 +50,17 @@ fn load_balancer_pass(api: &Api) {
         let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"hostname": "localhost"}]}}});
         let _ = api.request(
             "PATCH",
-            &format!("/api/v1/namespaces/{ns}/services/{name}/status"),
+            &format!("/api/v1/namespaces/{namespace}/services/{name}/status"),
             Some("application/merge-patch+json"),
             Some(patch.to_string().as_bytes()),
-            t,
+            timeout,
         );
     }
 }
 
 fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &AtomicBool) {
-    let t = Duration::from_secs(10);
-    let Ok((200, body)) = api.request("GET", "/api/v1/pods", None, None, t) else {
+    let timeout = Duration::from_secs(10);
+    let Ok((200, body)) = api.request("GET", "/api/v1/pods", None, None, timeout) else {
         return;
     };
     let Ok(list) = serde_json::from_str::<serde_json::Value>(&body) else {
@@ -73,13 +73,13 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let (Some(ns), Some(name)) = (
+        let (Some(namespace), Some(name)) = (
             pod["metadata"]["namespace"].as_str(),
             pod["metadata"]["name"].as_str(),
         ) else {
             continue;
         };
-        let url = format!("/api/v1/namespaces/{ns}/pods/{name}");
+        let url = format!("/api/v1/namespaces/{namespace}/pods/{name}");
         if !pod["metadata"]["deletionTimestamp"].is_null() {
             // What a kubelet does once the containers are gone.
             let _ = api.request(
@@ -87,21 +87,22 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
                 &url,
                 Some("application/json"),
                 Some(br#"{"kind":"DeleteOptions","apiVersion":"v1","gracePeriodSeconds":0}"#),
-                t,
+                timeout,
             );
             continue;
         }
         let phase = pod["status"]["phase"].as_str().unwrap_or("Pending");
         let ready = pod["status"]["conditions"]
             .as_array()
-            .map(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            .map(|conditions| {
+                conditions
+                    .iter()
+                    .any(|condition| condition["type"] == "Ready" && condition["status"] == "True")
             })
             .unwrap_or(false);
         let is_job = pod["metadata"]["ownerReferences"]
             .as_array()
-            .map(|os| os.iter().any(|o| o["kind"] == "Job"))
+            .map(|owners| owners.iter().any(|owner| owner["kind"] == "Job"))
             .unwrap_or(false)
             || !pod["metadata"]["labels"]["job-name"].is_null();
         let target = match (mode, is_job, phase) {
@@ -119,9 +120,10 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
         let containers_ready = mode == KubeletMode::Ready && target == "Running";
         let statuses: Vec<serde_json::Value> = pod["spec"]["containers"]
             .as_array()
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| {
+            .map(|containers| {
+                containers
+                    .iter()
+                    .map(|container| {
                         let state = if target == "Succeeded" {
                             serde_json::json!({"terminated": {
                                 "exitCode": 0, "reason": "Completed",
@@ -130,10 +132,10 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
                             serde_json::json!({"running": {"startedAt": now}})
                         };
                         serde_json::json!({
-                            "name": c["name"],
-                            "image": c["image"],
-                            "imageID": format!("docker-pullable://{}", c["image"].as_str().unwrap_or("")),
-                            "containerID": format!("containerd://{ns}-{name}"),
+                            "name": container["name"],
+                            "image": container["image"],
+                            "imageID": format!("docker-pullable://{}", container["image"].as_str().unwrap_or("")),
+                            "containerID": format!("containerd://{namespace}-{name}"),
                             "ready": containers_ready,
                             "started": target == "Running",
                             "restartCount": 0,
@@ -143,29 +145,29 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
                     .collect()
             })
             .unwrap_or_default();
-        let flag = |b: bool| if b { "True" } else { "False" };
-        let cond = |t: &str, s: bool| {
-            let mut c =
-                serde_json::json!({"type": t, "status": flag(s), "lastTransitionTime": now});
-            if !s {
-                c["reason"] = if target == "Succeeded" {
+        let flag = |value: bool| if value { "True" } else { "False" };
+        let condition = |kind: &str, holds: bool| {
+            let mut condition =
+                serde_json::json!({"type": kind, "status": flag(holds), "lastTransitionTime": now});
+            if !holds {
+                condition["reason"] = if target == "Succeeded" {
                     "PodCompleted".into()
                 } else {
                     "ContainersNotReady".into()
                 };
             }
-            c
+            condition
         };
         let conditions = vec![
-            cond("Initialized", true),
-            cond("Ready", containers_ready),
-            cond("ContainersReady", containers_ready),
-            cond("PodScheduled", true),
+            condition("Initialized", true),
+            condition("Ready", containers_ready),
+            condition("ContainersReady", containers_ready),
+            condition("PodScheduled", true),
         ];
         let existing_ip = pod["status"]["podIP"].as_str().map(str::to_string);
         let ip = existing_ip.unwrap_or_else(|| {
-            let n = ip_counter.fetch_add(1, Ordering::SeqCst);
-            format!("10.244.{}.{}", (n / 250) % 250, n % 250 + 2)
+            let number = ip_counter.fetch_add(1, Ordering::SeqCst);
+            format!("10.244.{}.{}", (number / 250) % 250, number % 250 + 2)
         });
         let patch = serde_json::json!({"status": {
             "phase": target,
@@ -181,32 +183,14 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
             &format!("{url}/status"),
             Some("application/merge-patch+json"),
             Some(patch.to_string().as_bytes()),
-            t,
+            timeout,
         );
     }
 }
 
 /// Now, as RFC 3339 UTC with second precision (what Kubernetes timestamps look like).
 fn rfc3339_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }

@@ -239,8 +239,8 @@ impl KubeTestbed {
     ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(v) = check() {
-                return v;
+            if let Some(value) = check() {
+                return value;
             }
             assert!(
                 Instant::now() < deadline,
