@@ -6,6 +6,16 @@
 pub fn settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(&escape(env!("CARGO_MANIFEST_DIR")), "[CRATE]");
+    // Temporary folders and files (state directories, rewritten playbooks), wherever the
+    // machine keeps them.
+    let temporary = std::env::temp_dir();
+    settings.add_filter(
+        &format!(
+            r"{}/[^\s`'\x22,)]+",
+            escape(temporary.to_string_lossy().trim_end_matches('/'))
+        ),
+        "[PATH]",
+    );
     for (pattern, replacement) in FILTERS {
         settings.add_filter(pattern, *replacement);
     }
@@ -31,7 +41,7 @@ const FILTERS: &[(&str, &str)] = &[
     // The age of the newest snapshot, measured when planning and when restoring.
     (r"rpo_seconds = \d+", "rpo_seconds = [AGE]"),
     (r"rpo \(snapshot age\): \S+", "rpo (snapshot age): [AGE]"),
-    // Temporary folders and files (state directories, rewritten playbooks).
+    // Temporary folders and files under `/tmp` when `TMPDIR` points elsewhere.
     (r"/tmp/[^\s`'\x22,)]+", "[PATH]"),
     // What moto makes up for a new EKS cluster.
     (
