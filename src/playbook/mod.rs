@@ -10,6 +10,8 @@ pub mod reference;
 pub mod region;
 pub mod resolve;
 mod validate;
+#[cfg(test)]
+mod validate_tests;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,0 +1,396 @@
+//! The default playbook end to end on the whole testbed (`support::stack`): moto for AWS
+//! (network, restore, EKS, ECR, Route 53), the production's repositories in git behind the
+//! GitHub REST stand-in, and a real kube-apiserver that the cluster step's connection is
+//! directed to (moto's EKS endpoint cannot be reached). `rebuild --target ap-southeast-1
+//! --yes` must do the whole job; kills mid-deploy and moved tags must not change the result.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::git::checkout_head;
+use crate::support::inventory::{ONE_RUN, inventory};
+use crate::support::seed::{DR_REGION, block_on, eks_client, sdk_config};
+use crate::support::stack::{
+    CONFIG_RELEASE, GITHUB_TOKEN, OLD_TARGET, PUBLIC_HOST, RELEASE, Stack, TARGET_REGISTRY,
+};
+use crate::support::test::Outcome;
+use crate::support::world::{TARGET, step};
+
+/// What the application looks like in the API server: each Deployment's available
+/// replicas and image, the config's DB host and release marker.
+fn application(stack: &Stack) -> Vec<(String, Value, Value)> {
+    let mut seen = Vec::new();
+    for name in ["shop-api", "shop-worker", "shop-web"] {
+        let live = stack.deployment(name);
+        seen.push((
+            name.to_string(),
+            live["status"]["availableReplicas"].clone(),
+            live["spec"]["template"]["spec"]["containers"][0]["image"].clone(),
+        ));
+    }
+    let config = stack
+        .kube
+        .get_json("/api/v1/namespaces/shop/configmaps/shop-config")
+        .unwrap_or(Value::Null);
+    seen.push((
+        "shop-config".into(),
+        config["data"]["DB_HOST"].clone(),
+        config["data"]["CONFIG_RELEASE"].clone(),
+    ));
+    seen
+}
+
+/// Every step of the default playbook succeeded.
+fn assert_all_succeeded(status: &Value) {
+    assert_eq!(status["state"], "succeeded", "{status:#}");
+    let steps = status["steps"].as_array().unwrap();
+    let mut ids: Vec<&str> = steps
+        .iter()
+        .map(|step| step["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            "app", "cluster", "config", "database", "deploy", "dns", "network", "nodes", "smoke"
+        ]
+    );
+    assert_eq!(steps.len(), 9, "{status:#}");
+    for step in steps {
+        assert_eq!(step["state"], "succeeded", "step {}: {step:#}", step["id"]);
+    }
+}
+
+/// Assert exit code 0, showing the control plane's logs too when it is not.
+#[track_caller]
+fn assert_success(stack: &Stack, output: &Outcome) {
+    assert_eq!(
+        output.exit_code(),
+        0,
+        "{}\n{}",
+        output.text(),
+        stack.kube.logs()
+    );
+}
+
+fn assert_the_stack_is_rebuilt(stack: &Stack) {
+    let status = stack.world.status();
+    assert_all_succeeded(&status);
+    // AWS: exactly one stack, the restore from the newest snapshot in the target region.
+    assert_eq!(inventory(&stack.world.moto.endpoint), ONE_RUN);
+    let database = step(&status, "database");
+    let endpoint = database["outputs"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(endpoint.contains(TARGET), "{endpoint}");
+    assert_eq!(step(&status, "nodes")["state"], "succeeded");
+
+    // Kubernetes: every Deployment Available, from the tagged config, images rewritten to
+    // the target registry at the release's tag, the DB endpoint in their config.
+    for (name, available, image) in application(stack) {
+        if name == "shop-config" {
+            assert_eq!(available, endpoint.as_str(), "DB_HOST");
+            assert_eq!(
+                image, CONFIG_RELEASE,
+                "the config repo's release was deployed"
+            );
+            continue;
+        }
+        assert!(
+            available.as_u64().unwrap_or(0) >= 1,
+            "{name} is not available"
+        );
+        let image = image.as_str().unwrap();
+        assert!(image.starts_with(TARGET_REGISTRY), "{name} pulls {image}");
+        assert!(
+            image.ends_with(&format!(":{RELEASE}")),
+            "{name} pulls {image}"
+        );
+        let live = stack.deployment(&name);
+        let available_condition = live["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|condition| condition["type"] == "Available" && condition["status"] == "True");
+        assert!(available_condition, "{name}: {live}");
+    }
+    let job = stack
+        .kube
+        .get_json("/apis/batch/v1/namespaces/shop/jobs/shop-migrate-v2-3-0")
+        .unwrap();
+    assert_eq!(job["status"]["succeeded"], 1, "{job}");
+
+    // Sources pinned by SHA and checked out exactly there.
+    let config = step(&status, "config");
+    assert_eq!(config["outputs"]["commit"], stack.config_commit.as_str());
+    assert_eq!(config["outputs"]["ref"], CONFIG_RELEASE);
+    let checkout = config["outputs"]["path"].as_str().unwrap();
+    assert_eq!(checkout_head(Path::new(checkout)).0, stack.config_commit);
+    assert_eq!(
+        step(&status, "app")["outputs"]["commit"],
+        stack.app_commit.as_str()
+    );
+
+    // DNS points at the new load balancer; the old value is journaled for a revert.
+    let deploy = step(&status, "deploy");
+    assert_eq!(deploy["outputs"]["load_balancer"], "localhost");
+    assert_eq!(
+        deploy["outputs"]["waves_applied"].as_array().unwrap().len(),
+        4
+    );
+    assert_eq!(
+        stack.public_record(),
+        ("CNAME".to_string(), vec!["localhost".to_string()])
+    );
+    let dns = step(&status, "dns");
+    assert!(
+        dns["pinned"]["previous"].to_string().contains(OLD_TARGET),
+        "{dns:#}"
+    );
+
+    // Smoke checks passed against the application behind the load balancer.
+    let smoke = step(&status, "smoke");
+    let results = smoke["outputs"]["results"].to_string();
+    assert!(results.contains("web"), "{smoke:#}");
+    assert!(!results.contains("fail"), "{smoke:#}");
+}
+
+#[test]
+fn rebuild_target_does_the_whole_job_on_the_testbed() {
+    let stack = Stack::start();
+    let output = stack.rebuild();
+    assert_success(&stack, &output);
+    assert_the_stack_is_rebuilt(&stack);
+
+    output
+        // The plan showed the deploy exactly, from the release fetched at plan time.
+        .stderr_contains(&format!("{TARGET_REGISTRY}/shop/web:{RELEASE}"))
+        // The step reuses the plan's checkout instead of fetching the release again.
+        .stderr_contains("config: fetching from the plan's checkout")
+        // The token never shows.
+        .never_shows(GITHUB_TOKEN);
+    stack.world.assert_never_journaled(GITHUB_TOKEN);
+}
+
+#[test]
+fn a_kill_during_the_deploy_waves_resumes_without_reapplying_finished_waves() {
+    let stack = Stack::start();
+    stack
+        .rebuild_test()
+        .failpoint("deploy/wave-backend")
+        .run()
+        .killed("deploy/wave-backend");
+    let before = stack.world.status();
+    assert_eq!(step(&before, "deploy")["pinned"]["waves_applied"], 3);
+    let config_version = stack
+        .kube
+        .get_json("/api/v1/namespaces/shop/configmaps/shop-config")
+        .unwrap()["metadata"]["resourceVersion"]
+        .clone();
+    let api_version = stack.deployment("shop-api")["metadata"]["generation"].clone();
+    assert!(
+        stack.deployment("shop-web").is_null(),
+        "frontend not applied yet"
+    );
+
+    let output = stack.resume();
+    assert_success(&stack, &output);
+    for wave in ["config", "migrate", "backend"] {
+        output.stderr_contains(&format!("wave `{wave}` was applied before; skipped"));
+    }
+    // Objects of finished waves were not written again.
+    let config_after = stack
+        .kube
+        .get_json("/api/v1/namespaces/shop/configmaps/shop-config")
+        .unwrap()["metadata"]["resourceVersion"]
+        .clone();
+    assert_eq!(config_version, config_after);
+    assert_eq!(
+        stack.deployment("shop-api")["metadata"]["generation"],
+        api_version
+    );
+    assert_the_stack_is_rebuilt(&stack);
+}
+
+#[test]
+fn a_tag_moved_after_the_run_started_does_not_move_the_resume() {
+    let stack = Stack::start();
+    stack
+        .rebuild_test()
+        .failpoint("config/resolved")
+        .run()
+        .killed("config/resolved");
+    // The release is re-tagged to a new commit (and published as the latest release).
+    let moved = stack
+        .config
+        .commit("k8s/01-config.yaml", "this commit must never be deployed\n");
+    stack.config.move_tag(CONFIG_RELEASE, &moved);
+
+    assert_success(&stack, &stack.resume());
+    assert_the_stack_is_rebuilt(&stack);
+}
+
+#[test]
+fn a_missing_image_in_the_target_registry_stops_the_plan_before_anything_is_created() {
+    let stack = Stack::start();
+    // The web image of the release was never replicated.
+    block_on_delete_image(&stack, "shop/web");
+    stack.rebuild().code(4).stderr_contains(&format!(
+        "1 image(s) missing from the registry in `ap-southeast-1`: {TARGET_REGISTRY}/shop/web:{RELEASE}"
+    ));
+    let nothing = inventory(&stack.world.moto.endpoint);
+    assert_eq!(nothing.vpcs, 0, "{nothing:?}");
+    assert_eq!(nothing.db_instances, 0, "{nothing:?}");
+    assert!(stack.kube.get_json("/api/v1/namespaces/shop").is_none());
+}
+
+fn block_on_delete_image(stack: &Stack, repository: &str) {
+    block_on(async {
+        let ecr =
+            aws_sdk_ecr::Client::new(&sdk_config(&stack.world.moto.endpoint, DR_REGION).await);
+        ecr.batch_delete_image()
+            .repository_name(repository)
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_tag(RELEASE)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn with_github_unreachable_the_mirrors_deliver_the_same_commits() {
+    let stack = Stack::start();
+    let config_bundle = stack.repos.bundle(&stack.config);
+    let app_mirror = stack.repos.mirror(&stack.app);
+    stack.github.set_reachable(false);
+    let mut args = stack.args(&["--target", TARGET, "--yes"]);
+    for input in [
+        format!("config_mirror={}", config_bundle.display()),
+        format!("app_mirror={}", app_mirror.display()),
+    ] {
+        args.push("--input".into());
+        args.push(input);
+    }
+    let output = stack.test().args(args).run();
+    assert_success(&stack, &output);
+    // The fallback is loud.
+    output.stderr_contains("WARNING");
+    assert_the_stack_is_rebuilt(&stack);
+    let status = stack.world.status();
+    assert_eq!(step(&status, "config")["outputs"]["source"], "mirror");
+    assert_eq!(step(&status, "app")["outputs"]["source"], "mirror");
+}
+
+#[test]
+fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
+    let stack = Stack::start();
+    let kubeconfig = stack.kube.kubeconfig.display().to_string();
+    // No `connect_kubeconfig`: the cluster is the one `--kubeconfig` names.
+    let inputs: Vec<String> = stack
+        .inputs()
+        .into_iter()
+        .filter(|input| !input.starts_with("connect_kubeconfig="))
+        .collect();
+    let args = stack.args_with(
+        &["--target", TARGET, "--yes", "--kubeconfig", &kubeconfig],
+        &inputs,
+    );
+    let output = stack.test().args(args).run();
+    assert_success(&stack, &output);
+    output.stderr_contains("(pilot light): nothing is provisioned");
+
+    let clusters = block_on(async {
+        let eks = eks_client(&stack.world.moto.endpoint, DR_REGION).await;
+        eks.list_clusters().send().await.unwrap().clusters().len()
+    });
+    assert_eq!(clusters, 0, "no cluster is created");
+    let status = stack.world.status();
+    assert_all_succeeded(&status);
+    let cluster = step(&status, "cluster");
+    assert_eq!(cluster["outputs"]["existing"], true);
+    assert_eq!(cluster["outputs"]["kubeconfig"], kubeconfig.as_str());
+    assert_eq!(step(&status, "nodes")["outputs"]["skipped"], true);
+    for name in ["shop-api", "shop-worker", "shop-web"] {
+        let live = stack.deployment(name);
+        assert!(
+            live["status"]["availableReplicas"].as_u64().unwrap_or(0) >= 1,
+            "{live}"
+        );
+    }
+    assert_eq!(
+        stack.public_record(),
+        ("CNAME".to_string(), vec!["localhost".to_string()])
+    );
+}
+
+#[test]
+fn kubeconfig_needs_a_file_and_a_playbook_that_takes_it() {
+    let stack = Stack::start();
+    stack
+        .test()
+        .args(stack.args(&[
+            "plan",
+            "--target",
+            TARGET,
+            "--kubeconfig",
+            "/nonexistent/kubeconfig",
+        ]))
+        .run()
+        .code(2)
+        .output_contains("`--kubeconfig /nonexistent/kubeconfig`: no such file");
+
+    let kubeconfig = stack.kube.kubeconfig.display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.yaml");
+    std::fs::write(
+        &other,
+        "name: other\nsource_region: ap-southeast-2\nsteps:\n  - {id: smoke, kind: http.check, with: {checks: [{name: a, url: \"http://127.0.0.1:1/\"}]}}\n",
+    )
+    .unwrap();
+    stack
+        .test()
+        .args(["plan", "--target", TARGET])
+        .playbook(&other)
+        .args(["--kubeconfig", &kubeconfig])
+        .run()
+        .code(2)
+        .output_contains("needs an input `existing_kubeconfig`");
+}
+
+/// Run `rebuild ARGS` on the testbed under a pseudo-terminal, typing `typed` into it.
+fn run_on_a_terminal(stack: &Stack, args: &[String], typed: &str) -> Outcome {
+    stack.test().args(args).on_a_terminal().stdin(typed).run()
+}
+
+#[test]
+fn on_a_terminal_the_dns_cutover_is_asked_about_on_its_own() {
+    let stack = Stack::start();
+    // Yes to the rebuild, no to the DNS change.
+    run_on_a_terminal(&stack, &stack.args(&["--target", TARGET]), "y\nn\n")
+        .code(1)
+        .stdout_contains("Rebuild `region-rebuild` in ap-southeast-1 now? [y/N]")
+        .stdout_contains(&format!(
+            "Cut DNS over: CNAME {PUBLIC_HOST} → localhost (now {OLD_TARGET})? [y/N]"
+        ))
+        .stdout_contains("not confirmed");
+    assert_eq!(
+        stack.public_record(),
+        ("CNAME".to_string(), vec![OLD_TARGET.to_string()]),
+        "DNS is untouched"
+    );
+    let status = stack.world.status();
+    assert_eq!(step(&status, "deploy")["state"], "succeeded");
+    assert_eq!(step(&status, "dns")["state"], "failed");
+
+    // Resuming asks again; yes moves DNS and the run completes.
+    run_on_a_terminal(&stack, &["resume".to_string()], "y\ny\n")
+        .success()
+        .stdout_contains("Cut DNS over");
+    assert_the_stack_is_rebuilt(&stack);
+}

@@ -1,0 +1,152 @@
+//! The EKS steps against moto (through the fault proxy, which holds clusters and node groups
+//! in `CREATING` so waits are real): created once, adopted after a SIGKILL mid-wait, run in
+//! parallel with the database restore, refused up front when an IAM role is missing; and
+//! `rebuild eks-token` (the kubeconfig's credential plugin).
+
+use std::time::Duration;
+
+use base64::Engine;
+
+use crate::support::inventory::{ONE_RUN, inventory};
+use crate::support::playbooks::infrastructure_playbook_with;
+use crate::support::seed::{DR_REGION, block_on, eks_client};
+use crate::support::world::{World, step};
+
+fn clusters_and_groups(endpoint: &str) -> Vec<(String, Vec<String>)> {
+    block_on(async {
+        let eks = eks_client(endpoint, DR_REGION).await;
+        let mut found = Vec::new();
+        for cluster in eks.list_clusters().send().await.unwrap().clusters() {
+            let groups = eks
+                .list_nodegroups()
+                .cluster_name(cluster)
+                .send()
+                .await
+                .unwrap();
+            found.push((cluster.clone(), groups.nodegroups().to_vec()));
+        }
+        found
+    })
+}
+
+#[test]
+fn the_cluster_and_node_group_are_created_once_and_adopted_after_a_kill() {
+    let world = World::with_proxy();
+    // Held past the kill however slow the machine; released before the resume.
+    world.proxy().hold_eks_status(Duration::from_secs(600));
+    world.rebuild_killed_at("cluster/waiting");
+    world.proxy().clear();
+    let crashed = world.status();
+    assert_eq!(step(&crashed, "cluster")["state"], "waiting");
+    assert_eq!(clusters_and_groups(&world.moto.endpoint).len(), 1);
+
+    let status = world.resume_to_completion();
+    let cluster = step(&status, "cluster");
+    let name = cluster["outputs"]["cluster_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        clusters_and_groups(&world.moto.endpoint),
+        vec![(name.clone(), vec!["nodes".to_string()])]
+    );
+    assert_eq!(
+        world.proxy().count("POST /clusters"),
+        1,
+        "the resumed step adopted the cluster"
+    );
+    assert_eq!(
+        step(&status, "nodes")["outputs"]["cluster_name"],
+        name.as_str()
+    );
+    assert_eq!(step(&status, "nodes")["outputs"]["desired_size"], 3);
+
+    let kubeconfig =
+        std::fs::read_to_string(cluster["outputs"]["kubeconfig"].as_str().unwrap()).unwrap();
+    assert!(
+        kubeconfig.contains(&format!(
+            "\"eks-token\", \"--cluster\", \"{name}\", \"--region\", \"ap-southeast-1\""
+        )),
+        "{kubeconfig}"
+    );
+    assert!(kubeconfig.contains(&format!(
+        "server: {}",
+        serde_json::to_string(&cluster["outputs"]["endpoint"]).unwrap()
+    )));
+    assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
+}
+
+#[test]
+fn the_database_restore_runs_in_parallel_with_the_cluster() {
+    let world = World::with_proxy();
+    world.proxy().hold_eks_status(Duration::from_secs(2));
+    world.proxy().hold_rds_status(Duration::from_secs(2));
+    world.rebuild().success();
+    let status = world.status();
+    let time = |step_id: &str, field: &str| -> jiff::Timestamp {
+        step(&status, step_id)[field]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        time("database", "started") < time("cluster", "ended"),
+        "{status}"
+    );
+    assert!(
+        time("cluster", "started") < time("database", "ended"),
+        "{status}"
+    );
+    assert!(time("network", "ended") <= time("cluster", "started"));
+    assert!(time("cluster", "ended") <= time("nodes", "started"));
+}
+
+#[test]
+fn a_missing_iam_role_is_a_plan_problem_and_nothing_is_created() {
+    let world = World::with_proxy();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = infrastructure_playbook_with(
+        dir.path(),
+        &[("default: shop-eks-nodes", "default: no-such-role")],
+    );
+    world.proxy().reset_counts();
+    world
+        .rebuild_with(&playbook)
+        .code(4)
+        .stderr_contains("IAM role `no-such-role` does not exist");
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+}
+
+#[test]
+fn eks_token_prints_an_exec_credential_for_the_cluster() {
+    let world = World::new();
+    let credential = world
+        .run(&[
+            "eks-token",
+            "--cluster",
+            "prod",
+            "--region",
+            "ap-southeast-1",
+        ])
+        .success()
+        .stdout_json();
+    assert_eq!(credential["kind"], "ExecCredential");
+    assert_eq!(
+        credential["apiVersion"],
+        "client.authentication.k8s.io/v1beta1"
+    );
+    let token = credential["status"]["token"].as_str().unwrap();
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.strip_prefix("k8s-aws-v1.").unwrap())
+        .unwrap();
+    let url = String::from_utf8(url).unwrap();
+    assert!(
+        url.starts_with("https://sts.ap-southeast-1.amazonaws.com/?Action=GetCallerIdentity"),
+        "{url}"
+    );
+    assert!(
+        url.contains("X-Amz-SignedHeaders=host%3Bx-k8s-aws-id"),
+        "{url}"
+    );
+}

@@ -1,0 +1,27 @@
+//! The integration tests, compiled into one binary (`cargo test --test it`): each module
+//! runs the real `rebuild` binary against servers it starts on loopback — moto (AWS) with
+//! the real SDK clients, a real kube-apiserver, a real `git daemon`, and the stand-ins of
+//! [`support`] (GitHub REST, the fault proxy). Select an area with its module path, e.g.
+//! `cargo test --test it git_fetch::`; the drill and the benchmark are ignored tests:
+//! `cargo test --test it drill:: -- --ignored --nocapture`.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests and their support code stop at the first surprise, with a message"
+)]
+
+mod support;
+
+mod bench_rto;
+mod cutover;
+mod deploy;
+mod drill;
+mod e2e;
+mod eks;
+mod git_fetch;
+mod harness;
+mod kube_testbed;
+mod plan;
+mod rebuild;
+mod scenarios;
+mod validate;

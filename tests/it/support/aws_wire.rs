@@ -1,0 +1,208 @@
+//! The AWS wire protocols as far as the fault proxy needs them: which operation a request
+//! is (`Action`, `X-Amz-Target` or `METHOD /path`), its region and service (the SigV4
+//! credential scope), its form parameters, and a fault answered in the service's own error
+//! format (EC2's, the query services', S3's or the JSON services').
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode, Uri};
+
+use super::holds::form_get;
+use super::proxy::Fault;
+
+/// (region, service) from `Authorization: AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request, ...`.
+pub(super) fn credential_scope(headers: &HeaderMap) -> (String, String) {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let Some(at) = authorization.find("Credential=") else {
+        return (String::new(), String::new());
+    };
+    let credential = authorization[at + "Credential=".len()..]
+        .split([',', ' '])
+        .next()
+        .unwrap_or("");
+    let fields: Vec<&str> = credential.split('/').collect();
+    if fields.len() >= 5 {
+        (fields[2].to_string(), fields[3].to_string())
+    } else {
+        (String::new(), String::new())
+    }
+}
+
+/// Form parameters from a form-urlencoded body, else from the query string.
+pub(super) fn request_params(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|content_type| content_type.contains("x-www-form-urlencoded"))
+        || body.starts_with(b"Action=");
+    let mut params = Vec::new();
+    if is_form {
+        params.extend(parse_form(&String::from_utf8_lossy(body)));
+    }
+    if !params.iter().any(|(key, _)| key == "Action")
+        && let Some(query) = query
+    {
+        params.extend(parse_form(query));
+    }
+    params
+}
+
+/// Parses `a=b&c=d` with percent-decoding and `+` as space.
+fn parse_form(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => out.push(b' '),
+            b'%' if index + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        index += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            byte => out.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub(super) fn operation_name(
+    method: &hyper::Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    form: &[(String, String)],
+) -> String {
+    if let Some(action) = form_get(form, "Action") {
+        return action.to_string();
+    }
+    if let Some(target) = headers
+        .get(HeaderName::from_static("x-amz-target"))
+        .and_then(|value| value.to_str().ok())
+    {
+        return target.rsplit('.').next().unwrap_or(target).to_string();
+    }
+    format!("{} {}", method, uri.path())
+}
+
+/// The error format of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    Ec2,
+    Query,
+    S3,
+    Json,
+}
+
+pub(super) fn dialect(service: &str, query_protocol: bool, form: &[(String, String)]) -> Dialect {
+    if service == "ec2" || form_get(form, "Version") == Some("2016-11-15") {
+        Dialect::Ec2
+    } else if query_protocol || service == "route53" {
+        Dialect::Query
+    } else if service == "s3" {
+        Dialect::S3
+    } else {
+        Dialect::Json
+    }
+}
+
+pub(super) fn fault_response(
+    kind: Fault,
+    dialect: Dialect,
+    request_id: &str,
+) -> Response<Full<Bytes>> {
+    let (status, code, message, error_type) = match (kind, dialect) {
+        (Fault::Throttle, Dialect::Ec2) => (
+            400,
+            "RequestLimitExceeded",
+            "Request limit exceeded.",
+            "Sender",
+        ),
+        (Fault::Throttle, Dialect::Query) => (400, "Throttling", "Rate exceeded", "Sender"),
+        (Fault::Throttle, Dialect::S3) => (
+            503,
+            "SlowDown",
+            "Please reduce your request rate.",
+            "Sender",
+        ),
+        (Fault::Throttle, Dialect::Json) => (429, "ThrottlingException", "Rate exceeded", "Sender"),
+        (Fault::ServerError500, _) => (
+            500,
+            "InternalFailure",
+            "Internal failure (injected).",
+            "Receiver",
+        ),
+        (Fault::Unavailable503 | Fault::DropConnection, _) => (
+            503,
+            "ServiceUnavailable",
+            "Service unavailable (injected).",
+            "Receiver",
+        ),
+    };
+    let (content_type, body) = match dialect {
+        Dialect::Ec2 => (
+            "text/xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
+                 <Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+            ),
+        ),
+        Dialect::Query => (
+            "text/xml",
+            format!(
+                "<ErrorResponse><Error><Type>{error_type}</Type><Code>{code}</Code><Message>{message}</Message>\
+                 </Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+            ),
+        ),
+        Dialect::S3 => (
+            "application/xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
+                 <RequestId>{request_id}</RequestId></Error>"
+            ),
+        ),
+        Dialect::Json => (
+            "application/json",
+            format!("{{\"__type\":\"{code}\",\"message\":\"{message}\"}}"),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(
+        HeaderName::from_static("x-amzn-requestid"),
+        HeaderValue::from_str(request_id).unwrap_or(HeaderValue::from_static("proxy")),
+    );
+    if dialect == Dialect::Json {
+        headers.insert(
+            HeaderName::from_static("x-amzn-errortype"),
+            HeaderValue::from_static(code),
+        );
+    }
+    response
+}

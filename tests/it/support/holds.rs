@@ -1,0 +1,365 @@
+//! The proxy's per-service status holds: moto makes resources ready at once, so the proxy
+//! remembers when each RDS instance or cluster, NAT gateway and EKS cluster or node group
+//! was created and, while a hold is set and the resource is younger than it, rewrites
+//! moto's answers to say it is still being created (`creating`, `pending`, `CREATING`).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+/// How long new resources of each service are held (`None`: not held).
+#[derive(Default)]
+pub(super) struct Holds {
+    pub rds: Option<Duration>,
+    pub nat: Option<Duration>,
+    pub eks: Option<Duration>,
+}
+
+/// When each resource was created, as seen by the proxy.
+#[derive(Default)]
+pub(super) struct Creations {
+    /// (region, lower-case DBInstanceIdentifier) -> time the create/restore was seen.
+    rds_instances: HashMap<(String, String), Instant>,
+    /// (region, lower-case DBClusterIdentifier) -> time the create/restore was seen.
+    rds_clusters: HashMap<(String, String), Instant>,
+    /// NAT gateway id -> time the CreateNatGateway was seen.
+    nat_gateways: HashMap<String, Instant>,
+    /// (region, EKS path `/clusters/NAME` or `/clusters/NAME/node-groups/GROUP`) -> time
+    /// the create was seen.
+    eks_resources: HashMap<(String, String), Instant>,
+}
+
+const RDS_INSTANCE_CREATES: [&str; 4] = [
+    "CreateDBInstance",
+    "RestoreDBInstanceFromDBSnapshot",
+    "RestoreDBInstanceToPointInTime",
+    "CreateDBInstanceReadReplica",
+];
+const RDS_CLUSTER_CREATES: [&str; 3] = [
+    "CreateDBCluster",
+    "RestoreDBClusterFromSnapshot",
+    "RestoreDBClusterToPointInTime",
+];
+
+/// One successful upstream answer, with the request it answers.
+pub(super) struct Answer<'a> {
+    pub operation: &'a str,
+    pub region: &'a str,
+    pub form: &'a [(String, String)],
+    pub request_body: &'a [u8],
+    pub body: &'a Bytes,
+    pub seen_at: Instant,
+}
+
+impl Creations {
+    /// Remember the resources `answer` created.
+    pub(super) fn record(&mut self, answer: &Answer<'_>) {
+        let operation = answer.operation;
+        let region = answer.region.to_string();
+        if let Some(path) = eks_created_path(operation, answer.request_body) {
+            self.eks_resources
+                .insert((region.clone(), path), answer.seen_at);
+        }
+        if RDS_INSTANCE_CREATES.contains(&operation)
+            && let Some(id) = form_get(answer.form, "DBInstanceIdentifier")
+        {
+            self.rds_instances
+                .insert((region.clone(), id.to_ascii_lowercase()), answer.seen_at);
+        }
+        if RDS_CLUSTER_CREATES.contains(&operation)
+            && let Some(id) = form_get(answer.form, "DBClusterIdentifier")
+        {
+            self.rds_clusters
+                .insert((region, id.to_ascii_lowercase()), answer.seen_at);
+        }
+        if operation == "CreateNatGateway" {
+            let text = String::from_utf8_lossy(answer.body);
+            for node in scan_xml(&text)
+                .iter()
+                .filter(|node| node.name == "natGatewayId")
+            {
+                self.nat_gateways.insert(
+                    text[node.inner_start..node.inner_end].to_string(),
+                    answer.seen_at,
+                );
+            }
+        }
+    }
+
+    /// `answer`'s body rewritten for the resources `holds` still hold, if any.
+    pub(super) fn held(&self, holds: &Holds, answer: &Answer<'_>) -> Option<String> {
+        let operation = answer.operation;
+        let region = answer.region;
+        let now = Instant::now();
+        let young = |created: &Instant, hold: Duration| now.duration_since(*created) < hold;
+        let mut rewritten = None;
+        if let Some(hold) = holds.rds {
+            let body = String::from_utf8_lossy(answer.body);
+            if operation == "DescribeDBInstances" || RDS_INSTANCE_CREATES.contains(&operation) {
+                let held = |id: &str| {
+                    self.rds_instances
+                        .get(&(region.to_string(), id.to_ascii_lowercase()))
+                        .is_some_and(|created| young(created, hold))
+                };
+                rewritten = Some(INSTANCE_CREATING.apply(&body, held));
+            } else if operation == "DescribeDBClusters" || RDS_CLUSTER_CREATES.contains(&operation)
+            {
+                let held = |id: &str| {
+                    self.rds_clusters
+                        .get(&(region.to_string(), id.to_ascii_lowercase()))
+                        .is_some_and(|created| young(created, hold))
+                };
+                rewritten = Some(CLUSTER_CREATING.apply(&body, held));
+            }
+        }
+        if let Some(hold) = holds.nat
+            && (operation == "DescribeNatGateways" || operation == "CreateNatGateway")
+        {
+            let held = |id: &str| {
+                self.nat_gateways
+                    .get(id)
+                    .is_some_and(|created| young(created, hold))
+            };
+            rewritten = Some(nat_pending(&String::from_utf8_lossy(answer.body), held));
+        }
+        if let Some(hold) = holds.eks
+            && let Some(path) = eks_described_path(operation, answer.body)
+            && self
+                .eks_resources
+                .get(&(region.to_string(), path))
+                .is_some_and(|created| young(created, hold))
+        {
+            rewritten = Some(eks_creating(answer.body));
+        }
+        rewritten
+    }
+}
+
+/// The value of `key` in form parameters.
+pub(super) fn form_get<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    form.iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value.as_str())
+}
+
+/// For `POST /clusters` and `POST /clusters/C/node-groups`, the path of what was created.
+fn eks_created_path(operation: &str, request_body: &[u8]) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(request_body).ok()?;
+    if operation == "POST /clusters" {
+        return Some(format!("/clusters/{}", json.get("name")?.as_str()?));
+    }
+    let cluster = operation
+        .strip_prefix("POST /clusters/")?
+        .strip_suffix("/node-groups")?;
+    Some(format!(
+        "/clusters/{cluster}/node-groups/{}",
+        json.get("nodegroupName")?.as_str()?
+    ))
+}
+
+/// For EKS answers that describe one cluster or node group (describe and create), its path.
+fn eks_described_path(operation: &str, body: &[u8]) -> Option<String> {
+    if let Some(path) = operation.strip_prefix("GET ") {
+        return path.starts_with("/clusters/").then(|| path.to_string());
+    }
+    // The create answers: derive the path from the returned object.
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if operation == "POST /clusters" {
+        return Some(format!(
+            "/clusters/{}",
+            json.get("cluster")?.get("name")?.as_str()?
+        ));
+    }
+    let group = json.get("nodegroup")?;
+    Some(format!(
+        "/clusters/{}/node-groups/{}",
+        group.get("clusterName")?.as_str()?,
+        group.get("nodegroupName")?.as_str()?
+    ))
+}
+
+/// `status` → `CREATING` in a cluster or node group answer; a creating cluster has no endpoint.
+fn eks_creating(body: &[u8]) -> String {
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::from_utf8_lossy(body).into_owned();
+    };
+    if let Some(cluster) = json
+        .get_mut("cluster")
+        .and_then(|value| value.as_object_mut())
+    {
+        cluster.insert("status".into(), serde_json::Value::from("CREATING"));
+        cluster.remove("endpoint");
+    }
+    if let Some(group) = json
+        .get_mut("nodegroup")
+        .and_then(|value| value.as_object_mut())
+    {
+        group.insert("status".into(), serde_json::Value::from("CREATING"));
+    }
+    json.to_string()
+}
+
+/// An XML element's byte spans in the document.
+#[derive(Debug)]
+struct Node {
+    name: String,
+    open_start: usize,
+    inner_start: usize,
+    inner_end: usize,
+    close_end: usize,
+    parent: Option<usize>,
+}
+
+/// A tolerant scan of a (well-formed, entity-escaped) XML document into element spans.
+fn scan_xml(xml: &str) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    let bytes = xml.as_bytes();
+    let mut position = 0;
+    while let Some(offset) = xml[position..].find('<') {
+        let start = position + offset;
+        let Some(end_offset) = xml[start..].find('>') else {
+            break;
+        };
+        let end = start + end_offset + 1; // one past '>'
+        let tag = &xml[start + 1..end - 1];
+        position = end;
+        if tag.starts_with('?') || tag.starts_with('!') {
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            let name = name.trim();
+            // Pop up to the matching open element.
+            while let Some(index) = open.pop() {
+                if nodes[index].name == name {
+                    nodes[index].inner_end = start;
+                    nodes[index].close_end = end;
+                    break;
+                }
+            }
+            continue;
+        }
+        let self_closing = bytes[end - 2] == b'/';
+        let name = tag
+            .trim_end_matches('/')
+            .split(char::is_whitespace)
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let index = nodes.len();
+        nodes.push(Node {
+            name,
+            open_start: start,
+            inner_start: end,
+            inner_end: end,
+            close_end: end,
+            parent: open.last().copied(),
+        });
+        if !self_closing {
+            open.push(index);
+        }
+    }
+    nodes
+}
+
+/// The first direct child of `parent` named `name`.
+fn child<'a>(nodes: &'a [Node], parent: usize, name: &str) -> Option<&'a Node> {
+    nodes
+        .iter()
+        .find(|node| node.parent == Some(parent) && node.name == name)
+}
+
+/// Replace byte ranges `(start, end, text)` of `xml` (ranges do not overlap).
+fn apply_edits(xml: &str, mut edits: Vec<(usize, usize, String)>) -> String {
+    edits.sort_by_key(|edit| std::cmp::Reverse(edit.0));
+    let mut out = xml.to_string();
+    for (start, end, text) in edits {
+        out.replace_range(start..end, &text);
+    }
+    out
+}
+
+/// A status rewrite of one kind of RDS element.
+struct StatusRewrite {
+    /// The element, e.g. `DBInstance`.
+    element: &'static str,
+    /// Its child holding the identifier.
+    id_tag: &'static str,
+    /// Its child holding the status.
+    status_tag: &'static str,
+    /// The status replaced…
+    from: &'static str,
+    /// …by this one.
+    to: &'static str,
+    /// Whether a held element loses its `<Endpoint>` child.
+    drop_endpoint: bool,
+}
+
+const INSTANCE_CREATING: StatusRewrite = StatusRewrite {
+    element: "DBInstance",
+    id_tag: "DBInstanceIdentifier",
+    status_tag: "DBInstanceStatus",
+    from: "available",
+    to: "creating",
+    drop_endpoint: true,
+};
+
+const CLUSTER_CREATING: StatusRewrite = StatusRewrite {
+    element: "DBCluster",
+    id_tag: "DBClusterIdentifier",
+    status_tag: "Status",
+    from: "available",
+    to: "creating",
+    drop_endpoint: false,
+};
+
+impl StatusRewrite {
+    /// In every element whose identifier is `held`, the status `from` becomes `to` (and
+    /// the endpoint goes, if asked).
+    fn apply(&self, xml: &str, held: impl Fn(&str) -> bool) -> String {
+        let nodes = scan_xml(xml);
+        let mut edits = Vec::new();
+        for (index, node) in nodes.iter().enumerate() {
+            if node.name != self.element {
+                continue;
+            }
+            let Some(id) = child(&nodes, index, self.id_tag) else {
+                continue;
+            };
+            if !held(&xml[id.inner_start..id.inner_end]) {
+                continue;
+            }
+            if let Some(status) = child(&nodes, index, self.status_tag)
+                && &xml[status.inner_start..status.inner_end] == self.from
+            {
+                edits.push((status.inner_start, status.inner_end, self.to.to_string()));
+            }
+            if self.drop_endpoint
+                && let Some(endpoint) = child(&nodes, index, "Endpoint")
+            {
+                edits.push((endpoint.open_start, endpoint.close_end, String::new()));
+            }
+        }
+        apply_edits(xml, edits)
+    }
+}
+
+/// Every NAT gateway element (parent of a held `<natGatewayId>`) gets `<state>pending</state>`
+/// instead of `available`.
+fn nat_pending(xml: &str, held: impl Fn(&str) -> bool) -> String {
+    let nodes = scan_xml(xml);
+    let mut edits = Vec::new();
+    for node in nodes.iter().filter(|node| node.name == "natGatewayId") {
+        if !held(&xml[node.inner_start..node.inner_end]) {
+            continue;
+        }
+        let Some(parent) = node.parent else { continue };
+        if let Some(state) = child(&nodes, parent, "state")
+            && &xml[state.inner_start..state.inner_end] == "available"
+        {
+            edits.push((state.inner_start, state.inner_end, "pending".to_string()));
+        }
+    }
+    apply_edits(xml, edits)
+}

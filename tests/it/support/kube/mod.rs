@@ -1,0 +1,272 @@
+//! A real Kubernetes control plane for the tests: etcd, kube-apiserver and
+//! kube-controller-manager (1.20.2, built from Debian's packages by `.ci/setup-kubernetes`),
+//! on free loopback ports, plus a "kubelet stand-in" thread.
+//!
+//! There is no scheduler and no kubelet: the controller-manager creates ReplicaSets, Pods and
+//! Job Pods, and the stand-in marks Pods Running/Ready (or Job Pods Succeeded) through the
+//! `status` subresource, so Deployments become Available and Jobs complete. With
+//! [`KubeletMode::NeverReady`] Pods go Running but never Ready, so rollouts never finish.
+//!
+//! Everything the control plane needs (CA, serving certificate, service-account keys, a static
+//! `system:masters` token, a kubeconfig) is generated with the `openssl` CLI in a temporary
+//! directory; the HTTP calls of the stand-in and of [`KubeTestbed::request`] go through `curl`.
+//! Child processes are killed on drop and, through a watchdog per child, also when the test
+//! process dies (even by SIGKILL).
+//!
+//! This file owns [`KubeTestbed`] and its API calls; [`control_plane`] starts the processes,
+//! [`kubelet`] is the stand-in thread, [`application`] listens in for the load balancer.
+//!
+//! Kubernetes 1.20 limits: no policy/v1, autoscaling/v2, batch/v1 CronJob,
+//! discovery.k8s.io/v1, /openapi/v3; server-side apply of a Service needs `protocol:` on
+//! each port.
+
+mod application;
+mod control_plane;
+mod kubelet;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use application::ApplicationListener;
+use control_plane::ControlPlane;
+
+/// What the kubelet stand-in does with the Pods the controllers create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KubeletMode {
+    /// Pods become Running with every container ready; Job Pods become Succeeded.
+    Ready,
+    /// Pods become Running but never Ready (like a failing readiness probe); Job Pods stay
+    /// Running. Rollouts and Jobs never complete.
+    NeverReady,
+}
+
+impl KubeletMode {
+    fn to_u8(self) -> u8 {
+        match self {
+            KubeletMode::Ready => 0,
+            KubeletMode::NeverReady => 1,
+        }
+    }
+
+    fn from_u8(value: u8) -> KubeletMode {
+        match value {
+            0 => KubeletMode::Ready,
+            _ => KubeletMode::NeverReady,
+        }
+    }
+}
+
+/// A running control plane, stopped (every child killed and reaped) on drop.
+pub struct KubeTestbed {
+    /// `https://127.0.0.1:PORT` of kube-apiserver.
+    pub server: String,
+    /// PEM file of the CA that signed the apiserver's serving certificate.
+    pub ca_file: PathBuf,
+    /// A kubeconfig (server, embedded CA data, token; context namespace `default`).
+    pub kubeconfig: PathBuf,
+    control_plane: ControlPlane,
+    mode: Arc<AtomicU8>,
+    stop: Arc<AtomicBool>,
+    kubelet: Option<JoinHandle<()>>,
+}
+
+/// Everything needed to talk to the apiserver with `curl`.
+#[derive(Clone)]
+struct Api {
+    server: String,
+    token: String,
+    ca_file: PathBuf,
+}
+
+impl Api {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> std::io::Result<(u16, String)> {
+        let mut command = Command::new("curl");
+        command
+            .args(["-sS", "--max-time"])
+            .arg(timeout.as_secs().max(1).to_string())
+            .arg("--cacert")
+            .arg(&self.ca_file)
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {}", self.token))
+            .args(["-H", "Accept: application/json", "-X", method])
+            .args(["-o", "-", "-w", "\n%{http_code}"]);
+        if let Some(content_type) = content_type {
+            command
+                .arg("-H")
+                .arg(format!("Content-Type: {content_type}"));
+        }
+        if body.is_some() {
+            command.args(["--data-binary", "@-"]);
+        }
+        command
+            .arg(format!("{}{path}", self.server))
+            .stdin(if body.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn()?;
+        if let (Some(body), Some(mut stdin)) = (body, child.stdin.take()) {
+            stdin.write_all(body)?;
+        }
+        let output = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", text.as_str()));
+        let status: u16 = code.trim().parse().unwrap_or(0);
+        if !output.status.success() || status == 0 {
+            return Err(std::io::Error::other(format!(
+                "curl {method} {path}: {} {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok((status, body.to_string()))
+    }
+}
+
+impl KubeTestbed {
+    /// Starts a control plane whose kubelet stand-in makes Pods Ready (see
+    /// [`KubeletMode::Ready`]).
+    pub fn start() -> KubeTestbed {
+        KubeTestbed::start_with(KubeletMode::Ready)
+    }
+
+    /// Starts the control plane (see [`ControlPlane::start`]) and the kubelet stand-in in
+    /// `mode`. Takes a few seconds.
+    pub fn start_with(mode: KubeletMode) -> KubeTestbed {
+        let control_plane = ControlPlane::start();
+        let api = control_plane.api.clone();
+        let mode = Arc::new(AtomicU8::new(mode.to_u8()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let kubelet = std::thread::Builder::new()
+            .name("kubelet-stand-in".into())
+            .spawn({
+                let (api, mode, stop) = (api.clone(), mode.clone(), stop.clone());
+                move || kubelet::run(&api, &mode, &stop)
+            })
+            .expect("spawn kubelet stand-in thread");
+        KubeTestbed {
+            server: api.server.clone(),
+            ca_file: api.ca_file.clone(),
+            kubeconfig: control_plane.kubeconfig.clone(),
+            control_plane,
+            mode,
+            stop,
+            kubelet: Some(kubelet),
+        }
+    }
+
+    /// Listen on a free loopback port in for the load balancer in front of `namespace`'s
+    /// application (see [`ApplicationListener`]).
+    pub fn serve_application(&self, namespace: &str) -> ApplicationListener {
+        ApplicationListener::start(self.api(), namespace)
+    }
+
+    /// Changes what the kubelet stand-in does from now on (e.g. `NeverReady` then `Ready`
+    /// to let a stuck rollout recover).
+    pub fn set_kubelet_mode(&self, mode: KubeletMode) {
+        self.mode.store(mode.to_u8(), Ordering::SeqCst);
+    }
+
+    /// The kubelet stand-in's current mode.
+    pub fn kubelet_mode(&self) -> KubeletMode {
+        KubeletMode::from_u8(self.mode.load(Ordering::SeqCst))
+    }
+
+    /// One HTTP call to the apiserver with the admin token (via `curl`): `path` starts with
+    /// `/`, e.g. `/apis/apps/v1/namespaces/ns/deployments/web`. Returns the status and body.
+    /// Panics if the request cannot be made at all.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
+        self.api()
+            .request(method, path, content_type, body, Duration::from_secs(30))
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// `GET path` as JSON; `None` on 404, panics on any other non-200 answer.
+    pub fn get_json(&self, path: &str) -> Option<serde_json::Value> {
+        let (status, body) = self.request("GET", path, None, None);
+        match status {
+            200 => Some(serde_json::from_str(&body).expect("apiserver answered JSON")),
+            404 => None,
+            _ => panic!("GET {path}: {status} {body}"),
+        }
+    }
+
+    /// Server-side apply of one object (YAML or JSON) at `path` (the object's own URL,
+    /// e.g. `/api/v1/namespaces/ns/services/web`) with `fieldManager=rebuild&force=true`.
+    /// Returns the applied object; panics unless the apiserver answers 200 or 201.
+    pub fn apply(&self, path: &str, manifest: &str) -> serde_json::Value {
+        let (status, body) = self.request(
+            "PATCH",
+            &format!("{path}?fieldManager=rebuild&force=true"),
+            Some("application/apply-patch+yaml"),
+            Some(manifest.as_bytes()),
+        );
+        assert!(
+            status == 200 || status == 201,
+            "server-side apply of {path}: {status} {body}"
+        );
+        serde_json::from_str(&body).expect("apiserver answered JSON")
+    }
+
+    /// Polls `check` every 200 ms until it returns `Some`, panicking with `what` and the
+    /// control plane's logs after `timeout`.
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(value) = check() {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; testbed logs:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The last 20 KB of each component's log, for debugging.
+    pub fn logs(&self) -> String {
+        self.control_plane.logs()
+    }
+
+    fn api(&self) -> Api {
+        self.control_plane.api.clone()
+    }
+}
+
+impl Drop for KubeTestbed {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(kubelet) = self.kubelet.take() {
+            let _ = kubelet.join();
+        }
+        self.control_plane.stop();
+    }
+}

@@ -1,0 +1,35 @@
+//! What the integration tests share: the runner builder and the stand-ins they start on
+//! loopback, one file each.
+//!
+//! - [`test`]: `Test::new()…run()`, the one way to run the binary, and its `Outcome` with
+//!   assertion helpers.
+//! - [`snapshot`]: the insta settings (filters for times, run ids, durations, paths and
+//!   cloud ids) every snapshot of the binary's output goes through.
+//! - [`moto`]: a private `moto_server` (AWS) per test.
+//! - [`proxy`]: the fault/latency proxy in front of moto, counting calls; [`holds`]: its
+//!   per-service status holds (RDS `creating`, NAT `pending`, EKS `CREATING`);
+//!   [`aws_wire`]: what it reads from requests and how it writes faults.
+//! - [`seed`]: SDK clients, and "production" seeded through them (database and snapshots,
+//!   Aurora, IAM roles, images, DNS zone).
+//! - [`inventory`]: what exists in AWS, counted through the APIs.
+//! - [`playbooks`]: the shipped playbook, its infrastructure half and rewritten copies.
+//! - [`world`]: one test's AWS world (moto, maybe the proxy, a state directory) and reading
+//!   runs back with `rebuild status`.
+//! - [`git`]: bare repositories and `git daemon`; [`github`]: the GitHub REST stand-in.
+//! - [`kube`]: a real Kubernetes control plane with a kubelet stand-in.
+//! - [`stack`]: the whole testbed at once, for the default playbook end to end.
+
+pub mod aws_wire;
+pub mod git;
+pub mod github;
+pub mod holds;
+pub mod inventory;
+pub mod kube;
+pub mod moto;
+pub mod playbooks;
+pub mod proxy;
+pub mod seed;
+pub mod snapshot;
+pub mod stack;
+pub mod test;
+pub mod world;

@@ -1,0 +1,449 @@
+//! A fault/latency-injecting HTTP/1.1 reverse proxy in front of moto.
+//!
+//! Moto is instantaneous and never fails, so waits, ETAs and retries are exercised by putting
+//! this proxy between the code under test and moto (`AWS_ENDPOINT_URL=proxy.endpoint`). It
+//! runs on its own thread with its own tokio runtime, so synchronous tests can use it. It
+//! counts every call, answers chosen ones with a fault in the service's own error format,
+//! delays the others, and applies the status holds of [`super::holds`].
+//!
+//! Operation names: for query-protocol services (EC2, RDS, STS, IAM) the `Action` form
+//! parameter (body or query string); for JSON services the part of `X-Amz-Target` after the
+//! last `.` (e.g. `CreateRepository`); for REST services `"METHOD /path"` (no query string).
+//! A fault rule whose operation ends with `*` matches every operation with that prefix.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use super::aws_wire::{credential_scope, dialect, fault_response, operation_name, request_params};
+use super::holds::{Answer, Creations, Holds};
+
+/// What to answer instead of forwarding a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The service's throttling error: EC2 `RequestLimitExceeded` (400), RDS/STS/IAM/Route 53
+    /// `Throttling` (400), S3 `SlowDown` (503), JSON services `ThrottlingException` (429).
+    Throttle,
+    /// HTTP 500 `InternalFailure` in the service's error format.
+    ServerError500,
+    /// HTTP 503 `ServiceUnavailable` in the service's error format.
+    Unavailable503,
+    /// Close the TCP connection without any response.
+    DropConnection,
+}
+
+/// One request seen by the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// Operation name (see the module docs).
+    pub operation: String,
+    /// Region from the SigV4 credential scope (empty if unsigned).
+    pub region: String,
+    /// Service from the SigV4 credential scope, e.g. `rds`, `ec2` (empty if unsigned).
+    pub service: String,
+    /// Whether the request got a fault instead of being forwarded.
+    pub faulted: bool,
+}
+
+#[derive(Default)]
+struct Rules {
+    latency: Duration,
+    faults: Vec<FaultRule>,
+    holds: Holds,
+}
+
+struct FaultRule {
+    operation: String,
+    remaining: usize,
+    kind: Fault,
+}
+
+#[derive(Default)]
+struct State {
+    rules: Rules,
+    calls: Vec<Call>,
+    creations: Creations,
+    request_sequence: u64,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    upstream: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A running proxy; shut down (and its thread joined) on drop.
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT` of the proxy.
+    pub endpoint: String,
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Starts a proxy forwarding to `upstream` (e.g. `moto.endpoint`).
+    pub fn start(upstream: &str) -> Proxy {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy on 127.0.0.1:0");
+        listener
+            .set_nonblocking(true)
+            .expect("set proxy listener non-blocking");
+        let port = listener.local_addr().expect("proxy local_addr").port();
+        let (shutdown, shutdown_receiver) = tokio::sync::oneshot::channel::<()>();
+        let (ready, ready_receiver) = std::sync::mpsc::channel::<Arc<Shared>>();
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let thread = std::thread::Builder::new()
+            .name(format!("proxy-{port}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("proxy tokio runtime");
+                runtime.block_on(async move {
+                    let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+                    let shared = Arc::new(Shared {
+                        state: Mutex::new(State::default()),
+                        upstream,
+                        client,
+                    });
+                    let _ = ready.send(shared.clone());
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .expect("proxy listener into tokio");
+                    serve(listener, shared, shutdown_receiver).await;
+                });
+            })
+            .expect("spawn proxy thread");
+        let shared = ready_receiver.recv().expect("proxy thread started");
+        Proxy {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            shared,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// Delays every forwarded request by `latency` (zero disables).
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().rules.latency = latency;
+    }
+
+    /// The next `count` requests of `operation` get `kind` instead of being forwarded.
+    /// `operation` may end with `*` to match a prefix.
+    pub fn fail(&self, operation: &str, count: usize, kind: Fault) {
+        self.shared.lock().rules.faults.push(FaultRule {
+            operation: operation.to_string(),
+            remaining: count,
+            kind,
+        });
+    }
+
+    /// How many injected faults are still pending over all rules.
+    pub fn pending_faults(&self) -> usize {
+        self.shared
+            .lock()
+            .rules
+            .faults
+            .iter()
+            .map(|rule| rule.remaining)
+            .sum()
+    }
+
+    /// RDS DB instances/clusters created or restored less than `hold` ago report
+    /// `creating` (and instances lose their `<Endpoint>`) in Describe/Create/Restore answers.
+    pub fn hold_rds_status(&self, hold: Duration) {
+        self.shared.lock().rules.holds.rds = Some(hold);
+    }
+
+    /// EKS clusters and node groups created less than `hold` ago report `CREATING` (and
+    /// clusters no endpoint) in their create and describe answers.
+    pub fn hold_eks_status(&self, hold: Duration) {
+        self.shared.lock().rules.holds.eks = Some(hold);
+    }
+
+    /// NAT gateways created less than `hold` ago report `pending` in
+    /// `CreateNatGateway`/`DescribeNatGateways` answers.
+    pub fn hold_ec2_nat_pending(&self, hold: Duration) {
+        self.shared.lock().rules.holds.nat = Some(hold);
+    }
+
+    /// Removes every rule (latency, faults, holds). What was seen is kept.
+    pub fn clear(&self) {
+        self.shared.lock().rules = Rules::default();
+    }
+
+    /// How many requests of `operation` were seen (forwarded or faulted).
+    pub fn count(&self, operation: &str) -> usize {
+        self.shared
+            .lock()
+            .calls
+            .iter()
+            .filter(|call| call.operation == operation)
+            .count()
+    }
+
+    /// Every operation seen, in order.
+    pub fn operations(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .calls
+            .iter()
+            .map(|call| call.operation.clone())
+            .collect()
+    }
+
+    /// Every request seen, in order, with region and service.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// Operations seen that look mutating (see [`is_mutating`]).
+    pub fn mutating_operations(&self) -> Vec<String> {
+        self.operations()
+            .into_iter()
+            .filter(|operation| is_mutating(operation))
+            .collect()
+    }
+
+    /// Forgets every request seen so far (counts and operations), keeping rules.
+    pub fn reset_counts(&self) {
+        self.shared.lock().calls.clear();
+    }
+}
+
+/// Whether an operation name looks like a mutating AWS call: its name starts with Create,
+/// Restore, Modify, Delete, Allocate, Associate, Attach, Authorize, Copy, Run or Put, or it
+/// is a REST POST/PUT/PATCH/DELETE.
+pub fn is_mutating(operation: &str) -> bool {
+    const PREFIXES: [&str; 11] = [
+        "Create",
+        "Restore",
+        "Modify",
+        "Delete",
+        "Allocate",
+        "Associate",
+        "Attach",
+        "Authorize",
+        "Copy",
+        "Run",
+        "Put",
+    ];
+    const REST: [&str; 4] = ["POST ", "PUT ", "PATCH ", "DELETE "];
+    PREFIXES.iter().any(|prefix| operation.starts_with(prefix))
+        || REST.iter().any(|prefix| operation.starts_with(prefix))
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _peer)) = accepted else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| handle(request, shared.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug)]
+struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("injected fault: drop connection")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+    "expect",
+];
+
+/// One request: record it, answer with a fault or forward it (late, when there is latency),
+/// then apply the holds to the answer.
+async fn handle(
+    request: Request<Incoming>,
+    shared: Arc<Shared>,
+) -> Result<Response<Full<Bytes>>, BoxError> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await?.to_bytes();
+    let (region, service) = credential_scope(&parts.headers);
+    let form = request_params(&parts.headers, parts.uri.query(), &body);
+    let query_protocol = form.iter().any(|(key, _)| key == "Action");
+    let operation = operation_name(&parts.method, &parts.uri, &parts.headers, &form);
+    let seen_at = Instant::now();
+
+    let (fault, latency, request_id) = record(&shared, &operation, &region, &service);
+    if let Some(kind) = fault {
+        if kind == Fault::DropConnection {
+            return Err(Box::new(DropConnection));
+        }
+        let dialect = dialect(&service, query_protocol, &form);
+        return Ok(fault_response(kind, dialect, &request_id));
+    }
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+
+    let upstream = match forward(&shared, &parts, body.clone()).await {
+        Ok(upstream) => upstream,
+        Err(message) => return Ok(text_response(StatusCode::BAD_GATEWAY, &message)),
+    };
+    let (upstream_parts, upstream_body) = upstream;
+    let answer_body = if upstream_parts.status.is_success() {
+        let answer = Answer {
+            operation: &operation,
+            region: &region,
+            form: &form,
+            request_body: &body,
+            body: &upstream_body,
+            seen_at,
+        };
+        let mut state = shared.lock();
+        state.creations.record(&answer);
+        match state.creations.held(&state.rules.holds, &answer) {
+            Some(rewritten) => Bytes::from(rewritten),
+            None => upstream_body,
+        }
+    } else {
+        upstream_body
+    };
+
+    let mut response = Response::builder().status(upstream_parts.status);
+    if let Some(headers) = response.headers_mut() {
+        copy_headers(&upstream_parts.headers, headers);
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(answer_body.len()));
+    }
+    Ok(response
+        .body(Full::new(answer_body))
+        .unwrap_or_else(|_| text_response(StatusCode::BAD_GATEWAY, "cannot build response")))
+}
+
+/// Record the call and pick its fault: (fault, latency, request id).
+fn record(
+    shared: &Shared,
+    operation: &str,
+    region: &str,
+    service: &str,
+) -> (Option<Fault>, Duration, String) {
+    let mut state = shared.lock();
+    state.request_sequence += 1;
+    let request_id = format!("proxy-{:012}", state.request_sequence);
+    let mut fault = None;
+    for rule in &mut state.rules.faults {
+        if rule.remaining > 0 && operation_matches(&rule.operation, operation) {
+            rule.remaining -= 1;
+            fault = Some(rule.kind);
+            break;
+        }
+    }
+    state.calls.push(Call {
+        operation: operation.to_string(),
+        region: region.to_string(),
+        service: service.to_string(),
+        faulted: fault.is_some(),
+    });
+    (fault, state.rules.latency, request_id)
+}
+
+/// Send the request on to moto: its answer's head and body, or why not.
+async fn forward(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<(hyper::http::response::Parts, Bytes), String> {
+    let path_and_query = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let uri: Uri = format!("{}{}", shared.upstream, path_and_query)
+        .parse()
+        .map_err(|error| format!("bad uri: {error}"))?;
+    let mut request = Request::builder().method(parts.method.clone()).uri(uri);
+    if let Some(headers) = request.headers_mut() {
+        copy_headers(&parts.headers, headers);
+    }
+    let request = request
+        .body(Full::new(body))
+        .map_err(|error| format!("bad request: {error}"))?;
+    let response = shared
+        .client
+        .request(request)
+        .await
+        .map_err(|error| format!("upstream error: {error}"))?;
+    let (response_parts, response_body) = response.into_parts();
+    let response_body = response_body
+        .collect()
+        .await
+        .map_err(|error| format!("upstream body: {error}"))?
+        .to_bytes();
+    Ok((response_parts, response_body))
+}
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+fn text_response(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(message.to_string())));
+    *response.status_mut() = status;
+    response
+}
+
+fn operation_matches(rule: &str, operation: &str) -> bool {
+    match rule.strip_suffix('*') {
+        Some(prefix) => operation.starts_with(prefix),
+        None => rule == operation,
+    }
+}
