@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::cloud::Cloud;
 use crate::journal::Values;
-use crate::playbook::StepSpec;
 use crate::playbook::resolve::{Scope, resolve_step};
+use crate::playbook::{Reference, StepSpec};
 use crate::runtime::RunFacts;
 use crate::steps::{Action, Kinds, PlanContext, StepError, StepPlan};
 
@@ -64,52 +64,64 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
             input.cloud.clone(),
             input.plan_cache.clone(),
         );
-        match kind.plan(&context, &resolved.known_only()).await {
-            Ok(mut found) => {
-                if !resolved.unknown.is_empty() {
-                    let names: Vec<String> = resolved
-                        .unknown
-                        .iter()
-                        .map(|r| format!("${{{r}}}"))
-                        .collect();
-                    found
-                        .details
-                        .push(("known after apply".into(), names.join(", ")));
-                }
-                if !found.outputs.is_empty() {
-                    // Known before the step runs: later steps are planned with them.
-                    outputs.insert(id.clone(), found.outputs.clone());
-                }
-                fill(plan, &id, found);
+        let result = kind.plan(&context, &resolved.known_only()).await;
+        if let Some(known) = record(plan, &id, &resolved.unknown, result) {
+            // Known before the step runs: later steps are planned with them.
+            outputs.insert(id, known);
+        }
+    }
+}
+
+/// Record what a kind's planning found for step `id` (`unknown`: the references not known
+/// yet); the outputs it already knows, if any.
+fn record(
+    plan: &mut Plan,
+    id: &str,
+    unknown: &[Reference],
+    result: Result<StepPlan, StepError>,
+) -> Option<Values> {
+    let known_after_apply = || {
+        unknown
+            .iter()
+            .map(|reference| format!("${{{reference}}}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match result {
+        Ok(mut found) => {
+            if !unknown.is_empty() {
+                found
+                    .details
+                    .push(("known after apply".into(), known_after_apply()));
             }
-            Err(StepError::Params(_)) if !resolved.unknown.is_empty() => {
-                // A parameter it cannot do without comes from a step that has not run.
-                let names: Vec<String> = resolved
-                    .unknown
-                    .iter()
-                    .map(|r| format!("${{{r}}}"))
-                    .collect();
-                let found = StepPlan::new(
-                    Action::Unknown,
-                    "depends on outputs not known until earlier steps run",
-                )
-                .detail("known after apply", names.join(", "));
-                fill(plan, &id, found);
-            }
-            Err(error) => {
-                let mut found = StepPlan::new(Action::Unknown, "could not be planned");
-                found.details.push(("error".into(), error.to_string()));
-                fill(plan, &id, found);
-                let cause = match &error {
-                    StepError::Cloud(cloud) if cloud.missing_credentials => Cause::NoCredentials,
-                    _ => Cause::Other,
-                };
-                plan.problems.push(PlanProblem {
-                    step: Some(id.clone()),
-                    message: format!("planning failed: {error}"),
-                    cause,
-                });
-            }
+            let known = (!found.outputs.is_empty()).then(|| found.outputs.clone());
+            fill(plan, id, found);
+            known
+        }
+        Err(StepError::Params(_)) if !unknown.is_empty() => {
+            // A parameter it cannot do without comes from a step that has not run.
+            let found = StepPlan::new(
+                Action::Unknown,
+                "depends on outputs not known until earlier steps run",
+            )
+            .detail("known after apply", known_after_apply());
+            fill(plan, id, found);
+            None
+        }
+        Err(error) => {
+            let mut found = StepPlan::new(Action::Unknown, "could not be planned");
+            found.details.push(("error".into(), error.to_string()));
+            fill(plan, id, found);
+            let cause = match &error {
+                StepError::Cloud(cloud) if cloud.missing_credentials => Cause::NoCredentials,
+                _ => Cause::Other,
+            };
+            plan.problems.push(PlanProblem {
+                step: Some(id.to_string()),
+                message: format!("planning failed: {error}"),
+                cause,
+            });
+            None
         }
     }
 }
