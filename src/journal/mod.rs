@@ -11,7 +11,7 @@ pub mod store;
 
 use std::path::PathBuf;
 
-pub use record::{Event, Outcome, Record, Values};
+pub use record::{Event, Outcome, Record, ResourceAction, Values};
 pub use state::{RunState, StepStatus};
 pub use state_store::{FileStore, MemoryStore, RunEntry, StateStore};
 pub use store::{Journal, JournalError, Loaded};

@@ -39,6 +39,26 @@ pub enum Outcome {
     Interrupted,
 }
 
+/// What a step did about a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceAction {
+    /// It made it.
+    Created,
+    /// It found it, made by an earlier attempt of the run, and took it over.
+    Adopted,
+}
+
+impl ResourceAction {
+    /// `created` or `adopted`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Adopted => "adopted",
+        }
+    }
+}
+
 impl Outcome {
     /// The outcome in one lowercase word: `succeeded`, `failed` or `interrupted`.
     pub fn as_str(self) -> &'static str {
@@ -116,7 +136,7 @@ pub enum Event {
         /// Its id.
         id: String,
         /// `created` or `adopted`.
-        action: String,
+        action: ResourceAction,
     },
     /// A step succeeded.
     StepSucceeded {

@@ -230,7 +230,11 @@ fn apply(state: &mut RunState, record: &Record) {
             action,
         } => {
             let entry = entry(state, id);
-            let item = (resource_type.clone(), resource.clone(), action.clone());
+            let item = (
+                resource_type.clone(),
+                resource.clone(),
+                action.as_str().to_string(),
+            );
             if !entry
                 .resources
                 .iter()

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cloud::Cloud;
-use crate::journal::{Event, Journal, Values};
+use crate::journal::{Event, Journal, ResourceAction, Values};
 use crate::runtime::{
     AlwaysYes, Backoff, Cancel, Confirmer, QuestionClock, ReportEvent, Reporter, RunFacts,
 };
@@ -256,15 +256,19 @@ impl StepContext {
     }
 
     /// Record that a resource was created or adopted.
-    pub fn resource(&self, resource_type: &str, id: &str, created: bool) -> Result<(), StepError> {
-        let action = if created { "created" } else { "adopted" };
+    pub fn resource(
+        &self,
+        resource_type: &str,
+        id: &str,
+        action: ResourceAction,
+    ) -> Result<(), StepError> {
         self.services.journal.append(Event::StepResource {
             step: self.step_id.clone(),
             resource_type: resource_type.to_string(),
             id: id.to_string(),
-            action: action.to_string(),
+            action,
         })?;
-        self.progress(format!("{action} {resource_type} {id}"));
+        self.progress(format!("{} {resource_type} {id}", action.as_str()));
         Ok(())
     }
 

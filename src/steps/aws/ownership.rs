@@ -9,6 +9,7 @@
 
 use std::future::Future;
 
+use crate::journal::ResourceAction;
 use crate::steps::{StepContext, StepError};
 
 use super::tags::Existing;
@@ -109,7 +110,7 @@ where
     match Box::pin(find()).await? {
         Ownership::Ours(found) => {
             let id = found.id().to_string();
-            context.resource(kind.journal, &id, false)?;
+            context.resource(kind.journal, &id, ResourceAction::Adopted)?;
             Ok(Ensured {
                 id,
                 adopted: Some(found),
@@ -121,7 +122,7 @@ where
         }),
         Ownership::Absent => {
             let id = Box::pin(create()).await?;
-            context.resource(kind.journal, &id, true)?;
+            context.resource(kind.journal, &id, ResourceAction::Created)?;
             Ok(Ensured { id, adopted: None })
         }
     }

@@ -19,7 +19,7 @@ use std::path::Path;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::Values;
+use crate::journal::{ResourceAction, Values};
 use crate::playbook::{KindSpec, ParamSpec};
 use crate::steps::{PlanContext, Step, StepContext, StepError, StepPlan, interface, params};
 
@@ -142,7 +142,12 @@ impl Step for GitFetch {
 
         let (created, source) = check_out(context, &request, &resolved, &checkout_dir).await?;
         let path = checkout_dir.display().to_string();
-        context.resource("git-checkout", &path, created || !existed)?;
+        let action = if created || !existed {
+            ResourceAction::Created
+        } else {
+            ResourceAction::Adopted
+        };
+        context.resource("git-checkout", &path, action)?;
         context.progress(format!(
             "checked out `{}` at {} (from {})",
             resolved.reference,
