@@ -13,7 +13,7 @@ use crate::journal::{Loaded, RunState, StateStore};
 use crate::playbook::{self, LoadError, Playbook, region};
 use crate::runtime::{Backoff, RunFacts};
 use crate::secret::Redactor;
-use crate::steps::Kinds;
+use crate::steps::StepKinds;
 use crate::usage::UsageError;
 
 use super::inputs::Inputs;
@@ -178,7 +178,7 @@ fn poll(global: &GlobalArgs) -> Backoff {
 pub(crate) fn load_playbook(path: Option<&Path>) -> Result<Playbook, Error> {
     let path: PathBuf = path.map_or_else(|| PathBuf::from(DEFAULT_PLAYBOOK), Path::to_path_buf);
     let mut playbook =
-        playbook::load(&path, &Kinds::builtin().specs()).map_err(|error| match error {
+        playbook::load(&path, &StepKinds::builtin().specs()).map_err(|error| match error {
             LoadError::Invalid(problems) => Error::Playbook { problems },
             read @ LoadError::Read { .. } => Error::PlaybookRead(read),
         })?;

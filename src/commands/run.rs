@@ -15,7 +15,7 @@ use crate::plan::survey::{SurveyInput, survey};
 use crate::plan::{self, Cause, Plan};
 use crate::report::{ReportEvent, Reporter, render};
 use crate::runtime::{AlwaysYes, Cancel, Confirmer, RedactingReporter};
-use crate::steps::{Kinds, NO_CREDENTIALS_HINT, StepServices};
+use crate::steps::{NO_CREDENTIALS_HINT, StepKinds, StepServices};
 use crate::usage::UsageError;
 use crate::workspace::Workspace;
 
@@ -50,7 +50,7 @@ fn skeleton(config: &RunConfig) -> Result<Plan, Error> {
 
 /// The read-only half: ask every step's kind, then scrub secrets from what will be shown.
 async fn survey_plan(config: &RunConfig, mut plan: Plan, cloud: Arc<Cloud>) -> Plan {
-    let kinds = Kinds::builtin();
+    let kinds = StepKinds::builtin();
     let facts = config.facts(true);
     let input = SurveyInput {
         facts: &facts,
@@ -222,7 +222,7 @@ async fn execute(
     let executor = Executor::new(
         Arc::new(config.facts(false)),
         services,
-        Arc::new(Kinds::builtin()),
+        Arc::new(StepKinds::builtin()),
         config.inputs.values().clone(),
         config.redactor.clone(),
         config.parallelism,

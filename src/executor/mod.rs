@@ -17,13 +17,13 @@ use crate::journal::{Outcome, Values};
 use crate::plan::Plan;
 use crate::runtime::RunFacts;
 use crate::secret::Redactor;
-use crate::steps::{Kinds, StepError, StepServices};
+use crate::steps::{StepError, StepKinds, StepServices};
 
 /// Runs a plan's steps.
 pub struct Executor {
     facts: Arc<RunFacts>,
     services: StepServices,
-    kinds: Arc<Kinds>,
+    kinds: Arc<StepKinds>,
     inputs: Arc<Values>,
     redactor: Redactor,
     parallelism: usize,
@@ -62,7 +62,7 @@ impl Executor {
     pub fn new(
         facts: Arc<RunFacts>,
         services: StepServices,
-        kinds: Arc<Kinds>,
+        kinds: Arc<StepKinds>,
         inputs: Values,
         redactor: Redactor,
         parallelism: usize,

@@ -18,7 +18,7 @@ use crate::runtime::{AlwaysYes, Backoff, Cancel, SilentReporter};
 use crate::secret::{Redactor, Secret};
 use crate::steps::context::Poll;
 use crate::steps::{
-    Action, Kinds, PlanContext, Step, StepContext, StepError, StepPlan, StepServices,
+    Action, PlanContext, Step, StepContext, StepError, StepKinds, StepPlan, StepServices,
 };
 
 const PARAMS: &[ParamSpec] = &[ParamSpec {
@@ -133,7 +133,7 @@ impl Fake {
 }
 
 struct Harness {
-    kinds: Kinds,
+    kinds: StepKinds,
     counters: Vec<(&'static str, Arc<Counters>)>,
 }
 
@@ -157,7 +157,7 @@ impl Harness {
             }));
         }
         Self {
-            kinds: Kinds::new(kinds),
+            kinds: StepKinds::new(kinds),
             counters,
         }
     }

@@ -9,7 +9,7 @@ use crate::journal::Values;
 use crate::playbook::resolve::{Scope, resolve_step};
 use crate::playbook::{Reference, StepSpec};
 use crate::runtime::RunFacts;
-use crate::steps::{Action, Kinds, PlanContext, StepError, StepPlan};
+use crate::steps::{Action, PlanContext, StepError, StepKinds, StepPlan};
 
 use super::{Cause, Plan, PlanProblem, fill};
 
@@ -22,12 +22,12 @@ pub struct SurveyInput<'a> {
     /// Cloud clients.
     pub cloud: Arc<Cloud>,
     /// Step kinds.
-    pub kinds: &'a Kinds,
+    pub kinds: &'a StepKinds,
     /// Where planning may keep local files (see [`PlanContext::plan_cache`]).
     pub plan_cache: Option<std::path::PathBuf>,
 }
 
-/// Fill every non-skipped step of `plan` by asking its kind. Kinds are asked one after the
+/// Fill every non-skipped step of `plan` by asking its kind. StepKinds are asked one after the
 /// other in plan order; their calls are few and read-only. Outputs a kind already knows at
 /// plan time (a resolved commit and its checkout) are passed on to the later steps' plans.
 pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {

@@ -12,7 +12,7 @@
 use std::path::Path;
 
 use super::from_str;
-use crate::steps::Kinds;
+use crate::steps::StepKinds;
 
 /// Lines 1–2 of most inputs.
 macro_rules! header {
@@ -35,7 +35,11 @@ type Expected = (usize, usize, &'static str, Option<&'static str>);
 /// `expected`, in file order.
 #[track_caller]
 fn assert_problems(input: &str, expected: &[Expected]) {
-    let problems = match from_str(Path::new("playbook.yaml"), input, &Kinds::builtin().specs()) {
+    let problems = match from_str(
+        Path::new("playbook.yaml"),
+        input,
+        &StepKinds::builtin().specs(),
+    ) {
         Ok(_) => panic!("the playbook is valid, expected {expected:#?}:\n{input}"),
         Err(problems) => problems,
     };
@@ -132,7 +136,11 @@ steps:
     with:
       cidr: net-${steps.network.vpc_cidr}-${steps.database.port}
 "#;
-    if let Err(problems) = from_str(Path::new("playbook.yaml"), input, &Kinds::builtin().specs()) {
+    if let Err(problems) = from_str(
+        Path::new("playbook.yaml"),
+        input,
+        &StepKinds::builtin().specs(),
+    ) {
         panic!("expected a valid playbook:\n{problems}");
     }
 }

@@ -275,13 +275,13 @@ pub trait Step: Send + Sync {
     ) -> Result<Values, StepError>;
 }
 
-/// The step kinds a run can use. Commands use [`Kinds::builtin`]; tests inject their own.
+/// The step kinds a run can use. Commands use [`StepKinds::builtin`]; tests inject their own.
 #[derive(Clone)]
-pub struct Kinds {
+pub struct StepKinds {
     kinds: Vec<Arc<dyn Step>>,
 }
 
-impl Kinds {
+impl StepKinds {
     /// Every step kind this build knows.
     pub fn builtin() -> Self {
         Self::new(vec![
