@@ -39,7 +39,13 @@ pub fn hit(name: &str) {
     let count = seen.entry(name.to_string()).or_insert(0);
     *count += 1;
     if *count >= *target {
-        eprintln!("failpoint `{name}` reached: killing this process (SIGKILL)");
+        #[expect(
+            clippy::print_stderr,
+            reason = "a test's crash point says where it killed the process"
+        )]
+        {
+            eprintln!("failpoint `{name}` reached: killing this process (SIGKILL)");
+        }
         kill_self();
     }
 }

@@ -1,4 +1,8 @@
 //! Arguments → run → exit code, nothing else.
+#![expect(
+    clippy::print_stderr,
+    reason = "main prints the error, its causes and the hint"
+)]
 
 use std::process::ExitCode;
 

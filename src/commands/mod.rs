@@ -2,6 +2,12 @@
 //! reporter together for each subcommand. `start` and `resume` differ only in how their
 //! [`config::RunConfig`] is built; both then run one pipeline ([`run`]).
 
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "commands are where data meets stdout and people meet stderr"
+)]
+
 mod config;
 mod inputs;
 mod inspect;

@@ -9,6 +9,11 @@
     clippy::expect_used,
     reason = "tests and their support code stop at the first surprise, with a message"
 )]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the drill and the benchmark show what they ran and measured"
+)]
 
 mod support;
 
