@@ -10,6 +10,10 @@
     reason = "tests and their support code stop at the first surprise, with a message"
 )]
 #![expect(
+    unreachable_pub,
+    reason = "the support module is the test binary's own library: its items are `pub` for every test module"
+)]
+#![expect(
     clippy::print_stdout,
     clippy::print_stderr,
     reason = "the drill and the benchmark show what they ran and measured"

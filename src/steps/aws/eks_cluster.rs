@@ -81,7 +81,7 @@ static SPEC: KindSpec = KindSpec {
 };
 
 /// The `aws.eks.cluster` step kind.
-pub struct AwsEksCluster;
+pub(crate) struct AwsEksCluster;
 
 /// The parameters; the subnets may come from an earlier step (see [`Phase`]).
 #[derive(Debug, Deserialize)]

@@ -52,7 +52,7 @@ static SPEC: KindSpec = KindSpec {
 };
 
 /// The `aws.eks.nodegroup` step kind.
-pub struct AwsEksNodegroup;
+pub(crate) struct AwsEksNodegroup;
 
 /// The parameters; the cluster and subnets may come from earlier steps (see [`Phase`]).
 #[derive(Debug, Deserialize)]

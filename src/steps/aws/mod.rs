@@ -14,11 +14,11 @@ mod rds_restore;
 mod route53_cutover;
 mod tags;
 
-pub use eks_cluster::AwsEksCluster;
-pub use eks_nodegroup::AwsEksNodegroup;
-pub use network::AwsNetwork;
-pub use rds_restore::AwsRdsRestore;
-pub use route53_cutover::DnsCutover;
+pub(super) use eks_cluster::AwsEksCluster;
+pub(super) use eks_nodegroup::AwsEksNodegroup;
+pub(super) use network::AwsNetwork;
+pub(super) use rds_restore::AwsRdsRestore;
+pub(super) use route53_cutover::DnsCutover;
 
 use serde::de::DeserializeOwned;
 

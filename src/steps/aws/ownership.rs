@@ -27,7 +27,7 @@ pub(super) enum Ownership<T> {
 
 impl<T> Ownership<T> {
     /// A lookup by this run's tags: whatever it found is ours.
-    pub fn tagged(found: Option<T>) -> Self {
+    pub(super) fn tagged(found: Option<T>) -> Self {
         found.map_or(Self::Absent, Self::Ours)
     }
 }
@@ -35,7 +35,7 @@ impl<T> Ownership<T> {
 impl<T> Ownership<Existing<T>> {
     /// A lookup by name: ours only when the resource's `rebuild:run-id` tag names `run_id`
     /// (with no run yet, as when planning a new run, anything found is a stranger).
-    pub fn named(found: Option<Existing<T>>, run_id: Option<&str>) -> Self {
+    pub(super) fn named(found: Option<Existing<T>>, run_id: Option<&str>) -> Self {
         match found {
             None => Self::Absent,
             Some(existing) if run_id.is_some() && existing.run_id.as_deref() == run_id => {
@@ -57,7 +57,7 @@ pub(super) struct Kind {
 
 impl Kind {
     /// A type found by this run's tags (EC2's): a stranger never matches them.
-    pub const fn tagged(journal: &'static str) -> Self {
+    pub(super) const fn tagged(journal: &'static str) -> Self {
         Self {
             journal,
             conflict_hint: "",

@@ -37,7 +37,7 @@ static SPEC: KindSpec = KindSpec {
 };
 
 /// The `dns.cutover` step kind.
-pub struct DnsCutover;
+pub(crate) struct DnsCutover;
 
 /// The parameters; the records may come from an earlier step (see [`Phase`]).
 #[derive(Debug, Deserialize)]

@@ -33,7 +33,7 @@ pub(super) struct Owner<'a> {
 
 impl<'a> Owner<'a> {
     /// The owner of what `context`'s step creates.
-    pub fn of(context: &'a StepContext) -> Self {
+    pub(super) fn of(context: &'a StepContext) -> Self {
         Self {
             run_id: &context.run_id,
             step: &context.step_id,
@@ -41,7 +41,7 @@ impl<'a> Owner<'a> {
     }
 
     /// EC2 filters for this owner's resource `name` (the three tags).
-    pub fn filters(self, name: &str) -> Vec<Filter> {
+    pub(super) fn filters(self, name: &str) -> Vec<Filter> {
         vec![
             filter(&format!("tag:{TAG_RUN_ID}"), self.run_id),
             filter(&format!("tag:{TAG_STEP}"), self.step),
@@ -51,7 +51,7 @@ impl<'a> Owner<'a> {
 
     /// Whether EC2 `tags` mark a resource as this owner's `name` (checked on the answer
     /// too: some endpoints ignore tag filters on some resource types).
-    pub fn owns(self, tags: &[Tag], name: &str) -> bool {
+    pub(super) fn owns(self, tags: &[Tag], name: &str) -> bool {
         let value = |key: &str| {
             tags.iter()
                 .find(|tag| tag.key() == Some(key))

@@ -42,7 +42,7 @@ static SPEC: KindSpec = KindSpec {
 };
 
 /// The `http.check` step kind.
-pub struct HttpCheck;
+pub(crate) struct HttpCheck;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,4 +3,4 @@
 
 mod check;
 
-pub use check::HttpCheck;
+pub(super) use check::HttpCheck;

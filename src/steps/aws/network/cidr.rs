@@ -15,7 +15,7 @@ pub(super) struct Block {
 
 impl Block {
     /// Parse the `cidr` parameter.
-    pub fn parse(text: &str) -> Result<Self, StepError> {
+    pub(super) fn parse(text: &str) -> Result<Self, StepError> {
         let invalid = |why: &str| StepError::Params(format!("`cidr` `{text}` {why}"));
         let (address, prefix) = text
             .split_once('/')
@@ -35,7 +35,7 @@ impl Block {
     }
 
     /// The `index`-th of the 16 equal blocks the VPC is cut into.
-    pub fn subnet(self, index: u32) -> String {
+    pub(super) fn subnet(self, index: u32) -> String {
         let prefix = self.prefix + 4;
         let size = 1u32 << (32 - prefix);
         let start = u32::from(self.network) + index * size;
@@ -43,12 +43,12 @@ impl Block {
     }
 
     /// Zone `zone`'s public subnet.
-    pub fn public(self, zone: usize) -> String {
+    pub(super) fn public(self, zone: usize) -> String {
         self.subnet(zone as u32)
     }
 
     /// Zone `zone`'s private subnet.
-    pub fn private(self, zone: usize) -> String {
+    pub(super) fn private(self, zone: usize) -> String {
         self.subnet(8 + zone as u32)
     }
 }

@@ -63,7 +63,7 @@ static SPEC: KindSpec = KindSpec {
 };
 
 /// The `aws.network` step kind.
-pub struct AwsNetwork;
+pub(crate) struct AwsNetwork;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

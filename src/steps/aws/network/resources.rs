@@ -154,7 +154,7 @@ impl Ec2<'_> {
 
     /// The VPC, with DNS hostnames on (also when adopted: an earlier attempt may have died
     /// between the two calls).
-    pub async fn vpc(&self, cidr: &str) -> Result<String, StepError> {
+    pub(super) async fn vpc(&self, cidr: &str) -> Result<String, StepError> {
         let find = || async move {
             Ok(Ownership::tagged(
                 find_vpc(self.client, self.owner()).await?,
@@ -186,7 +186,7 @@ impl Ec2<'_> {
 
     /// A subnet with its ELB role tag; a public one maps public IPs on launch (also when
     /// adopted).
-    pub async fn subnet(
+    pub(super) async fn subnet(
         &self,
         vpc: &str,
         zone: &str,
@@ -240,7 +240,7 @@ impl Ec2<'_> {
     }
 
     /// The internet gateway, attached to the VPC unless it is.
-    pub async fn internet_gateway(&self, vpc: &str) -> Result<String, StepError> {
+    pub(super) async fn internet_gateway(&self, vpc: &str) -> Result<String, StepError> {
         let find = || async move {
             let found = self
                 .client
@@ -292,7 +292,7 @@ impl Ec2<'_> {
     }
 
     /// A route table in the VPC.
-    pub async fn route_table(&self, vpc: &str, name: &str) -> Result<String, StepError> {
+    pub(super) async fn route_table(&self, vpc: &str, name: &str) -> Result<String, StepError> {
         let find = || async move {
             let found = self
                 .client
@@ -349,7 +349,7 @@ impl Ec2<'_> {
 
     /// A NAT gateway in a public subnet, with its own Elastic IP. One that is `deleting`,
     /// `deleted` or `failed` is not adopted.
-    pub async fn nat_gateway(&self, subnet: &str, name: &str) -> Result<String, StepError> {
+    pub(super) async fn nat_gateway(&self, subnet: &str, name: &str) -> Result<String, StepError> {
         let find = || async move {
             let found = self
                 .client
@@ -387,7 +387,7 @@ impl Ec2<'_> {
     }
 
     /// A security group in the VPC, named `STEP-NAME-RUNID`.
-    pub async fn security_group(
+    pub(super) async fn security_group(
         &self,
         vpc: &str,
         name: &str,
@@ -428,7 +428,7 @@ impl Ec2<'_> {
     }
 
     /// Let `protocol` from the group `source` into `group` (a duplicate rule is success).
-    pub async fn allow(
+    pub(super) async fn allow(
         &self,
         group: &str,
         source: &str,
@@ -473,7 +473,11 @@ impl Ec2<'_> {
     }
 
     /// A default route (`0.0.0.0/0`) in `table` to `target`, unless it is there.
-    pub async fn route(&self, table: &str, target: RouteTarget<'_>) -> Result<(), StepError> {
+    pub(super) async fn route(
+        &self,
+        table: &str,
+        target: RouteTarget<'_>,
+    ) -> Result<(), StepError> {
         let existing = self.describe_table(table).await?;
         let present = existing.routes().iter().any(|route| {
             route.destination_cidr_block() == Some("0.0.0.0/0")
@@ -505,7 +509,7 @@ impl Ec2<'_> {
     }
 
     /// Associate `subnet` with `table`, unless it is.
-    pub async fn associate(&self, table: &str, subnet: &str) -> Result<(), StepError> {
+    pub(super) async fn associate(&self, table: &str, subnet: &str) -> Result<(), StepError> {
         let existing = self.describe_table(table).await?;
         let associations = existing.associations();
         if associations
@@ -525,7 +529,7 @@ impl Ec2<'_> {
     }
 
     /// Wait until the NAT gateway `id` is `available` (`pending` keeps waiting).
-    pub async fn wait_nat(&self, id: &str) -> Result<(), StepError> {
+    pub(super) async fn wait_nat(&self, id: &str) -> Result<(), StepError> {
         let what = format!("NAT gateway {id} to be available");
         self.context
             .wait_for(&what, || async {

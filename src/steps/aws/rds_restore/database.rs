@@ -76,7 +76,7 @@ pub(super) struct Restore<'a> {
 
 impl Database {
     /// How the plan names it.
-    pub fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Self::Instance => "instance",
             Self::Cluster => "Aurora cluster",
@@ -84,7 +84,7 @@ impl Database {
     }
 
     /// The database `id`, if it exists.
-    pub async fn describe(
+    pub(super) async fn describe(
         self,
         client: &Client,
         id: &str,
@@ -96,7 +96,11 @@ impl Database {
     }
 
     /// Restore (or adopt) it; the instance that serves it (the writer, for a cluster).
-    pub async fn restore(self, rds: &Rds<'_>, restore: &Restore<'_>) -> Result<String, StepError> {
+    pub(super) async fn restore(
+        self,
+        rds: &Rds<'_>,
+        restore: &Restore<'_>,
+    ) -> Result<String, StepError> {
         match self {
             Self::Instance => rds.instance(restore).await,
             Self::Cluster => {
@@ -108,7 +112,7 @@ impl Database {
     }
 
     /// Wait until `id` (served by `instance`) is available with an endpoint.
-    pub async fn wait(
+    pub(super) async fn wait(
         self,
         rds: &Rds<'_>,
         id: &str,
@@ -157,7 +161,7 @@ impl Database {
     }
 
     /// Set a new master password, applied at once (never journaled or printed).
-    pub async fn set_password(
+    pub(super) async fn set_password(
         self,
         client: &Client,
         id: &str,
@@ -252,7 +256,11 @@ impl Rds<'_> {
 
     /// The DB subnet group `ID-subnets` on `subnets`; its name. One that exists is ours
     /// only if its tags (`ListTagsForResource`) name this run.
-    pub async fn subnet_group(&self, id: &str, subnets: &[String]) -> Result<String, StepError> {
+    pub(super) async fn subnet_group(
+        &self,
+        id: &str,
+        subnets: &[String],
+    ) -> Result<String, StepError> {
         let name = format!("{id}-subnets");
         let name = name.as_str();
         let find = || async move {

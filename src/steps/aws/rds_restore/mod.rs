@@ -85,7 +85,7 @@ static SPEC: KindSpec = KindSpec {
 };
 
 /// The `aws.rds.restore` step kind.
-pub struct AwsRdsRestore;
+pub(crate) struct AwsRdsRestore;
 
 /// The parameters; the class, subnets and groups may come from earlier steps (see
 /// [`Phase`]).

@@ -35,7 +35,7 @@ pub(super) struct Snapshot {
 
 impl Snapshot {
     /// How old its data is at `now`.
-    pub fn age(&self, now: Timestamp) -> Duration {
+    pub(super) fn age(&self, now: Timestamp) -> Duration {
         let seconds = now
             .as_second()
             .saturating_sub(self.taken.as_second())

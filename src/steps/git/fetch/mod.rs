@@ -93,7 +93,7 @@ static SPEC: KindSpec = KindSpec {
 };
 
 /// The `git.fetch` step kind.
-pub struct GitFetch;
+pub(crate) struct GitFetch;
 
 /// What a `git.fetch` step outputs (and its plan, pointing at the plan's checkout).
 #[derive(Debug, Serialize, Deserialize)]

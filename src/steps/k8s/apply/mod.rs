@@ -97,7 +97,7 @@ static SPEC: KindSpec = KindSpec {
 };
 
 /// The `k8s.apply` step kind.
-pub struct K8sApply;
+pub(crate) struct K8sApply;
 
 /// What a `k8s.apply` step outputs.
 #[derive(Debug, Serialize, Deserialize)]
