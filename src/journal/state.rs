@@ -230,11 +230,7 @@ fn apply(state: &mut RunState, record: &Record) {
             action,
         } => {
             let entry = entry(state, id);
-            let item = (
-                resource_type.clone(),
-                resource.clone(),
-                action.as_str().to_string(),
-            );
+            let item = (resource_type.clone(), resource.clone(), action.as_str().into());
             if !entry
                 .resources
                 .iter()
