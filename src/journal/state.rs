@@ -229,15 +229,7 @@ fn apply(state: &mut RunState, record: &Record) {
             id: resource,
             action,
         } => {
-            let entry = entry(state, id);
-            let item = (resource_type.clone(), resource.clone(), action.as_str().into());
-            if !entry
-                .resources
-                .iter()
-                .any(|(t, r, _)| *t == item.0 && *r == item.1)
-            {
-                entry.resources.push(item);
-            }
+            note_resource(entry(state, id), resource_type, resource, action.as_str());
         }
         Event::StepSucceeded {
             step: id, outputs, ..
@@ -275,6 +267,18 @@ fn entry<'a>(state: &'a mut RunState, id: &str) -> &'a mut StepState {
         .steps
         .entry(id.to_string())
         .or_insert_with(StepState::new)
+}
+
+/// A resource the step created or adopted, listed once per type and id.
+fn note_resource(step: &mut StepState, resource_type: &str, resource: &str, action: &str) {
+    let known = step
+        .resources
+        .iter()
+        .any(|(known_type, known, _)| known_type == resource_type && known == resource);
+    if !known {
+        step.resources
+            .push((resource_type.into(), resource.into(), action.into()));
+    }
 }
 
 #[cfg(test)]
