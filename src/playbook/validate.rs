@@ -259,24 +259,7 @@ fn check_references(playbook: &Playbook, kinds: &[KindSpec], problems: &mut Vec<
             for (reference, location) in value.value.references(value.location) {
                 match &reference {
                     Reference::Input(name) => {
-                        if playbook.input(name).is_none() {
-                            let names: Vec<&str> = playbook
-                                .inputs
-                                .iter()
-                                .map(|i| i.name.value.as_str())
-                                .collect();
-                            let mut problem = Problem::new(
-                                location,
-                                format!(
-                                    "`${{{reference}}}` refers to input `{name}`, which is not declared"
-                                ),
-                            );
-                            problem = match closest(name, &names) {
-                                Some(close) => problem.hint(format!("did you mean `{close}`?")),
-                                None => problem.hint("declare it under `inputs:`"),
-                            };
-                            problems.push(problem);
-                        }
+                        check_input_reference(playbook, &reference, name, location, problems);
                     }
                     Reference::StepOutput {
                         step: producer,
@@ -333,4 +316,30 @@ fn check_references(playbook: &Playbook, kinds: &[KindSpec], problems: &mut Vec<
             }
         }
     }
+}
+
+/// `${inputs.NAME}` must name a declared input.
+fn check_input_reference(
+    playbook: &Playbook,
+    reference: &Reference,
+    name: &str,
+    location: Location,
+    problems: &mut Vec<Problem>,
+) {
+    if playbook.input(name).is_some() {
+        return;
+    }
+    let names: Vec<&str> = playbook
+        .inputs
+        .iter()
+        .map(|input| input.name.value.as_str())
+        .collect();
+    let problem = Problem::new(
+        location,
+        format!("`${{{reference}}}` refers to input `{name}`, which is not declared"),
+    );
+    problems.push(match closest(name, &names) {
+        Some(close) => problem.hint(format!("did you mean `{close}`?")),
+        None => problem.hint("declare it under `inputs:`"),
+    });
 }
