@@ -22,6 +22,16 @@ pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
     }
 }
 
+/// A kind's typed pins (a struct with one field per pin key) from the journal's values;
+/// keys it does not know are ignored.
+pub fn read_pins<P: DeserializeOwned>(values: &Values) -> Result<P, serde_json::Error> {
+    let map = values
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(map))
+}
+
 /// A kind's typed outputs as the journal's values (every field, by name).
 pub fn outputs<T: Serialize>(value: &T) -> Result<Values, StepError> {
     match serde_json::to_value(value) {

@@ -3,7 +3,7 @@
 //! (`aws.eks.nodegroup`) and `route53_cutover` (`dns.cutover`). What they share lives
 //! here: the ownership protocol every AWS resource goes through ([`ownership`]: find by
 //! our tags or name → adopt, refuse a stranger, else create tagged → finish), the tags it
-//! reads and writes ([`tags`]), IAM role lookups ([`iam`]) and typed pins ([`read_pins`]).
+//! reads and writes ([`tags`]), IAM role lookups ([`iam`]).
 
 mod eks_cluster;
 mod eks_nodegroup;
@@ -20,9 +20,6 @@ pub(super) use network::AwsNetwork;
 pub(super) use rds_restore::AwsRdsRestore;
 pub(super) use route53_cutover::DnsCutover;
 
-use serde::de::DeserializeOwned;
-
-use crate::journal::Values;
 use crate::playbook::ParamSpec;
 
 /// A parameter the kind's table marks required.
@@ -41,14 +38,4 @@ const fn optional(name: &'static str, help: &'static str) -> ParamSpec {
         required: false,
         help,
     }
-}
-
-/// A kind's typed pins (a struct of `Option` fields, one per pin key) from the journal's
-/// values; keys it does not know are ignored.
-fn read_pins<P: DeserializeOwned>(values: &Values) -> Result<P, serde_json::Error> {
-    let map = values
-        .iter()
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .collect();
-    serde_json::from_value(serde_json::Value::Object(map))
 }

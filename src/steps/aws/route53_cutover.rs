@@ -21,7 +21,8 @@ use crate::steps::context::Poll;
 use crate::steps::interface::{self, Applying, Phase, Planning};
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
-use super::{read_pins, required};
+use super::required;
+use crate::steps::interface::read_pins;
 
 static SPEC: KindSpec = KindSpec {
     kind: "dns.cutover",

@@ -18,7 +18,8 @@ use crate::steps::interface;
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
 use super::tags::Owner;
-use super::{optional, read_pins, required};
+use super::{optional, required};
+use crate::steps::interface::read_pins;
 use cidr::{Block, zone_letter};
 use resources::{Ec2, Protocol, RouteTarget, available_zones, find_vpc};
 

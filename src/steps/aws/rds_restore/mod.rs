@@ -24,7 +24,8 @@ use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, 
 
 use super::ownership::Ownership;
 use super::tags::rds_tags;
-use super::{optional, read_pins, required};
+use super::{optional, required};
+use crate::steps::interface::read_pins;
 use database::{Database, Rds, Restore};
 use snapshot::{NO_SNAPSHOT_HINT, Snapshot, no_snapshot_message, render_time, rpo_problem};
 

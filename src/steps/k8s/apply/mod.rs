@@ -126,8 +126,7 @@ struct Pins {
 impl Pins {
     /// What earlier attempts pinned (nothing: no wave applied).
     fn read(pins: &Values) -> Self {
-        let pins = pins.iter().map(|(key, value)| (key.clone(), value.clone()));
-        serde_json::from_value(Value::Object(pins.collect())).unwrap_or_default()
+        interface::read_pins(pins).unwrap_or_default()
     }
 
     /// Pin every field.
