@@ -150,3 +150,82 @@ fn eks_token_prints_an_exec_credential_for_the_cluster() {
         "{url}"
     );
 }
+
+/// Real AWS refuses `CreateCluster` in a Kubernetes version it no longer offers (1.29 left
+/// extended support in 2026); moto accepts any. The plan asks `DescribeClusterVersions` and
+/// says no before the network exists (review B2).
+#[test]
+fn a_kubernetes_version_eks_no_longer_offers_is_a_plan_problem_and_nothing_is_created() {
+    let world = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook =
+        infrastructure_playbook_with(dir.path(), &[("default: \"1.35\"", "default: \"1.29\"")]);
+    world.proxy().reset_counts();
+    world
+        .rebuild_with(&playbook)
+        .code(4)
+        .stderr_contains("EKS does not create clusters in Kubernetes `1.29` in `ap-southeast-1`")
+        .stderr_contains("offered there: 1.31, 1.32, 1.33, 1.34, 1.35");
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+}
+
+/// The proxy's strict rule itself: `CreateCluster` in a version EKS does not offer is refused
+/// with AWS's error, `DescribeClusterVersions` answers (moto has neither), and a lenient proxy
+/// lets moto's leniency through.
+#[test]
+fn the_proxy_refuses_a_cluster_version_eks_does_not_offer_as_aws_does() {
+    let world = World::new();
+    let endpoint = world.endpoint().to_string();
+    let create = |version: &'static str, name: &'static str| {
+        let endpoint = endpoint.clone();
+        block_on(async move {
+            let eks = eks_client(&endpoint, DR_REGION).await;
+            eks.create_cluster()
+                .name(name)
+                .version(version)
+                .role_arn("arn:aws:iam::123456789012:role/shop-eks-cluster")
+                .resources_vpc_config(
+                    aws_sdk_eks::types::VpcConfigRequest::builder()
+                        .subnet_ids("subnet-1")
+                        .subnet_ids("subnet-2")
+                        .build(),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|error| {
+                    aws_sdk_eks::error::ProvideErrorMetadata::code(&error)
+                        .unwrap_or_default()
+                        .to_string()
+                })
+        })
+    };
+    assert_eq!(
+        create("1.29", "old"),
+        Err("InvalidParameterException".to_string())
+    );
+    assert_eq!(create("1.35", "current"), Ok(()));
+    let offered = block_on(async {
+        let eks = eks_client(world.endpoint(), DR_REGION).await;
+        let answer = eks.describe_cluster_versions().send().await.unwrap();
+        answer
+            .cluster_versions()
+            .iter()
+            .map(|info| {
+                (
+                    info.cluster_version().unwrap_or_default().to_string(),
+                    info.version_status()
+                        .map(|status| status.as_str().to_string()),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    assert!(offered.contains(&("1.29".to_string(), Some("UNSUPPORTED".to_string()))));
+    assert!(offered.contains(&("1.35".to_string(), Some("STANDARD_SUPPORT".to_string()))));
+    world.proxy().set_lenient(true);
+    assert_eq!(
+        create("1.29", "lenient"),
+        Ok(()),
+        "moto accepts any version"
+    );
+}

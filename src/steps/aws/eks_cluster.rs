@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use aws_sdk_eks::types::{Cluster, ClusterStatus, VpcConfigRequest};
+use aws_sdk_eks::types::{Cluster, ClusterStatus, VersionStatus, VpcConfigRequest};
 use serde::{Deserialize, Serialize};
 
 use crate::cloud::{CloudError, CloudResultExt};
@@ -35,7 +35,10 @@ static SPEC: KindSpec = KindSpec {
     summary: "an EKS control plane on the given subnets, waited for until ACTIVE, with a kubeconfig",
     parameters: &[
         optional("name", "cluster name (default `<step>-<run-id>`)"),
-        required("version", "Kubernetes version, e.g. `1.29`"),
+        required(
+            "version",
+            "Kubernetes version, e.g. `1.35` (one EKS offers in the target region: checked when planning)",
+        ),
         required(
             "role",
             "existing IAM role (name or ARN) the control plane uses",
@@ -237,6 +240,44 @@ fn kubeconfig(
     )
 }
 
+/// A problem when EKS does not create clusters in Kubernetes `version` in the target
+/// region: only versions in standard or extended support can be created
+/// (`DescribeClusterVersions`), and a refused `CreateCluster` would come after the network.
+async fn version_problem(
+    context: &PlanContext,
+    version: &str,
+) -> Result<Option<StepProblem>, StepError> {
+    let client = context.cloud.eks(&context.target_region);
+    let mut offered = Vec::new();
+    let mut pages = client
+        .describe_cluster_versions()
+        .include_all(true)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.cloud("DescribeClusterVersions", None)?;
+        let supported = page.cluster_versions().iter().filter(|info| {
+            matches!(
+                info.version_status(),
+                Some(VersionStatus::StandardSupport | VersionStatus::ExtendedSupport)
+            )
+        });
+        offered.extend(supported.filter_map(|info| info.cluster_version().map(str::to_string)));
+    }
+    if offered.iter().any(|offered| offered == version) {
+        return Ok(None);
+    }
+    Ok(Some(StepProblem::from(format!(
+        "EKS does not create clusters in Kubernetes `{version}` in `{}` (offered there: {}); set the input `eks_version` (or the step's `version`) to one of them, production's or the nearest newer one",
+        context.target_region,
+        if offered.is_empty() {
+            "none".to_string()
+        } else {
+            offered.join(", ")
+        }
+    ))))
+}
+
 #[async_trait]
 impl Step for AwsEksCluster {
     fn spec(&self) -> &'static KindSpec {
@@ -263,6 +304,9 @@ impl Step for AwsEksCluster {
             )));
         }
         let (action, summary) = plan_cluster(context, &params, &mut problems).await?;
+        if action == Action::Create {
+            problems.extend(version_problem(context, &params.version).await?);
+        }
         let mut plan = StepPlan::new(action, summary)
             .detail("kubernetes version", params.version.clone())
             .detail("role", role_name(&params.role).to_string());

@@ -8,7 +8,8 @@
 //! - [`moto`]: a private `moto_server` (AWS) per test.
 //! - [`proxy`]: the fault/latency proxy in front of moto, counting calls; [`holds`]: its
 //!   per-service status holds (RDS `creating`, NAT `pending`, EKS `CREATING`);
-//!   [`aws_wire`]: what it reads from requests and how it writes faults.
+//!   [`aws_wire`]: what it reads from requests and how it writes faults; [`strict`]: what it
+//!   refuses because AWS refuses it and moto does not (on by default).
 //! - [`seed`]: SDK clients, and "production" seeded through them (database and snapshots,
 //!   Aurora, IAM roles, images, DNS zone).
 //! - [`inventory`]: what exists in AWS, counted through the APIs.
@@ -31,5 +32,6 @@ pub mod proxy;
 pub mod seed;
 pub mod snapshot;
 pub mod stack;
+pub mod strict;
 pub mod test;
 pub mod world;

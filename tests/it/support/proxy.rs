@@ -26,6 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::aws_wire::{credential_scope, dialect, fault_response, operation_name, request_params};
 use super::holds::{Answer, Creations, Holds};
+use super::strict;
 
 /// What to answer instead of forwarding a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,8 @@ struct FaultRule {
 #[derive(Default)]
 struct State {
     rules: Rules,
+    /// The strict rules (`strict.rs`) are off: moto's leniency shows through.
+    lenient: bool,
     calls: Vec<Call>,
     creations: Creations,
     request_sequence: u64,
@@ -182,6 +185,11 @@ impl Proxy {
     /// `CreateNatGateway`/`DescribeNatGateways` answers.
     pub fn hold_ec2_nat_pending(&self, hold: Duration) {
         self.shared.lock().rules.holds.nat = Some(hold);
+    }
+
+    /// Turns the strict rules (what AWS refuses and moto accepts, `strict.rs`) off or on.
+    pub fn set_lenient(&self, lenient: bool) {
+        self.shared.lock().lenient = lenient;
     }
 
     /// Removes every rule (latency, faults, holds). What was seen is kept.
@@ -333,6 +341,10 @@ async fn handle(
     }
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    let lenient = shared.lock().lenient;
+    if !lenient && let Some(answer) = strict::answer(&service, &operation, &body) {
+        return Ok(answer);
     }
 
     let upstream = match forward(&shared, &parts, body.clone()).await {

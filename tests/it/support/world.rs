@@ -27,22 +27,22 @@ pub struct World {
 }
 
 impl World {
-    /// Moto seeded with production (see [`seed_production`]), no proxy.
+    /// Moto seeded with production (see [`seed_production`]), behind the proxy, whose
+    /// strict rules (what AWS refuses and moto accepts) are on.
     pub fn new() -> Self {
         let moto = Moto::start();
         seed_production(&moto.endpoint);
+        let proxy = Proxy::start(&moto.endpoint);
         Self {
             moto,
-            proxy: None,
+            proxy: Some(proxy),
             state: tempfile::tempdir().expect("a temporary state directory"),
         }
     }
 
-    /// [`World::new`] with the fault proxy in front of moto.
+    /// [`World::new`]: every world has the fault proxy in front of moto.
     pub fn with_proxy() -> Self {
-        let mut world = Self::new();
-        world.proxy = Some(Proxy::start(&world.moto.endpoint));
-        world
+        Self::new()
     }
 
     /// The proxy (panics when the world has none).
