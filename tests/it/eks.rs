@@ -60,6 +60,23 @@ fn the_cluster_and_node_group_are_created_once_and_adopted_after_a_kill() {
         name.as_str()
     );
     assert_eq!(step(&status, "nodes")["outputs"]["desired_size"], 3);
+    // The nodes' AMI type is explicit: AL2 images are past end of support, and EKS's own
+    // default depends on the version (review B2). Moto's default is AL2.
+    let ami_type = block_on(async {
+        let eks = eks_client(&world.moto.endpoint, DR_REGION).await;
+        let answer = eks
+            .describe_nodegroup()
+            .cluster_name(&name)
+            .nodegroup_name("nodes")
+            .send()
+            .await
+            .unwrap();
+        answer
+            .nodegroup()
+            .and_then(|group| group.ami_type())
+            .map(|ami| ami.as_str().to_string())
+    });
+    assert_eq!(ami_type.as_deref(), Some("AL2023_x86_64_STANDARD"));
 
     let kubeconfig =
         std::fs::read_to_string(cluster["outputs"]["kubeconfig"].as_str().unwrap()).unwrap();

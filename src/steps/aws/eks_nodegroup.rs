@@ -7,7 +7,9 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_eks::types::{CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus};
+use aws_sdk_eks::types::{
+    AmiTypes, CapacityTypes, Nodegroup, NodegroupScalingConfig, NodegroupStatus,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::cloud::{CloudError, CloudResultExt};
@@ -36,6 +38,10 @@ static SPEC: KindSpec = KindSpec {
         optional("desired_size", "nodes to start with (default: min_size)"),
         optional("disk_size", "root volume GiB (default: EKS's 20)"),
         optional("capacity_type", "`ON_DEMAND` (default) or `SPOT`"),
+        optional(
+            "ami_type",
+            "the nodes' AMI type (default `AL2023_x86_64_STANDARD`: AL2 images are past end of support)",
+        ),
         optional("labels", "Kubernetes labels for the nodes"),
         optional(
             "skip",
@@ -75,6 +81,8 @@ struct Params<P: Phase = Applying> {
     disk_size: Option<i32>,
     #[serde(default)]
     capacity_type: Option<String>,
+    #[serde(default = "default_ami_type")]
+    ami_type: String,
     #[serde(default)]
     labels: HashMap<String, String>,
     #[serde(default)]
@@ -83,6 +91,9 @@ struct Params<P: Phase = Applying> {
 
 fn default_instance_types() -> Vec<String> {
     vec!["m6i.large".to_string()]
+}
+fn default_ami_type() -> String {
+    "AL2023_x86_64_STANDARD".to_string()
 }
 fn default_min() -> i32 {
     3
@@ -295,6 +306,7 @@ async fn ensure_nodegroup(
             .scaling_config(sizes)
             .set_disk_size(params.disk_size)
             .set_capacity_type(params.capacity()?)
+            .ami_type(AmiTypes::from(params.ami_type.as_str()))
             .set_labels(Some(params.labels.clone()))
             .set_tags(Some(eks_tags(context, "nodegroup")))
             .send()
@@ -359,6 +371,7 @@ mod tests {
                 "desired_size": 2,
                 "disk_size": 20,
                 "capacity_type": "SPOT",
+                "ami_type": "AL2023_ARM_64_STANDARD",
                 "labels": {"role": "app"},
                 "skip": false,
             }),
@@ -380,6 +393,7 @@ mod tests {
             desired_size: desired,
             disk_size: None,
             capacity_type: None,
+            ami_type: default_ami_type(),
             labels: HashMap::new(),
             skip: false,
         };
