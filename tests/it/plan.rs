@@ -61,3 +61,23 @@ fn the_plan_of_the_seeded_world_reads_as_before() {
         insta::assert_snapshot!("plan_of_the_seeded_world", outcome.stdout());
     });
 }
+
+/// The testbed's connection override is an input a test gives on purpose, never one read
+/// from the environment: a shell left over from a drill must not point a real run at the
+/// testbed's API server (review C3).
+#[test]
+fn a_connection_override_left_in_the_environment_is_not_picked_up() {
+    let world = World::new();
+    world
+        .test()
+        .args(["plan", "--target", TARGET])
+        .playbook(&infrastructure_playbook())
+        .env(
+            "REBUILD_CONNECT_KUBECONFIG",
+            "/leftover/from/a/drill/kubeconfig",
+        )
+        .run()
+        .success()
+        .output_lacks("/leftover/from/a/drill/kubeconfig")
+        .output_lacks("kubernetes connection");
+}

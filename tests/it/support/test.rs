@@ -317,6 +317,17 @@ impl Outcome {
         self
     }
 
+    /// Assert that neither stdout nor stderr holds `unexpected`.
+    #[track_caller]
+    pub fn output_lacks(&self, unexpected: &str) -> &Self {
+        assert!(
+            !self.text().contains(unexpected),
+            "the output holds {unexpected:?}: {}",
+            self.text()
+        );
+        self
+    }
+
     /// Assert that stdout or stderr holds `expected`.
     #[track_caller]
     pub fn output_contains(&self, expected: &str) -> &Self {
