@@ -378,3 +378,18 @@ fn the_source_region_is_refused_as_a_target() {
         .code(2)
         .stderr_contains("is the playbook's source region");
 }
+
+/// Credentials that expire mid-run (a long wait outlives a one-hour role session) get the
+/// login hint, decided from the error's code, not from its text (review C1).
+#[test]
+fn expired_credentials_get_the_login_hint() {
+    let world = World::new();
+    world
+        .proxy()
+        .fail("CreateDBSubnetGroup", 100, Fault::ExpiredToken);
+    world
+        .rebuild_with(&infrastructure_playbook())
+        .code(1)
+        .stderr_contains("(ExpiredToken, HTTP 403)")
+        .stderr_contains("hint: no usable AWS credentials: log in (`aws sso login`");
+}

@@ -135,6 +135,18 @@ pub(super) fn fault_response(
     request_id: &str,
 ) -> Response<Full<Bytes>> {
     let (status, code, message, error_type) = match (kind, dialect) {
+        (Fault::ExpiredToken, Dialect::Json) => (
+            403,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+            "Sender",
+        ),
+        (Fault::ExpiredToken, _) => (
+            403,
+            "ExpiredToken",
+            "The security token included in the request is expired",
+            "Sender",
+        ),
         (Fault::Throttle, Dialect::Ec2) => (
             400,
             "RequestLimitExceeded",

@@ -40,6 +40,9 @@ pub enum Fault {
     Unavailable503,
     /// Close the TCP connection without any response.
     DropConnection,
+    /// HTTP 403: the session's credentials expired mid-run (`ExpiredToken`; JSON services
+    /// `ExpiredTokenException`), as a long wait outliving a one-hour role session sees it.
+    ExpiredToken,
 }
 
 /// One request seen by the proxy.
