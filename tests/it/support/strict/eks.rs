@@ -1,7 +1,4 @@
-//! Where the proxy is as strict as AWS and moto is not. Each rule answers in AWS's own
-//! shapes (the REST-JSON error of the service, the operation's JSON result) and is on by
-//! default; a test that needs moto's leniency turns the rules off with
-//! `Proxy::set_lenient(true)`.
+//! EKS as strict as AWS.
 //!
 //! - **EKS versions.** `DescribeClusterVersions` (`GET /cluster-versions`, which moto does not
 //!   implement) answers from [`EKS_VERSIONS`], a snapshot of what EKS offers in December
@@ -12,6 +9,8 @@
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
+
+use super::{json_error, json_response};
 
 /// Kubernetes versions as `DescribeClusterVersions` reports them: (version, `versionStatus`).
 pub const EKS_VERSIONS: &[(&str, &str)] = &[
@@ -36,10 +35,7 @@ pub fn eks_offers(version: &str) -> bool {
 }
 
 /// AWS's answer to a request the strict rules decide, if they decide it.
-pub(super) fn answer(service: &str, operation: &str, body: &[u8]) -> Option<Response<Full<Bytes>>> {
-    if service != "eks" {
-        return None;
-    }
+pub(super) fn answer(operation: &str, body: &[u8]) -> Option<Response<Full<Bytes>>> {
     if operation == "GET /cluster-versions" {
         return Some(json_response(StatusCode::OK, &cluster_versions()));
     }
@@ -47,15 +43,11 @@ pub(super) fn answer(service: &str, operation: &str, body: &[u8]) -> Option<Resp
         let request: serde_json::Value = serde_json::from_slice(body).ok()?;
         let version = request.get("version")?.as_str()?;
         if !eks_offers(version) {
-            let error = serde_json::json!({
-                "message": format!("unsupported Kubernetes version {version}"),
-            });
-            let mut response = json_response(StatusCode::BAD_REQUEST, &error);
-            response.headers_mut().insert(
-                "x-amzn-errortype",
-                hyper::header::HeaderValue::from_static("InvalidParameterException"),
-            );
-            return Some(response);
+            return Some(json_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterException",
+                &format!("unsupported Kubernetes version {version}"),
+            ));
         }
     }
     None
@@ -74,14 +66,4 @@ fn cluster_versions() -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "clusterVersions": versions })
-}
-
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
 }
