@@ -33,4 +33,5 @@ mod kube_testbed;
 mod plan;
 mod rebuild;
 mod scenarios;
+mod strict_cluster;
 mod validate;

@@ -17,7 +17,8 @@
 //! - [`world`]: one test's AWS world (moto, maybe the proxy, a state directory) and reading
 //!   runs back with `rebuild status`.
 //! - [`git`]: bare repositories and `git daemon`; [`github`]: the GitHub REST stand-in.
-//! - [`kube`]: a real Kubernetes control plane with a kubelet stand-in.
+//! - [`kube`]: a real Kubernetes control plane with a kubelet stand-in; [`reach`]: whether
+//!   its Pods reach the database, from moto's security groups.
 //! - [`stack`]: the whole testbed at once, for the default playbook end to end.
 
 pub mod aws_wire;
@@ -29,6 +30,7 @@ pub mod kube;
 pub mod moto;
 pub mod playbooks;
 pub mod proxy;
+pub mod reach;
 pub mod seed;
 pub mod snapshot;
 pub mod stack;

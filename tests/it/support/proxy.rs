@@ -74,8 +74,10 @@ struct FaultRule {
 #[derive(Default)]
 struct State {
     rules: Rules,
-    /// The strict rules (`strict.rs`) are off: moto's leniency shows through.
+    /// The strict rules (`strict/`) are off: moto's leniency shows through.
     lenient: bool,
+    /// The security groups the proxy created for EKS clusters, as EKS would.
+    cluster_networks: strict::eks::ClusterNetworks,
     calls: Vec<Call>,
     creations: Creations,
     request_sequence: u64,
@@ -193,6 +195,12 @@ impl Proxy {
     /// Turns the strict rules (what AWS refuses and moto accepts, `strict.rs`) off or on.
     pub fn set_lenient(&self, lenient: bool) {
         self.shared.lock().lenient = lenient;
+    }
+
+    /// The networks (VPC, cluster security group) of the EKS clusters created through the
+    /// proxy, shared: what the Kubernetes stand-in's network check reads.
+    pub fn cluster_networks(&self) -> strict::eks::ClusterNetworks {
+        self.shared.lock().cluster_networks.clone()
     }
 
     /// Removes every rule (latency, faults, holds). What was seen is kept.
@@ -354,7 +362,10 @@ async fn handle(
         Ok(upstream) => upstream,
         Err(message) => return Ok(text_response(StatusCode::BAD_GATEWAY, &message)),
     };
-    let (upstream_parts, upstream_body) = upstream;
+    let (upstream_parts, mut upstream_body) = upstream;
+    if !lenient && service == "eks" && upstream_parts.status.is_success() {
+        upstream_body = cluster_network(&shared, &operation, &region, upstream_body).await;
+    }
     let answer_body = if upstream_parts.status.is_success() {
         let answer = Answer {
             operation: &operation,
@@ -382,6 +393,27 @@ async fn handle(
     Ok(response
         .body(Full::new(answer_body))
         .unwrap_or_else(|_| text_response(StatusCode::BAD_GATEWAY, "cannot build response")))
+}
+
+/// An EKS answer about a cluster as EKS gives it: with the cluster's security group, which
+/// the proxy creates in moto when the cluster is created (see `strict::eks`).
+async fn cluster_network(shared: &Shared, operation: &str, region: &str, body: Bytes) -> Bytes {
+    let networks = shared.lock().cluster_networks.clone();
+    if operation == "POST /clusters" {
+        let upstream = strict::Upstream {
+            client: shared.client.clone(),
+            endpoint: shared.upstream.clone(),
+        };
+        if let Err(error) = networks.created(&upstream, region, &body).await {
+            eprintln!("proxy: cannot create the cluster's security group: {error}");
+        }
+    }
+    let about_a_cluster = operation == "POST /clusters"
+        || (operation.starts_with("GET /clusters/") && !operation.contains("/node-groups"));
+    if !about_a_cluster {
+        return body;
+    }
+    networks.reported(region, &body).map_or(body, Bytes::from)
 }
 
 /// Record the call and pick its fault: (fault, latency, request id).

@@ -8,8 +8,9 @@ use std::path::Path;
 
 use super::git::{GitDaemon, GitRepos, Repo};
 use super::github::GitHub;
-use super::kube::{ApplicationListener, KubeTestbed};
+use super::kube::{ApplicationListener, KubeTestbed, PodChecks};
 use super::playbooks::default_playbook;
+use super::reach::database_reach;
 use super::seed::{block_on, push_images, sdk_config, seed_zone};
 use super::test::{Outcome, Test};
 use super::world::{TARGET, World};
@@ -88,6 +89,7 @@ impl Stack {
         github.set_latest_release(APP_REPO, Some(RELEASE));
 
         let kube = KubeTestbed::start();
+        kube.set_pod_checks(Stack::strict_pod_checks(&world));
         let listener = kube.serve_application("shop");
         push_images(
             &world.moto.endpoint,
@@ -107,6 +109,21 @@ impl Stack {
             kube,
             listener,
             zone_id,
+        }
+    }
+
+    /// What the kubelet stand-in checks in every stack unless a test says otherwise, as a
+    /// real cluster would: Pods start only with every ConfigMap and Secret they reference,
+    /// `optional` ones included (so a template that would run without its credentials
+    /// fails), and reach the database only when moto's security groups let the nodes in.
+    pub fn strict_pod_checks(world: &World) -> PodChecks {
+        PodChecks {
+            strict_references: true,
+            network: Some(database_reach(
+                &world.moto.endpoint,
+                world.proxy().cluster_networks(),
+                TARGET,
+            )),
         }
     }
 

@@ -2,18 +2,63 @@
 //! the controllers create along through the `status` subresource (Running and Ready, or
 //! Running and never Ready, Job Pods Succeeded), and stands in for a cloud's load balancer
 //! controller by giving every Service of type `LoadBalancer` the hostname `localhost`.
+//!
+//! Like a kubelet, it starts no container whose referenced ConfigMap or Secret is missing
+//! (the Pod waits in `CreateContainerConfigError`; with strict references, `optional: true`
+//! references count as required too). With a network check ([`PodChecks::network`]), a
+//! container whose configuration names a database it cannot reach behaves as a connection
+//! timeout makes it behave: a Job's Pod fails, any other Pod runs but never turns Ready.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use base64::Engine;
 
 use super::{Api, KubeletMode};
 
+/// Whether a Pod's configuration lets it reach what it talks to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// Its configuration names no database.
+    NoDatabase,
+    /// It names a database the network lets it reach.
+    Reachable,
+    /// It names a database the network does not let it reach: why, as a client logs it.
+    Unreachable(String),
+}
+
+/// Decides [`Reach`] from every value of a container's environment.
+pub type NetworkCheck = Arc<dyn Fn(&[String]) -> Reach + Send + Sync>;
+
+/// What the stand-in checks before it starts a container.
+#[derive(Clone, Default)]
+pub struct PodChecks {
+    /// `optional: true` ConfigMap and Secret references count as required.
+    pub strict_references: bool,
+    /// Whether the container reaches the database its configuration names.
+    pub network: Option<NetworkCheck>,
+}
+
+/// Why a Pod's containers do not run as they should.
+enum Blocked {
+    /// A referenced ConfigMap, Secret or key is missing: the container is never created.
+    Config(String),
+    /// The database named in its configuration cannot be reached.
+    Network(String),
+}
+
 /// Every ~300 ms until `stop`: lists all Pods and moves them along as a kubelet would.
-pub(super) fn run(api: &Api, mode: &AtomicU8, stop: &AtomicBool) {
+pub(super) fn run(api: &Api, mode: &AtomicU8, checks: &Mutex<PodChecks>, stop: &AtomicBool) {
     let ip_counter = AtomicU32::new(2);
     while !stop.load(Ordering::SeqCst) {
         let mode = KubeletMode::from_u8(mode.load(Ordering::SeqCst));
-        kubelet_pass(api, mode, &ip_counter, stop);
+        let checks = checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        kubelet_pass(api, mode, &checks, &ip_counter, stop);
         load_balancer_pass(api);
         for _ in 0..3 {
             if stop.load(Ordering::SeqCst) {
@@ -58,7 +103,13 @@ fn load_balancer_pass(api: &Api) {
     }
 }
 
-fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &AtomicBool) {
+fn kubelet_pass(
+    api: &Api,
+    mode: KubeletMode,
+    checks: &PodChecks,
+    ip_counter: &AtomicU32,
+    stop: &AtomicBool,
+) {
     let timeout = Duration::from_secs(10);
     let Ok((200, body)) = api.request("GET", "/api/v1/pods", None, None, timeout) else {
         return;
@@ -105,8 +156,22 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
             .map(|owners| owners.iter().any(|owner| owner["kind"] == "Job"))
             .unwrap_or(false)
             || !pod["metadata"]["labels"]["job-name"].is_null();
+        if matches!(phase, "Succeeded" | "Failed") {
+            continue;
+        }
+        let blocked = blocked(api, pod, namespace, checks, phase);
+        if let Some(Blocked::Config(message)) = &blocked {
+            wait_for_config(api, pod, &url, message);
+            continue;
+        }
+        let unreachable = match blocked {
+            Some(Blocked::Network(message)) => Some(message),
+            _ => None,
+        };
         let target = match (mode, is_job, phase) {
-            (_, _, "Succeeded" | "Failed") => None,
+            (_, true, _) if unreachable.is_some() => Some("Failed"),
+            (_, false, "Running") if unreachable.is_some() => None,
+            (_, false, _) if unreachable.is_some() => Some("Running"),
             (KubeletMode::Ready, true, _) => Some("Succeeded"),
             (KubeletMode::Ready, false, "Running") if ready => None,
             (KubeletMode::Ready, false, _) => Some("Running"),
@@ -117,7 +182,8 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
             continue;
         };
         let now = rfc3339_now();
-        let containers_ready = mode == KubeletMode::Ready && target == "Running";
+        let containers_ready =
+            mode == KubeletMode::Ready && target == "Running" && unreachable.is_none();
         let statuses: Vec<serde_json::Value> = pod["spec"]["containers"]
             .as_array()
             .map(|containers| {
@@ -127,6 +193,11 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
                         let state = if target == "Succeeded" {
                             serde_json::json!({"terminated": {
                                 "exitCode": 0, "reason": "Completed",
+                                "startedAt": now, "finishedAt": now}})
+                        } else if target == "Failed" {
+                            serde_json::json!({"terminated": {
+                                "exitCode": 1, "reason": "Error",
+                                "message": unreachable.clone().unwrap_or_default(),
                                 "startedAt": now, "finishedAt": now}})
                         } else {
                             serde_json::json!({"running": {"startedAt": now}})
@@ -150,7 +221,7 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
             let mut condition =
                 serde_json::json!({"type": kind, "status": flag(holds), "lastTransitionTime": now});
             if !holds {
-                condition["reason"] = if target == "Succeeded" {
+                condition["reason"] = if target == "Succeeded" || target == "Failed" {
                     "PodCompleted".into()
                 } else {
                     "ContainersNotReady".into()
@@ -186,6 +257,242 @@ fn kubelet_pass(api: &Api, mode: KubeletMode, ip_counter: &AtomicU32, stop: &Ato
             timeout,
         );
     }
+}
+
+/// Why the Pod's containers cannot run as they should, if they cannot: checked while it
+/// waits to start (references) and until it is Ready (the network).
+fn blocked(
+    api: &Api,
+    pod: &serde_json::Value,
+    namespace: &str,
+    checks: &PodChecks,
+    phase: &str,
+) -> Option<Blocked> {
+    let mut environment = Vec::new();
+    let mut lookups = Lookups::new(api, namespace);
+    for container in containers(pod) {
+        match container_environment(&mut lookups, container, checks.strict_references) {
+            Ok(values) => environment.extend(values),
+            Err(message) if phase == "Pending" => return Some(Blocked::Config(message)),
+            Err(_) => {}
+        }
+    }
+    if phase == "Pending" {
+        for volume in pod["spec"]["volumes"].as_array().into_iter().flatten() {
+            let (kind, name, optional) = if volume["configMap"].is_object() {
+                (
+                    "configmaps",
+                    &volume["configMap"]["name"],
+                    &volume["configMap"]["optional"],
+                )
+            } else if volume["secret"].is_object() {
+                (
+                    "secrets",
+                    &volume["secret"]["secretName"],
+                    &volume["secret"]["optional"],
+                )
+            } else {
+                continue;
+            };
+            let required = checks.strict_references || optional != &serde_json::Value::Bool(true);
+            let name = name.as_str().unwrap_or_default();
+            if required && lookups.get(kind, name).is_none() {
+                return Some(Blocked::Config(format!(
+                    "MountVolume.SetUp failed for volume {:?}: {} {name:?} not found",
+                    volume["name"].as_str().unwrap_or_default(),
+                    singular(kind)
+                )));
+            }
+        }
+    }
+    let network = checks.network.as_ref()?;
+    match network(&environment) {
+        Reach::Unreachable(message) => Some(Blocked::Network(message)),
+        Reach::NoDatabase | Reach::Reachable => None,
+    }
+}
+
+/// The Pod's init containers and containers.
+fn containers(pod: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    let spec = &pod["spec"];
+    let init = spec["initContainers"].as_array().into_iter().flatten();
+    init.chain(spec["containers"].as_array().into_iter().flatten())
+}
+
+/// ConfigMaps and Secrets of one namespace, each read once per pass: name → data (Secret
+/// values decoded); `None` when it does not exist.
+struct Lookups<'a> {
+    api: &'a Api,
+    namespace: &'a str,
+    seen: BTreeMap<(String, String), Option<BTreeMap<String, String>>>,
+}
+
+impl<'a> Lookups<'a> {
+    fn new(api: &'a Api, namespace: &'a str) -> Self {
+        Self {
+            api,
+            namespace,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// The data of the `kind` (`configmaps` or `secrets`) named `name`.
+    fn get(&mut self, kind: &str, name: &str) -> Option<BTreeMap<String, String>> {
+        let key = (kind.to_string(), name.to_string());
+        if let Some(found) = self.seen.get(&key) {
+            return found.clone();
+        }
+        let path = format!("/api/v1/namespaces/{}/{kind}/{name}", self.namespace);
+        let found = match self
+            .api
+            .request("GET", &path, None, None, Duration::from_secs(10))
+        {
+            Ok((200, body)) => serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .map(|object| data(kind, &object)),
+            _ => None,
+        };
+        self.seen.insert(key, found.clone());
+        found
+    }
+}
+
+/// A ConfigMap's or Secret's data as text.
+fn data(kind: &str, object: &serde_json::Value) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::new();
+    for (key, value) in object["data"].as_object().into_iter().flatten() {
+        let text = value.as_str().unwrap_or_default();
+        let text = if kind == "secrets" {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .unwrap_or_default()
+        } else {
+            text.to_string()
+        };
+        values.insert(key.clone(), text);
+    }
+    values
+}
+
+fn singular(kind: &str) -> &'static str {
+    if kind == "secrets" {
+        "secret"
+    } else {
+        "configmap"
+    }
+}
+
+/// Every value of a container's environment, or the kubelet's complaint about a missing
+/// reference.
+fn container_environment(
+    lookups: &mut Lookups<'_>,
+    container: &serde_json::Value,
+    strict: bool,
+) -> Result<Vec<String>, String> {
+    let required =
+        |optional: &serde_json::Value| strict || optional != &serde_json::Value::Bool(true);
+    let mut values = Vec::new();
+    for source in container["envFrom"].as_array().into_iter().flatten() {
+        let (kind, reference) = if source["configMapRef"].is_object() {
+            ("configmaps", &source["configMapRef"])
+        } else if source["secretRef"].is_object() {
+            ("secrets", &source["secretRef"])
+        } else {
+            continue;
+        };
+        let name = reference["name"].as_str().unwrap_or_default();
+        match lookups.get(kind, name) {
+            Some(data) => values.extend(data.into_values()),
+            None if required(&reference["optional"]) => {
+                return Err(format!("{} {name:?} not found", singular(kind)));
+            }
+            None => {}
+        }
+    }
+    for variable in container["env"].as_array().into_iter().flatten() {
+        if let Some(value) = variable["value"].as_str() {
+            values.push(value.to_string());
+            continue;
+        }
+        let from = &variable["valueFrom"];
+        let (kind, reference) = if from["configMapKeyRef"].is_object() {
+            ("configmaps", &from["configMapKeyRef"])
+        } else if from["secretKeyRef"].is_object() {
+            ("secrets", &from["secretKeyRef"])
+        } else {
+            continue;
+        };
+        let name = reference["name"].as_str().unwrap_or_default();
+        let key = reference["key"].as_str().unwrap_or_default();
+        match lookups.get(kind, name).map(|data| data.get(key).cloned()) {
+            Some(Some(value)) => values.push(value),
+            Some(None) if required(&reference["optional"]) => {
+                return Err(format!(
+                    "couldn't find key {key} in {} {}/{name}",
+                    singular(kind),
+                    lookups.namespace
+                ));
+            }
+            None if required(&reference["optional"]) => {
+                return Err(format!("{} {name:?} not found", singular(kind)));
+            }
+            _ => {}
+        }
+    }
+    Ok(values)
+}
+
+/// Leave the Pod Pending with its containers waiting in `CreateContainerConfigError`.
+fn wait_for_config(api: &Api, pod: &serde_json::Value, url: &str, message: &str) {
+    let statuses = pod["status"]["containerStatuses"].as_array();
+    let already = statuses.is_some_and(|statuses| {
+        statuses
+            .iter()
+            .all(|status| status["state"]["waiting"]["message"] == message)
+    });
+    if already {
+        return;
+    }
+    let now = rfc3339_now();
+    let reason = if message.starts_with("MountVolume") {
+        "ContainerCreating"
+    } else {
+        "CreateContainerConfigError"
+    };
+    let statuses: Vec<serde_json::Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|container| {
+            serde_json::json!({
+                "name": container["name"],
+                "image": container["image"],
+                "imageID": "",
+                "ready": false,
+                "started": false,
+                "restartCount": 0,
+                "state": {"waiting": {"reason": reason, "message": message}},
+            })
+        })
+        .collect();
+    let patch = serde_json::json!({"status": {
+        "phase": "Pending",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+            {"type": "Ready", "status": "False", "lastTransitionTime": now, "reason": "ContainersNotReady"},
+        ],
+        "containerStatuses": statuses,
+        "hostIP": "127.0.0.1",
+        "startTime": pod["status"]["startTime"].as_str().unwrap_or(&now),
+    }});
+    let _ = api.request(
+        "PATCH",
+        &format!("{url}/status"),
+        Some("application/merge-patch+json"),
+        Some(patch.to_string().as_bytes()),
+        Duration::from_secs(10),
+    );
 }
 
 /// Now, as RFC 3339 UTC with second precision (what Kubernetes timestamps look like).

@@ -27,13 +27,14 @@ mod kubelet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use application::ApplicationListener;
 use control_plane::ControlPlane;
+pub use kubelet::{NetworkCheck, PodChecks, Reach};
 
 /// What the kubelet stand-in does with the Pods the controllers create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +72,7 @@ pub struct KubeTestbed {
     pub kubeconfig: PathBuf,
     control_plane: ControlPlane,
     mode: Arc<AtomicU8>,
+    checks: Arc<Mutex<PodChecks>>,
     stop: Arc<AtomicBool>,
     kubelet: Option<JoinHandle<()>>,
 }
@@ -152,11 +154,13 @@ impl KubeTestbed {
         let api = control_plane.api.clone();
         let mode = Arc::new(AtomicU8::new(mode.to_u8()));
         let stop = Arc::new(AtomicBool::new(false));
+        let checks = Arc::new(Mutex::new(PodChecks::default()));
         let kubelet = std::thread::Builder::new()
             .name("kubelet-stand-in".into())
             .spawn({
                 let (api, mode, stop) = (api.clone(), mode.clone(), stop.clone());
-                move || kubelet::run(&api, &mode, &stop)
+                let checks = checks.clone();
+                move || kubelet::run(&api, &mode, &checks, &stop)
             })
             .expect("spawn kubelet stand-in thread");
         KubeTestbed {
@@ -165,6 +169,7 @@ impl KubeTestbed {
             kubeconfig: control_plane.kubeconfig.clone(),
             control_plane,
             mode,
+            checks,
             stop,
             kubelet: Some(kubelet),
         }
@@ -180,6 +185,15 @@ impl KubeTestbed {
     /// to let a stuck rollout recover).
     pub fn set_kubelet_mode(&self, mode: KubeletMode) {
         self.mode.store(mode.to_u8(), Ordering::SeqCst);
+    }
+
+    /// What the kubelet stand-in checks before it starts containers from now on (strict
+    /// references, the network to the database).
+    pub fn set_pod_checks(&self, checks: PodChecks) {
+        *self
+            .checks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = checks;
     }
 
     /// The kubelet stand-in's current mode.

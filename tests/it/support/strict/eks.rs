@@ -5,12 +5,19 @@
 //!   2026 (AWS API reference, DescribeClusterVersions; EKS version lifecycle). `CreateCluster`
 //!   with a version EKS does not offer is refused with `InvalidParameterException`, as AWS
 //!   refuses it.
+//! - **The cluster's security group.** EKS creates one per cluster and reports it as
+//!   `resourcesVpcConfig.clusterSecurityGroupId` (with the cluster's `vpcId`); managed nodes
+//!   carry it. Moto does neither, so [`ClusterNetworks`] creates the group in moto and
+//!   fills both fields in (what the Kubernetes stand-in's network check uses).
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
 
-use super::{json_error, json_response};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::{Upstream, json_error, json_response};
 
 /// Kubernetes versions as `DescribeClusterVersions` reports them: (version, `versionStatus`).
 pub const EKS_VERSIONS: &[(&str, &str)] = &[
@@ -66,4 +73,135 @@ fn cluster_versions() -> serde_json::Value {
         })
         .collect();
     serde_json::json!({ "clusterVersions": versions })
+}
+
+/// The security group EKS creates for each cluster (`clusterSecurityGroupId`): the control
+/// plane's network interfaces and every managed node carry it. Moto neither creates it nor
+/// reports the cluster's `vpcId`; the proxy creates a real group in moto when a cluster is
+/// created and reports both in every answer about that cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterNetwork {
+    pub vpc_id: String,
+    pub security_group_id: String,
+}
+
+/// (region, cluster name) → the cluster's network, as EKS reports it.
+#[derive(Clone, Default)]
+pub struct ClusterNetworks(Arc<Mutex<HashMap<(String, String), ClusterNetwork>>>);
+
+impl ClusterNetworks {
+    /// The network of the cluster `name` in `region`, if the proxy saw it created.
+    pub fn get(&self, region: &str, name: &str) -> Option<ClusterNetwork> {
+        self.lock()
+            .get(&(region.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Every cluster in `region` the proxy saw created: (name, network).
+    pub fn in_region(&self, region: &str) -> Vec<(String, ClusterNetwork)> {
+        let networks = self.lock();
+        let mut found: Vec<(String, ClusterNetwork)> = networks
+            .iter()
+            .filter(|((at, _), _)| at == region)
+            .map(|((_, name), network)| (name.clone(), network.clone()))
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), ClusterNetwork>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// After a successful `CreateCluster` answer: create the cluster's security group in
+    /// moto (in the VPC of its subnets, admitting all traffic from itself, as EKS does).
+    pub(in super::super) async fn created(
+        &self,
+        upstream: &Upstream,
+        region: &str,
+        answer: &[u8],
+    ) -> Result<(), String> {
+        let json: serde_json::Value =
+            serde_json::from_slice(answer).map_err(|error| error.to_string())?;
+        let cluster = &json["cluster"];
+        let name = cluster["name"].as_str().ok_or("no cluster name")?;
+        let subnet = cluster["resourcesVpcConfig"]["subnetIds"][0]
+            .as_str()
+            .ok_or("no subnet")?;
+        let subnets = upstream
+            .ec2(
+                region,
+                &[("Action", "DescribeSubnets"), ("SubnetId.1", subnet)],
+            )
+            .await?;
+        let vpc_id = xml_text(&subnets, "vpcId").ok_or("the subnet has no VPC")?;
+        let group_name = format!("eks-cluster-sg-{name}");
+        let description = "EKS created security group applied to ENI that is attached to EKS Control Plane master nodes, as well as any managed workloads.";
+        let created = upstream
+            .ec2(
+                region,
+                &[
+                    ("Action", "CreateSecurityGroup"),
+                    ("GroupName", &group_name),
+                    ("GroupDescription", description),
+                    ("VpcId", &vpc_id),
+                    ("TagSpecification.1.ResourceType", "security-group"),
+                    (
+                        "TagSpecification.1.Tag.1.Key",
+                        &format!("kubernetes.io/cluster/{name}"),
+                    ),
+                    ("TagSpecification.1.Tag.1.Value", "owned"),
+                ],
+            )
+            .await?;
+        let group = xml_text(&created, "groupId").ok_or("no group id")?;
+        upstream
+            .ec2(
+                region,
+                &[
+                    ("Action", "AuthorizeSecurityGroupIngress"),
+                    ("GroupId", &group),
+                    ("IpPermissions.1.IpProtocol", "-1"),
+                    ("IpPermissions.1.Groups.1.GroupId", &group),
+                ],
+            )
+            .await?;
+        self.lock().insert(
+            (region.to_string(), name.to_string()),
+            ClusterNetwork {
+                vpc_id,
+                security_group_id: group,
+            },
+        );
+        Ok(())
+    }
+
+    /// An answer about clusters with `vpcId` and `clusterSecurityGroupId` filled in for
+    /// the clusters the proxy saw created.
+    pub(in super::super) fn reported(&self, region: &str, answer: &[u8]) -> Option<Vec<u8>> {
+        let mut json: serde_json::Value = serde_json::from_slice(answer).ok()?;
+        let cluster = json.get_mut("cluster")?.as_object_mut()?;
+        let name = cluster.get("name")?.as_str()?.to_string();
+        let network = self.get(region, &name)?;
+        let config = cluster
+            .entry("resourcesVpcConfig")
+            .or_insert_with(|| serde_json::json!({}))
+            .as_object_mut()?;
+        config.insert("vpcId".into(), network.vpc_id.into());
+        config.insert(
+            "clusterSecurityGroupId".into(),
+            network.security_group_id.into(),
+        );
+        Some(json.to_string().into_bytes())
+    }
+}
+
+/// The text of the first `<name>` element of an XML answer.
+fn xml_text(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(xml[start..end].to_string())
 }

@@ -7,8 +7,10 @@
 pub mod eks;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 
 /// AWS's answer to a request the strict rules decide before moto sees it, if they decide it.
 pub(super) fn answer(service: &str, operation: &str, body: &[u8]) -> Option<Response<Full<Bytes>>> {
@@ -41,4 +43,67 @@ pub(super) fn json_error(
         hyper::header::HeaderValue::from_static(code),
     );
     response
+}
+
+/// Moto, for the calls the strict rules make themselves (e.g. creating the security group
+/// EKS would create). Moto checks no signatures; the credential scope names the region.
+pub(super) struct Upstream {
+    pub client: Client<HttpConnector, Full<Bytes>>,
+    pub endpoint: String,
+}
+
+impl Upstream {
+    /// An EC2 query call in `region`: the answer's XML, or why not.
+    pub(super) async fn ec2(
+        &self,
+        region: &str,
+        params: &[(&str, &str)],
+    ) -> Result<String, String> {
+        let mut form: Vec<String> = params
+            .iter()
+            .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+            .collect();
+        form.push("Version=2016-11-15".into());
+        let authorization = format!(
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        let request = Request::post(format!("{}/", self.endpoint))
+            .header(
+                hyper::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(hyper::header::AUTHORIZATION, authorization)
+            .body(Full::new(Bytes::from(form.join("&"))))
+            .map_err(|error| error.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|error| error.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|error| error.to_string())?
+            .to_bytes();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(format!("{status}: {text}"))
+        }
+    }
+}
+
+/// Form-urlencoding of one key or value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (byte as char).to_string()
+            }
+            _ => format!("%{byte:02X}"),
+        })
+        .collect()
 }
