@@ -289,6 +289,7 @@ impl StepKinds {
             Arc::new(aws::AwsEksCluster),
             Arc::new(aws::AwsEksNodegroup),
             Arc::new(aws::AwsRdsRestore),
+            Arc::new(aws::AwsEc2Ingress),
             Arc::new(k8s::K8sApply),
             Arc::new(aws::DnsCutover),
             Arc::new(http::HttpCheck),

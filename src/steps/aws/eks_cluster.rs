@@ -80,6 +80,8 @@ static SPEC: KindSpec = KindSpec {
         "certificate_authority",
         "version",
         "kubeconfig",
+        "security_group_id",
+        "vpc_id",
     ],
 };
 
@@ -118,6 +120,11 @@ struct Outputs {
     certificate_authority: String,
     version: Option<String>,
     kubeconfig: String,
+    /// The security group EKS made for the cluster (`clusterSecurityGroupId`): the managed
+    /// nodes carry it, so it is what the database must let in (review B1).
+    security_group_id: String,
+    /// The cluster's VPC.
+    vpc_id: String,
 }
 
 const CLUSTER: Kind = Kind {
@@ -190,6 +197,8 @@ impl Running {
             certificate_authority: String::new(),
             version: Some(version.to_string()),
             kubeconfig: self.kubeconfig.display().to_string(),
+            security_group_id: String::new(),
+            vpc_id: String::new(),
         })
     }
 }
@@ -350,6 +359,15 @@ impl Step for AwsEksCluster {
             context.program(),
         );
         let kubeconfig = write_kubeconfig(context, &text, params.connect())?;
+        let network = cluster.resources_vpc_config();
+        let security_group_id = network.and_then(|network| network.cluster_security_group_id());
+        let Some(security_group_id) = security_group_id.map(str::to_string) else {
+            return Err(
+                CloudError::missing_field("DescribeCluster", "clusterSecurityGroupId").into(),
+            );
+        };
+        let vpc_id = network.and_then(|network| network.vpc_id());
+        let vpc_id = vpc_id.unwrap_or_default().to_string();
         interface::outputs(&Outputs {
             existing: false,
             cluster_name: name,
@@ -358,6 +376,8 @@ impl Step for AwsEksCluster {
             certificate_authority,
             version: cluster.version().map(str::to_string),
             kubeconfig: kubeconfig.display().to_string(),
+            security_group_id,
+            vpc_id,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The AWS step kinds, one module each, named after the kind: `network/` (`aws.network`),
 //! `rds_restore/` (`aws.rds.restore`), `eks_cluster` (`aws.eks.cluster`), `eks_nodegroup`
-//! (`aws.eks.nodegroup`) and `route53_cutover` (`dns.cutover`). What they share lives
+//! (`aws.eks.nodegroup`), `ingress` (`aws.ec2.ingress`) and `route53_cutover`
+//! (`dns.cutover`). What they share lives
 //! here: the ownership protocol every AWS resource goes through ([`ownership`]: find by
 //! our tags or name → adopt, refuse a stranger, else create tagged → finish), the tags it
 //! reads and writes ([`tags`]), IAM role lookups ([`iam`]).
@@ -8,6 +9,7 @@
 mod eks_cluster;
 mod eks_nodegroup;
 mod iam;
+mod ingress;
 mod network;
 mod ownership;
 mod rds_restore;
@@ -16,6 +18,7 @@ mod tags;
 
 pub(super) use eks_cluster::AwsEksCluster;
 pub(super) use eks_nodegroup::AwsEksNodegroup;
+pub(super) use ingress::AwsEc2Ingress;
 pub(super) use network::AwsNetwork;
 pub(super) use rds_restore::AwsRdsRestore;
 pub(super) use route53_cutover::DnsCutover;
