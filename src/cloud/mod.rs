@@ -57,7 +57,7 @@ macro_rules! aws_clients {
     )+};
 }
 
-aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr);
+aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_secretsmanager);
 aws_clients!(GlobalClient: aws_sdk_route53, aws_sdk_iam);
 
 /// Where the endpoints of global services live.
@@ -131,6 +131,12 @@ impl Cloud {
 
     /// An EC2 client for `region`.
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        self.regional(region)
+    }
+
+    /// A Secrets Manager client for `region` (secrets are regional: only a secret replicated
+    /// to, or made in, the target region can be read after the source region is lost).
+    pub fn secrets_manager(&self, region: &str) -> aws_sdk_secretsmanager::Client {
         self.regional(region)
     }
 

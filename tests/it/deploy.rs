@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::kube::{KubeTestbed, KubeletMode};
-use crate::support::seed::push_images;
+use base64::Engine;
+
+use crate::support::seed::{block_on, push_images, sdk_config};
 use crate::support::stack::{SOURCE_REGISTRY, TARGET_REGISTRY};
 use crate::support::world::{World, step};
 
@@ -42,6 +44,8 @@ steps:
         db_endpoint: database-r1.abc.ap-southeast-1.rds.amazonaws.com
         db_port: 5432
         public_host: shop.example.com
+      secrets:
+        - {{name: shop-db, namespace: shop, data: {{DB_USER: app, DB_PASSWORD: deploy-test-password}}}}
       waves:
         - {{name: config, paths: [00-namespace.yaml, 01-config.yaml]}}
         - {{name: migrate, paths: [10-migrate.yaml], timeout: {migrate_timeout}}}
@@ -99,10 +103,91 @@ fn the_application_is_deployed_wave_by_wave_with_images_from_the_target_registry
         .unwrap();
     assert_eq!(job["status"]["succeeded"], 1);
 
+    // The credentials the templates require were made before the first wave, and their
+    // values never show (review B3).
+    let secret = kube
+        .get_json("/api/v1/namespaces/shop/secrets/shop-db")
+        .unwrap();
+    let password = secret["data"]["DB_PASSWORD"].as_str().unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(password)
+            .unwrap(),
+        b"deploy-test-password"
+    );
+    output
+        .stderr_contains("secret `shop/shop-db`: DB_PASSWORD, DB_USER")
+        .never_shows("deploy-test-password");
+    world.assert_never_journaled("deploy-test-password");
+
     let status = world.status();
     let deploy = step(&status, "deploy");
     assert_eq!(deploy["pinned"]["waves_applied"], 4);
     assert_eq!(deploy["outputs"]["objects"], 8);
+}
+
+#[test]
+fn credentials_come_from_a_secret_in_the_target_region_and_a_missing_one_is_a_plan_problem() {
+    let world = World::new();
+    let kube = KubeTestbed::start();
+    push_images(
+        &world.moto.endpoint,
+        &["shop/api", "shop/worker", "shop/web"],
+        "v1.4.2",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let from_aws = "        - {name: shop-db, namespace: shop, from_aws_secret: shop/prod/db, keys: {DB_USER: username, DB_PASSWORD: password}}";
+    let text = std::fs::read_to_string(playbook(dir.path(), &kube.kubeconfig, "2m", "2m"))
+        .unwrap()
+        .replace(
+            "        - {name: shop-db, namespace: shop, data: {DB_USER: app, DB_PASSWORD: deploy-test-password}}",
+            from_aws,
+        );
+    assert!(text.contains(from_aws));
+    let playbook = dir.path().join("from-aws.yaml");
+    std::fs::write(&playbook, text).unwrap();
+
+    // Only in the source region, as a secret that was never replicated: refused up front.
+    seed_secret(&world, "ap-southeast-2", "shop/prod/db");
+    world
+        .rebuild_with(&playbook)
+        .code(4)
+        .stderr_contains("Secrets Manager has no secret `shop/prod/db` in `ap-southeast-1`")
+        .stderr_contains("replicate the secret to the target region");
+    assert!(kube.get_json("/api/v1/namespaces/shop").is_none());
+
+    // Replicated to the target region: its fields become the Secret's keys.
+    seed_secret(&world, "ap-southeast-1", "shop/prod/db");
+    let output = world.rebuild_with(&playbook);
+    assert_eq!(output.exit_code(), 0, "{}\n{}", output.text(), kube.logs());
+    output.never_shows("replicated-password");
+    world.assert_never_journaled("replicated-password");
+    let secret = kube
+        .get_json("/api/v1/namespaces/shop/secrets/shop-db")
+        .unwrap();
+    let decode = |key: &str| {
+        let text = secret["data"][key].as_str().unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap()
+    };
+    assert_eq!(decode("DB_USER"), b"app");
+    assert_eq!(decode("DB_PASSWORD"), b"replicated-password");
+}
+
+/// A Secrets Manager secret `name` in `region` holding the database's credentials.
+fn seed_secret(world: &World, region: &str, name: &str) {
+    block_on(async {
+        let client =
+            aws_sdk_secretsmanager::Client::new(&sdk_config(&world.moto.endpoint, region).await);
+        client
+            .create_secret()
+            .name(name)
+            .secret_string(r#"{"username":"app","password":"replicated-password"}"#)
+            .send()
+            .await
+            .unwrap();
+    });
 }
 
 #[test]

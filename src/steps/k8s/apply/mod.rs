@@ -29,6 +29,7 @@ mod load_balancer;
 mod manifests;
 mod parameters;
 mod rollout;
+mod secrets;
 mod sources;
 mod waves;
 
@@ -60,6 +61,11 @@ static SPEC: KindSpec = KindSpec {
             name: "values",
             required: false,
             help: "template variables (database endpoint, image tag, ...)",
+        },
+        ParamSpec {
+            name: "secrets",
+            required: false,
+            help: "Secrets made before the first wave: `[{name, namespace, from_aws_secret, keys}]` (a Secrets Manager secret in the target region, its JSON fields mapped to keys) or `[{name, namespace, data}]`",
         },
         ParamSpec {
             name: "images",
@@ -167,6 +173,11 @@ impl Step for K8sApply {
         };
         let planned = render_for_plan(&params, done, &params.render_context(&facts));
         let mut plan = planned.plan(&params, done);
+        let (shown, problems) = secrets::plan(context, &params.secrets, &params.namespace).await?;
+        if let Some(shown) = shown {
+            plan = plan.detail("secrets", shown);
+        }
+        plan.problems.extend(problems);
         if params.verify_images {
             let region = &context.target_region;
             let missing =
@@ -216,6 +227,7 @@ impl Step for K8sApply {
             .cloud
             .kubernetes(&params.kubeconfig, params.context.as_deref())
             .await?;
+        secrets::apply(context, &client, &params.secrets, &params.namespace).await?;
         let objects = waves::apply(context, &client, &params, rendered).await?;
         let (load_balancer, load_balancer_record_type) = match &params.load_balancer {
             Some(service) => {
@@ -338,6 +350,7 @@ mod tests {
                 "sources": ["config", "templates"],
                 "waves": [{"name": "all", "paths": ["."], "wait": true, "timeout": "5m"}],
                 "values": {"image_tag": "v1"},
+                "secrets": [{"name": "db", "from_aws_secret": "arn:db", "keys": {"DB_PASSWORD": "password"}}],
                 "images": [{"from": "a.example", "to": "b.example"}],
                 "verify_images": false,
                 "namespace": "shop",

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::load_balancer::{Service, service};
 use super::manifests::{self, ImageRewrite};
+use super::secrets::SecretSource;
 use crate::playbook::duration;
 use crate::steps::{StepError, params};
 
@@ -29,6 +30,8 @@ pub(super) struct Params {
     pub(super) waves: Vec<Wave>,
     #[serde(default)]
     values: Map<String, Value>,
+    #[serde(default)]
+    pub(super) secrets: Vec<SecretSource>,
     #[serde(default)]
     pub(super) images: Vec<ImageRewrite>,
     #[serde(default = "yes")]
