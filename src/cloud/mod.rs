@@ -21,6 +21,15 @@ use aws_types::region::Region;
 
 pub use error::{CloudError, CloudResultExt};
 
+/// Who the AWS credentials are (STS `GetCallerIdentity`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CallerIdentity {
+    /// The account the run acts in.
+    pub account: String,
+    /// The caller: a user, or an assumed role's session.
+    pub arn: String,
+}
+
 /// Clients for every service and region a run uses.
 #[derive(Debug)]
 pub struct Cloud {
@@ -57,7 +66,7 @@ macro_rules! aws_clients {
     )+};
 }
 
-aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_secretsmanager);
+aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_secretsmanager, aws_sdk_sts);
 aws_clients!(GlobalClient: aws_sdk_route53, aws_sdk_iam);
 
 /// Where the endpoints of global services live.
@@ -138,6 +147,21 @@ impl Cloud {
     /// to, or made in, the target region can be read after the source region is lost).
     pub fn secrets_manager(&self, region: &str) -> aws_sdk_secretsmanager::Client {
         self.regional(region)
+    }
+
+    /// Who the credentials are, asked of STS in `region` (regional STS: the global endpoint
+    /// lives in us-east-1 and is not needed): the account and the caller's ARN.
+    pub async fn caller_identity(&self, region: &str) -> Result<CallerIdentity, CloudError> {
+        let client: aws_sdk_sts::Client = self.regional(region);
+        let answer = client
+            .get_caller_identity()
+            .send()
+            .await
+            .cloud("GetCallerIdentity", None)?;
+        Ok(CallerIdentity {
+            account: answer.account().unwrap_or_default().to_string(),
+            arn: answer.arn().unwrap_or_default().to_string(),
+        })
     }
 
     /// An RDS client for `region`.

@@ -278,6 +278,7 @@ mod tests {
             target_region: "ap-southeast-1".into(),
             steps: Vec::new(),
             waves: Vec::new(),
+            identity: None,
             problems: causes
                 .iter()
                 .map(|cause| PlanProblem {

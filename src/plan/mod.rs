@@ -33,6 +33,9 @@ pub struct Plan {
     pub waves: Vec<Vec<String>>,
     /// Problems that stop the run before any change.
     pub problems: Vec<PlanProblem>,
+    /// Who the run acts as (found before anything else is asked of AWS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<crate::cloud::CallerIdentity>,
     /// Whether the run was under way before (a step started, or it was resumed before).
     #[serde(skip)]
     pub resumed: bool,
@@ -262,6 +265,7 @@ pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> 
         steps,
         waves,
         problems,
+        identity: None,
         resumed: state.is_some_and(|state| state.resumes > 0 || !state.steps.is_empty()),
     }
 }

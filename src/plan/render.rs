@@ -17,9 +17,17 @@ pub fn plan_text(plan: &Plan) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "Plan: playbook `{}`{run}\n  rebuild {} → {}\n",
+        "Plan: playbook `{}`{run}\n  rebuild {} → {}",
         plan.playbook, plan.source_region, plan.target_region
     );
+    if let Some(identity) = &plan.identity {
+        let _ = writeln!(
+            out,
+            "  as {} (AWS account {})",
+            identity.arn, identity.account
+        );
+    }
+    out.push('\n');
     for (index, wave) in plan.waves.iter().enumerate() {
         let _ = writeln!(out, "wave {}:", index + 1);
         for id in wave {
@@ -84,6 +92,7 @@ mod tests {
             playbook_path: "/p.yaml".into(),
             source_region: "ap-southeast-2".into(),
             target_region: "ap-southeast-1".into(),
+            identity: None,
             steps: vec![
                 PlannedStep {
                     id: "network".into(),

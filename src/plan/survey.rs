@@ -31,6 +31,9 @@ pub struct SurveyInput<'a> {
 /// other in plan order; their calls are few and read-only. Outputs a kind already knows at
 /// plan time (a resolved commit and its checkout) are passed on to the later steps' plans.
 pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
+    if !identify(plan, input).await {
+        return;
+    }
     let mut outputs: BTreeMap<String, Values> = plan
         .steps
         .iter()
@@ -68,6 +71,44 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
         if let Some(known) = record(plan, &id, &resolved.unknown, result) {
             // Known before the step runs: later steps are planned with them.
             outputs.insert(id, known);
+        }
+    }
+}
+
+/// Find who the run acts as, once, before anything else is asked of AWS. Without usable
+/// credentials (missing, expired) nothing else can be planned: one problem with the login
+/// hint, instead of the same error from every step. Returns whether to go on.
+async fn identify(plan: &mut Plan, input: &SurveyInput<'_>) -> bool {
+    match input
+        .cloud
+        .caller_identity(&input.facts.target_region)
+        .await
+    {
+        Ok(identity) => {
+            plan.identity = Some(identity);
+            true
+        }
+        Err(error) => {
+            let credentials = error.missing_credentials;
+            plan.problems.push(PlanProblem {
+                step: None,
+                message: format!("cannot tell who the run would act as: {error}"),
+                cause: if credentials {
+                    Cause::NoCredentials
+                } else {
+                    Cause::Other
+                },
+            });
+            if credentials {
+                for step in plan
+                    .steps
+                    .iter_mut()
+                    .filter(|step| step.action != Action::Skip)
+                {
+                    step.summary = "not planned (see the problem below)".to_string();
+                }
+            }
+            !credentials
         }
     }
 }

@@ -81,3 +81,68 @@ fn a_connection_override_left_in_the_environment_is_not_picked_up() {
         .output_lacks("/leftover/from/a/drill/kubeconfig")
         .output_lacks("kubernetes connection");
 }
+
+#[test]
+fn the_plan_names_the_account_and_caller_it_acts_as_found_first() {
+    let world = World::new();
+    world.proxy().reset_counts();
+    world
+        .test()
+        .args(["plan", "--target", TARGET])
+        .playbook(&infrastructure_playbook())
+        .run()
+        .success()
+        .stdout_contains("  as arn:aws:sts::123456789012:user/moto (AWS account 123456789012)");
+    let operations = world.proxy().operations();
+    assert_eq!(
+        operations.first().map(String::as_str),
+        Some("GetCallerIdentity"),
+        "{operations:?}"
+    );
+    assert_eq!(world.proxy().count("GetCallerIdentity"), 1);
+}
+
+#[test]
+fn expired_credentials_are_one_problem_with_the_login_hint_and_nothing_else_is_asked() {
+    let world = World::new();
+    world.proxy().reset_counts();
+    world.proxy().fail(
+        "GetCallerIdentity",
+        1,
+        crate::support::proxy::Fault::ExpiredToken,
+    );
+    let output = world
+        .test()
+        .args(["plan", "--target", TARGET])
+        .playbook(&infrastructure_playbook())
+        .run();
+    output
+        .code(4)
+        .stderr_contains("hint: no usable AWS credentials: log in (`aws sso login`")
+        .stdout_contains("not planned (see the problem below)");
+    let text = output.text();
+    assert_eq!(text.matches("ExpiredToken").count(), 1, "{text}");
+    assert_eq!(world.proxy().operations(), ["GetCallerIdentity"]);
+}
+
+#[test]
+fn without_any_credentials_the_plan_says_so_once() {
+    let world = World::new();
+    let output = world
+        .test()
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["plan", "--target", TARGET])
+        .playbook(&infrastructure_playbook())
+        .run();
+    output
+        .code(4)
+        .stderr_contains("hint: no usable AWS credentials");
+    let text = output.text();
+    assert_eq!(
+        text.matches("cannot tell who the run would act as").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(text.matches("no providers in chain").count(), 1, "{text}");
+}
