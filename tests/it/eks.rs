@@ -9,7 +9,7 @@ use base64::Engine;
 
 use crate::support::inventory::{ONE_RUN, inventory};
 use crate::support::playbooks::infrastructure_playbook_with;
-use crate::support::seed::{DR_REGION, block_on, eks_client};
+use crate::support::seed::{DR_REGION, EKS_NODE_ROLE, block_on, eks_client, sdk_config};
 use crate::support::world::{World, step};
 
 fn clusters_and_groups(endpoint: &str) -> Vec<(String, Vec<String>)> {
@@ -245,4 +245,65 @@ fn the_proxy_refuses_a_cluster_version_eks_does_not_offer_as_aws_does() {
         Ok(()),
         "moto accepts any version"
     );
+}
+
+#[test]
+fn a_node_role_ec2_cannot_assume_or_without_the_cni_policy_is_a_plan_problem() {
+    let world = World::new();
+    block_on(async {
+        let iam = aws_sdk_iam::Client::new(&sdk_config(&world.moto.endpoint, "us-east-1").await);
+        // As a node role copied from the cluster role's trust, whose CNI permissions live
+        // on a separate IRSA role in production (AWS's advice): the rebuilt cluster's CNI
+        // has no such role (review B6, D17).
+        iam.update_assume_role_policy()
+            .role_name(EKS_NODE_ROLE)
+            .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        iam.detach_role_policy()
+            .role_name(EKS_NODE_ROLE)
+            .policy_arn("arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy")
+            .send()
+            .await
+            .unwrap();
+    });
+    world.proxy().reset_counts();
+    world
+        .rebuild()
+        .code(4)
+        .output_contains(&format!(
+            "IAM role `{EKS_NODE_ROLE}` (the EKS node role) does not let `ec2.amazonaws.com` assume it"
+        ))
+        .output_contains("lacks AWS's managed policy AmazonEKS_CNI_Policy; attach them");
+    assert!(
+        world.proxy().mutating_operations().is_empty(),
+        "nothing was created: {:?}",
+        world.proxy().mutating_operations()
+    );
+
+    // With a policy of its own, the plan cannot judge it: it says so and goes on.
+    block_on(async {
+        let iam = aws_sdk_iam::Client::new(&sdk_config(&world.moto.endpoint, "us-east-1").await);
+        iam.update_assume_role_policy()
+            .role_name(EKS_NODE_ROLE)
+            .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        iam.put_role_policy()
+            .role_name(EKS_NODE_ROLE)
+            .policy_name("cni")
+            .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:AssignPrivateIpAddresses","Resource":"*"}]}"#)
+            .send()
+            .await
+            .unwrap();
+    });
+    world
+        .test()
+        .args(["plan", "--target", "ap-southeast-1"])
+        .playbook(&crate::support::playbooks::infrastructure_playbook())
+        .run()
+        .success()
+        .stdout_contains("it has policies of its own, which the plan cannot judge");
 }

@@ -105,13 +105,19 @@ fn json_output_is_one_event_per_line_on_stdout() {
         .map(|event| event["step"].as_str().unwrap())
         .collect();
     // Only what the dependencies fix: the network first, the node group after its cluster
-    // (the database, beside the cluster, may finish at any point after the network).
-    assert_eq!(succeeded.len(), 4, "{succeeded:?}");
+    // (the database, beside the cluster, may finish at any point after the network), the
+    // database's access after both.
+    assert_eq!(succeeded.len(), 5, "{succeeded:?}");
     assert_eq!(succeeded[0], "network", "{succeeded:?}");
     let at = |id: &str| succeeded.iter().position(|step| *step == id);
     assert!(at("database").is_some(), "{succeeded:?}");
     assert!(
         at("cluster").is_some() && at("cluster") < at("nodes"),
+        "{succeeded:?}"
+    );
+    let access = at("database-access");
+    assert!(
+        access > at("cluster") && access > at("database"),
         "{succeeded:?}"
     );
     assert!(
@@ -122,7 +128,7 @@ fn json_output_is_one_event_per_line_on_stdout() {
 
     let runs = world.run(&["runs", "--output", "json"]).stdout_json();
     assert_eq!(runs[0]["state"], "succeeded");
-    assert_eq!(runs[0]["steps_succeeded"], 4);
+    assert_eq!(runs[0]["steps_succeeded"], 5);
 }
 
 #[test]

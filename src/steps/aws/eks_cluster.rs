@@ -25,7 +25,7 @@ use crate::steps::context::Poll;
 use crate::steps::interface::{self, Applying, Phase, Planning};
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
-use super::iam::{missing_role, role_arn, role_name};
+use super::iam::{CLUSTER_ROLE, missing_role, role_arn, role_name, role_problems};
 use super::ownership::{Kind, Ownership, ensure};
 use super::tags::{Existing, eks_run_id, eks_tags};
 use super::{optional, required};
@@ -302,16 +302,8 @@ impl Step for AwsEksCluster {
         if let Some(path) = params.existing() {
             return plan_existing(&path);
         }
-        let mut problems = Vec::new();
-        if role_arn(&context.cloud.iam(), &params.role)
-            .await?
-            .is_none()
-        {
-            problems.push(StepProblem::from(format!(
-                "{}; IAM is global, so the source region's role should exist",
-                missing_role(&params.role)
-            )));
-        }
+        let (mut problems, role_note) =
+            role_problems(&context.cloud.iam(), &params.role, &CLUSTER_ROLE).await?;
         let (action, summary) = plan_cluster(context, &params, &mut problems).await?;
         if action == Action::Create {
             problems.extend(version_problem(context, &params.version).await?);
@@ -319,6 +311,9 @@ impl Step for AwsEksCluster {
         let mut plan = StepPlan::new(action, summary)
             .detail("kubernetes version", params.version.clone())
             .detail("role", role_name(&params.role).to_string());
+        if let Some(note) = role_note {
+            plan = plan.detail("role policies", note);
+        }
         if let Some(path) = params.connect() {
             plan = plan.detail("kubernetes connection", format!("kubeconfig {path}"));
         }

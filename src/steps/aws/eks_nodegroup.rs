@@ -19,7 +19,7 @@ use crate::steps::context::Poll;
 use crate::steps::interface::{self, Applying, Phase, Planning};
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
-use super::iam::{missing_role, role_arn};
+use super::iam::{NODE_ROLE, missing_role, role_arn, role_problems};
 use super::ownership::{Kind, Ownership, ensure};
 use super::tags::{Existing, eks_run_id, eks_tags};
 use super::{optional, required};
@@ -209,13 +209,8 @@ impl Step for AwsEksNodegroup {
             plan.outputs = skipped(params.cluster.as_deref().unwrap_or_default())?;
             return Ok(plan);
         }
-        let mut problems = Vec::new();
-        if role_arn(&context.cloud.iam(), &params.role)
-            .await?
-            .is_none()
-        {
-            problems.push(StepProblem::from(missing_role(&params.role).to_string()));
-        }
+        let (mut problems, role_note) =
+            role_problems(&context.cloud.iam(), &params.role, &NODE_ROLE).await?;
         let name = params.nodegroup_name(&context.step_id);
         let action = match (&params.cluster, &context.run_id) {
             (Some(cluster), Some(run_id)) => {
@@ -237,6 +232,9 @@ impl Step for AwsEksNodegroup {
         let mut plan = StepPlan::new(action, format!("{action} node group `{name}`"))
             .detail("instance types", params.instance_types.join(", "))
             .detail("nodes", format!("{desired} (min {min}, max {max})"));
+        if let Some(note) = role_note {
+            plan = plan.detail("role policies", note);
+        }
         plan.problems = problems;
         Ok(plan)
     }

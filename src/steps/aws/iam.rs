@@ -1,9 +1,183 @@
 //! IAM roles the AWS steps use but never create: IAM is global, so production's roles
 //! survived the region. Looked up by name (an ARN's last path segment); a missing role is
-//! refused with the same message when planning and when applying.
+//! refused with the same message when planning and when applying. When planning, a role is
+//! also checked for what EKS needs of it (reviews B6, D17): that its trust policy lets the
+//! service assume it, and that AWS's managed policies for the job are attached. A role that
+//! grants the same through its own policies cannot be proven here: the plan says so
+//! instead of refusing it.
 
 use crate::cloud::{CloudError, CloudResultExt};
-use crate::steps::StepError;
+use crate::steps::{StepError, StepProblem};
+
+/// What a role must allow: the service that assumes it, and the managed policies it needs
+/// (each entry: any one of the names).
+pub(super) struct RoleNeeds {
+    /// What the role is for, in messages.
+    pub(super) purpose: &'static str,
+    /// The service principal its trust policy must name, e.g. `eks.amazonaws.com`.
+    pub(super) service: &'static str,
+    /// Managed policies, each any one of a few names.
+    pub(super) policies: &'static [&'static [&'static str]],
+}
+
+/// The EKS control plane's role (EKS user guide, cluster IAM role).
+pub(super) const CLUSTER_ROLE: RoleNeeds = RoleNeeds {
+    purpose: "the EKS cluster role",
+    service: "eks.amazonaws.com",
+    policies: &[&["AmazonEKSClusterPolicy"]],
+};
+
+/// The managed nodes' role (EKS user guide, node IAM role): the VPC CNI runs with it,
+/// since the rebuilt cluster gives the CNI no role of its own.
+pub(super) const NODE_ROLE: RoleNeeds = RoleNeeds {
+    purpose: "the EKS node role",
+    service: "ec2.amazonaws.com",
+    policies: &[
+        &["AmazonEKSWorkerNodePolicy"],
+        &[
+            "AmazonEC2ContainerRegistryReadOnly",
+            "AmazonEC2ContainerRegistryPullOnly",
+        ],
+        &["AmazonEKS_CNI_Policy"],
+    ],
+};
+
+/// What the plan says of `role` for `needs`: problems (missing, not trusted by the
+/// service, managed policies missing) and a note when its own policies cannot be judged.
+pub(super) async fn role_problems(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+    needs: &RoleNeeds,
+) -> Result<(Vec<StepProblem>, Option<String>), CloudError> {
+    let name = role_name(role);
+    let answer = iam
+        .get_role()
+        .role_name(name)
+        .send()
+        .await
+        .cloud("GetRole", Some(name.to_string()));
+    let found = match answer {
+        Err(error) if error.is_not_found() => {
+            let problem = format!(
+                "{}; IAM is global, so the source region's role should exist",
+                missing_role(role)
+            );
+            return Ok((vec![StepProblem::from(problem)], None));
+        }
+        answer => answer?,
+    };
+    let mut problems = Vec::new();
+    let document = found
+        .role()
+        .and_then(|role| role.assume_role_policy_document())
+        .unwrap_or_default();
+    if !trusts(&percent_decode(document), needs.service) {
+        problems.push(StepProblem::from(format!(
+            "IAM role `{name}` ({}) does not let `{}` assume it; add it to the role's trust policy (`Principal: {{Service: {}}}`, `Action: sts:AssumeRole`)",
+            needs.purpose, needs.service, needs.service
+        )));
+    }
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .cloud("ListAttachedRolePolicies", Some(name.to_string()))?;
+    let attached: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|policy| policy.policy_name())
+        .collect();
+    let missing: Vec<&str> = needs
+        .policies
+        .iter()
+        .filter(|any| !any.iter().any(|policy| attached.contains(policy)))
+        .map(|any| any[0])
+        .collect();
+    if missing.is_empty() {
+        return Ok((problems, None));
+    }
+    let inline = iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .cloud("ListRolePolicies", Some(name.to_string()))?;
+    let own = attached
+        .iter()
+        .any(|policy| !needs.policies.iter().any(|any| any.contains(policy)))
+        || !inline.policy_names().is_empty();
+    let message = format!(
+        "IAM role `{name}` ({}) lacks AWS's managed {} {}",
+        needs.purpose,
+        if missing.len() == 1 {
+            "policy"
+        } else {
+            "policies"
+        },
+        missing.join(", ")
+    );
+    if own {
+        // Its own policies may grant the same: say so, do not refuse.
+        return Ok((
+            problems,
+            Some(format!(
+                "{message}; it has policies of its own, which the plan cannot judge: check they grant the same"
+            )),
+        ));
+    }
+    problems.push(StepProblem::from(format!(
+        "{message}; attach them (without them {})",
+        if needs.service == "ec2.amazonaws.com" {
+            "nodes never join or never get pod addresses, and the node group fails after ~20 minutes"
+        } else {
+            "EKS cannot create the cluster"
+        }
+    )));
+    Ok((problems, None))
+}
+
+/// Whether a trust policy lets `service` assume the role.
+fn trusts(document: &str, service: &str) -> bool {
+    let Ok(policy) = serde_json::from_str::<serde_json::Value>(document) else {
+        return false;
+    };
+    let statements = match &policy["Statement"] {
+        serde_json::Value::Array(statements) => statements.clone(),
+        statement => vec![statement.clone()],
+    };
+    let contains = |value: &serde_json::Value, wanted: &str| match value {
+        serde_json::Value::String(text) => text == wanted || text == "*",
+        serde_json::Value::Array(items) => items.iter().any(|item| item == wanted),
+        _ => false,
+    };
+    statements.iter().any(|statement| {
+        statement["Effect"] == "Allow"
+            && (contains(&statement["Action"], "sts:AssumeRole")
+                || contains(&statement["Action"], "sts:*"))
+            && contains(&statement["Principal"]["Service"], service)
+    })
+}
+
+/// IAM answers policy documents URL-encoded.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%'
+            && let Some(hex) = text.get(index + 1..index + 3)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            index += 3;
+            continue;
+        }
+        out.push(bytes[index]);
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
 
 /// The role's name from a name or an ARN (`arn:aws:iam::123:role/path/name`).
 pub(super) fn role_name(role: &str) -> &str {
@@ -40,6 +214,23 @@ pub(super) fn missing_role(role: &str) -> StepError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trust_policies_name_the_service_that_may_assume_the_role() {
+        let eks = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        assert!(trusts(eks, "eks.amazonaws.com"));
+        assert!(!trusts(eks, "ec2.amazonaws.com"));
+        let both = r#"{"Statement":{"Effect":"Allow","Principal":{"Service":["ec2.amazonaws.com","eks.amazonaws.com"]},"Action":["sts:AssumeRole","sts:TagSession"]}}"#;
+        assert!(trusts(both, "ec2.amazonaws.com"));
+        let denied = eks.replace("Allow", "Deny");
+        assert!(!trusts(&denied, "eks.amazonaws.com"));
+        assert!(trusts(
+            &percent_decode(
+                "%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%22eks.amazonaws.com%22%7D%2C%22Action%22%3A%22sts%3AAssumeRole%22%7D%5D%7D"
+            ),
+            "eks.amazonaws.com"
+        ));
+    }
 
     #[test]
     fn role_names_come_from_names_and_arns() {

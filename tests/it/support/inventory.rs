@@ -31,7 +31,8 @@ pub const ONE_RUN: Inventory = Inventory {
     nat_gateways: 1,
     elastic_ips: 1,
     route_tables: 4,
-    security_groups: 2,
+    // The network step's two (cluster, database) and the one EKS makes for the cluster.
+    security_groups: 3,
     db_subnet_groups: 1,
     db_instances: 1,
 };

@@ -99,6 +99,8 @@ impl Moto {
             let log_for_stderr = log.try_clone().expect("clone moto log file handle");
             let mut child = launcher(&exe)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                // AWS's managed policies exist in every account (roles attach them).
+                .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::from(log))
                 .stderr(Stdio::from(log_for_stderr))

@@ -398,20 +398,23 @@ async fn handle(
 /// An EKS answer about a cluster as EKS gives it: with the cluster's security group, which
 /// the proxy creates in moto when the cluster is created (see `strict::eks`).
 async fn cluster_network(shared: &Shared, operation: &str, region: &str, body: Bytes) -> Bytes {
-    let networks = shared.lock().cluster_networks.clone();
-    if operation == "POST /clusters" {
-        let upstream = strict::Upstream {
-            client: shared.client.clone(),
-            endpoint: shared.upstream.clone(),
-        };
-        if let Err(error) = networks.created(&upstream, region, &body).await {
-            eprintln!("proxy: cannot create the cluster's security group: {error}");
-        }
-    }
     let about_a_cluster = operation == "POST /clusters"
         || (operation.starts_with("GET /clusters/") && !operation.contains("/node-groups"));
     if !about_a_cluster {
         return body;
+    }
+    let networks = shared.lock().cluster_networks.clone();
+    let upstream = strict::Upstream {
+        client: shared.client.clone(),
+        endpoint: shared.upstream.clone(),
+    };
+    // In a task of its own: a caller that goes away must not leave the group half made.
+    let making = tokio::spawn({
+        let (networks, region, body) = (networks.clone(), region.to_string(), body.clone());
+        async move { networks.ensure(&upstream, &region, &body).await }
+    });
+    if let Ok(Err(error)) = making.await {
+        eprintln!("proxy: cannot create the cluster's security group: {error}");
     }
     networks.reported(region, &body).map_or(body, Bytes::from)
 }

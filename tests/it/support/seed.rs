@@ -141,14 +141,42 @@ pub async fn eks_client(endpoint: &str, region: &str) -> aws_sdk_eks::Client {
 /// Creates the EKS IAM roles (global, so in us-east-1's IAM endpoint).
 pub async fn seed_iam_roles(endpoint: &str) {
     let iam = aws_sdk_iam::Client::new(&sdk_config(endpoint, "us-east-1").await);
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    for role in [EKS_CLUSTER_ROLE, EKS_NODE_ROLE] {
+    let trust = |service: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
+        )
+    };
+    let roles: [(&str, &str, &[&str]); 2] = [
+        (
+            EKS_CLUSTER_ROLE,
+            "eks.amazonaws.com",
+            &["AmazonEKSClusterPolicy"],
+        ),
+        (
+            EKS_NODE_ROLE,
+            "ec2.amazonaws.com",
+            &[
+                "AmazonEKSWorkerNodePolicy",
+                "AmazonEC2ContainerRegistryReadOnly",
+                "AmazonEKS_CNI_Policy",
+            ],
+        ),
+    ];
+    for (role, service, policies) in roles {
         iam.create_role()
             .role_name(role)
-            .assume_role_policy_document(trust)
+            .assume_role_policy_document(trust(service))
             .send()
             .await
             .expect("create IAM role");
+        for policy in policies {
+            iam.attach_role_policy()
+                .role_name(role)
+                .policy_arn(format!("arn:aws:iam::aws:policy/{policy}"))
+                .send()
+                .await
+                .unwrap_or_else(|error| panic!("attach {policy} to {role}: {error:?}"));
+        }
     }
 }
 

@@ -87,7 +87,11 @@ pub struct ClusterNetwork {
 
 /// (region, cluster name) → the cluster's network, as EKS reports it.
 #[derive(Clone, Default)]
-pub struct ClusterNetworks(Arc<Mutex<HashMap<(String, String), ClusterNetwork>>>);
+pub struct ClusterNetworks {
+    known: Arc<Mutex<HashMap<(String, String), ClusterNetwork>>>,
+    /// Held while a group is being made, so two answers about one new cluster make one.
+    making: Arc<tokio::sync::Mutex<()>>,
+}
 
 impl ClusterNetworks {
     /// The network of the cluster `name` in `region`, if the proxy saw it created.
@@ -110,14 +114,16 @@ impl ClusterNetworks {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), ClusterNetwork>> {
-        self.0
+        self.known
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// After a successful `CreateCluster` answer: create the cluster's security group in
-    /// moto (in the VPC of its subnets, admitting all traffic from itself, as EKS does).
-    pub(in super::super) async fn created(
+    /// For an answer about a cluster (its create or describe): make the cluster's security
+    /// group in moto unless it exists (in the VPC of its subnets, admitting all traffic
+    /// from itself, as EKS does). Made on the first answer about the cluster, even when
+    /// the caller went away before its `CreateCluster` was answered.
+    pub(in super::super) async fn ensure(
         &self,
         upstream: &Upstream,
         region: &str,
@@ -127,6 +133,10 @@ impl ClusterNetworks {
             serde_json::from_slice(answer).map_err(|error| error.to_string())?;
         let cluster = &json["cluster"];
         let name = cluster["name"].as_str().ok_or("no cluster name")?;
+        let _making = self.making.lock().await;
+        if self.get(region, name).is_some() {
+            return Ok(());
+        }
         let subnet = cluster["resourcesVpcConfig"]["subnetIds"][0]
             .as_str()
             .ok_or("no subnet")?;
