@@ -281,3 +281,31 @@ fn a_rollout_that_never_becomes_ready_fails_with_its_conditions_and_resume_retri
         2
     );
 }
+
+#[test]
+fn images_are_checked_in_the_registry_of_the_account_their_host_names() {
+    let world = World::new();
+    let kube = KubeTestbed::start();
+    // The caller's own registry has every image; the manifests pull from a shared tools
+    // account's registry, which does not (review D18).
+    push_images(
+        &world.moto.endpoint,
+        &["shop/api", "shop/worker", "shop/web"],
+        "v1.4.2",
+    );
+    let tools = "999999999999.dkr.ecr.ap-southeast-1.amazonaws.com";
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(playbook(dir.path(), &kube.kubeconfig, "2m", "2m"))
+        .unwrap()
+        .replace(&format!("to: {TARGET_REGISTRY}"), &format!("to: {tools}"));
+    assert!(text.contains(tools));
+    let playbook = dir.path().join("tools.yaml");
+    std::fs::write(&playbook, text).unwrap();
+    world
+        .rebuild_with(&playbook)
+        .code(4)
+        .stderr_contains(&format!(
+            "missing from the registry in `ap-southeast-1`: {tools}/shop/api:v1.4.2"
+        ));
+    assert!(kube.get_json("/api/v1/namespaces/shop").is_none());
+}

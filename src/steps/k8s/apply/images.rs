@@ -1,7 +1,9 @@
 //! The images a deploy pulls, checked before anything is applied: references in an ECR
 //! registry read apart (pure: the registry's region, the repository, a tag or digest), and
 //! looked up in the target region's ECR. A missing image would only crash-loop, so the plan
-//! makes it a problem and the step refuses to start.
+//! makes it a problem and the step refuses to start. Each image is looked up in the
+//! registry of the account its host names (review D18: a shared tools account's registry
+//! is not the caller's own); images outside ECR cannot be checked, and the plan says so.
 
 use crate::cloud::{CloudError, CloudResultExt};
 
@@ -9,6 +11,8 @@ use crate::cloud::{CloudError, CloudResultExt};
 /// tag or digest).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct EcrImage {
+    /// The account in the registry host: the registry's id.
+    pub(super) account: String,
     /// The region in the registry host.
     pub(super) region: String,
     /// Repository name.
@@ -33,6 +37,7 @@ pub(super) fn parse_ecr(image: &str) -> Option<EcrImage> {
     if parts.len() < 6 || parts[1] != "dkr" || parts[2] != "ecr" {
         return None;
     }
+    let account = parts[0].to_string();
     let region = parts[3].to_string();
     let (repository, reference) = if let Some((repository, digest)) = rest.split_once('@') {
         (repository, ImageReference::Digest(digest.to_string()))
@@ -45,6 +50,7 @@ pub(super) fn parse_ecr(image: &str) -> Option<EcrImage> {
         }
     };
     Some(EcrImage {
+        account,
         region,
         repository: repository.to_string(),
         reference,
@@ -60,6 +66,7 @@ pub(super) async fn missing(
     let mut missing = Vec::new();
     for image in images {
         let Some(EcrImage {
+            account,
             region: image_region,
             repository,
             reference,
@@ -81,6 +88,7 @@ pub(super) async fn missing(
         };
         match ecr
             .describe_images()
+            .registry_id(&account)
             .repository_name(&repository)
             .image_ids(id)
             .send()
@@ -99,6 +107,12 @@ pub(super) async fn missing(
         }
     }
     Ok(missing)
+}
+
+/// The images outside ECR, which cannot be checked.
+pub(super) fn unchecked(images: &[String]) -> Vec<String> {
+    let outside = images.iter().filter(|image| parse_ecr(image).is_none());
+    outside.cloned().collect()
 }
 
 /// What is missing, said once for the plan and the step.
@@ -122,6 +136,7 @@ mod tests {
         assert_eq!(
             parse_ecr("1.dkr.ecr.ap-southeast-1.amazonaws.com/shop/api:v1.2"),
             Some(EcrImage {
+                account: "1".into(),
                 region: "ap-southeast-1".into(),
                 repository: "shop/api".into(),
                 reference: ImageReference::Tag("v1.2".into())
@@ -140,6 +155,13 @@ mod tests {
             ImageReference::Tag("latest".into())
         );
         assert_eq!(parse_ecr("docker.io/library/nginx:1"), None);
+        assert_eq!(
+            unchecked(&[
+                "docker.io/library/nginx:1".into(),
+                "1.dkr.ecr.ap-southeast-1.amazonaws.com/api".into()
+            ]),
+            ["docker.io/library/nginx:1"]
+        );
     }
 
     #[test]

@@ -179,6 +179,10 @@ impl Step for K8sApply {
         }
         plan.problems.extend(problems);
         if params.verify_images {
+            let unchecked = images::unchecked(&planned.images);
+            if !unchecked.is_empty() {
+                plan = plan.detail("images not checked (not in ECR)", unchecked.join(", "));
+            }
             let region = &context.target_region;
             let missing =
                 images::missing(&context.cloud.ecr(region), region, &planned.images).await?;
