@@ -309,3 +309,43 @@ fn images_are_checked_in_the_registry_of_the_account_their_host_names() {
         ));
     assert!(kube.get_json("/api/v1/namespaces/shop").is_none());
 }
+
+#[test]
+fn a_manifest_using_an_api_the_cluster_version_no_longer_serves_is_a_plan_problem() {
+    let world = World::new();
+    let kube = KubeTestbed::start();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    // Served by the 1.20 testbed, long gone from the EKS versions a rebuild gets (D16).
+    std::fs::write(
+        manifests.join("pdb.yaml"),
+        "apiVersion: policy/v1beta1\nkind: PodDisruptionBudget\nmetadata:\n  name: shop-api\n  namespace: default\nspec:\n  minAvailable: 1\n  selector:\n    matchLabels: {app: shop-api}\n",
+    )
+    .unwrap();
+    let playbook = dir.path().join("playbook.yaml");
+    let write = |version: &str| {
+        std::fs::write(
+            &playbook,
+            format!(
+                "name: apis\nsource_region: ap-southeast-2\ndefault_target: ap-southeast-1\nsteps:\n  - id: deploy\n    kind: k8s.apply\n    with:\n      kubeconfig: {}\n      kubernetes_version: \"{version}\"\n      sources: [{}]\n      verify_images: false\n      waves:\n        - {{name: policies, paths: [pdb.yaml]}}\n",
+                kube.kubeconfig.display(),
+                manifests.display()
+            ),
+        )
+        .unwrap();
+    };
+    write("1.35");
+    world
+        .rebuild_with(&playbook)
+        .code(4)
+        .output_contains("PodDisruptionBudget/shop-api uses `policy/v1beta1`, which Kubernetes 1.35 no longer serves (removed in 1.25); use policy/v1");
+    assert!(
+        kube.get_json("/apis/policy/v1beta1/namespaces/default/poddisruptionbudgets/shop-api")
+            .is_none(),
+        "nothing was applied"
+    );
+    // A cluster that still serves it (the testbed's own version) takes it.
+    write("1.20");
+    world.rebuild_with(&playbook).success();
+}

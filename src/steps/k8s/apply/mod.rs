@@ -28,6 +28,7 @@ mod images;
 mod load_balancer;
 mod manifests;
 mod parameters;
+mod removed_apis;
 mod rollout;
 mod secrets;
 mod sources;
@@ -61,6 +62,11 @@ static SPEC: KindSpec = KindSpec {
             name: "values",
             required: false,
             help: "template variables (database endpoint, image tag, ...)",
+        },
+        ParamSpec {
+            name: "kubernetes_version",
+            required: false,
+            help: "the cluster's Kubernetes version (e.g. `1.35`): the plan refuses manifests that use APIs it no longer serves",
         },
         ParamSpec {
             name: "secrets",
@@ -173,6 +179,13 @@ impl Step for K8sApply {
         };
         let planned = render_for_plan(&params, done, &params.render_context(&facts));
         let mut plan = planned.plan(&params, done);
+        if let Some(version) = params.kubernetes_version()
+            && params.kubernetes_minor().is_none()
+        {
+            plan.problems.push(StepProblem::from(format!(
+                "`kubernetes_version` `{version}` is not a Kubernetes version like `1.35`"
+            )));
+        }
         let (shown, problems) = secrets::plan(context, &params.secrets, &params.namespace).await?;
         if let Some(shown) = shown {
             plan = plan.detail("secrets", shown);
@@ -288,6 +301,12 @@ fn render_for_plan(params: &Params, done: usize, context: &Value) -> PlannedWave
         match waves::render(wave, &params.sources, context, rewrites, Rendering::Plan) {
             Ok(rendered) => {
                 objects += rendered.objects.len();
+                if let Some(minor) = params.kubernetes_minor() {
+                    let removed = removed_apis::problems(&rendered.objects, minor);
+                    problems.extend(removed.into_iter().map(|problem| {
+                        StepProblem::from(format!("wave `{}`: {problem}", wave.name))
+                    }));
+                }
                 images.extend(rendered.images);
             }
             Err(error) => {
@@ -354,6 +373,7 @@ mod tests {
                 "sources": ["config", "templates"],
                 "waves": [{"name": "all", "paths": ["."], "wait": true, "timeout": "5m"}],
                 "values": {"image_tag": "v1"},
+                "kubernetes_version": "1.35",
                 "secrets": [{"name": "db", "from_aws_secret": "arn:db", "keys": {"DB_PASSWORD": "password"}}],
                 "images": [{"from": "a.example", "to": "b.example"}],
                 "verify_images": false,

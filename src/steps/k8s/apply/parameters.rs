@@ -33,6 +33,8 @@ pub(super) struct Params {
     #[serde(default)]
     pub(super) secrets: Vec<SecretSource>,
     #[serde(default)]
+    kubernetes_version: Option<String>,
+    #[serde(default)]
     pub(super) images: Vec<ImageRewrite>,
     #[serde(default = "yes")]
     pub(super) verify_images: bool,
@@ -94,6 +96,17 @@ impl Params {
                 .or_insert_with(|| Value::Array(Vec::new()));
         }
         Ok((params(&known)?, sources_known))
+    }
+
+    /// The cluster's Kubernetes version, as given.
+    pub(super) fn kubernetes_version(&self) -> Option<&str> {
+        self.kubernetes_version.as_deref()
+    }
+
+    /// The minor of the cluster's Kubernetes version, when given (`1.35` → 35).
+    pub(super) fn kubernetes_minor(&self) -> Option<u32> {
+        let version = self.kubernetes_version.as_deref()?;
+        super::removed_apis::minor(version)
     }
 
     /// How long the load balancer may take to get an address.
