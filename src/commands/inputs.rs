@@ -168,7 +168,8 @@ fn secret_value(
 }
 
 /// Turn a value given as text (`--input`, environment) into the type of the input's
-/// default: `true`/`false` for a boolean default, a number for a numeric one, else text.
+/// default: `true`/`false` for a boolean default, a number for a numeric one, a
+/// comma-separated list for a list, else text.
 fn typed(
     name: &str,
     text: &str,
@@ -192,6 +193,13 @@ fn typed(
             .map(serde_json::Value::from)
             .or_else(|_| text.trim().parse::<f64>().map(serde_json::Value::from))
             .map_err(|_| wrong("a number")),
+        Some(serde_json::Value::Array(_)) => Ok(serde_json::Value::Array(
+            text.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(serde_json::Value::from)
+                .collect(),
+        )),
         _ => Ok(serde_json::Value::String(text.to_string())),
     }
 }

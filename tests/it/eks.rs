@@ -307,3 +307,97 @@ fn a_node_role_ec2_cannot_assume_or_without_the_cni_policy_is_a_plan_problem() {
         .success()
         .stdout_contains("it has policies of its own, which the plan cannot judge");
 }
+
+#[test]
+fn eks_refuses_access_entries_on_a_cluster_in_config_map_mode_as_aws_does() {
+    let world = World::new();
+    let subnets = block_on(async {
+        let ec2 = crate::support::seed::ec2_client(&world.moto.endpoint, DR_REGION).await;
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.7.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block("10.7.1.0/24")
+            .send()
+            .await
+            .unwrap();
+        vec![subnet.subnet().unwrap().subnet_id().unwrap().to_string()]
+    });
+    let refused = block_on(async {
+        let eks = eks_client(world.endpoint(), DR_REGION).await;
+        // Through the API, with no accessConfig: CONFIG_MAP mode (EKS's default).
+        eks.create_cluster()
+            .name("legacy")
+            .version("1.35")
+            .role_arn("arn:aws:iam::123456789012:role/shop-eks-cluster")
+            .resources_vpc_config(
+                aws_sdk_eks::types::VpcConfigRequest::builder()
+                    .set_subnet_ids(Some(subnets))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let mode = eks.describe_cluster().name("legacy").send().await.unwrap();
+        let mode = mode
+            .cluster()
+            .and_then(|cluster| cluster.access_config())
+            .and_then(|config| config.authentication_mode())
+            .map(|mode| mode.as_str().to_string());
+        assert_eq!(mode.as_deref(), Some("CONFIG_MAP"));
+        let error = eks
+            .create_access_entry()
+            .cluster_name("legacy")
+            .principal_arn("arn:aws:iam::123456789012:role/oncall")
+            .send()
+            .await
+            .unwrap_err();
+        aws_sdk_eks::error::ProvideErrorMetadata::code(&error).map(str::to_string)
+    });
+    assert_eq!(refused.as_deref(), Some("InvalidRequestException"));
+}
+
+#[test]
+fn the_playbook_admins_get_access_entries_on_a_cluster_in_api_mode() {
+    let world = World::new();
+    let oncall = "arn:aws:iam::123456789012:role/oncall";
+    let break_glass = "arn:aws:iam::123456789012:role/break-glass";
+    let inputs = format!("cluster_admins={oncall}, {break_glass}");
+    world
+        .rebuild_test(&crate::support::playbooks::infrastructure_playbook())
+        .args(["--input", &inputs])
+        .run()
+        .success()
+        .stderr_contains(&format!("created eks-access-entry {oncall}"));
+    let status = world.status();
+    let name = step(&status, "cluster")["outputs"]["cluster_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let access = world
+        .proxy()
+        .cluster_access()
+        .get(DR_REGION, &name)
+        .expect("the proxy saw the cluster created");
+    // Access entries work only in API or API_AND_CONFIG_MAP mode (review D4).
+    assert_eq!(access.authentication_mode, "API_AND_CONFIG_MAP");
+    assert!(access.bootstrap_creator_admin);
+    let admin = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+    for principal in [oncall, break_glass] {
+        assert_eq!(
+            access.entries.get(principal),
+            Some(&vec![admin.to_string()]),
+            "{access:?}"
+        );
+    }
+    assert_eq!(
+        step(&status, "cluster")["outputs"]["admins"],
+        serde_json::json!([oncall, break_glass])
+    );
+}

@@ -15,11 +15,14 @@
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
-use aws_sdk_eks::types::{Cluster, ClusterStatus, VersionStatus, VpcConfigRequest};
+use aws_sdk_eks::types::{
+    AccessScope, AccessScopeType, AuthenticationMode, Cluster, ClusterStatus,
+    CreateAccessConfigRequest, VersionStatus, VpcConfigRequest,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::cloud::{CloudError, CloudResultExt};
-use crate::journal::Values;
+use crate::journal::{ResourceAction, Values};
 use crate::playbook::KindSpec;
 use crate::steps::context::Poll;
 use crate::steps::interface::{self, Applying, Phase, Planning};
@@ -64,6 +67,10 @@ static SPEC: KindSpec = KindSpec {
             "CIDRs allowed to reach the public endpoint",
         ),
         optional(
+            "admins",
+            "IAM principals (role or user ARNs) given cluster admin through EKS access entries, e.g. the on-call SSO role and a break-glass role; the creator is admin too",
+        ),
+        optional(
             "connect_kubeconfig",
             "use this kubeconfig to talk to the cluster instead of the generated one",
         ),
@@ -82,6 +89,7 @@ static SPEC: KindSpec = KindSpec {
         "kubeconfig",
         "security_group_id",
         "vpc_id",
+        "admins",
     ],
 };
 
@@ -106,6 +114,8 @@ struct Params<P: Phase = Applying> {
     #[serde(default)]
     public_access_cidrs: Option<Vec<String>>,
     #[serde(default)]
+    admins: Vec<String>,
+    #[serde(default)]
     connect_kubeconfig: Option<String>,
     #[serde(default)]
     existing_kubeconfig: Option<String>,
@@ -125,6 +135,8 @@ struct Outputs {
     security_group_id: String,
     /// The cluster's VPC.
     vpc_id: String,
+    /// The principals given cluster admin through access entries.
+    admins: Vec<String>,
 }
 
 const CLUSTER: Kind = Kind {
@@ -199,6 +211,7 @@ impl Running {
             kubeconfig: self.kubeconfig.display().to_string(),
             security_group_id: String::new(),
             vpc_id: String::new(),
+            admins: Vec::new(),
         })
     }
 }
@@ -314,6 +327,22 @@ impl Step for AwsEksCluster {
         if let Some(note) = role_note {
             plan = plan.detail("role policies", note);
         }
+        plan = plan.detail(
+            "admins",
+            if params.admins.is_empty() {
+                "the creator only: list `admins` so a colleague can resume or operate the cluster"
+                    .to_string()
+            } else {
+                params.admins.join(", ")
+            },
+        );
+        for admin in &params.admins {
+            if !(admin.starts_with("arn:aws") && admin.contains(":iam::")) {
+                plan.problems.push(StepProblem::from(format!(
+                    "`admins` entry `{admin}` is not an IAM principal ARN (`arn:aws:iam::ACCOUNT:role/NAME`)"
+                )));
+            }
+        }
         if let Some(path) = params.connect() {
             plan = plan.detail("kubernetes connection", format!("kubeconfig {path}"));
         }
@@ -343,6 +372,7 @@ impl Step for AwsEksCluster {
         ensure_cluster(context, &client, &params, &name, &role).await?;
         context.checkpoint("after-create")?;
         let cluster = wait_active(context, &client, &name).await?;
+        grant_admins(context, &client, &name, &params.admins).await?;
         let endpoint = cluster.endpoint().unwrap_or_default().to_string();
         let certificate_authority = cluster.certificate_authority().and_then(|ca| ca.data());
         let certificate_authority = certificate_authority.unwrap_or_default().to_string();
@@ -373,6 +403,7 @@ impl Step for AwsEksCluster {
             kubeconfig: kubeconfig.display().to_string(),
             security_group_id,
             vpc_id,
+            admins: params.admins.clone(),
         })
     }
 }
@@ -464,12 +495,20 @@ async fn ensure_cluster(
             .endpoint_private_access(params.endpoint_private_access)
             .set_public_access_cidrs(params.public_access_cidrs.clone())
             .build();
+        // Access entries, not the aws-auth ConfigMap: whoever the playbook names can be
+        // let in (a colleague resuming the run), which CONFIG_MAP mode, the API's default,
+        // does not allow (review D4).
+        let access = CreateAccessConfigRequest::builder()
+            .authentication_mode(AuthenticationMode::ApiAndConfigMap)
+            .bootstrap_cluster_creator_admin_permissions(true)
+            .build();
         client
             .create_cluster()
             .name(name)
             .version(&params.version)
             .role_arn(role)
             .resources_vpc_config(network)
+            .access_config(access)
             .set_tags(Some(eks_tags(context, "cluster")))
             .send()
             .await
@@ -477,6 +516,51 @@ async fn ensure_cluster(
         Ok(name.to_string())
     };
     ensure(context, CLUSTER, find, create).await?;
+    Ok(())
+}
+
+/// The access policy that makes a principal cluster admin.
+const CLUSTER_ADMIN_POLICY: &str =
+    "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+
+/// Give each of `admins` an access entry with the cluster admin policy, cluster-wide. An
+/// entry that exists already (an earlier attempt's) is kept; associating a policy again
+/// changes nothing.
+async fn grant_admins(
+    context: &StepContext,
+    client: &aws_sdk_eks::Client,
+    cluster: &str,
+    admins: &[String],
+) -> Result<(), StepError> {
+    for principal in admins {
+        let created = client
+            .create_access_entry()
+            .cluster_name(cluster)
+            .principal_arn(principal)
+            .set_tags(Some(eks_tags(context, "access-entry")))
+            .send()
+            .await
+            .cloud("CreateAccessEntry", Some(principal.clone()));
+        let action = match created {
+            Ok(_) => ResourceAction::Created,
+            Err(error) if error.is("ResourceInUseException") => ResourceAction::Adopted,
+            Err(error) => return Err(error.into()),
+        };
+        client
+            .associate_access_policy()
+            .cluster_name(cluster)
+            .principal_arn(principal)
+            .policy_arn(CLUSTER_ADMIN_POLICY)
+            .access_scope(
+                AccessScope::builder()
+                    .r#type(AccessScopeType::Cluster)
+                    .build(),
+            )
+            .send()
+            .await
+            .cloud("AssociateAccessPolicy", Some(principal.clone()))?;
+        context.resource("eks-access-entry", principal, action)?;
+    }
     Ok(())
 }
 
@@ -574,6 +658,7 @@ mod tests {
                 "endpoint_public_access": true,
                 "endpoint_private_access": true,
                 "public_access_cidrs": ["10.0.0.0/8"],
+                "admins": ["arn:aws:iam::123456789012:role/oncall"],
                 "connect_kubeconfig": "",
                 "existing_kubeconfig": "",
             }),

@@ -78,6 +78,8 @@ struct State {
     lenient: bool,
     /// The security groups the proxy created for EKS clusters, as EKS would.
     cluster_networks: strict::eks::ClusterNetworks,
+    /// EKS clusters' access configuration and access entries (moto lacks them).
+    cluster_access: strict::eks::ClusterAccess,
     calls: Vec<Call>,
     creations: Creations,
     request_sequence: u64,
@@ -201,6 +203,11 @@ impl Proxy {
     /// proxy, shared: what the Kubernetes stand-in's network check reads.
     pub fn cluster_networks(&self) -> strict::eks::ClusterNetworks {
         self.shared.lock().cluster_networks.clone()
+    }
+
+    /// The access configuration and entries of the EKS clusters created through the proxy.
+    pub fn cluster_access(&self) -> strict::eks::ClusterAccess {
+        self.shared.lock().cluster_access.clone()
     }
 
     /// Removes every rule (latency, faults, holds). What was seen is kept.
@@ -357,12 +364,27 @@ async fn handle(
     if !lenient && let Some(answer) = strict::answer(&service, &operation, &body) {
         return Ok(answer);
     }
+    if service == "eks" && operation.contains("/access-entries") {
+        let access = shared.lock().cluster_access.clone();
+        if let Some(answer) = access.answer(&region, &operation, &body) {
+            return Ok(answer);
+        }
+    }
 
     let upstream = match forward(&shared, &parts, body.clone()).await {
         Ok(upstream) => upstream,
         Err(message) => return Ok(text_response(StatusCode::BAD_GATEWAY, &message)),
     };
     let (upstream_parts, mut upstream_body) = upstream;
+    if service == "eks" && upstream_parts.status.is_success() {
+        let access = shared.lock().cluster_access.clone();
+        if operation == "POST /clusters" {
+            access.created(&region, &body);
+        }
+        if let Some(reported) = access.reported(&region, &upstream_body) {
+            upstream_body = Bytes::from(reported);
+        }
+    }
     if !lenient && service == "eks" && upstream_parts.status.is_success() {
         upstream_body = cluster_network(&shared, &operation, &region, upstream_body).await;
     }

@@ -215,3 +215,201 @@ fn xml_text(xml: &str, name: &str) -> Option<String> {
     let end = start + xml[start..].find(&format!("</{name}>"))?;
     Some(xml[start..end].to_string())
 }
+
+/// How a cluster lets principals in (`accessConfig`), and its access entries: moto models
+/// neither, so the proxy serves them as EKS does. A cluster created without `accessConfig`
+/// through the API is in `CONFIG_MAP` mode, where EKS refuses access entries.
+#[derive(Clone, Default)]
+pub struct ClusterAccess(Arc<Mutex<HashMap<(String, String), Access>>>);
+
+/// One cluster's access configuration and entries.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub authentication_mode: String,
+    pub bootstrap_creator_admin: bool,
+    /// principal ARN → associated access policy ARNs.
+    pub entries: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+const ACCESS_ENTRIES: &str = "/access-entries";
+
+impl ClusterAccess {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Access>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The access of the cluster `name` in `region`, if the proxy saw it created.
+    pub fn get(&self, region: &str, name: &str) -> Option<Access> {
+        self.lock()
+            .get(&(region.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Remember a `CreateCluster` request's `accessConfig` (EKS's defaults when absent).
+    pub(in super::super) fn created(&self, region: &str, request: &[u8]) {
+        let Ok(json) = serde_json::from_slice::<serde_json::Value>(request) else {
+            return;
+        };
+        let Some(name) = json["name"].as_str() else {
+            return;
+        };
+        let config = &json["accessConfig"];
+        let access = Access {
+            authentication_mode: config["authenticationMode"]
+                .as_str()
+                .unwrap_or("CONFIG_MAP")
+                .to_string(),
+            bootstrap_creator_admin: config["bootstrapClusterCreatorAdminPermissions"]
+                .as_bool()
+                .unwrap_or(true),
+            entries: std::collections::BTreeMap::new(),
+        };
+        self.lock()
+            .entry((region.to_string(), name.to_string()))
+            .or_insert(access);
+    }
+
+    /// A cluster answer with its `accessConfig`, as EKS reports it.
+    pub(in super::super) fn reported(&self, region: &str, answer: &[u8]) -> Option<Vec<u8>> {
+        let mut json: serde_json::Value = serde_json::from_slice(answer).ok()?;
+        let cluster = json.get_mut("cluster")?.as_object_mut()?;
+        let name = cluster.get("name")?.as_str()?.to_string();
+        let access = self.get(region, &name)?;
+        cluster.insert(
+            "accessConfig".into(),
+            serde_json::json!({"authenticationMode": access.authentication_mode}),
+        );
+        Some(json.to_string().into_bytes())
+    }
+
+    /// EKS's answer to an access-entry call (`…/access-entries…`), which moto lacks.
+    pub(in super::super) fn answer(
+        &self,
+        region: &str,
+        operation: &str,
+        body: &[u8],
+    ) -> Option<Response<Full<Bytes>>> {
+        let (method, path) = operation.split_once(' ')?;
+        let rest = path.strip_prefix("/clusters/")?;
+        let (cluster, tail) = rest.split_once(ACCESS_ENTRIES)?;
+        let key = (region.to_string(), cluster.to_string());
+        let mut clusters = self.lock();
+        let Some(access) = clusters.get_mut(&key) else {
+            return Some(json_error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                &format!("No cluster found for name: {cluster}."),
+            ));
+        };
+        if access.authentication_mode == "CONFIG_MAP" {
+            return Some(json_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestException",
+                "The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to perform this operation.",
+            ));
+        }
+        let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let principal_of = |encoded: &str| percent_decode(encoded);
+        match (method, tail) {
+            ("GET", "") => Some(json_response(
+                StatusCode::OK,
+                &serde_json::json!({"accessEntries": access.entries.keys().collect::<Vec<_>>()}),
+            )),
+            ("POST", "") => {
+                let principal = request["principalArn"].as_str().unwrap_or_default();
+                if access.entries.contains_key(principal) {
+                    return Some(json_error(
+                        StatusCode::CONFLICT,
+                        "ResourceInUseException",
+                        "The specified access entry resource is already in use on this cluster.",
+                    ));
+                }
+                access.entries.insert(principal.to_string(), Vec::new());
+                Some(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({"accessEntry": {
+                        "clusterName": cluster,
+                        "principalArn": principal,
+                        "type": "STANDARD",
+                        "accessEntryArn": format!("arn:aws:eks:{region}:123456789012:access-entry/{cluster}/{}", principal.rsplit('/').next().unwrap_or_default()),
+                    }}),
+                ))
+            }
+            (method, tail) => {
+                let tail = tail.strip_prefix('/')?;
+                let (encoded, policies) = match tail.split_once('/') {
+                    Some((encoded, rest)) => (encoded, Some(rest)),
+                    None => (tail, None),
+                };
+                let principal = principal_of(encoded);
+                let Some(entry) = access.entries.get_mut(&principal) else {
+                    return Some(json_error(
+                        StatusCode::NOT_FOUND,
+                        "ResourceNotFoundException",
+                        &format!("The specified principalArn could not be found: {principal}"),
+                    ));
+                };
+                match (method, policies) {
+                    ("POST", Some("access-policies")) => {
+                        let policy = request["policyArn"].as_str().unwrap_or_default();
+                        if !entry.iter().any(|known| known == policy) {
+                            entry.push(policy.to_string());
+                        }
+                        Some(json_response(
+                            StatusCode::OK,
+                            &serde_json::json!({
+                                "clusterName": cluster,
+                                "principalArn": principal,
+                                "associatedAccessPolicy": {
+                                    "policyArn": policy,
+                                    "accessScope": request["accessScope"],
+                                },
+                            }),
+                        ))
+                    }
+                    ("GET", Some("access-policies")) => Some(json_response(
+                        StatusCode::OK,
+                        &serde_json::json!({
+                            "clusterName": cluster,
+                            "principalArn": principal,
+                            "associatedAccessPolicies": entry.iter().map(|policy| serde_json::json!({
+                                "policyArn": policy,
+                                "accessScope": {"type": "cluster"},
+                            })).collect::<Vec<_>>(),
+                        }),
+                    )),
+                    ("GET", None) => Some(json_response(
+                        StatusCode::OK,
+                        &serde_json::json!({"accessEntry": {
+                            "clusterName": cluster,
+                            "principalArn": principal,
+                            "type": "STANDARD",
+                        }}),
+                    )),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%'
+            && let Some(hex) = text.get(index + 1..index + 3)
+            && let Ok(byte) = u8::from_str_radix(hex, 16)
+        {
+            out.push(byte);
+            index += 3;
+            continue;
+        }
+        out.push(bytes[index]);
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
