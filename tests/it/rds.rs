@@ -1,18 +1,22 @@
 //! RDS as it really is (review D7, D8, B7, C5, D6, D2): the testbed refuses what RDS
 //! refuses (versions and classes it does not offer, unknown groups), plays RDS's status
 //! sequences (`backing-up`, `resetting-master-credentials`, failure states) and shows
-//! snapshots moto cannot (AWS Backup, shared by another account).
+//! snapshots moto cannot (AWS Backup, shared by another account); and `aws.rds.restore`
+//! checks all of it in the plan, stops at once on a failure state, waits for the password
+//! change, rides out eventual consistency, and finds every kind of snapshot.
 
 use std::time::{Duration, Instant};
 
 use aws_sdk_rds::error::ProvideErrorMetadata;
 
 use crate::support::moto::Moto;
+use crate::support::playbooks::{infrastructure_playbook, infrastructure_playbook_with};
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::seed::{
     CURRENT_POSTGRES, DR_REGION, PROD_REGION, block_on, rds_client, seed_production,
 };
 use crate::support::strict::rds::{CannedKind, CannedSnapshot, Orderable};
+use crate::support::world::{World, step};
 
 /// Restore `snapshot` into `id` as `class` through `rds`: the error code, if refused.
 async fn restore(
@@ -371,4 +375,252 @@ fn the_testbed_shows_aws_backup_and_shared_snapshots() {
             Ok(())
         );
     });
+}
+
+/// A copy of the infrastructure playbook whose database step fails fast: a short timeout
+/// and no retries, so a wait that never ends shows as a timeout, not a hang.
+fn fail_fast_playbook(dir: &std::path::Path) -> std::path::PathBuf {
+    infrastructure_playbook_with(
+        dir,
+        &[(
+            "timeout: 3h\n    retry: { attempts: 3, backoff: 30s }",
+            "timeout: 20s\n    retry: { attempts: 1, backoff: 1s }",
+        )],
+    )
+}
+
+#[test]
+fn a_snapshot_of_an_engine_version_rds_no_longer_restores_stops_the_plan() {
+    let world = World::new();
+    block_on(seed_legacy(&world.moto.endpoint));
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = infrastructure_playbook_with(
+        dir.path(),
+        &[(
+            "source_db_instance: prod-db",
+            "source_db_instance: legacy-db",
+        )],
+    );
+    world.proxy().reset_counts();
+    world
+        .rebuild_with(&playbook)
+        .code(4)
+        .output_contains("`legacy-snap-copy` is postgres 9.3.3")
+        .output_contains("upgrade the snapshot's engine version");
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+}
+
+#[test]
+fn an_instance_class_rds_does_not_offer_stops_the_plan() {
+    let world = World::new();
+    world.proxy().reset_counts();
+    world
+        .rebuild_test(&infrastructure_playbook())
+        .args(["--input", "db_instance_class=db.m1.small"])
+        .run()
+        .code(4)
+        .output_contains("`db.m1.small` is not offered for postgres 16.8 in `ap-southeast-1`")
+        .output_contains("db.r6g.large");
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+
+    // Offered, but not as Multi-AZ (the default playbook asks for Multi-AZ).
+    let mut table = Orderable::table();
+    for row in &mut table {
+        if row.class == "db.r6g.large" {
+            row.multi_az = false;
+        }
+    }
+    world.proxy().set_rds_orderable(table);
+    world
+        .rebuild()
+        .code(4)
+        .output_contains("`db.r6g.large` is not offered as Multi-AZ for postgres 16.8");
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+}
+
+#[test]
+fn parameter_and_option_groups_must_exist_in_the_target_and_the_parameter_group_is_applied() {
+    let world = World::new();
+    let playbook = infrastructure_playbook();
+    let with_groups = |test: crate::support::test::Test| {
+        test.args([
+            "--input",
+            "db_parameter_group=shop-postgres16",
+            "--input",
+            "db_option_group=shop-options",
+        ])
+    };
+    world.proxy().reset_counts();
+    with_groups(world.rebuild_test(&playbook))
+        .run()
+        .code(4)
+        .output_contains("DB parameter group `shop-postgres16` does not exist in `ap-southeast-1`")
+        .output_contains("option group `shop-options` does not exist in `ap-southeast-1`");
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+
+    block_on(async {
+        let rds = rds_client(&world.moto.endpoint, DR_REGION).await;
+        rds.create_db_parameter_group()
+            .db_parameter_group_name("shop-postgres16")
+            .db_parameter_group_family("postgres16")
+            .description("production's parameters")
+            .send()
+            .await
+            .unwrap();
+    });
+    // Moto creates postgres option groups only up to major version 13, so the restore
+    // that succeeds names only the parameter group.
+    world
+        .rebuild_test(&playbook)
+        .args(["--input", "db_parameter_group=shop-postgres16"])
+        .run()
+        .success()
+        .output_contains("shop-postgres16");
+    let restores = world.proxy().requests("RestoreDBInstanceFromDBSnapshot");
+    assert_eq!(restores.len(), 1);
+    assert!(
+        restores[0].contains(&("DBParameterGroupName".into(), "shop-postgres16".into())),
+        "{restores:?}"
+    );
+}
+
+#[test]
+fn a_failure_state_ends_the_wait_at_once_with_the_state_and_a_hint() {
+    let world = World::new();
+    world.proxy().hold_rds_status(Duration::from_millis(300));
+    world.proxy().rds_instances_fail_with(Some("restore-error"));
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = fail_fast_playbook(dir.path());
+    world
+        .rebuild_with(&playbook)
+        .code(1)
+        .stderr_contains("is in state `restore-error`")
+        .stderr_contains("restore failed");
+    let status = world.status();
+    assert_eq!(step(&status, "database")["state"], "failed", "{status}");
+    assert_eq!(step(&status, "database")["attempts"], 1, "{status}");
+}
+
+#[test]
+fn insufficient_capacity_suggests_another_instance_class() {
+    // As a state the restored instance ends in…
+    let world = World::new();
+    world
+        .proxy()
+        .rds_instances_fail_with(Some("insufficient-capacity"));
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = fail_fast_playbook(dir.path());
+    world
+        .rebuild_with(&playbook)
+        .code(1)
+        .stderr_contains("is in state `insufficient-capacity`")
+        .stderr_contains("another `instance_class`");
+
+    // …and as the restore call's answer.
+    let world = World::new();
+    world.proxy().fail(
+        "RestoreDBInstanceFromDBSnapshot",
+        1,
+        Fault::Refused {
+            code: "InsufficientDBInstanceCapacity",
+            message: "Cannot create a database instance because there is insufficient capacity",
+        },
+    );
+    world
+        .rebuild_with(&playbook)
+        .code(1)
+        .stderr_contains("InsufficientDBInstanceCapacity")
+        .stderr_contains("another `instance_class`");
+}
+
+#[test]
+fn the_endpoint_is_given_only_once_the_new_password_is_in_place() {
+    let world = World::new();
+    let reset = Duration::from_secs(2);
+    world.proxy().hold_rds_password_reset(reset);
+    world
+        .rebuild_test(&infrastructure_playbook())
+        .env("REBUILD_DB_MASTER_PASSWORD", "a-new-password")
+        .run()
+        .success();
+    let status = world.status();
+    let ended: jiff::Timestamp = step(&status, "database")["ended"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let modified = world
+        .proxy()
+        .calls()
+        .into_iter()
+        .find(|call| call.operation == "ModifyDBInstance")
+        .expect("the password was changed");
+    let modified = jiff::Timestamp::try_from(modified.at).unwrap();
+    assert!(
+        ended >= modified + jiff::SignedDuration::try_from(reset).unwrap(),
+        "the step ended at {ended}, before the reset begun at {modified} was over"
+    );
+    world.assert_never_journaled("a-new-password");
+}
+
+#[test]
+fn a_restored_instance_not_yet_visible_is_waited_for() {
+    let world = World::new();
+    world.proxy().hide_new_rds_instances(Duration::from_secs(2));
+    world.rebuild().success();
+    let status = world.status();
+    assert_eq!(step(&status, "database")["attempts"], 1, "{status}");
+    assert_eq!(world.proxy().count("RestoreDBInstanceFromDBSnapshot"), 1);
+}
+
+/// Every `DescribeDBSnapshots` the run made was filtered by the source instance (C5).
+fn assert_filtered_by_instance(world: &World) {
+    let requests = world.proxy().requests("DescribeDBSnapshots");
+    assert!(!requests.is_empty());
+    for request in &requests {
+        let filtered = request
+            .iter()
+            .any(|(key, value)| key.ends_with(".Name") && value == "db-instance-id")
+            && request
+                .iter()
+                .any(|(key, value)| key.contains(".Values.") && value == "prod-db");
+        assert!(filtered, "unfiltered: {request:?}");
+    }
+}
+
+#[test]
+fn the_newest_snapshot_may_be_an_aws_backup_one() {
+    let world = World::new();
+    world.proxy().add_rds_snapshot(aws_backup_snapshot());
+    world
+        .rebuild()
+        .success()
+        .output_contains("awsbackup:job-1f2e3d4c-5b6a-7980-a1b2-c3d4e5f60718")
+        .output_contains("awsbackup, account 123456789012");
+    let status = world.status();
+    assert_eq!(
+        step(&status, "database")["outputs"]["snapshot_id"],
+        "awsbackup:job-1f2e3d4c-5b6a-7980-a1b2-c3d4e5f60718"
+    );
+    assert_filtered_by_instance(&world);
+}
+
+#[test]
+fn the_newest_snapshot_may_be_shared_by_another_account_and_is_restored_by_arn() {
+    let world = World::new();
+    let shared = shared_snapshot();
+    world.proxy().add_rds_snapshot(shared.clone());
+    world
+        .rebuild()
+        .success()
+        .output_contains("shared, account 210987654321");
+    let restores = world.proxy().requests("RestoreDBInstanceFromDBSnapshot");
+    assert_eq!(restores.len(), 1);
+    assert!(
+        restores[0]
+            .iter()
+            .any(|(key, value)| key == "DBSnapshotIdentifier" && *value == shared.arn()),
+        "{restores:?}"
+    );
+    assert_filtered_by_instance(&world);
 }
