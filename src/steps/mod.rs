@@ -200,6 +200,16 @@ pub enum StepError {
         /// Its state.
         status: String,
     },
+    /// A resource reached a failure state the step knows what to do about.
+    #[error("`{resource}` is in state `{status}`")]
+    Failed {
+        /// The resource.
+        resource: String,
+        /// Its state.
+        status: String,
+        /// What to do.
+        hint: String,
+    },
     /// The attempt ran past the step's timeout.
     #[error("timed out after {}", crate::playbook::duration::render(*.0))]
     Timeout(std::time::Duration),
@@ -240,9 +250,12 @@ impl StepError {
             Self::Cloud(error) if error.is("UnauthorizedOperation") || error.is("AccessDenied") => Some(
                 "the credentials lack a permission; fix the IAM policy, then `rebuild resume`".to_string(),
             ),
+            Self::Cloud(error) if error.is("InsufficientDBInstanceCapacity") => Some(
+                "RDS has no capacity for this instance class in the subnets' Availability Zones: choose another `instance_class` (a new run with `--input db_instance_class=…`), or `rebuild resume` later".to_string(),
+            ),
             Self::Cloud(_) => None,
             Self::Params(_) => Some("fix the step's `with:` in the playbook; `rebuild validate` checks it".to_string()),
-            Self::Refused { hint, .. } | Self::Conflict { hint, .. } => Some(hint.clone()),
+            Self::Refused { hint, .. } | Self::Conflict { hint, .. } | Self::Failed { hint, .. } => Some(hint.clone()),
             Self::BadState { .. } => Some("inspect the resource in the AWS console; delete it if it is broken, then `rebuild resume`".to_string()),
             Self::Timeout(_) => Some("raise the step's `timeout:` if the cloud is just slow, then `rebuild resume`".to_string()),
             Self::Interrupted => Some("`rebuild resume` continues from here".to_string()),

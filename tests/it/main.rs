@@ -31,6 +31,7 @@ mod git_fetch;
 mod harness;
 mod kube_testbed;
 mod plan;
+mod rds;
 mod rebuild;
 mod scenarios;
 mod strict_cluster;

@@ -66,6 +66,25 @@ fn parse_form(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `a=b&c=d`, percent-encoded (everything but RFC 3986's unreserved characters).
+pub(super) fn encode_form(params: &[(String, String)]) -> String {
+    let encode = |text: &str| {
+        text.bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(byte).to_string()
+                }
+                _ => format!("%{byte:02X}"),
+            })
+            .collect::<String>()
+    };
+    params
+        .iter()
+        .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -135,6 +154,7 @@ pub(super) fn fault_response(
     request_id: &str,
 ) -> Response<Full<Bytes>> {
     let (status, code, message, error_type) = match (kind, dialect) {
+        (Fault::Refused { code, message }, _) => (400, code, message, "Sender"),
         (Fault::ExpiredToken, Dialect::Json) => (
             403,
             "ExpiredTokenException",

@@ -2,6 +2,14 @@
 //! remembers when each RDS instance or cluster, NAT gateway and EKS cluster or node group
 //! was created and, while a hold is set and the resource is younger than it, rewrites
 //! moto's answers to say it is still being created (`creating`, `pending`, `CREATING`).
+//!
+//! RDS instances follow RDS's own sequences (the RDS status table): after a restore
+//! `creating` (no endpoint), then `backing-up`, then `available` — or, on demand, a failure
+//! state they never leave (`restore-error`, `incompatible-parameters`,
+//! `insufficient-capacity`); after `ModifyDBInstance` with `MasterUserPassword`,
+//! `resetting-master-credentials` with `PendingModifiedValues.MasterUserPassword` for a
+//! while; and, for eventual consistency, `DBInstanceNotFound` for a while right after the
+//! restore.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -14,13 +22,38 @@ pub(super) struct Holds {
     pub rds: Option<Duration>,
     pub nat: Option<Duration>,
     pub eks: Option<Duration>,
+    /// RDS instances' sequences beyond `creating`.
+    pub rds_instances: RdsInstanceHolds,
+}
+
+/// How RDS instances go on after `creating` (each `None`/zero: not at all).
+#[derive(Default)]
+pub(super) struct RdsInstanceHolds {
+    /// `backing-up` for this long after `creating`.
+    pub backing_up: Option<Duration>,
+    /// The state instances created from now on end in instead of `available`.
+    pub fails_with: Option<String>,
+    /// `resetting-master-credentials` for this long after a password change.
+    pub password_reset: Option<Duration>,
+    /// `DBInstanceNotFound` for this long after the restore.
+    pub invisible: Option<Duration>,
+}
+
+/// An RDS instance as the proxy saw it created.
+#[derive(Debug, Clone)]
+struct RdsInstance {
+    created: Instant,
+    /// The failure state it ends in, chosen when it was created.
+    fails_with: Option<String>,
 }
 
 /// When each resource was created, as seen by the proxy.
 #[derive(Default)]
 pub(super) struct Creations {
-    /// (region, lower-case DBInstanceIdentifier) -> time the create/restore was seen.
-    rds_instances: HashMap<(String, String), Instant>,
+    /// (region, lower-case DBInstanceIdentifier) -> when the create/restore was seen.
+    rds_instances: HashMap<(String, String), RdsInstance>,
+    /// (region, lower-case DBInstanceIdentifier) -> time of the last password change.
+    rds_password_changes: HashMap<(String, String), Instant>,
     /// (region, lower-case DBClusterIdentifier) -> time the create/restore was seen.
     rds_clusters: HashMap<(String, String), Instant>,
     /// NAT gateway id -> time the CreateNatGateway was seen.
@@ -53,8 +86,8 @@ pub(super) struct Answer<'a> {
 }
 
 impl Creations {
-    /// Remember the resources `answer` created.
-    pub(super) fn record(&mut self, answer: &Answer<'_>) {
+    /// Remember the resources `answer` created (and RDS password changes).
+    pub(super) fn record(&mut self, holds: &Holds, answer: &Answer<'_>) {
         let operation = answer.operation;
         let region = answer.region.to_string();
         if let Some(path) = eks_created_path(operation, answer.request_body) {
@@ -64,7 +97,19 @@ impl Creations {
         if RDS_INSTANCE_CREATES.contains(&operation)
             && let Some(id) = form_get(answer.form, "DBInstanceIdentifier")
         {
-            self.rds_instances
+            self.rds_instances.insert(
+                (region.clone(), id.to_ascii_lowercase()),
+                RdsInstance {
+                    created: answer.seen_at,
+                    fails_with: holds.rds_instances.fails_with.clone(),
+                },
+            );
+        }
+        if operation == "ModifyDBInstance"
+            && form_get(answer.form, "MasterUserPassword").is_some()
+            && let Some(id) = form_get(answer.form, "DBInstanceIdentifier")
+        {
+            self.rds_password_changes
                 .insert((region.clone(), id.to_ascii_lowercase()), answer.seen_at);
         }
         if RDS_CLUSTER_CREATES.contains(&operation)
@@ -94,24 +139,26 @@ impl Creations {
         let now = Instant::now();
         let young = |created: &Instant, hold: Duration| now.duration_since(*created) < hold;
         let mut rewritten = None;
-        if let Some(hold) = holds.rds {
+        let instance_answer = operation == "DescribeDBInstances"
+            || operation == "ModifyDBInstance"
+            || RDS_INSTANCE_CREATES.contains(&operation);
+        if instance_answer {
             let body = String::from_utf8_lossy(answer.body);
-            if operation == "DescribeDBInstances" || RDS_INSTANCE_CREATES.contains(&operation) {
-                let held = |id: &str| {
-                    self.rds_instances
-                        .get(&(region.to_string(), id.to_ascii_lowercase()))
-                        .is_some_and(|created| young(created, hold))
-                };
-                rewritten = Some(INSTANCE_CREATING.apply(&body, held));
-            } else if operation == "DescribeDBClusters" || RDS_CLUSTER_CREATES.contains(&operation)
-            {
-                let held = |id: &str| {
-                    self.rds_clusters
-                        .get(&(region.to_string(), id.to_ascii_lowercase()))
-                        .is_some_and(|created| young(created, hold))
-                };
-                rewritten = Some(CLUSTER_CREATING.apply(&body, held));
+            let view = |id: &str| self.instance_view(holds, region, id, now);
+            let changed = rds_instances(&body, view);
+            if changed != body {
+                rewritten = Some(changed);
             }
+        } else if let Some(hold) = holds.rds
+            && (operation == "DescribeDBClusters" || RDS_CLUSTER_CREATES.contains(&operation))
+        {
+            let body = String::from_utf8_lossy(answer.body);
+            let held = |id: &str| {
+                self.rds_clusters
+                    .get(&(region.to_string(), id.to_ascii_lowercase()))
+                    .is_some_and(|created| young(created, hold))
+            };
+            rewritten = Some(CLUSTER_CREATING.apply(&body, held));
         }
         if let Some(hold) = holds.nat
             && (operation == "DescribeNatGateways" || operation == "CreateNatGateway")
@@ -134,6 +181,115 @@ impl Creations {
         }
         rewritten
     }
+}
+
+impl Creations {
+    /// How the RDS instance `id` looks at `now`, if not as moto says.
+    fn instance_view(&self, holds: &Holds, region: &str, id: &str, now: Instant) -> Option<View> {
+        let key = (region.to_string(), id.to_ascii_lowercase());
+        if let Some(instance) = self.rds_instances.get(&key) {
+            let age = now.duration_since(instance.created);
+            let creating = holds.rds.unwrap_or_default();
+            let backing_up = creating + holds.rds_instances.backing_up.unwrap_or_default();
+            if age < creating {
+                return Some(View::status("creating", false));
+            }
+            if age < backing_up {
+                return Some(View::status("backing-up", true));
+            }
+            if let Some(failed) = &instance.fails_with {
+                return Some(View::status(failed, false));
+            }
+        }
+        let changed = self.rds_password_changes.get(&key)?;
+        let reset = holds.rds_instances.password_reset?;
+        (now.duration_since(*changed) < reset).then(|| View {
+            status: "resetting-master-credentials".into(),
+            endpoint: true,
+            pending_password: true,
+        })
+    }
+
+    /// Whether a `DescribeDBInstances` of `form`'s instance must answer `DBInstanceNotFound`
+    /// (it was restored too recently to be visible, as RDS's eventual consistency has it).
+    pub(super) fn rds_invisible(
+        &self,
+        holds: &Holds,
+        operation: &str,
+        region: &str,
+        form: &[(String, String)],
+    ) -> Option<String> {
+        let window = holds.rds_instances.invisible?;
+        if operation != "DescribeDBInstances" {
+            return None;
+        }
+        let id = form_get(form, "DBInstanceIdentifier")?;
+        let instance = self
+            .rds_instances
+            .get(&(region.to_string(), id.to_ascii_lowercase()))?;
+        (instance.created.elapsed() < window).then(|| id.to_string())
+    }
+}
+
+/// What an RDS instance's answer says instead of moto's.
+#[derive(Debug)]
+struct View {
+    status: String,
+    /// Whether `<Endpoint>` stays.
+    endpoint: bool,
+    /// Whether `PendingModifiedValues.MasterUserPassword` is there.
+    pending_password: bool,
+}
+
+impl View {
+    fn status(status: &str, endpoint: bool) -> Self {
+        Self {
+            status: status.to_string(),
+            endpoint,
+            pending_password: false,
+        }
+    }
+}
+
+/// Every `DBInstance` element rewritten as `view` says.
+fn rds_instances(xml: &str, view: impl Fn(&str) -> Option<View>) -> String {
+    let nodes = scan_xml(xml);
+    let mut edits = Vec::new();
+    for (index, node) in nodes.iter().enumerate() {
+        if node.name != "DBInstance" {
+            continue;
+        }
+        let Some(id) = child(&nodes, index, "DBInstanceIdentifier") else {
+            continue;
+        };
+        let Some(view) = view(&xml[id.inner_start..id.inner_end]) else {
+            continue;
+        };
+        if let Some(status) = child(&nodes, index, "DBInstanceStatus") {
+            edits.push((status.inner_start, status.inner_end, view.status.clone()));
+        }
+        if !view.endpoint
+            && let Some(endpoint) = child(&nodes, index, "Endpoint")
+        {
+            edits.push((endpoint.open_start, endpoint.close_end, String::new()));
+        }
+        if view.pending_password {
+            match child(&nodes, index, "PendingModifiedValues") {
+                Some(pending) => edits.push((
+                    pending.inner_start,
+                    pending.inner_start,
+                    "<MasterUserPassword>****</MasterUserPassword>".to_string(),
+                )),
+                None => edits.push((
+                    node.inner_end,
+                    node.inner_end,
+                    "<PendingModifiedValues><MasterUserPassword>****</MasterUserPassword></PendingModifiedValues>"
+                        .to_string(),
+                )),
+            }
+        }
+    }
+    apply_edits(xml, edits)
 }
 
 /// The value of `key` in form parameters.
@@ -295,15 +451,6 @@ struct StatusRewrite {
     /// Whether a held element loses its `<Endpoint>` child.
     drop_endpoint: bool,
 }
-
-const INSTANCE_CREATING: StatusRewrite = StatusRewrite {
-    element: "DBInstance",
-    id_tag: "DBInstanceIdentifier",
-    status_tag: "DBInstanceStatus",
-    from: "available",
-    to: "creating",
-    drop_endpoint: true,
-};
 
 const CLUSTER_CREATING: StatusRewrite = StatusRewrite {
     element: "DBCluster",

@@ -12,7 +12,7 @@
 //! A fault rule whose operation ends with `*` matches every operation with that prefix.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -24,9 +24,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use super::aws_wire::{credential_scope, dialect, fault_response, operation_name, request_params};
-use super::holds::{Answer, Creations, Holds};
+use super::aws_wire::{
+    credential_scope, dialect, encode_form, fault_response, operation_name, request_params,
+};
+use super::holds::{Answer, Creations, Holds, form_get};
 use super::strict;
+use super::strict::rds::{CannedSnapshot, Orderable};
 
 /// What to answer instead of forwarding a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,14 @@ pub enum Fault {
     /// HTTP 403: the session's credentials expired mid-run (`ExpiredToken`; JSON services
     /// `ExpiredTokenException`), as a long wait outliving a one-hour role session sees it.
     ExpiredToken,
+    /// HTTP 400 with this error code (the service's own, e.g. RDS
+    /// `InsufficientDBInstanceCapacity`) and message.
+    Refused {
+        /// The error code.
+        code: &'static str,
+        /// The message.
+        message: &'static str,
+    },
 }
 
 /// One request seen by the proxy.
@@ -56,6 +67,10 @@ pub struct Call {
     pub service: String,
     /// Whether the request got a fault instead of being forwarded.
     pub faulted: bool,
+    /// Its form parameters (query-protocol services), as sent.
+    pub params: Vec<(String, String)>,
+    /// When the proxy saw it.
+    pub at: SystemTime,
 }
 
 #[derive(Default)]
@@ -80,6 +95,8 @@ struct State {
     cluster_networks: strict::eks::ClusterNetworks,
     /// EKS clusters' access configuration and access entries (moto lacks them).
     cluster_access: strict::eks::ClusterAccess,
+    /// What the strict rules are set to.
+    strict: strict::Rules,
     calls: Vec<Call>,
     creations: Creations,
     request_sequence: u64,
@@ -180,6 +197,53 @@ impl Proxy {
     /// `creating` (and instances lose their `<Endpoint>`) in Describe/Create/Restore answers.
     pub fn hold_rds_status(&self, hold: Duration) {
         self.shared.lock().rules.holds.rds = Some(hold);
+    }
+
+    /// RDS DB instances go on from `creating` to `backing-up` for `hold`, then `available`
+    /// (RDS's sequence after a restore).
+    pub fn hold_rds_backing_up(&self, hold: Duration) {
+        self.shared.lock().rules.holds.rds_instances.backing_up = Some(hold);
+    }
+
+    /// RDS DB instances created from now on end in `status` (e.g. `restore-error`,
+    /// `incompatible-parameters`, `insufficient-capacity`) instead of `available`, after
+    /// `creating` (and `backing-up`); `None` stops that for later ones.
+    pub fn rds_instances_fail_with(&self, status: Option<&str>) {
+        self.shared.lock().rules.holds.rds_instances.fails_with = status.map(str::to_string);
+    }
+
+    /// For `hold` after `ModifyDBInstance` with `MasterUserPassword`, the instance reports
+    /// `resetting-master-credentials` with `PendingModifiedValues.MasterUserPassword`.
+    pub fn hold_rds_password_reset(&self, hold: Duration) {
+        self.shared.lock().rules.holds.rds_instances.password_reset = Some(hold);
+    }
+
+    /// For `window` after a DB instance's create or restore, `DescribeDBInstances` naming it
+    /// answers `DBInstanceNotFound` (eventual consistency).
+    pub fn hide_new_rds_instances(&self, window: Duration) {
+        self.shared.lock().rules.holds.rds_instances.invisible = Some(window);
+    }
+
+    /// `DescribeDBSnapshots` shows `snapshot` (an AWS Backup or shared snapshot, which moto
+    /// does not model); a restore from it restores the moto snapshot it stands for.
+    pub fn add_rds_snapshot(&self, snapshot: CannedSnapshot) {
+        self.shared.lock().strict.rds.canned.push(snapshot);
+    }
+
+    /// The RDS orderable table (engine, version, class, Multi-AZ) replaced by `table`.
+    pub fn set_rds_orderable(&self, table: Vec<Orderable>) {
+        self.shared.lock().strict.rds.orderable = Some(table);
+    }
+
+    /// The form parameters of every request of `operation` seen, in order.
+    pub fn requests(&self, operation: &str) -> Vec<Vec<(String, String)>> {
+        self.shared
+            .lock()
+            .calls
+            .iter()
+            .filter(|call| call.operation == operation)
+            .map(|call| call.params.clone())
+            .collect()
     }
 
     /// EKS clusters and node groups created less than `hold` ago report `CREATING` (and
@@ -349,7 +413,7 @@ async fn handle(
     let operation = operation_name(&parts.method, &parts.uri, &parts.headers, &form);
     let seen_at = Instant::now();
 
-    let (fault, latency, request_id) = record(&shared, &operation, &region, &service);
+    let (fault, latency, request_id) = record(&shared, &operation, &region, &service, &form);
     if let Some(kind) = fault {
         if kind == Fault::DropConnection {
             return Err(Box::new(DropConnection));
@@ -361,8 +425,38 @@ async fn handle(
         tokio::time::sleep(latency).await;
     }
     let lenient = shared.lock().lenient;
-    if !lenient && let Some(answer) = strict::answer(&service, &operation, &body) {
-        return Ok(answer);
+    let request = strict::Request {
+        service: &service,
+        operation: &operation,
+        region: &region,
+        form: &form,
+        body: &body,
+    };
+    if !lenient {
+        let state = shared.lock();
+        if let Some(answer) = strict::answer(&state.strict, &request) {
+            return Ok(answer);
+        }
+    }
+    if let Some(id) = {
+        let state = shared.lock();
+        state
+            .creations
+            .rds_invisible(&state.rules.holds, &operation, &region, &form)
+    } {
+        return Ok(strict::query_error(
+            StatusCode::NOT_FOUND,
+            "DBInstanceNotFound",
+            &format!("DBInstance {id} not found."),
+        ));
+    }
+    let mut forwarded = body.clone();
+    if !lenient && service == "rds" && operation == "RestoreDBInstanceFromDBSnapshot" {
+        match check_restore(&shared, &parts, &region, &form).await {
+            RestoreCheck::Refused(answer) => return Ok(answer),
+            RestoreCheck::Instead(body) => forwarded = body,
+            RestoreCheck::Forward => {}
+        }
     }
     if service == "eks" && operation.contains("/access-entries") {
         let access = shared.lock().cluster_access.clone();
@@ -371,11 +465,17 @@ async fn handle(
         }
     }
 
-    let upstream = match forward(&shared, &parts, body.clone()).await {
+    let upstream = match forward(&shared, &parts, forwarded).await {
         Ok(upstream) => upstream,
         Err(message) => return Ok(text_response(StatusCode::BAD_GATEWAY, &message)),
     };
     let (upstream_parts, mut upstream_body) = upstream;
+    if !lenient
+        && upstream_parts.status.is_success()
+        && let Some(answer) = strict::rewrite(&shared.lock().strict, &request, &upstream_body)
+    {
+        return Ok(answer);
+    }
     if service == "eks" && upstream_parts.status.is_success() {
         let access = shared.lock().cluster_access.clone();
         if operation == "POST /clusters" {
@@ -398,7 +498,10 @@ async fn handle(
             seen_at,
         };
         let mut state = shared.lock();
-        state.creations.record(&answer);
+        let State {
+            creations, rules, ..
+        } = &mut *state;
+        creations.record(&rules.holds, &answer);
         match state.creations.held(&state.rules.holds, &answer) {
             Some(rewritten) => Bytes::from(rewritten),
             None => upstream_body,
@@ -441,12 +544,97 @@ async fn cluster_network(shared: &Shared, operation: &str, region: &str, body: B
     networks.reported(region, &body).map_or(body, Bytes::from)
 }
 
+/// What the strict rules make of a `RestoreDBInstanceFromDBSnapshot`.
+enum RestoreCheck {
+    /// AWS refuses it: this answer.
+    Refused(Response<Full<Bytes>>),
+    /// It names a canned snapshot: forward this body instead, naming the moto snapshot it
+    /// stands for.
+    Instead(Bytes),
+    /// Forward it as it is.
+    Forward,
+}
+
+/// Whether RDS restores the snapshot a `RestoreDBInstanceFromDBSnapshot` names into the
+/// class it asks for: the snapshot's engine and version come from the canned snapshots or
+/// from moto (asked with the request's own credentials, so in its region).
+async fn check_restore(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    region: &str,
+    form: &[(String, String)],
+) -> RestoreCheck {
+    let Some(reference) = form_get(form, "DBSnapshotIdentifier") else {
+        return RestoreCheck::Forward;
+    };
+    let canned = shared.lock().strict.rds.canned(region, reference).cloned();
+    let (engine, version) = match &canned {
+        Some(snapshot) => ("postgres".to_string(), snapshot.engine_version.clone()),
+        None => {
+            let name = reference
+                .split_once(":snapshot:")
+                .map_or(reference, |(_, name)| name);
+            let lookup = encode_form(&[
+                ("Action".into(), "DescribeDBSnapshots".into()),
+                ("Version".into(), "2014-10-31".into()),
+                ("DBSnapshotIdentifier".into(), name.into()),
+            ]);
+            let Ok((head, body)) = forward(shared, parts, Bytes::from(lookup)).await else {
+                return RestoreCheck::Forward;
+            };
+            let text = String::from_utf8_lossy(&body);
+            let (Some(engine), Some(version)) =
+                (element(&text, "Engine"), element(&text, "EngineVersion"))
+            else {
+                return RestoreCheck::Forward;
+            };
+            if !head.status.is_success() {
+                return RestoreCheck::Forward;
+            }
+            (engine, version)
+        }
+    };
+    let class = form_get(form, "DBInstanceClass");
+    let multi_az = form_get(form, "MultiAZ") == Some("true");
+    if let Some(answer) = shared
+        .lock()
+        .strict
+        .rds
+        .refuse_restore(&engine, &version, class, multi_az)
+    {
+        return RestoreCheck::Refused(answer);
+    }
+    let Some(canned) = canned else {
+        return RestoreCheck::Forward;
+    };
+    let instead: Vec<(String, String)> = form
+        .iter()
+        .map(|(key, value)| {
+            if key == "DBSnapshotIdentifier" {
+                (key.clone(), canned.stands_for.clone())
+            } else {
+                (key.clone(), value.clone())
+            }
+        })
+        .collect();
+    RestoreCheck::Instead(Bytes::from(encode_form(&instead)))
+}
+
+/// The text of the first `<name>` element of an XML document.
+fn element(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(xml[start..end].to_string())
+}
+
 /// Record the call and pick its fault: (fault, latency, request id).
 fn record(
     shared: &Shared,
     operation: &str,
     region: &str,
     service: &str,
+    params: &[(String, String)],
 ) -> (Option<Fault>, Duration, String) {
     let mut state = shared.lock();
     state.request_sequence += 1;
@@ -464,6 +652,8 @@ fn record(
         region: region.to_string(),
         service: service.to_string(),
         faulted: fault.is_some(),
+        params: params.to_vec(),
+        at: SystemTime::now(),
     });
     (fault, state.rules.latency, request_id)
 }

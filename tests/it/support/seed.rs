@@ -12,7 +12,8 @@
 //! - `SnapshotCreateTime` = the time of the copy (later than every source snapshot's)
 //! - `OriginalSnapshotCreateTime` = the source snapshot's `SnapshotCreateTime` (exactly)
 //! - `SnapshotType` = `manual`, `Status` = `available` at once, `PercentProgress` absent
-//! - `InstanceCreateTime`, `Engine` (`postgres`), `EngineVersion` (`9.3.3`, moto's default),
+//! - `InstanceCreateTime`, `Engine` (`postgres`), `EngineVersion` (the seed's
+//!   [`CURRENT_POSTGRES`]; moto's default, 9.3.3, is one RDS no longer restores),
 //!   `AllocatedStorage` (20), `MasterUsername` (`app`), `Port` (5432), `DbiResourceId` copied
 //!   from the source; `SourceRegion`, `SourceDBSnapshotIdentifier` absent; `TagList` empty.
 //!
@@ -24,7 +25,8 @@
 //! `prod-aurora-snap-1-copy`:
 //! - `DBClusterSnapshotArn` = `arn:aws:rds:ap-southeast-1:123456789012:cluster-snapshot:prod-aurora-snap-1-copy`
 //! - `DBClusterIdentifier` = `prod-aurora`, `SnapshotType` = `manual`, `Status` = `available`,
-//!   `PercentProgress` = 100, `Engine` = `aurora-postgresql`, `EngineVersion` = `12.7`
+//!   `PercentProgress` = 100, `Engine` = `aurora-postgresql`, `EngineVersion` = the seed's
+//!   (moto's default is `12.7`)
 //! - `SnapshotCreateTime` = the time of the copy; there is no `OriginalSnapshotCreateTime`
 //!   field for cluster snapshots (neither in the API nor in moto), so the source's create
 //!   time is only visible in the source region.
@@ -45,6 +47,8 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_rds::config::Credentials;
 use aws_smithy_types::DateTime;
+
+pub use super::strict::rds::CURRENT_POSTGRES;
 
 /// The "production" region that is seeded.
 pub const PROD_REGION: &str = "ap-southeast-2";
@@ -122,7 +126,7 @@ pub struct AuroraSeed {
     pub copy: SeedSnapshot,
 }
 
-/// Seeds `prod-db` (postgres) with three manual snapshots in ap-southeast-2 and copies of
+/// Seeds `prod-db` (postgres [`CURRENT_POSTGRES`]) with three manual snapshots in ap-southeast-2 and copies of
 /// the first two in ap-southeast-1. Takes ~3.5 s (snapshot create times must differ).
 pub fn seed_production(endpoint: &str) -> Seed {
     block_on(seed_production_async(endpoint))
@@ -189,6 +193,7 @@ pub async fn seed_production_async(endpoint: &str) -> Seed {
         .create_db_instance()
         .db_instance_identifier("prod-db")
         .engine("postgres")
+        .engine_version(CURRENT_POSTGRES)
         .db_instance_class("db.t3.medium")
         .allocated_storage(20)
         .master_username("app")
@@ -281,6 +286,7 @@ pub async fn seed_aurora_production_async(endpoint: &str) -> AuroraSeed {
         .create_db_cluster()
         .db_cluster_identifier("prod-aurora")
         .engine("aurora-postgresql")
+        .engine_version(CURRENT_POSTGRES)
         .master_username("app")
         .master_user_password(PROD_DB_PASSWORD)
         .send()

@@ -3,7 +3,11 @@
 //! [`Database`] holds every difference between the two (describe, restore, wait, set the
 //! password), so the step itself never asks which one it has. Every resource — the DB
 //! subnet group, the instance, the cluster, the writer — goes through the ownership
-//! protocol by its deterministic name.
+//! protocol by its deterministic name. The waits end at once on a failure state, with what
+//! to do about it (review D7); right after this attempt's own restore, a database RDS does
+//! not show yet is waited for a short while (eventual consistency, review D3).
+
+use std::time::{Duration, Instant};
 
 use aws_sdk_rds::Client;
 use aws_sdk_rds::types::Tag;
@@ -14,7 +18,7 @@ use crate::secret::Secret;
 use crate::steps::context::Poll;
 use crate::steps::{StepContext, StepError};
 
-use super::super::ownership::{Kind, Ownership, ensure};
+use super::super::ownership::{Ensured, Kind, Ownership, ensure};
 use super::super::tags::{Existing, rds_run_id};
 use super::Params;
 use super::snapshot::Snapshot;
@@ -47,17 +51,81 @@ const CLUSTER: Kind = Kind {
     conflict_hint: CONFLICT_HINT,
 };
 
-/// States a restore does not come back from.
+/// States a restore does not come back from (RDS's DB instance status table).
 const FAILED: &[&str] = &[
     "failed",
+    "restore-error",
     "incompatible-restore",
     "incompatible-parameters",
+    "incompatible-option-group",
+    "incompatible-credentials",
     "incompatible-network",
+    "insufficient-capacity",
     "inaccessible-encryption-credentials",
+    "inaccessible-encryption-credentials-recoverable",
     "storage-full",
     "deleting",
     "deleted",
 ];
+
+/// How long a database this attempt just restored may be missing from `Describe*`
+/// answers before that means it is gone (RDS's API is eventually consistent).
+const VISIBILITY_GRACE: Duration = Duration::from_secs(120);
+
+/// What to do about a database in the failure state `status`.
+fn failure_hint(status: &str) -> &'static str {
+    match status {
+        "insufficient-capacity" => {
+            "RDS has no capacity for this instance class in the subnets' Availability Zones: choose another `instance_class` (a new run with `--input db_instance_class=…`), or delete the database and `rebuild resume` later"
+        }
+        "restore-error" | "incompatible-restore" => {
+            "the restore failed (the database's RDS events say why): delete the database, then `rebuild resume` to restore again, or copy another snapshot into the target region"
+        }
+        "incompatible-parameters" => {
+            "the parameter group does not fit this instance class or engine version (memory settings, say): fix the group or `parameter_group`, delete the database, then `rebuild resume`"
+        }
+        "incompatible-option-group" => {
+            "the option group does not fit this engine version: fix `option_group`, delete the database, then `rebuild resume`"
+        }
+        "incompatible-credentials" => {
+            "RDS cannot use the credentials the database refers to: check the master user's secret, delete the database, then `rebuild resume`"
+        }
+        "inaccessible-encryption-credentials"
+        | "inaccessible-encryption-credentials-recoverable" => {
+            "RDS cannot use the snapshot's KMS key: make a key in the target region usable (enabled, with a grant for RDS), delete the database, then `rebuild resume`"
+        }
+        "incompatible-network" => {
+            "the subnets cannot hold the database (free addresses, Availability Zones): fix the network, delete the database, then `rebuild resume`"
+        }
+        _ => {
+            "inspect the database in the RDS console; delete it if it is broken, then `rebuild resume`"
+        }
+    }
+}
+
+/// The failure of `resource` in state `status`.
+fn failed(resource: &str, status: String) -> StepError {
+    StepError::Failed {
+        resource: resource.to_string(),
+        hint: failure_hint(&status).to_string(),
+        status,
+    }
+}
+
+/// What a restore made: the instance that serves the database (the writer, for a
+/// cluster), and when this attempt created it (`None`: adopted).
+pub(super) struct Restored {
+    pub instance: String,
+    pub created: Option<Instant>,
+}
+
+impl Restored {
+    /// Whether a database missing from `Describe*` may simply not be visible yet.
+    fn maybe_invisible(&self) -> bool {
+        self.created
+            .is_some_and(|created| created.elapsed() < VISIBILITY_GRACE)
+    }
+}
 
 /// The RDS client, the step, and the tags everything it creates carries.
 pub(super) struct Rds<'a> {
@@ -95,69 +163,138 @@ impl Database {
         }
     }
 
-    /// Restore (or adopt) it; the instance that serves it (the writer, for a cluster).
+    /// Restore (or adopt) it: the instance that serves it (the writer, for a cluster).
     pub(super) async fn restore(
         self,
         rds: &Rds<'_>,
         restore: &Restore<'_>,
-    ) -> Result<String, StepError> {
+    ) -> Result<Restored, StepError> {
         match self {
             Self::Instance => rds.instance(restore).await,
             Self::Cluster => {
-                rds.cluster(restore).await?;
+                let cluster = rds.cluster(restore).await?;
                 rds.context.checkpoint("after-cluster")?;
-                rds.writer(restore).await
+                let writer = rds.writer(restore).await?;
+                Ok(Restored {
+                    instance: writer.instance,
+                    created: writer.created.or(cluster.created),
+                })
             }
         }
     }
 
-    /// Wait until `id` (served by `instance`) is available with an endpoint.
+    /// Wait until `id` (served by `restored`) is available with an endpoint.
     pub(super) async fn wait(
         self,
         rds: &Rds<'_>,
         id: &str,
-        instance: &str,
+        restored: &Restored,
     ) -> Result<Endpoint, StepError> {
         let what = format!("database `{id}` to become available");
         rds.context
             .wait_for(&what, || async {
-                let (status, endpoint) = self.status(rds.client, id, instance).await?;
+                let Some((status, endpoint)) =
+                    self.status(rds.client, id, &restored.instance).await?
+                else {
+                    return if restored.maybe_invisible() {
+                        Ok(Poll::Pending("restored, not visible yet".into()))
+                    } else {
+                        Err(failed(id, "deleted".into()))
+                    };
+                };
                 match (status.as_str(), endpoint) {
                     ("available", Some(endpoint)) => Ok(Poll::Ready(endpoint)),
                     ("available", None) => Ok(Poll::Pending(
                         "available, endpoint not published yet".into(),
                     )),
-                    (failed, _) if FAILED.contains(&failed) => Err(StepError::BadState {
-                        resource: id.to_string(),
-                        status,
-                    }),
+                    (state, _) if FAILED.contains(&state) => Err(failed(id, status)),
                     _ => Ok(Poll::Pending(status)),
                 }
             })
             .await
     }
 
-    /// The status that decides the wait (a cluster's, then its writer's) and the endpoint.
+    /// The status that decides the wait (a cluster's, then its writer's) and the endpoint;
+    /// `None` when RDS does not show the database (or the writer).
     async fn status(
         self,
         client: &Client,
         id: &str,
         instance: &str,
-    ) -> Result<(String, Option<Endpoint>), StepError> {
-        let deleted = |resource: &str| StepError::BadState {
-            resource: resource.to_string(),
-            status: "deleted".into(),
+    ) -> Result<Option<(String, Option<Endpoint>)>, StepError> {
+        let Some(found) = self.describe(client, id).await? else {
+            return Ok(None);
         };
-        let found = self
-            .describe(client, id)
-            .await?
-            .ok_or_else(|| deleted(id))?;
         if self == Self::Instance || found.status != "available" {
-            return Ok((found.status, found.resource));
+            return Ok(Some((found.status, found.resource)));
         }
-        let writer = describe_instance(client, instance).await?;
-        let status = writer.map_or_else(|| "deleted".into(), |writer| writer.status);
-        Ok((status, found.resource))
+        let Some(writer) = describe_instance(client, instance).await? else {
+            return Ok(None);
+        };
+        Ok(Some((writer.status, found.resource)))
+    }
+
+    /// Wait until RDS has applied a new master password: the status is `available` again
+    /// and no password change is pending (until then the old password may still be the
+    /// one that works).
+    pub(super) async fn wait_for_password(
+        self,
+        rds: &Rds<'_>,
+        id: &str,
+        instance: &str,
+    ) -> Result<(), StepError> {
+        let what = format!("the new master password of `{id}` to be applied");
+        rds.context
+            .wait_for(&what, || async {
+                let (status, pending) = self.password_status(rds.client, id, instance).await?;
+                match status.as_str() {
+                    "available" if !pending => Ok(Poll::Ready(())),
+                    "available" => Ok(Poll::Pending("password change pending".into())),
+                    state if FAILED.contains(&state) => Err(failed(id, status)),
+                    _ => Ok(Poll::Pending(status)),
+                }
+            })
+            .await
+    }
+
+    /// The status and whether a password change is pending (`PendingModifiedValues`).
+    async fn password_status(
+        self,
+        client: &Client,
+        id: &str,
+        instance: &str,
+    ) -> Result<(String, bool), StepError> {
+        let gone = || failed(id, "deleted".into());
+        match self {
+            Self::Instance => {
+                let answer = client
+                    .describe_db_instances()
+                    .db_instance_identifier(instance)
+                    .send()
+                    .await
+                    .cloud("DescribeDBInstances", Some(instance.to_string()))?;
+                let found = answer.db_instances().first().ok_or_else(gone)?;
+                let pending = found
+                    .pending_modified_values()
+                    .is_some_and(|pending| pending.master_user_password().is_some());
+                let status = found.db_instance_status().unwrap_or("unknown").to_string();
+                Ok((status, pending))
+            }
+            Self::Cluster => {
+                let answer = client
+                    .describe_db_clusters()
+                    .db_cluster_identifier(id)
+                    .send()
+                    .await
+                    .cloud("DescribeDBClusters", Some(id.to_string()))?;
+                let found = answer.db_clusters().first().ok_or_else(gone)?;
+                let pending = found
+                    .pending_modified_values()
+                    .is_some_and(|pending| pending.master_user_password().is_some());
+                let status = found.status().unwrap_or("unknown").to_string();
+                Ok((status, pending))
+            }
+        }
     }
 
     /// Set a new master password, applied at once (never journaled or printed).
@@ -314,22 +451,24 @@ impl Rds<'_> {
         Ok(ensure(self.context, SUBNET_GROUP, find, create).await?.id)
     }
 
-    /// The DB instance, restored from a DB snapshot.
-    async fn instance(&self, restore: &Restore<'_>) -> Result<String, StepError> {
+    /// The DB instance, restored from a DB snapshot (by its ARN when another account
+    /// shared it).
+    async fn instance(&self, restore: &Restore<'_>) -> Result<Restored, StepError> {
         let (id, params) = (restore.id, restore.params);
         let find = || async move { Ok(self.ownership(describe_instance(self.client, id).await?)) };
         let create = || async move {
             self.client
                 .restore_db_instance_from_db_snapshot()
                 .db_instance_identifier(id)
-                .db_snapshot_identifier(&restore.snapshot.id)
+                .db_snapshot_identifier(restore.snapshot.restore_name())
                 .db_instance_class(&params.instance_class)
                 .db_subnet_group_name(restore.subnet_group)
                 .set_vpc_security_group_ids(Some(params.security_group_ids.clone()))
                 .multi_az(params.multi_az)
                 .publicly_accessible(false)
                 .set_port(params.port)
-                .set_db_parameter_group_name(params.parameter_group.clone())
+                .set_db_parameter_group_name(params.parameter_group().map(str::to_string))
+                .set_option_group_name(params.option_group().map(str::to_string))
                 .deletion_protection(params.deletion_protection)
                 .copy_tags_to_snapshot(true)
                 .set_tags(Some(self.tags.clone()))
@@ -338,23 +477,24 @@ impl Rds<'_> {
                 .cloud("RestoreDBInstanceFromDBSnapshot", Some(id.to_string()))?;
             Ok(id.to_string())
         };
-        Ok(ensure(self.context, INSTANCE, find, create).await?.id)
+        restored(ensure(self.context, INSTANCE, find, create).await?)
     }
 
     /// The Aurora cluster, restored from a DB cluster snapshot.
-    async fn cluster(&self, restore: &Restore<'_>) -> Result<String, StepError> {
+    async fn cluster(&self, restore: &Restore<'_>) -> Result<Restored, StepError> {
         let (id, params) = (restore.id, restore.params);
         let find = || async move { Ok(self.ownership(describe_cluster(self.client, id).await?)) };
         let create = || async move {
             self.client
                 .restore_db_cluster_from_snapshot()
                 .db_cluster_identifier(id)
-                .snapshot_identifier(&restore.snapshot.id)
+                .snapshot_identifier(restore.snapshot.restore_name())
                 .engine(&restore.snapshot.engine)
                 .db_subnet_group_name(restore.subnet_group)
                 .set_vpc_security_group_ids(Some(params.security_group_ids.clone()))
                 .set_port(params.port)
-                .set_db_cluster_parameter_group_name(params.parameter_group.clone())
+                .set_db_cluster_parameter_group_name(params.parameter_group().map(str::to_string))
+                .set_option_group_name(params.option_group().map(str::to_string))
                 .deletion_protection(params.deletion_protection)
                 .set_tags(Some(self.tags.clone()))
                 .send()
@@ -362,11 +502,11 @@ impl Rds<'_> {
                 .cloud("RestoreDBClusterFromSnapshot", Some(id.to_string()))?;
             Ok(id.to_string())
         };
-        Ok(ensure(self.context, CLUSTER, find, create).await?.id)
+        restored(ensure(self.context, CLUSTER, find, create).await?)
     }
 
     /// The cluster's writer instance `ID-writer`.
-    async fn writer(&self, restore: &Restore<'_>) -> Result<String, StepError> {
+    async fn writer(&self, restore: &Restore<'_>) -> Result<Restored, StepError> {
         let writer = format!("{}-writer", restore.id);
         let writer = writer.as_str();
         let find =
@@ -385,6 +525,57 @@ impl Rds<'_> {
                 .cloud("CreateDBInstance", Some(writer.to_string()))?;
             Ok(writer.to_string())
         };
-        Ok(ensure(self.context, INSTANCE, find, create).await?.id)
+        restored(ensure(self.context, INSTANCE, find, create).await?)
+    }
+}
+
+/// What [`ensure`] did, as a [`Restored`]: created now, or adopted.
+fn restored<T>(ensured: Ensured<T>) -> Result<Restored, StepError> {
+    let created = ensured.adopted.is_none().then(Instant::now);
+    Ok(Restored {
+        instance: ensured.id,
+        created,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_state_ends_the_wait_and_capacity_suggests_another_class() {
+        for status in [
+            "restore-error",
+            "incompatible-option-group",
+            "incompatible-credentials",
+            "insufficient-capacity",
+            "inaccessible-encryption-credentials-recoverable",
+        ] {
+            assert!(FAILED.contains(&status), "{status}");
+        }
+        let error = failed("db", "insufficient-capacity".into());
+        assert_eq!(
+            error.to_string(),
+            "`db` is in state `insufficient-capacity`"
+        );
+        assert!(
+            error.hint().unwrap().contains("another `instance_class`"),
+            "{error:?}"
+        );
+        assert!(!error.is_retryable());
+    }
+
+    #[test]
+    fn only_a_fresh_restore_may_be_invisible() {
+        let fresh = Restored {
+            instance: "db".into(),
+            created: Some(Instant::now()),
+        };
+        assert!(fresh.maybe_invisible());
+        let adopted = Restored {
+            instance: "db".into(),
+            created: None,
+        };
+        assert!(!adopted.maybe_invisible());
     }
 }

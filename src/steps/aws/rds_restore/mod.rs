@@ -1,11 +1,14 @@
 //! `aws.rds.restore`: restore the newest database snapshot *available in the target region*
-//! (manual snapshots and cross-region copies; instance snapshots or Aurora cluster
-//! snapshots) into a new database, in this order: choose the snapshot, refusing before any
-//! change when none exists or it is older than the RPO limit (unless `--accept-rpo`), and
-//! pin it so a resume never drifts to a newer one; the DB subnet group on the given
-//! private subnets; the restore (an instance, or an Aurora cluster and its writer); the
-//! wait for `available`; and a master password, when given (never journaled or printed).
+//! (automated, manual and cross-region copies, AWS Backup's, and those another account
+//! shared; instance snapshots or Aurora cluster snapshots) into a new database, in this
+//! order: choose the snapshot, refusing before any change when none exists or it is older
+//! than the RPO limit (unless `--accept-rpo`), and pin it so a resume never drifts to a
+//! newer one; the DB subnet group on the given private subnets; the restore (an instance,
+//! or an Aurora cluster and its writer); the wait for `available`, ended at once by a
+//! failure state; and a master password, when given (never journaled or printed), waited
+//! for until RDS has applied it. The plan checks what RDS would refuse (`checks`).
 
+mod checks;
 mod database;
 mod snapshot;
 
@@ -55,7 +58,14 @@ static SPEC: KindSpec = KindSpec {
             "VPC security groups (from the network step)",
         ),
         optional("multi_az", "Multi-AZ deployment (default true)"),
-        optional("parameter_group", "DB (or cluster) parameter group name"),
+        optional(
+            "parameter_group",
+            "DB (or cluster) parameter group in the target region (default: the engine's)",
+        ),
+        optional(
+            "option_group",
+            "option group in the target region (default: the engine's default)",
+        ),
         optional(
             "port",
             "port the database listens on (default: the snapshot's)",
@@ -107,6 +117,8 @@ struct Params<P: Phase = Applying> {
     #[serde(default)]
     parameter_group: Option<String>,
     #[serde(default)]
+    option_group: Option<String>,
+    #[serde(default)]
     port: Option<i32>,
     #[serde(default)]
     master_password: Option<Secret>,
@@ -147,6 +159,18 @@ impl<P: Phase> Params<P> {
                 "give exactly one of `source_db_instance` and `source_db_cluster`".to_string(),
             )),
         }
+    }
+
+    /// The parameter group named, if any (empty: none).
+    fn parameter_group(&self) -> Option<&str> {
+        self.parameter_group
+            .as_deref()
+            .filter(|name| !name.is_empty())
+    }
+
+    /// The option group named, if any (empty: none).
+    fn option_group(&self) -> Option<&str> {
+        self.option_group.as_deref().filter(|name| !name.is_empty())
     }
 
     /// The restored database's name: given, or `<step>-<run-id>`; lowercased.
@@ -192,11 +216,27 @@ impl Step for AwsRdsRestore {
         };
         let (action, summary) =
             plan_database(context, &client, database, &params, &mut problems).await?;
+        if action == Action::Create {
+            let wanted = checks::Wanted {
+                region: &context.target_region,
+                database,
+                class: params.instance_class.as_deref(),
+                multi_az: params.multi_az,
+                parameter_group: params.parameter_group(),
+                option_group: params.option_group(),
+            };
+            problems.extend(checks::problems(&client, snapshot.as_ref(), &wanted).await?);
+        }
         let mut plan = StepPlan::new(action, summary)
             .detail("source", format!("{name} ({})", database.label()));
         if let Some(snapshot) = &snapshot {
             plan = plan
                 .detail("snapshot", snapshot.id.clone())
+                .detail("snapshot type", snapshot.origin());
+            if let Some(version) = &snapshot.engine_version {
+                plan = plan.detail("engine", format!("{} {version}", snapshot.engine));
+            }
+            plan = plan
                 .detail("snapshot taken", render_time(snapshot.taken))
                 .detail("rpo (snapshot age)", duration::render(snapshot.age(now)));
         }
@@ -205,6 +245,12 @@ impl Step for AwsRdsRestore {
         }
         if let Some(class) = &params.instance_class {
             plan = plan.detail("instance class", class.clone());
+        }
+        if let Some(group) = params.parameter_group() {
+            plan = plan.detail("parameter group", group);
+        }
+        if let Some(group) = params.option_group() {
+            plan = plan.detail("option group", group);
         }
         plan.problems = problems;
         Ok(plan)
@@ -239,13 +285,16 @@ impl Step for AwsRdsRestore {
             snapshot: &snapshot,
             params: &params,
         };
-        let instance = database.restore(&rds, &restore).await?;
+        let restored = database.restore(&rds, &restore).await?;
         context.checkpoint("after-restore")?;
-        let (endpoint, port) = database.wait(&rds, &id, &instance).await?;
+        let (endpoint, port) = database.wait(&rds, &id, &restored).await?;
         context.checkpoint("after-available")?;
         if let Some(password) = params.master_password.as_ref().filter(|p| !p.is_empty()) {
             database
-                .set_password(&client, &id, &instance, password)
+                .set_password(&client, &id, &restored.instance, password)
+                .await?;
+            database
+                .wait_for_password(&rds, &id, &restored.instance)
                 .await?;
             context.progress("master password set");
         }
@@ -383,6 +432,7 @@ mod tests {
             "security_group_ids": ["sg-1"],
             "multi_az": false,
             "parameter_group": "pg",
+            "option_group": "og",
             "port": 5433,
             "master_password": "hunter2",
             "rpo_limit": "12h",
@@ -415,6 +465,16 @@ mod tests {
         assert_eq!(params.source().unwrap(), (Database::Instance, "prod-db"));
         params.source_db_cluster = Some("prod-aurora".into());
         assert!(params.source().is_err());
+    }
+
+    #[test]
+    fn empty_groups_are_none() {
+        let params: Params<Planning> = serde_json::from_value(json!({
+            "source_db_instance": "prod-db", "parameter_group": "", "option_group": "og"
+        }))
+        .unwrap();
+        assert_eq!(params.parameter_group(), None);
+        assert_eq!(params.option_group(), Some("og"));
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! Which snapshot to restore: the newest `available` one of the production database that
-//! exists *in the target region* (manual snapshots and cross-region copies alike), and
-//! whether its age breaks the RPO limit. A copy's age counts from its original's time
-//! (instances only: the API gives cluster snapshot copies no original time).
+//! exists *in the target region* — automated, manual (cross-region copies alike), made by
+//! AWS Backup, or shared by another account (a backup account) — and whether its age
+//! breaks the RPO limit. `DescribeDBSnapshots` lists the first two kinds by default, the
+//! shared ones only with `IncludeShared` and AWS Backup's only with
+//! `SnapshotType=awsbackup`, so instances are listed twice, each time filtered by the
+//! source instance on the server (`db-instance-id`), never by scanning the region. A
+//! copy's age counts from its original's time (instances only: the API gives cluster
+//! snapshot copies no original time). A shared snapshot is restored by its ARN, the only
+//! name RDS accepts for it.
 
 use std::time::Duration;
 
 use aws_sdk_rds::Client;
+use aws_sdk_rds::types::Filter;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -28,12 +35,44 @@ pub(super) struct Snapshot {
     pub taken: Timestamp,
     /// The port the database had.
     pub port: Option<i32>,
+    /// The engine's version (absent in pins of older runs).
+    #[serde(default)]
+    pub engine_version: Option<String>,
+    /// `manual`, `automated`, `awsbackup` or `shared` (absent in pins of older runs).
+    #[serde(default)]
+    pub snapshot_type: Option<String>,
+    /// Its ARN, which names the account that owns it.
+    #[serde(default)]
+    pub arn: Option<String>,
     /// When this run chose it: the data lost is what was written between `taken` and then.
     #[serde(default)]
     pub chosen: Option<Timestamp>,
 }
 
 impl Snapshot {
+    /// The name a restore gives: the ARN for a snapshot another account shared (RDS
+    /// accepts nothing else for it), else the identifier.
+    pub(super) fn restore_name(&self) -> &str {
+        match (self.snapshot_type.as_deref(), &self.arn) {
+            (Some("shared"), Some(arn)) => arn,
+            _ => &self.id,
+        }
+    }
+
+    /// The account that owns it, from its ARN.
+    pub(super) fn owner(&self) -> Option<&str> {
+        self.arn.as_deref()?.split(':').nth(4)
+    }
+
+    /// What the plan says of it: its type and owner, e.g. `shared, account 210987654321`.
+    pub(super) fn origin(&self) -> String {
+        let kind = self.snapshot_type.as_deref().unwrap_or("unknown type");
+        match self.owner() {
+            Some(owner) => format!("{kind}, account {owner}"),
+            None => kind.to_string(),
+        }
+    }
+
     /// How old its data is at `now`.
     pub(super) fn age(&self, now: Timestamp) -> Duration {
         let seconds = now
@@ -63,34 +102,54 @@ pub(super) async fn newest(
         .max_by_key(|snapshot| (snapshot.taken, snapshot.id.clone())))
 }
 
+/// `name`'s snapshots of every kind: the default listing plus shared ones, then AWS
+/// Backup's; both filtered by the instance on the server.
 async fn instance_snapshots(client: &Client, name: &str) -> Result<Vec<Snapshot>, CloudError> {
     let mut found = Vec::new();
-    let mut pages = client.describe_db_snapshots().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.cloud("DescribeDBSnapshots", Some(name.to_string()))?;
-        let usable = page.db_snapshots().iter().filter(|snapshot| {
-            snapshot.db_instance_identifier() == Some(name)
-                && snapshot.status() == Some("available")
-        });
-        found.extend(usable.filter_map(|snapshot| {
-            Some(Snapshot {
-                id: snapshot.db_snapshot_identifier()?.to_string(),
-                source: Database::Instance,
-                engine: snapshot.engine().unwrap_or("postgres").to_string(),
-                taken: timestamp(snapshot.original_snapshot_create_time())
-                    .or_else(|| timestamp(snapshot.snapshot_create_time()))?,
-                port: snapshot.port(),
-                chosen: None,
-            })
-        }));
+    for aws_backup in [false, true] {
+        let filter = Filter::builder()
+            .name("db-instance-id")
+            .values(name)
+            .build();
+        let request = client.describe_db_snapshots().filters(filter);
+        let request = if aws_backup {
+            request.snapshot_type("awsbackup")
+        } else {
+            request.include_shared(true)
+        };
+        let mut pages = request.into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.cloud("DescribeDBSnapshots", Some(name.to_string()))?;
+            let usable = page.db_snapshots().iter().filter(|snapshot| {
+                snapshot.db_instance_identifier() == Some(name)
+                    && snapshot.status() == Some("available")
+            });
+            found.extend(usable.filter_map(|snapshot| {
+                Some(Snapshot {
+                    id: snapshot.db_snapshot_identifier()?.to_string(),
+                    source: Database::Instance,
+                    engine: snapshot.engine().unwrap_or("postgres").to_string(),
+                    taken: timestamp(snapshot.original_snapshot_create_time())
+                        .or_else(|| timestamp(snapshot.snapshot_create_time()))?,
+                    port: snapshot.port(),
+                    engine_version: snapshot.engine_version().map(str::to_string),
+                    snapshot_type: snapshot.snapshot_type().map(str::to_string),
+                    arn: snapshot.db_snapshot_arn().map(str::to_string),
+                    chosen: None,
+                })
+            }));
+        }
     }
     Ok(found)
 }
 
 async fn cluster_snapshots(client: &Client, name: &str) -> Result<Vec<Snapshot>, CloudError> {
     let mut found = Vec::new();
+    let filter = Filter::builder().name("db-cluster-id").values(name).build();
     let mut pages = client
         .describe_db_cluster_snapshots()
+        .filters(filter)
+        .include_shared(true)
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
@@ -105,6 +164,9 @@ async fn cluster_snapshots(client: &Client, name: &str) -> Result<Vec<Snapshot>,
                 engine: snapshot.engine().unwrap_or("aurora-postgresql").to_string(),
                 taken: timestamp(snapshot.snapshot_create_time())?,
                 port: snapshot.port(),
+                engine_version: snapshot.engine_version().map(str::to_string),
+                snapshot_type: snapshot.snapshot_type().map(str::to_string),
+                arn: snapshot.db_cluster_snapshot_arn().map(str::to_string),
                 chosen: None,
             })
         }));
@@ -162,6 +224,11 @@ mod tests {
             engine: "postgres".into(),
             taken: now - jiff::SignedDuration::from_hours(hours_ago),
             port: Some(5432),
+            engine_version: Some("16.8".into()),
+            snapshot_type: Some("manual".into()),
+            arn: Some(
+                "arn:aws:rds:ap-southeast-1:123456789012:snapshot:prod-db-snap-2-copy".into(),
+            ),
             chosen: None,
         }
     }
@@ -199,5 +266,23 @@ mod tests {
         }))
         .unwrap();
         assert_eq!((read.source, read.chosen), (Database::Cluster, None));
+        assert_eq!((read.engine_version, read.arn), (None, None));
+    }
+
+    #[test]
+    fn a_shared_snapshot_is_restored_by_its_arn_and_shows_its_owner() {
+        let now = Timestamp::now();
+        let own = snapshot(1, now);
+        assert_eq!(own.restore_name(), "prod-db-snap-2-copy");
+        assert_eq!(own.origin(), "manual, account 123456789012");
+        let arn = "arn:aws:rds:ap-southeast-1:210987654321:snapshot:prod-db-vault";
+        let shared = Snapshot {
+            id: arn.into(),
+            snapshot_type: Some("shared".into()),
+            arn: Some(arn.into()),
+            ..own
+        };
+        assert_eq!(shared.restore_name(), arn);
+        assert_eq!(shared.origin(), "shared, account 210987654321");
     }
 }

@@ -2,22 +2,89 @@
 //! shapes (the service's error format, the operation's result) and is on by default; a test
 //! that needs moto's leniency turns the rules off with `Proxy::set_lenient(true)`.
 //!
-//! One file per service: [`eks`].
+//! One file per service: [`eks`], [`rds`]. Rules that need what the proxy remembers (the
+//! RDS table and canned snapshots) get it as [`Rules`]; rules that rewrite moto's own
+//! successful answer are in [`rewrite`].
 
 pub mod eks;
+pub mod rds;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::{Request, Response, StatusCode};
+use hyper::{Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 
+/// What the strict rules are set to, kept by the proxy.
+#[derive(Debug, Default)]
+pub struct Rules {
+    /// RDS's table and canned snapshots.
+    pub rds: rds::RdsRules,
+}
+
+/// One request, as the strict rules read it.
+pub(super) struct Request<'a> {
+    pub service: &'a str,
+    pub operation: &'a str,
+    pub region: &'a str,
+    pub form: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
 /// AWS's answer to a request the strict rules decide before moto sees it, if they decide it.
-pub(super) fn answer(service: &str, operation: &str, body: &[u8]) -> Option<Response<Full<Bytes>>> {
-    match service {
-        "eks" => eks::answer(operation, body),
+pub(super) fn answer(rules: &Rules, request: &Request<'_>) -> Option<Response<Full<Bytes>>> {
+    match request.service {
+        "eks" => eks::answer(request.operation, request.body),
+        "rds" => rds::answer(&rules.rds, request.operation, request.region, request.form),
         _ => None,
     }
+}
+
+/// Moto's successful answer (`body`) replaced by AWS's, where they differ.
+pub(super) fn rewrite(
+    rules: &Rules,
+    request: &Request<'_>,
+    body: &[u8],
+) -> Option<Response<Full<Bytes>>> {
+    match request.service {
+        "rds" => rds::rewrite(
+            &rules.rds,
+            request.operation,
+            request.region,
+            request.form,
+            body,
+        ),
+        _ => None,
+    }
+}
+
+/// An XML answer (query-protocol services).
+pub(super) fn xml_response(body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/xml"),
+    );
+    response
+}
+
+/// A query-protocol service's error (RDS, IAM, STS): `status`, code and message.
+pub(super) fn query_error(
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+) -> Response<Full<Bytes>> {
+    let kind = if status.is_server_error() {
+        "Receiver"
+    } else {
+        "Sender"
+    };
+    let mut response = xml_response(&format!(
+        "<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>{message}</Message>\
+         </Error><RequestId>strict</RequestId></ErrorResponse>"
+    ));
+    *response.status_mut() = status;
+    response
 }
 
 /// A JSON answer (REST-JSON services).
@@ -67,7 +134,7 @@ impl Upstream {
         let authorization = format!(
             "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
         );
-        let request = Request::post(format!("{}/", self.endpoint))
+        let request = hyper::Request::post(format!("{}/", self.endpoint))
             .header(
                 hyper::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
