@@ -8,9 +8,13 @@ use serde_json::{Value, json};
 use crate::journal::{Outcome, RunState, StepStatus, Values};
 use crate::playbook::{Playbook, duration};
 
-/// Output keys whose values are never shown.
+/// Output keys whose values are never shown (an ARN or id names a secret, it is not one:
+/// `master_user_secret_arn` is shown).
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
+    if key.ends_with("_arn") || key.ends_with("_id") {
+        return false;
+    }
     ["password", "secret", "token", "private_key"]
         .iter()
         .any(|word| key.contains(word))

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use base64::Engine;
 use serde_json::Value;
 
 use crate::support::git::checkout_head;
@@ -53,10 +54,19 @@ fn assert_all_succeeded(status: &Value) {
     assert_eq!(
         ids,
         [
-            "app", "cluster", "config", "database", "deploy", "dns", "network", "nodes", "smoke"
+            "app",
+            "cluster",
+            "config",
+            "database",
+            "database-access",
+            "deploy",
+            "dns",
+            "network",
+            "nodes",
+            "smoke"
         ]
     );
-    assert_eq!(steps.len(), 9, "{status:#}");
+    assert_eq!(steps.len(), 10, "{status:#}");
     for step in steps {
         assert_eq!(step["state"], "succeeded", "step {}: {step:#}", step["id"]);
     }
@@ -121,6 +131,48 @@ fn assert_the_stack_is_rebuilt(stack: &Stack) {
         .get_json("/apis/batch/v1/namespaces/shop/jobs/shop-migrate-v2-3-0")
         .unwrap();
     assert_eq!(job["status"]["succeeded"], 1, "{job}");
+
+    // The strict testbed let the pods reach the database only because the database's
+    // group admits the cluster's (B1), and start only with their credentials (B3): the
+    // Secret holds the restored database's RDS-managed master credentials.
+    let access = step(&status, "database-access");
+    assert_eq!(
+        access["outputs"]["admitted"],
+        serde_json::json!([step(&status, "cluster")["outputs"]["security_group_id"]])
+    );
+    let arn = database["outputs"]["master_user_secret_arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(arn.contains(":secretsmanager:ap-southeast-1:"), "{arn}");
+    let managed = block_on(async {
+        let client = aws_sdk_secretsmanager::Client::new(
+            &sdk_config(&stack.world.moto.endpoint, TARGET).await,
+        );
+        let value = client
+            .get_secret_value()
+            .secret_id(&arn)
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_str::<Value>(value.secret_string().unwrap()).unwrap()
+    });
+    let secret = stack
+        .kube
+        .get_json("/api/v1/namespaces/shop/secrets/shop-db")
+        .unwrap();
+    let decoded = |key: &str| {
+        let text = secret["data"][key].as_str().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap();
+        String::from_utf8(bytes).unwrap()
+    };
+    assert_eq!(decoded("DB_USER"), managed["username"].as_str().unwrap());
+    assert_eq!(
+        decoded("DB_PASSWORD"),
+        managed["password"].as_str().unwrap()
+    );
 
     // Sources pinned by SHA and checked out exactly there.
     let config = step(&status, "config");

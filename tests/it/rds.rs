@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use aws_sdk_rds::error::ProvideErrorMetadata;
 
 use crate::support::moto::Moto;
-use crate::support::playbooks::{infrastructure_playbook, infrastructure_playbook_with};
+use crate::support::playbooks::{
+    infrastructure_playbook, infrastructure_playbook_with, password_playbook,
+};
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::seed::{
     CURRENT_POSTGRES, DR_REGION, PROD_REGION, block_on, rds_client, seed_production,
@@ -539,7 +541,7 @@ fn the_endpoint_is_given_only_once_the_new_password_is_in_place() {
     let reset = Duration::from_secs(2);
     world.proxy().hold_rds_password_reset(reset);
     world
-        .rebuild_test(&infrastructure_playbook())
+        .rebuild_test(&password_playbook())
         .env("REBUILD_DB_MASTER_PASSWORD", "a-new-password")
         .run()
         .success();

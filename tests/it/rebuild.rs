@@ -10,7 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::inventory::{ONE_RUN, inventory};
-use crate::support::playbooks::{infrastructure_playbook, infrastructure_playbook_with};
+use crate::support::playbooks::{
+    infrastructure_playbook, infrastructure_playbook_with, password_playbook,
+};
 use crate::support::proxy::Fault;
 use crate::support::seed::{DR_REGION, block_on, ec2_client, rds_client};
 use crate::support::snapshot;
@@ -21,7 +23,7 @@ fn full_run_creates_one_network_and_one_database_from_the_newest_snapshot_in_the
     let world = World::new();
     let password = "n3w-Master-Passw0rd";
     let output = world
-        .rebuild_test(&infrastructure_playbook())
+        .rebuild_test(&password_playbook())
         .env("REBUILD_DB_MASTER_PASSWORD", password)
         .run();
     output.success();

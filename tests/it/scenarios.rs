@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use crate::support::inventory::{ONE_RUN, inventory};
-use crate::support::playbooks::{infrastructure_playbook, infrastructure_playbook_with};
+use crate::support::playbooks::{
+    infrastructure_playbook, infrastructure_playbook_with, password_playbook,
+};
 use crate::support::seed::{DR_REGION, block_on, rds_client, seed_aurora_production};
 use crate::support::world::{TARGET, World, step};
 
@@ -185,7 +187,7 @@ fn a_secret_set_when_the_run_started_must_be_given_again_to_resume() {
     let world = World::new();
     let secret = "s3cret-for-the-new-db";
     world
-        .rebuild_test(&infrastructure_playbook())
+        .rebuild_test(&password_playbook())
         .failpoint("network/succeeded")
         .env("REBUILD_DB_MASTER_PASSWORD", secret)
         .run()

@@ -33,6 +33,34 @@ pub fn infrastructure_playbook() -> PathBuf {
     .clone()
 }
 
+/// The infrastructure half with a secret input `db_master_password`
+/// (`REBUILD_DB_MASTER_PASSWORD`) that the database step sets as its new master password,
+/// instead of letting RDS manage it: what the tests of secret inputs run.
+pub fn password_playbook() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let text = std::fs::read_to_string(infrastructure_playbook())
+            .expect("the infrastructure playbook is readable");
+        let managed = "      manage_master_password: true\n";
+        let inputs = "inputs:\n";
+        assert!(text.contains(managed) && text.contains(inputs));
+        let text = text
+            .replace(managed, "      master_password: ${inputs.db_master_password}\n")
+            .replacen(
+                inputs,
+                "inputs:\n  db_master_password:\n    secret: true\n    env: REBUILD_DB_MASTER_PASSWORD\n    description: a new master password for the restored database\n",
+                1,
+            );
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "region-rebuild-password-{}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&path, text).expect("write the password playbook");
+        path
+    })
+    .clone()
+}
+
 /// The infrastructure half with each `(from, to)` replaced (every `from` must be there),
 /// written to `dir/playbook.yaml`.
 #[track_caller]

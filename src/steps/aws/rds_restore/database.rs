@@ -297,6 +297,98 @@ impl Database {
         }
     }
 
+    /// Have RDS manage the master password (`ManageMasterUserPassword`): RDS sets a new
+    /// one and keeps it in the target region's Secrets Manager, where the deploy reads it
+    /// (review B3: the source region's secrets are gone with it). Waits until the secret is
+    /// active and the database available; returns the secret's ARN. A database whose
+    /// password RDS manages already (an earlier attempt's) is left as it is.
+    pub(super) async fn manage_password(
+        self,
+        rds: &Rds<'_>,
+        id: &str,
+        instance: &str,
+    ) -> Result<String, StepError> {
+        if self
+            .managed_secret(rds.client, id, instance)
+            .await?
+            .is_none()
+        {
+            match self {
+                Self::Instance => {
+                    rds.client
+                        .modify_db_instance()
+                        .db_instance_identifier(instance)
+                        .manage_master_user_password(true)
+                        .apply_immediately(true)
+                        .send()
+                        .await
+                        .cloud("ModifyDBInstance", Some(instance.to_string()))?;
+                }
+                Self::Cluster => {
+                    rds.client
+                        .modify_db_cluster()
+                        .db_cluster_identifier(id)
+                        .manage_master_user_password(true)
+                        .apply_immediately(true)
+                        .send()
+                        .await
+                        .cloud("ModifyDBCluster", Some(id.to_string()))?;
+                }
+            }
+        }
+        let what = format!("the managed master password of `{id}` to be in place");
+        rds.context
+            .wait_for(&what, || async {
+                let (status, pending) = self.password_status(rds.client, id, instance).await?;
+                let secret = self.managed_secret(rds.client, id, instance).await?;
+                match (status.as_str(), secret) {
+                    ("available", Some((arn, state))) if !pending && state == "active" => {
+                        Ok(Poll::Ready(arn))
+                    }
+                    (state, _) if FAILED.contains(&state) => Err(failed(id, status)),
+                    (_, Some((_, state))) => Ok(Poll::Pending(format!("{status}, secret {state}"))),
+                    _ => Ok(Poll::Pending(status)),
+                }
+            })
+            .await
+    }
+
+    /// The master user secret RDS keeps, if it manages the password: (ARN, status).
+    async fn managed_secret(
+        self,
+        client: &Client,
+        id: &str,
+        instance: &str,
+    ) -> Result<Option<(String, String)>, StepError> {
+        let secret = match self {
+            Self::Instance => {
+                let answer = client
+                    .describe_db_instances()
+                    .db_instance_identifier(instance)
+                    .send()
+                    .await
+                    .cloud("DescribeDBInstances", Some(instance.to_string()))?;
+                let found = answer.db_instances().first();
+                found.and_then(|found| found.master_user_secret().cloned())
+            }
+            Self::Cluster => {
+                let answer = client
+                    .describe_db_clusters()
+                    .db_cluster_identifier(id)
+                    .send()
+                    .await
+                    .cloud("DescribeDBClusters", Some(id.to_string()))?;
+                let found = answer.db_clusters().first();
+                found.and_then(|found| found.master_user_secret().cloned())
+            }
+        };
+        Ok(secret.and_then(|secret| {
+            let arn = secret.secret_arn()?.to_string();
+            let status = secret.secret_status().unwrap_or("active").to_string();
+            Some((arn, status))
+        }))
+    }
+
     /// Set a new master password, applied at once (never journaled or printed).
     pub(super) async fn set_password(
         self,

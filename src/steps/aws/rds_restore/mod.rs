@@ -75,6 +75,10 @@ static SPEC: KindSpec = KindSpec {
             "new master password; reference a secret input, never a literal",
         ),
         optional(
+            "manage_master_password",
+            "have RDS set a new master password and keep it in the target region's Secrets Manager (output `master_user_secret_arn`, for the deploy's Secret); not with `master_password`",
+        ),
+        optional(
             "rpo_limit",
             "override the playbook's `rpo_limit` for this database",
         ),
@@ -92,8 +96,11 @@ static SPEC: KindSpec = KindSpec {
         "snapshot_time",
         "rpo_seconds",
         "subnet_group",
+        "master_user_secret_arn",
     ],
 };
+
+const MASTER_PASSWORD_TWICE: &str = "give either `master_password` or `manage_master_password`, not both: RDS refuses a password it is asked to manage";
 
 /// The `aws.rds.restore` step kind.
 pub(crate) struct AwsRdsRestore;
@@ -122,6 +129,8 @@ struct Params<P: Phase = Applying> {
     port: Option<i32>,
     #[serde(default)]
     master_password: Option<Secret>,
+    #[serde(default)]
+    manage_master_password: bool,
     #[serde(default, deserialize_with = "duration::optional")]
     rpo_limit: Option<Duration>,
     #[serde(default)]
@@ -138,6 +147,9 @@ struct Outputs {
     snapshot_time: String,
     rpo_seconds: u64,
     subnet_group: String,
+    /// The Secrets Manager secret (target region) holding the master credentials, when RDS
+    /// manages them.
+    master_user_secret_arn: Option<String>,
 }
 
 /// What the journal pins, so a resume restores the same snapshot.
@@ -252,6 +264,19 @@ impl Step for AwsRdsRestore {
         if let Some(group) = params.option_group() {
             plan = plan.detail("option group", group);
         }
+        let given = params
+            .master_password
+            .as_ref()
+            .is_some_and(|p| !p.is_empty());
+        if params.manage_master_password {
+            plan = plan.detail(
+                "master password",
+                "new, managed by RDS in the target region's Secrets Manager",
+            );
+            if given {
+                problems.push(StepProblem::from(MASTER_PASSWORD_TWICE));
+            }
+        }
         plan.problems = problems;
         Ok(plan)
     }
@@ -289,7 +314,20 @@ impl Step for AwsRdsRestore {
         context.checkpoint("after-restore")?;
         let (endpoint, port) = database.wait(&rds, &id, &restored).await?;
         context.checkpoint("after-available")?;
-        if let Some(password) = params.master_password.as_ref().filter(|p| !p.is_empty()) {
+        let given = params.master_password.as_ref().filter(|p| !p.is_empty());
+        if given.is_some() && params.manage_master_password {
+            return Err(StepError::Params(MASTER_PASSWORD_TWICE.into()));
+        }
+        let master_user_secret_arn = if params.manage_master_password {
+            let arn = database
+                .manage_password(&rds, &id, &restored.instance)
+                .await?;
+            context.progress(format!("master password managed by RDS in {arn}"));
+            Some(arn)
+        } else {
+            None
+        };
+        if let Some(password) = given {
             database
                 .set_password(&client, &id, &restored.instance, password)
                 .await?;
@@ -308,6 +346,7 @@ impl Step for AwsRdsRestore {
             snapshot_time: snapshot.taken.to_string(),
             rpo_seconds: age.as_secs(),
             subnet_group,
+            master_user_secret_arn,
         })
     }
 }
@@ -435,6 +474,7 @@ mod tests {
             "option_group": "og",
             "port": 5433,
             "master_password": "hunter2",
+            "manage_master_password": false,
             "rpo_limit": "12h",
             "deletion_protection": true,
         })
