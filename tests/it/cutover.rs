@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
+use crate::support::route53;
 use crate::support::seed::{block_on, sdk_config};
 use crate::support::world::{TARGET, World, step};
 
@@ -218,5 +219,139 @@ steps:
     assert_eq!(
         sets_named(&world.moto.endpoint, &zone, "api.shop.example.com."),
         vec![("A".to_string(), vec!["203.0.113.7".to_string()])]
+    );
+}
+
+/// The code of a refused change batch (`None` when it was accepted).
+fn refused(outcome: Result<(), aws_sdk_route53::Error>) -> Option<String> {
+    use aws_sdk_route53::error::ProvideErrorMetadata;
+    outcome
+        .err()
+        .map(|error| error.code().unwrap_or("(none)").to_string())
+}
+
+#[test]
+fn the_testbed_refuses_change_batches_that_route53_refuses() {
+    use aws_sdk_route53::types::ChangeAction::{Create, Delete, Upsert};
+
+    let world = World::new();
+    let moto = &world.moto.endpoint;
+    let zone = route53::create_zone(moto, "shop.example.com.", false);
+    let api = route53::simple("api.shop.example.com.", "CNAME", 300, &["old.example.net"]);
+    let status_a = route53::failover(
+        "status.shop.example.com.",
+        "primary",
+        "PRIMARY",
+        60,
+        "192.0.2.1",
+    );
+    let old_lb = "shop-web-1234.ap-southeast-2.elb.amazonaws.com.";
+    let www = route53::alias(
+        "www.shop.example.com.",
+        old_lb,
+        route53::ELB_ZONE_AP_SOUTHEAST_2,
+        true,
+    );
+    route53::put(moto, &zone, vec![api.clone(), status_a, www]);
+    // A private twin of the zone: Route 53 lists both under the name, as moto does.
+    let private = route53::create_zone(moto, "shop.example.com.", true);
+    assert_eq!(
+        route53::zones_named(moto, "shop.example.com."),
+        vec![(zone.clone(), false), (private, true)]
+    );
+    // Moto remembers every value it saw: change the CNAME, so a DELETE of the old value is
+    // one moto lets through.
+    let api_now = route53::simple("api.shop.example.com.", "CNAME", 300, &["now.example.net"]);
+    route53::put(moto, &zone, vec![api_now.clone()]);
+
+    let cases = [
+        ("a DELETE repeating old values", vec![(Delete, api.clone())]),
+        (
+            "a DELETE with another TTL",
+            vec![(
+                Delete,
+                route53::simple("api.shop.example.com.", "CNAME", 60, &["now.example.net"]),
+            )],
+        ),
+        (
+            "an A record next to the CNAME",
+            vec![(
+                Upsert,
+                route53::simple("api.shop.example.com.", "A", 60, &["192.0.2.7"]),
+            )],
+        ),
+        (
+            "a CNAME at the zone apex",
+            vec![(
+                Upsert,
+                route53::simple("shop.example.com.", "CNAME", 60, &["lb.example.net"]),
+            )],
+        ),
+        (
+            "a simple record next to failover records of its type",
+            vec![(
+                Upsert,
+                route53::simple("status.shop.example.com.", "A", 60, &["192.0.2.9"]),
+            )],
+        ),
+        (
+            "a DELETE of the alias with another EvaluateTargetHealth",
+            vec![(
+                Delete,
+                route53::alias(
+                    "www.shop.example.com.",
+                    old_lb,
+                    route53::ELB_ZONE_AP_SOUTHEAST_2,
+                    false,
+                ),
+            )],
+        ),
+        (
+            "a CREATE of a record that exists",
+            vec![(Create, api_now.clone())],
+        ),
+    ];
+    let proxy = world.endpoint().to_string();
+    for (case, changes) in &cases {
+        let outcome = block_on(route53::change(&proxy, &zone, changes.clone()));
+        assert_eq!(
+            refused(outcome),
+            Some("InvalidChangeBatch".to_string()),
+            "{case}"
+        );
+    }
+    // What Route 53 accepts passes: the exact DELETE and a new record in one batch.
+    let replace = vec![
+        (Delete, api_now.clone()),
+        (
+            Upsert,
+            route53::simple("api.shop.example.com.", "A", 60, &["192.0.2.7"]),
+        ),
+    ];
+    assert_eq!(
+        refused(block_on(route53::change(&proxy, &zone, replace))),
+        None
+    );
+    let api_sets = route53::sets_named(moto, &zone, "api.shop.example.com.");
+    assert_eq!(api_sets.len(), 1, "{api_sets:?}");
+    assert_eq!(api_sets[0].r#type().as_str(), "A");
+    assert_eq!(
+        route53::record_sets(moto, &zone).len(),
+        5,
+        "NS, SOA, api, status, www"
+    );
+
+    // Moto alone takes a stale DELETE (the gap these rules close).
+    let stale = route53::simple("api.shop.example.com.", "A", 60, &["192.0.2.8"]);
+    route53::put(moto, &zone, vec![stale]);
+    world.proxy().set_lenient(true);
+    let old_a = route53::simple("api.shop.example.com.", "A", 60, &["192.0.2.7"]);
+    assert_eq!(
+        refused(block_on(route53::change(
+            &proxy,
+            &zone,
+            vec![(Delete, old_a)]
+        ))),
+        None
     );
 }

@@ -346,7 +346,11 @@ async fn handle(
         tokio::time::sleep(latency).await;
     }
     let lenient = shared.lock().lenient;
-    if !lenient && let Some(answer) = strict::answer(&service, &operation, &body) {
+    let upstream = Upstream {
+        shared: &shared,
+        headers: &parts.headers,
+    };
+    if !lenient && let Some(answer) = strict::answer(&service, &operation, &body, &upstream).await {
         return Ok(answer);
     }
 
@@ -382,6 +386,40 @@ async fn handle(
     Ok(response
         .body(Full::new(answer_body))
         .unwrap_or_else(|_| text_response(StatusCode::BAD_GATEWAY, "cannot build response")))
+}
+
+/// What moto holds, for the strict rules that depend on it (Route 53's checks of a change
+/// batch against the zone's record sets): GET requests with the caller's credentials.
+pub(super) struct Upstream<'a> {
+    shared: &'a Shared,
+    headers: &'a HeaderMap,
+}
+
+impl Upstream<'_> {
+    /// Moto's answer to `GET path_and_query` (its body), or `None` when it did not answer 2xx.
+    pub(super) async fn get(&self, path_and_query: &str) -> Option<Bytes> {
+        let uri: Uri = format!("{}{}", self.shared.upstream, path_and_query)
+            .parse()
+            .ok()?;
+        let mut request = Request::builder().method(hyper::Method::GET).uri(uri);
+        if let Some(headers) = request.headers_mut() {
+            for name in [
+                header::AUTHORIZATION.as_str(),
+                "x-amz-date",
+                "x-amz-security-token",
+            ] {
+                if let Some(value) = self.headers.get(name) {
+                    headers.insert(name.parse::<header::HeaderName>().ok()?, value.clone());
+                }
+            }
+        }
+        let request = request.body(Full::new(Bytes::new())).ok()?;
+        let response = self.shared.client.request(request).await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        Some(response.into_body().collect().await.ok()?.to_bytes())
+    }
 }
 
 /// Record the call and pick its fault: (fault, latency, request id).
