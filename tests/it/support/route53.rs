@@ -18,6 +18,8 @@ use super::seed::{PROD_REGION, block_on, ec2_client, sdk_config};
 /// (the load balancer's `CanonicalHostedZoneId`; AWS General Reference, Elastic Load
 /// Balancing endpoints): what an alias record to the lost region's load balancer names.
 pub const ELB_ZONE_AP_SOUTHEAST_2: &str = "Z1GM3OXH4ZPM65";
+/// The same for ap-southeast-1, the region rebuilt in.
+pub const ELB_ZONE_AP_SOUTHEAST_1: &str = "Z1LMS91P8CMLE5";
 
 /// A Route 53 client for `endpoint` (moto, or the proxy to be held to AWS's rules).
 pub async fn client(endpoint: &str) -> Client {
@@ -194,4 +196,44 @@ pub fn zones_named(endpoint: &str, name: &str) -> Vec<(String, bool)> {
             })
             .collect()
     })
+}
+
+/// A record set from the journaled shape of `dns.cutover`'s `previous` (Route 53's own
+/// `ResourceRecordSet` as `aws route53 change-resource-record-sets` takes it), read
+/// independently of the code under test.
+pub fn from_journal(set: &serde_json::Value) -> ResourceRecordSet {
+    let text = |key: &str| set.get(key).and_then(serde_json::Value::as_str);
+    let mut builder = ResourceRecordSet::builder()
+        .name(text("Name").expect("Name"))
+        .r#type(RrType::from(text("Type").expect("Type")))
+        .set_ttl(set.get("TTL").and_then(serde_json::Value::as_i64))
+        .set_set_identifier(text("SetIdentifier").map(str::to_string))
+        .set_weight(set.get("Weight").and_then(serde_json::Value::as_i64))
+        .set_failover(text("Failover").map(ResourceRecordSetFailover::from))
+        .set_health_check_id(text("HealthCheckId").map(str::to_string));
+    if let Some(records) = set
+        .get("ResourceRecords")
+        .and_then(serde_json::Value::as_array)
+    {
+        for record in records {
+            let value = record["Value"].as_str().expect("Value");
+            builder =
+                builder.resource_records(ResourceRecord::builder().value(value).build().unwrap());
+        }
+    }
+    if let Some(target) = set.get("AliasTarget") {
+        builder = builder.alias_target(
+            AliasTarget::builder()
+                .dns_name(target["DNSName"].as_str().expect("DNSName"))
+                .hosted_zone_id(target["HostedZoneId"].as_str().expect("HostedZoneId"))
+                .evaluate_target_health(
+                    target["EvaluateTargetHealth"]
+                        .as_bool()
+                        .expect("EvaluateTargetHealth"),
+                )
+                .build()
+                .expect("an alias target"),
+        );
+    }
+    builder.build().expect("a record set")
 }
