@@ -428,7 +428,7 @@ fn on_a_terminal_the_dns_cutover_is_asked_about_on_its_own() {
         .code(1)
         .stdout_contains("Rebuild `region-rebuild` in ap-southeast-1 now? [y/N]")
         .stdout_contains(&format!(
-            "Cut DNS over: CNAME {PUBLIC_HOST} → localhost (now {OLD_TARGET})? [y/N]"
+            "Cut DNS over: CNAME {PUBLIC_HOST} → localhost (now {OLD_TARGET}, TTL 300 s)? [y/N]"
         ))
         .stdout_contains("not confirmed");
     assert_eq!(

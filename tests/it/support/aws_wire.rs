@@ -238,3 +238,126 @@ pub(super) fn fault_response(
     }
     response
 }
+
+/// An XML element as the REST-XML services (Route 53) write and read them: its local name
+/// (namespace prefix dropped), its text and its children. Attributes are dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XmlElement {
+    /// The local name.
+    pub name: String,
+    /// The text directly inside it, entities resolved.
+    pub text: String,
+    /// The elements inside it, in order.
+    pub children: Vec<XmlElement>,
+}
+
+impl XmlElement {
+    /// The first child named `name`.
+    pub fn child(&self, name: &str) -> Option<&XmlElement> {
+        self.children.iter().find(|child| child.name == name)
+    }
+
+    /// Every child named `name`.
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a XmlElement> {
+        self.children.iter().filter(move |child| child.name == name)
+    }
+
+    /// The text of the first child named `name`.
+    pub fn text_of(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|child| child.text.as_str())
+    }
+}
+
+/// The root element of an XML document; `None` when it is not well formed (as far as this
+/// small reader checks: tags must nest).
+pub fn parse_xml(text: &str) -> Option<XmlElement> {
+    let mut open = vec![XmlElement::default()];
+    let mut rest = text;
+    while let Some(at) = rest.find('<') {
+        open.last_mut()?.text.push_str(&unescape_xml(&rest[..at]));
+        rest = &rest[at..];
+        let skip_to = |end: &str, rest: &str| rest.find(end).map(|found| found + end.len());
+        if let Some(data) = rest.strip_prefix("<![CDATA[") {
+            let end = data.find("]]>")?;
+            open.last_mut()?.text.push_str(&data[..end]);
+            rest = &data[end + 3..];
+            continue;
+        }
+        let special = [("<?", "?>"), ("<!--", "-->"), ("<!", ">")];
+        if let Some((_, end)) = special.iter().find(|(start, _)| rest.starts_with(start)) {
+            rest = &rest[skip_to(end, rest)?..];
+            continue;
+        }
+        let close = rest.find('>')?;
+        let tag = &rest[1..close];
+        rest = &rest[close + 1..];
+        let local = |name: &str| name.rsplit(':').next().unwrap_or(name).to_string();
+        if let Some(name) = tag.strip_prefix('/') {
+            let element = open.pop()?;
+            if local(name.trim()) != element.name || open.is_empty() {
+                return None;
+            }
+            open.last_mut()?.children.push(element);
+        } else {
+            let empty = tag.ends_with('/');
+            let name = local(tag.trim_end_matches('/').split_whitespace().next()?);
+            let element = XmlElement {
+                name,
+                ..XmlElement::default()
+            };
+            if empty {
+                open.last_mut()?.children.push(element);
+            } else {
+                open.push(element);
+            }
+        }
+    }
+    if open.len() != 1 {
+        return None;
+    }
+    open.pop()?.children.into_iter().next()
+}
+
+/// Text with XML's five entities (and numeric references) resolved.
+fn unescape_xml(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let Some(end) = rest.find(';') else { break };
+        let entity = &rest[1..end];
+        let character = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|dec| dec.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match character {
+            Some(character) => {
+                out.push(character);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Text escaped for an XML element's content.
+pub fn escape_xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

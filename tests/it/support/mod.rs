@@ -12,6 +12,8 @@
 //!   refuses because AWS refuses it and moto does not (on by default).
 //! - [`seed`]: SDK clients, and "production" seeded through them (database and snapshots,
 //!   Aurora, IAM roles, images, DNS zone).
+//! - [`route53`]: hosted zones (public and private twins) and record sets (simple, alias,
+//!   routing policy) seeded and read through the SDK.
 //! - [`inventory`]: what exists in AWS, counted through the APIs.
 //! - [`playbooks`]: the shipped playbook, its infrastructure half and rewritten copies.
 //! - [`world`]: one test's AWS world (moto, maybe the proxy, a state directory) and reading
@@ -31,6 +33,7 @@ pub mod moto;
 pub mod playbooks;
 pub mod proxy;
 pub mod reach;
+pub mod route53;
 pub mod seed;
 pub mod snapshot;
 pub mod stack;

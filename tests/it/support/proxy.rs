@@ -433,8 +433,15 @@ async fn handle(
         body: &body,
     };
     if !lenient {
-        let state = shared.lock();
-        if let Some(answer) = strict::answer(&state.strict, &request) {
+        let decided = strict::answer(&shared.lock().strict, &request);
+        if let Some(answer) = decided {
+            return Ok(answer);
+        }
+        let upstream = Upstream {
+            shared: &shared,
+            headers: &parts.headers,
+        };
+        if let Some(answer) = strict::answer_from_moto(&request, &upstream).await {
             return Ok(answer);
         }
     }
@@ -529,7 +536,7 @@ async fn cluster_network(shared: &Shared, operation: &str, region: &str, body: B
         return body;
     }
     let networks = shared.lock().cluster_networks.clone();
-    let upstream = strict::Upstream {
+    let upstream = strict::Moto {
         client: shared.client.clone(),
         endpoint: shared.upstream.clone(),
     };
@@ -626,6 +633,40 @@ fn element(xml: &str, name: &str) -> Option<String> {
     let start = xml.find(&open)? + open.len();
     let end = start + xml[start..].find(&format!("</{name}>"))?;
     Some(xml[start..end].to_string())
+}
+
+/// What moto holds, for the strict rules that depend on it (Route 53's checks of a change
+/// batch against the zone's record sets): GET requests with the caller's credentials.
+pub(super) struct Upstream<'a> {
+    shared: &'a Shared,
+    headers: &'a HeaderMap,
+}
+
+impl Upstream<'_> {
+    /// Moto's answer to `GET path_and_query` (its body), or `None` when it did not answer 2xx.
+    pub(super) async fn get(&self, path_and_query: &str) -> Option<Bytes> {
+        let uri: Uri = format!("{}{}", self.shared.upstream, path_and_query)
+            .parse()
+            .ok()?;
+        let mut request = Request::builder().method(hyper::Method::GET).uri(uri);
+        if let Some(headers) = request.headers_mut() {
+            for name in [
+                header::AUTHORIZATION.as_str(),
+                "x-amz-date",
+                "x-amz-security-token",
+            ] {
+                if let Some(value) = self.headers.get(name) {
+                    headers.insert(name.parse::<header::HeaderName>().ok()?, value.clone());
+                }
+            }
+        }
+        let request = request.body(Full::new(Bytes::new())).ok()?;
+        let response = self.shared.client.request(request).await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        Some(response.into_body().collect().await.ok()?.to_bytes())
+    }
 }
 
 /// Record the call and pick its fault: (fault, latency, request id).

@@ -1,7 +1,8 @@
 //! The whole testbed for the default playbook, end to end: a seeded moto (AWS), the
 //! production's repositories in git (served by `git daemon`) behind the GitHub REST
 //! stand-in, a real kube-apiserver (with the kubelet and load balancer stand-ins), the
-//! target region's ECR holding the release's images, the public DNS zone in Route 53, and
+//! target region's ECR holding the release's images, the public DNS zone in Route 53 (and
+//! its private twin, which must stay untouched), and
 //! the listener that stands in for the load balancer in front of the application.
 
 use std::path::Path;
@@ -11,6 +12,7 @@ use super::github::GitHub;
 use super::kube::{ApplicationListener, KubeTestbed, PodChecks};
 use super::playbooks::default_playbook;
 use super::reach::database_reach;
+use super::route53;
 use super::seed::{block_on, push_images, sdk_config, seed_zone};
 use super::test::{Outcome, Test};
 use super::world::{TARGET, World};
@@ -96,6 +98,11 @@ impl Stack {
             &["shop/api", "shop/worker", "shop/web"],
             RELEASE,
         );
+        // Split-horizon DNS: a private twin of the zone, listed first, that the cutover must
+        // leave alone.
+        let private = route53::create_zone(&world.moto.endpoint, ZONE, true);
+        let internal = route53::simple(PUBLIC_HOST, "CNAME", 300, &["shop.internal.example"]);
+        route53::put(&world.moto.endpoint, &private, vec![internal]);
         let zone_id = seed_zone(&world.moto.endpoint, ZONE, PUBLIC_HOST, OLD_TARGET);
         Self {
             world,

@@ -17,7 +17,7 @@ use hyper::{Response, StatusCode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::{Upstream, json_error, json_response};
+use super::{Moto, json_error, json_response};
 
 /// Kubernetes versions as `DescribeClusterVersions` reports them: (version, `versionStatus`).
 pub const EKS_VERSIONS: &[(&str, &str)] = &[
@@ -125,7 +125,7 @@ impl ClusterNetworks {
     /// the caller went away before its `CreateCluster` was answered.
     pub(in super::super) async fn ensure(
         &self,
-        upstream: &Upstream,
+        upstream: &Moto,
         region: &str,
         answer: &[u8],
     ) -> Result<(), String> {

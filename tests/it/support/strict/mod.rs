@@ -2,12 +2,14 @@
 //! shapes (the service's error format, the operation's result) and is on by default; a test
 //! that needs moto's leniency turns the rules off with `Proxy::set_lenient(true)`.
 //!
-//! One file per service: [`eks`], [`rds`]. Rules that need what the proxy remembers (the
-//! RDS table and canned snapshots) get it as [`Rules`]; rules that rewrite moto's own
+//! One file per service: [`eks`], [`rds`], [`route53`]. Rules that need what the proxy
+//! remembers (the RDS table and canned snapshots) get it as [`Rules`]; rules that read
+//! moto's state first are in [`answer_from_moto`]; rules that rewrite moto's own
 //! successful answer are in [`rewrite`].
 
 pub mod eks;
 pub mod rds;
+pub mod route53;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -31,11 +33,26 @@ pub(super) struct Request<'a> {
     pub body: &'a [u8],
 }
 
+use super::aws_wire::escape_xml;
+use super::proxy::Upstream;
+
 /// AWS's answer to a request the strict rules decide before moto sees it, if they decide it.
 pub(super) fn answer(rules: &Rules, request: &Request<'_>) -> Option<Response<Full<Bytes>>> {
     match request.service {
         "eks" => eks::answer(request.operation, request.body),
         "rds" => rds::answer(&rules.rds, request.operation, request.region, request.form),
+        _ => None,
+    }
+}
+
+/// AWS's answer to a request the strict rules decide from what moto holds (read through
+/// `upstream`), if they decide it.
+pub(super) async fn answer_from_moto(
+    request: &Request<'_>,
+    upstream: &Upstream<'_>,
+) -> Option<Response<Full<Bytes>>> {
+    match request.service {
+        "route53" => route53::answer(request.operation, request.body, upstream).await,
         _ => None,
     }
 }
@@ -114,12 +131,12 @@ pub(super) fn json_error(
 
 /// Moto, for the calls the strict rules make themselves (e.g. creating the security group
 /// EKS would create). Moto checks no signatures; the credential scope names the region.
-pub(super) struct Upstream {
+pub(super) struct Moto {
     pub client: Client<HttpConnector, Full<Bytes>>,
     pub endpoint: String,
 }
 
-impl Upstream {
+impl Moto {
     /// An EC2 query call in `region`: the answer's XML, or why not.
     pub(super) async fn ec2(
         &self,
@@ -173,4 +190,23 @@ fn encode(text: &str) -> String {
             _ => format!("%{byte:02X}"),
         })
         .collect()
+}
+
+/// A REST-XML service's error (Route 53): `status` and an `ErrorResponse` document with the
+/// code and the message, as the service writes it.
+pub(super) fn xml_error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+         <Error><Type>Sender</Type><Code>{}</Code><Message>{}</Message></Error>\
+         <RequestId>strict-proxy</RequestId></ErrorResponse>",
+        escape_xml(code),
+        escape_xml(message)
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/xml"),
+    );
+    response
 }
