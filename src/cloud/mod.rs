@@ -57,7 +57,7 @@ macro_rules! aws_clients {
     )+};
 }
 
-aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr);
+aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_servicequotas);
 aws_clients!(GlobalClient: aws_sdk_route53, aws_sdk_iam);
 
 /// Where the endpoints of global services live.
@@ -131,6 +131,11 @@ impl Cloud {
 
     /// An EC2 client for `region`.
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        self.regional(region)
+    }
+
+    /// A Service Quotas client for `region`.
+    pub fn service_quotas(&self, region: &str) -> aws_sdk_servicequotas::Client {
         self.regional(region)
     }
 

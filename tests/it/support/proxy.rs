@@ -27,6 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use super::aws_wire::{credential_scope, dialect, fault_response, operation_name, request_params};
 use super::holds::{Answer, Creations, Holds};
 use super::strict;
+use super::strict::ec2::{Ec2Rules, Request as Ec2Request};
 
 /// What to answer instead of forwarding a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +75,10 @@ struct FaultRule {
 #[derive(Default)]
 struct State {
     rules: Rules,
-    /// The strict rules (`strict.rs`) are off: moto's leniency shows through.
+    /// The strict rules (`strict/`) are off: moto's leniency shows through.
     lenient: bool,
+    /// The strict EC2 rules' limits and memory (quotas, new ids, client tokens).
+    ec2: Ec2Rules,
     calls: Vec<Call>,
     creations: Creations,
     request_sequence: u64,
@@ -190,12 +193,41 @@ impl Proxy {
         self.shared.lock().rules.holds.nat = Some(hold);
     }
 
-    /// Turns the strict rules (what AWS refuses and moto accepts, `strict.rs`) off or on.
+    /// EC2's per-region quotas the strict rules enforce (AWS's defaults: 5 VPCs, the default
+    /// VPC included, and 5 Elastic IPs); `GetServiceQuota` reports the same.
+    pub fn set_ec2_quotas(&self, vpcs: usize, addresses: usize) {
+        let mut state = self.shared.lock();
+        state.ec2.vpcs = vpcs;
+        state.ec2.addresses = addresses;
+    }
+
+    /// EC2 eventual consistency: for `window` after a create, calls naming the new id answer
+    /// `Invalid…ID.NotFound` and tag-filtered `Describe*` omit it (`None`: off, as moto).
+    pub fn set_ec2_consistency(&self, window: Option<Duration>) {
+        self.shared.lock().ec2.consistency = window;
+    }
+
+    /// NAT gateways created from now on report `failed` with this `failureCode` and
+    /// `failureMessage` (`None`: they succeed again).
+    pub fn fail_nat_gateways(&self, failure: Option<(&str, &str)>) {
+        self.shared.lock().rules.holds.nat_failure =
+            failure.map(|(code, message)| (code.into(), message.into()));
+    }
+
+    /// EKS node groups created from now on report `CREATE_FAILED` (once any status hold is
+    /// over) with one `health.issues` entry of this code and message (`None`: they succeed).
+    pub fn fail_nodegroups(&self, failure: Option<(&str, &str)>) {
+        self.shared.lock().rules.holds.nodegroup_failure =
+            failure.map(|(code, message)| (code.into(), message.into()));
+    }
+
+    /// Turns the strict rules (what AWS refuses and moto accepts, `strict/`) off or on.
     pub fn set_lenient(&self, lenient: bool) {
         self.shared.lock().lenient = lenient;
     }
 
-    /// Removes every rule (latency, faults, holds). What was seen is kept.
+    /// Removes every rule (latency, faults, holds, failures on demand). What was seen is
+    /// kept, and what failed stays failed.
     pub fn clear(&self) {
         self.shared.lock().rules = Rules::default();
     }
@@ -346,8 +378,38 @@ async fn handle(
         tokio::time::sleep(latency).await;
     }
     let lenient = shared.lock().lenient;
-    if !lenient && let Some(answer) = strict::answer(&service, &operation, &body) {
-        return Ok(answer);
+    let ec2_request = Ec2Request {
+        service: &service,
+        region: &region,
+        operation: &operation,
+        form: &form,
+        body: &body,
+        request_id: &request_id,
+    };
+    if !lenient {
+        if let Some(answer) = strict::answer(&service, &operation, &body) {
+            return Ok(answer);
+        }
+        let (decided, quota) = {
+            let state = shared.lock();
+            (
+                state.ec2.answer(&ec2_request, Instant::now()),
+                state.ec2.quota(&ec2_request),
+            )
+        };
+        if let Some(answer) = decided {
+            return Ok(answer);
+        }
+        if let Some(quota) = quota {
+            let describe = format!("Action={}&Version=2016-11-15", quota.describe);
+            let held = match forward(&shared, &parts, Bytes::from(describe)).await {
+                Ok((_, listed)) => quota.count(&listed),
+                Err(message) => return Ok(text_response(StatusCode::BAD_GATEWAY, &message)),
+            };
+            if held >= quota.limit {
+                return Ok(quota.refused(&request_id));
+            }
+        }
     }
 
     let upstream = match forward(&shared, &parts, body.clone()).await {
@@ -356,6 +418,14 @@ async fn handle(
     };
     let (upstream_parts, upstream_body) = upstream;
     let answer_body = if upstream_parts.status.is_success() {
+        let mut state = shared.lock();
+        let upstream_body = match lenient {
+            false => state
+                .ec2
+                .after(&ec2_request, &upstream_body, Instant::now())
+                .unwrap_or(upstream_body),
+            true => upstream_body,
+        };
         let answer = Answer {
             operation: &operation,
             region: &region,
@@ -364,11 +434,13 @@ async fn handle(
             body: &upstream_body,
             seen_at,
         };
-        let mut state = shared.lock();
-        state.creations.record(&answer);
-        match state.creations.held(&state.rules.holds, &answer) {
-            Some(rewritten) => Bytes::from(rewritten),
-            None => upstream_body,
+        let state = &mut *state;
+        state.creations.record(&answer, &state.rules.holds);
+        let held = state.creations.held(&state.rules.holds, &answer);
+        let held = held.map_or(upstream_body.clone(), Bytes::from);
+        match state.creations.failed(&answer, &held) {
+            Some(failed) => Bytes::from(failed),
+            None => held,
         }
     } else {
         upstream_body

@@ -2,8 +2,10 @@
 //! shapes (the service's error format, the operation's result) and is on by default; a test
 //! that needs moto's leniency turns the rules off with `Proxy::set_lenient(true)`.
 //!
-//! One file per service: [`eks`].
+//! One file per service: [`eks`] (stateless, decided here) and [`ec2`] (its rules keep
+//! state, so the proxy holds them and calls them around forwarding).
 
+pub mod ec2;
 pub mod eks;
 
 use bytes::Bytes;
