@@ -200,6 +200,19 @@ pub enum StepError {
         /// Its state.
         status: String,
     },
+    /// A resource failed, as the cloud reports it (a NAT gateway `failed`, a node group
+    /// `CREATE_FAILED`): its state, the cloud's reason, and what to do.
+    #[error("`{resource}` is `{status}`: {reason}")]
+    Failed {
+        /// The resource.
+        resource: String,
+        /// Its state.
+        status: String,
+        /// The cloud's failure codes and messages.
+        reason: String,
+        /// What to do.
+        hint: String,
+    },
     /// The attempt ran past the step's timeout.
     #[error("timed out after {}", crate::playbook::duration::render(*.0))]
     Timeout(std::time::Duration),
@@ -242,7 +255,9 @@ impl StepError {
             ),
             Self::Cloud(_) => None,
             Self::Params(_) => Some("fix the step's `with:` in the playbook; `rebuild validate` checks it".to_string()),
-            Self::Refused { hint, .. } | Self::Conflict { hint, .. } => Some(hint.clone()),
+            Self::Refused { hint, .. } | Self::Conflict { hint, .. } | Self::Failed { hint, .. } => {
+                Some(hint.clone())
+            }
             Self::BadState { .. } => Some("inspect the resource in the AWS console; delete it if it is broken, then `rebuild resume`".to_string()),
             Self::Timeout(_) => Some("raise the step's `timeout:` if the cloud is just slow, then `rebuild resume`".to_string()),
             Self::Interrupted => Some("`rebuild resume` continues from here".to_string()),
