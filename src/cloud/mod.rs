@@ -66,7 +66,7 @@ macro_rules! aws_clients {
     )+};
 }
 
-aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_secretsmanager, aws_sdk_sts);
+aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_secretsmanager, aws_sdk_servicequotas, aws_sdk_sts);
 aws_clients!(GlobalClient: aws_sdk_route53, aws_sdk_iam);
 
 /// Where the endpoints of global services live.
@@ -162,6 +162,11 @@ impl Cloud {
             account: answer.account().unwrap_or_default().to_string(),
             arn: answer.arn().unwrap_or_default().to_string(),
         })
+    }
+
+    /// A Service Quotas client for `region`.
+    pub fn service_quotas(&self, region: &str) -> aws_sdk_servicequotas::Client {
+        self.regional(region)
     }
 
     /// An RDS client for `region`.

@@ -290,6 +290,11 @@ impl StepContext {
         Ok(())
     }
 
+    /// How waits poll (the run's interval): steps that pace their own retries scale from it.
+    pub fn poll(&self) -> Backoff {
+        self.services.poll
+    }
+
     /// Pause for `duration`; a stop signal cuts the pause short and interrupts the step.
     pub async fn sleep(&self, duration: Duration) -> Result<(), StepError> {
         tokio::select! {

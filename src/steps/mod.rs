@@ -200,13 +200,16 @@ pub enum StepError {
         /// Its state.
         status: String,
     },
-    /// A resource reached a failure state the step knows what to do about.
-    #[error("`{resource}` is in state `{status}`")]
+    /// A resource failed, as the cloud reports it (a NAT gateway `failed`, a node group
+    /// `CREATE_FAILED`): its state, the cloud's reason, and what to do.
+    #[error("`{resource}` is `{status}`: {reason}")]
     Failed {
         /// The resource.
         resource: String,
         /// Its state.
         status: String,
+        /// The cloud's failure codes and messages.
+        reason: String,
         /// What to do.
         hint: String,
     },
@@ -255,7 +258,9 @@ impl StepError {
             ),
             Self::Cloud(_) => None,
             Self::Params(_) => Some("fix the step's `with:` in the playbook; `rebuild validate` checks it".to_string()),
-            Self::Refused { hint, .. } | Self::Conflict { hint, .. } | Self::Failed { hint, .. } => Some(hint.clone()),
+            Self::Refused { hint, .. } | Self::Conflict { hint, .. } | Self::Failed { hint, .. } => {
+                Some(hint.clone())
+            }
             Self::BadState { .. } => Some("inspect the resource in the AWS console; delete it if it is broken, then `rebuild resume`".to_string()),
             Self::Timeout(_) => Some("raise the step's `timeout:` if the cloud is just slow, then `rebuild resume`".to_string()),
             Self::Interrupted => Some("`rebuild resume` continues from here".to_string()),

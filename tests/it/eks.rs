@@ -401,3 +401,44 @@ fn the_playbook_admins_get_access_entries_on_a_cluster_in_api_mode() {
         serde_json::json!([oncall, break_glass])
     );
 }
+
+/// A node group that ends `CREATE_FAILED` fails the step with its `health.issues` (code and
+/// message) and what to do, instead of a bare state (review D11).
+#[test]
+fn a_node_group_that_fails_to_create_says_why() {
+    let world = World::new();
+    world.proxy().fail_nodegroups(Some((
+        "AsgInstanceLaunchFailures",
+        "Could not launch On-Demand Instances. InsufficientInstanceCapacity",
+    )));
+    world
+        .rebuild()
+        .code(1)
+        .stderr_contains("is `CREATE_FAILED`: AsgInstanceLaunchFailures: Could not launch On-Demand Instances. InsufficientInstanceCapacity")
+        .stderr_contains("add instance types to `instance_types`");
+    let status = world.status();
+    assert_eq!(step(&status, "nodes")["state"], "failed");
+}
+
+/// An instance type EC2 does not offer in the chosen zones stops the plan (exit 4) before
+/// anything is made (review D2); the default types are offered in every zone. Moto accepts
+/// any type in `CreateNodegroup`.
+#[test]
+fn an_instance_type_not_offered_in_the_zones_is_a_plan_problem() {
+    let world = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = infrastructure_playbook_with(
+        dir.path(),
+        &[(
+            "instance_types: [m6i.large, m6a.large, m5.large, m7i.large]",
+            "instance_types: [m6i.large, x2iedn.32xlarge]",
+        )],
+    );
+    world.proxy().reset_counts();
+    world
+        .rebuild_with(&playbook)
+        .code(4)
+        .stderr_contains("EC2 does not offer instance type `x2iedn.32xlarge` in ap-southeast-1c")
+        .output_lacks("`m6i.large` in");
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+}

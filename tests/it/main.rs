@@ -30,6 +30,7 @@ mod eks;
 mod git_fetch;
 mod harness;
 mod kube_testbed;
+mod network;
 mod plan;
 mod rds;
 mod rebuild;

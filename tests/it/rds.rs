@@ -496,7 +496,7 @@ fn a_failure_state_ends_the_wait_at_once_with_the_state_and_a_hint() {
     world
         .rebuild_with(&playbook)
         .code(1)
-        .stderr_contains("is in state `restore-error`")
+        .stderr_contains("is `restore-error`")
         .stderr_contains("restore failed");
     let status = world.status();
     assert_eq!(step(&status, "database")["state"], "failed", "{status}");
@@ -515,7 +515,7 @@ fn insufficient_capacity_suggests_another_instance_class() {
     world
         .rebuild_with(&playbook)
         .code(1)
-        .stderr_contains("is in state `insufficient-capacity`")
+        .stderr_contains("is `insufficient-capacity`")
         .stderr_contains("another `instance_class`");
 
     // …and as the restore call's answer.

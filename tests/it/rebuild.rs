@@ -185,13 +185,14 @@ fn killed_in_the_middle_of_the_network_step_resumes_without_duplicates() {
     assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
     let network = step(&status, "network");
     assert_eq!(network["attempts"], 2);
-    // 16 resources, each recorded once: the second attempt re-found the VPC and subnets.
+    // 20 resources (3 NAT gateways, each with its Elastic IP), each recorded once: the
+    // second attempt re-found the VPC and subnets.
     let resources = network["resources"].as_array().unwrap();
     let ids: BTreeSet<&str> = resources
         .iter()
         .map(|resource| resource["id"].as_str().unwrap())
         .collect();
-    assert_eq!((resources.len(), ids.len()), (16, 16), "{network}");
+    assert_eq!((resources.len(), ids.len()), (20, 20), "{network}");
     assert_eq!(step(&status, "database")["attempts"], 1);
 }
 
@@ -199,7 +200,7 @@ fn killed_in_the_middle_of_the_network_step_resumes_without_duplicates() {
 fn killed_after_the_nat_gateway_was_requested_resumes_without_duplicates() {
     let world = World::new();
     world.rebuild_killed_at("network/after-nat");
-    assert_eq!(inventory(&world.moto.endpoint).nat_gateways, 1);
+    assert_eq!(inventory(&world.moto.endpoint).nat_gateways, 3);
     world.resume_to_completion();
     assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
 }

@@ -2,7 +2,9 @@
 //! order: its sizes checked; the existing node IAM role looked up; the node group, named
 //! after the step inside a cluster that belongs to the run and tagged with the run,
 //! through the ownership protocol (a re-run adopts it); and the wait for `ACTIVE` (a few
-//! minutes on AWS). With `skip` (an existing cluster keeps its own nodes) nothing is made.
+//! minutes on AWS; `CREATE_FAILED` ends it with the node group's `health.issues`). With
+//! `skip` (an existing cluster keeps its own nodes) nothing is made. The plan checks that
+//! EC2 offers every instance type in every zone of `zones`.
 
 use std::collections::HashMap;
 
@@ -32,7 +34,14 @@ static SPEC: KindSpec = KindSpec {
         optional("name", "node group name (default: the step id)"),
         required("role", "existing IAM role (name or ARN) for the nodes"),
         required("subnet_ids", "subnets for the nodes (the private ones)"),
-        optional("instance_types", "EC2 instance types (default [m6i.large])"),
+        optional(
+            "instance_types",
+            "EC2 instance types, several so capacity can fall back (default [m6i.large, m6a.large, m5.large, m7i.large])",
+        ),
+        optional(
+            "zones",
+            "the zones of `subnet_ids`, for the plan's check that EC2 offers each instance type there (pass `${steps.NETWORK.availability_zones}`)",
+        ),
         optional("min_size", "fewest nodes (default 3)"),
         optional("max_size", "most nodes (default 6)"),
         optional("desired_size", "nodes to start with (default: min_size)"),
@@ -71,6 +80,8 @@ struct Params<P: Phase = Applying> {
     subnet_ids: P::Later<Vec<String>>,
     #[serde(default = "default_instance_types")]
     instance_types: Vec<String>,
+    #[serde(default)]
+    zones: Option<Vec<String>>,
     #[serde(default = "default_min")]
     min_size: i32,
     #[serde(default = "default_max")]
@@ -90,7 +101,9 @@ struct Params<P: Phase = Applying> {
 }
 
 fn default_instance_types() -> Vec<String> {
-    vec!["m6i.large".to_string()]
+    ["m6i.large", "m6a.large", "m5.large", "m7i.large"]
+        .map(String::from)
+        .to_vec()
 }
 fn default_ami_type() -> String {
     "AL2023_x86_64_STANDARD".to_string()
@@ -211,6 +224,11 @@ impl Step for AwsEksNodegroup {
         }
         let (mut problems, role_note) =
             role_problems(&context.cloud.iam(), &params.role, &NODE_ROLE).await?;
+        if let Some(zones) = &params.zones {
+            let ec2 = context.cloud.ec2(&context.target_region);
+            let offered = offerings(&ec2, &params.instance_types, zones).await?;
+            problems.extend(not_offered(&params.instance_types, zones, &offered));
+        }
         let name = params.nodegroup_name(&context.step_id);
         let action = match (&params.cluster, &context.run_id) {
             (Some(cluster), Some(run_id)) => {
@@ -271,6 +289,62 @@ impl Step for AwsEksNodegroup {
             skipped: false,
         })
     }
+}
+
+/// The (instance type, zone) pairs EC2 offers among `types` × `zones`.
+async fn offerings(
+    client: &aws_sdk_ec2::Client,
+    types: &[String],
+    zones: &[String],
+) -> Result<Vec<(String, String)>, CloudError> {
+    use aws_sdk_ec2::types::{Filter, LocationType};
+    let filter = |name: &str, values: &[String]| {
+        Filter::builder()
+            .name(name)
+            .set_values(Some(values.to_vec()))
+            .build()
+    };
+    let mut pages = client
+        .describe_instance_type_offerings()
+        .location_type(LocationType::AvailabilityZone)
+        .filters(filter("instance-type", types))
+        .filters(filter("location", zones))
+        .into_paginator()
+        .send();
+    let mut offered = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.cloud("DescribeInstanceTypeOfferings", None)?;
+        for offering in page.instance_type_offerings() {
+            if let (Some(kind), Some(zone)) = (offering.instance_type(), offering.location()) {
+                offered.push((kind.as_str().to_string(), zone.to_string()));
+            }
+        }
+    }
+    Ok(offered)
+}
+
+/// A plan problem for each instance type EC2 does not offer in every zone.
+fn not_offered(
+    types: &[String],
+    zones: &[String],
+    offered: &[(String, String)],
+) -> Vec<StepProblem> {
+    types
+        .iter()
+        .filter_map(|kind| {
+            let missing: Vec<&str> = zones
+                .iter()
+                .filter(|zone| !offered.iter().any(|(k, z)| k == kind && z == *zone))
+                .map(String::as_str)
+                .collect();
+            (!missing.is_empty()).then(|| {
+                StepProblem::from(format!(
+                    "EC2 does not offer instance type `{kind}` in {}: remove it from `instance_types`, or choose types offered in every zone (`aws ec2 describe-instance-type-offerings --location-type availability-zone`)",
+                    missing.join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Adopt or create the node group `name`, with the node role `role`.
@@ -339,6 +413,9 @@ async fn wait_active(
                 Some(NodegroupStatus::Creating | NodegroupStatus::Updating) => {
                     Ok(Poll::Pending(found.status))
                 }
+                Some(NodegroupStatus::CreateFailed) => {
+                    Err(create_failed(&resource, &found.resource))
+                }
                 _ => Err(StepError::BadState {
                     resource: resource.clone(),
                     status: found.status,
@@ -348,11 +425,54 @@ async fn wait_active(
         .await
 }
 
+/// A node group that failed to create: its health issues, and what to do.
+fn create_failed(resource: &str, group: &Nodegroup) -> StepError {
+    let issues = group
+        .health()
+        .map(|health| health.issues())
+        .unwrap_or_default();
+    let reason = if issues.is_empty() {
+        "EKS reports no health issue".to_string()
+    } else {
+        issues
+            .iter()
+            .map(|issue| {
+                let code = issue.code().map_or("unknown", |code| code.as_str());
+                format!("{code}: {}", issue.message().unwrap_or("no message"))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    StepError::Failed {
+        resource: format!("node group `{resource}`"),
+        status: "CREATE_FAILED".to_string(),
+        reason,
+        hint: "for a capacity issue (`InsufficientInstanceCapacity`, `AsgInstanceLaunchFailures`) add instance types to `instance_types` or use other zones; then delete the failed node group (`aws eks delete-nodegroup`) and `rebuild resume`".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_type_missing_in_any_zone_is_a_problem_naming_the_zones() {
+        let (types, zones) = (
+            vec!["m6i.large".to_string(), "p5.48xlarge".to_string()],
+            vec!["z-1a".to_string(), "z-1b".to_string()],
+        );
+        let offered = [
+            ("m6i.large", "z-1a"),
+            ("m6i.large", "z-1b"),
+            ("p5.48xlarge", "z-1b"),
+        ]
+        .map(|(kind, zone)| (kind.to_string(), zone.to_string()));
+        let problems = not_offered(&types, &zones, &offered);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message().contains("`p5.48xlarge` in z-1a:"));
+    }
 
     #[test]
     fn the_table_matches_the_typed_interface() {
@@ -364,6 +484,7 @@ mod tests {
                 "role": "eks-nodes",
                 "subnet_ids": ["subnet-1"],
                 "instance_types": ["m6i.large"],
+                "zones": ["a-1a"],
                 "min_size": 1,
                 "max_size": 3,
                 "desired_size": 2,
@@ -386,6 +507,7 @@ mod tests {
             role: "r".into(),
             subnet_ids: Vec::new(),
             instance_types: default_instance_types(),
+            zones: None,
             min_size: min,
             max_size: max,
             desired_size: desired,

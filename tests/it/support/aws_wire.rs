@@ -148,6 +148,20 @@ pub(super) fn dialect(service: &str, query_protocol: bool, form: &[(String, Stri
     }
 }
 
+/// An EC2 error in EC2's own XML format (`Response/Errors/Error`), HTTP 400.
+pub(super) fn ec2_error(code: &str, message: &str, request_id: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code}</Code>\
+         <Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    response
+}
+
 pub(super) fn fault_response(
     kind: Fault,
     dialect: Dialect,

@@ -10,6 +10,9 @@
 //! `resetting-master-credentials` with `PendingModifiedValues.MasterUserPassword` for a
 //! while; and, for eventual consistency, `DBInstanceNotFound` for a while right after the
 //! restore.
+//!
+//! On demand it also makes new NAT gateways `failed` (with `failureCode`/`failureMessage`)
+//! and new node groups `CREATE_FAILED` (with `health.issues`), as AWS reports them.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -24,6 +27,10 @@ pub(super) struct Holds {
     pub eks: Option<Duration>,
     /// RDS instances' sequences beyond `creating`.
     pub rds_instances: RdsInstanceHolds,
+    /// New NAT gateways fail with this (code, message).
+    pub nat_failure: Option<(String, String)>,
+    /// New node groups fail with this health issue (code, message).
+    pub nodegroup_failure: Option<(String, String)>,
 }
 
 /// How RDS instances go on after `creating` (each `None`/zero: not at all).
@@ -61,6 +68,10 @@ pub(super) struct Creations {
     /// (region, EKS path `/clusters/NAME` or `/clusters/NAME/node-groups/GROUP`) -> time
     /// the create was seen.
     eks_resources: HashMap<(String, String), Instant>,
+    /// NAT gateway id -> (failureCode, failureMessage), for those made to fail.
+    failed_nats: HashMap<String, (String, String)>,
+    /// (region, node group path) -> (issue code, message), for those made to fail.
+    failed_nodegroups: HashMap<(String, String), (String, String)>,
 }
 
 const RDS_INSTANCE_CREATES: [&str; 4] = [
@@ -91,6 +102,12 @@ impl Creations {
         let operation = answer.operation;
         let region = answer.region.to_string();
         if let Some(path) = eks_created_path(operation, answer.request_body) {
+            if path.contains("/node-groups/")
+                && let Some(failure) = &holds.nodegroup_failure
+            {
+                self.failed_nodegroups
+                    .insert((region.clone(), path.clone()), failure.clone());
+            }
             self.eks_resources
                 .insert((region.clone(), path), answer.seen_at);
         }
@@ -124,10 +141,11 @@ impl Creations {
                 .iter()
                 .filter(|node| node.name == "natGatewayId")
             {
-                self.nat_gateways.insert(
-                    text[node.inner_start..node.inner_end].to_string(),
-                    answer.seen_at,
-                );
+                let id = text[node.inner_start..node.inner_end].to_string();
+                if let Some(failure) = &holds.nat_failure {
+                    self.failed_nats.insert(id.clone(), failure.clone());
+                }
+                self.nat_gateways.insert(id, answer.seen_at);
             }
         }
     }
@@ -292,6 +310,62 @@ fn rds_instances(xml: &str, view: impl Fn(&str) -> Option<View>) -> String {
     apply_edits(xml, edits)
 }
 
+impl Creations {
+    /// `body` (the answer, maybe already held) rewritten for the resources made to fail:
+    /// a NAT gateway `failed` with its `failureCode`/`failureMessage`; a node group no
+    /// longer `CREATING` becomes `CREATE_FAILED` with its `health.issues`.
+    pub(super) fn failed(&self, answer: &Answer<'_>, body: &[u8]) -> Option<String> {
+        let operation = answer.operation;
+        if operation == "DescribeNatGateways" && !self.failed_nats.is_empty() {
+            return Some(nat_failed(&String::from_utf8_lossy(body), |id| {
+                self.failed_nats.get(id)
+            }));
+        }
+        let path = operation.strip_prefix("GET ")?;
+        let (code, message) = self
+            .failed_nodegroups
+            .get(&(answer.region.to_string(), path.to_string()))?;
+        let mut json: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let group = json.get_mut("nodegroup")?.as_object_mut()?;
+        if group.get("status").and_then(|status| status.as_str()) == Some("CREATING") {
+            return None;
+        }
+        group.insert("status".into(), "CREATE_FAILED".into());
+        group.insert(
+            "health".into(),
+            serde_json::json!({"issues": [{
+                "code": code,
+                "message": message,
+                "resourceIds": [format!("eks-{}", path.rsplit('/').next().unwrap_or_default())],
+            }]}),
+        );
+        Some(json.to_string())
+    }
+}
+
+/// Every NAT gateway element whose `<natGatewayId>` has a failure gets `<state>failed</state>`
+/// followed by its `<failureCode>` and `<failureMessage>`.
+fn nat_failed<'a>(xml: &str, failure: impl Fn(&str) -> Option<&'a (String, String)>) -> String {
+    let nodes = scan_xml(xml);
+    let mut edits = Vec::new();
+    for node in nodes.iter().filter(|node| node.name == "natGatewayId") {
+        let Some((code, message)) = failure(&xml[node.inner_start..node.inner_end]) else {
+            continue;
+        };
+        let Some(parent) = node.parent else { continue };
+        if let Some(state) = child(&nodes, parent, "state") {
+            edits.push((
+                state.open_start,
+                state.close_end,
+                format!(
+                    "<state>failed</state><failureCode>{code}</failureCode><failureMessage>{message}</failureMessage>"
+                ),
+            ));
+        }
+    }
+    apply_edits(xml, edits)
+}
+
 /// The value of `key` in form parameters.
 pub(super) fn form_get<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
     form.iter()
@@ -358,17 +432,17 @@ fn eks_creating(body: &[u8]) -> String {
 
 /// An XML element's byte spans in the document.
 #[derive(Debug)]
-struct Node {
-    name: String,
-    open_start: usize,
-    inner_start: usize,
-    inner_end: usize,
-    close_end: usize,
-    parent: Option<usize>,
+pub(in crate::support) struct Node {
+    pub name: String,
+    pub open_start: usize,
+    pub inner_start: usize,
+    pub inner_end: usize,
+    pub close_end: usize,
+    pub parent: Option<usize>,
 }
 
 /// A tolerant scan of a (well-formed, entity-escaped) XML document into element spans.
-fn scan_xml(xml: &str) -> Vec<Node> {
+pub(in crate::support) fn scan_xml(xml: &str) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     let mut open: Vec<usize> = Vec::new();
     let bytes = xml.as_bytes();
@@ -420,14 +494,18 @@ fn scan_xml(xml: &str) -> Vec<Node> {
 }
 
 /// The first direct child of `parent` named `name`.
-fn child<'a>(nodes: &'a [Node], parent: usize, name: &str) -> Option<&'a Node> {
+pub(in crate::support) fn child<'a>(
+    nodes: &'a [Node],
+    parent: usize,
+    name: &str,
+) -> Option<&'a Node> {
     nodes
         .iter()
         .find(|node| node.parent == Some(parent) && node.name == name)
 }
 
 /// Replace byte ranges `(start, end, text)` of `xml` (ranges do not overlap).
-fn apply_edits(xml: &str, mut edits: Vec<(usize, usize, String)>) -> String {
+pub(in crate::support) fn apply_edits(xml: &str, mut edits: Vec<(usize, usize, String)>) -> String {
     edits.sort_by_key(|edit| std::cmp::Reverse(edit.0));
     let mut out = xml.to_string();
     for (start, end, text) in edits {

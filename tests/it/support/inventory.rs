@@ -28,8 +28,8 @@ pub const ONE_RUN: Inventory = Inventory {
     private_subnets: 3,
     zones: 3,
     internet_gateways: 1,
-    nat_gateways: 1,
-    elastic_ips: 1,
+    nat_gateways: 3,
+    elastic_ips: 3,
     route_tables: 4,
     // The network step's two (cluster, database) and the one EKS makes for the cluster.
     security_groups: 3,

@@ -29,6 +29,7 @@ use super::aws_wire::{
 };
 use super::holds::{Answer, Creations, Holds, form_get};
 use super::strict;
+use super::strict::ec2::{Ec2Rules, Request as Ec2Request};
 use super::strict::rds::{CannedSnapshot, Orderable};
 
 /// What to answer instead of forwarding a request.
@@ -97,6 +98,8 @@ struct State {
     cluster_access: strict::eks::ClusterAccess,
     /// What the strict rules are set to.
     strict: strict::Rules,
+    /// The strict EC2 rules' limits and memory (quotas, new ids, client tokens).
+    ec2: Ec2Rules,
     calls: Vec<Call>,
     creations: Creations,
     request_sequence: u64,
@@ -258,7 +261,35 @@ impl Proxy {
         self.shared.lock().rules.holds.nat = Some(hold);
     }
 
-    /// Turns the strict rules (what AWS refuses and moto accepts, `strict.rs`) off or on.
+    /// EC2's per-region quotas the strict rules enforce (AWS's defaults: 5 VPCs, the default
+    /// VPC included, and 5 Elastic IPs); `GetServiceQuota` reports the same.
+    pub fn set_ec2_quotas(&self, vpcs: usize, addresses: usize) {
+        let mut state = self.shared.lock();
+        state.ec2.vpcs = vpcs;
+        state.ec2.addresses = addresses;
+    }
+
+    /// EC2 eventual consistency: for `window` after a create, calls naming the new id answer
+    /// `Invalid…ID.NotFound` and tag-filtered `Describe*` omit it (`None`: off, as moto).
+    pub fn set_ec2_consistency(&self, window: Option<Duration>) {
+        self.shared.lock().ec2.consistency = window;
+    }
+
+    /// NAT gateways created from now on report `failed` with this `failureCode` and
+    /// `failureMessage` (`None`: they succeed again).
+    pub fn fail_nat_gateways(&self, failure: Option<(&str, &str)>) {
+        self.shared.lock().rules.holds.nat_failure =
+            failure.map(|(code, message)| (code.into(), message.into()));
+    }
+
+    /// EKS node groups created from now on report `CREATE_FAILED` (once any status hold is
+    /// over) with one `health.issues` entry of this code and message (`None`: they succeed).
+    pub fn fail_nodegroups(&self, failure: Option<(&str, &str)>) {
+        self.shared.lock().rules.holds.nodegroup_failure =
+            failure.map(|(code, message)| (code.into(), message.into()));
+    }
+
+    /// Turns the strict rules (what AWS refuses and moto accepts, `strict/`) off or on.
     pub fn set_lenient(&self, lenient: bool) {
         self.shared.lock().lenient = lenient;
     }
@@ -274,7 +305,8 @@ impl Proxy {
         self.shared.lock().cluster_access.clone()
     }
 
-    /// Removes every rule (latency, faults, holds). What was seen is kept.
+    /// Removes every rule (latency, faults, holds, failures on demand). What was seen is
+    /// kept, and what failed stays failed.
     pub fn clear(&self) {
         self.shared.lock().rules = Rules::default();
     }
@@ -432,6 +464,14 @@ async fn handle(
         form: &form,
         body: &body,
     };
+    let ec2_request = Ec2Request {
+        service: &service,
+        region: &region,
+        operation: &operation,
+        form: &form,
+        body: &body,
+        request_id: &request_id,
+    };
     if !lenient {
         let decided = strict::answer(&shared.lock().strict, &request);
         if let Some(answer) = decided {
@@ -443,6 +483,26 @@ async fn handle(
         };
         if let Some(answer) = strict::answer_from_moto(&request, &upstream).await {
             return Ok(answer);
+        }
+        let (decided, quota) = {
+            let state = shared.lock();
+            (
+                state.ec2.answer(&ec2_request, Instant::now()),
+                state.ec2.quota(&ec2_request),
+            )
+        };
+        if let Some(answer) = decided {
+            return Ok(answer);
+        }
+        if let Some(quota) = quota {
+            let describe = format!("Action={}&Version=2016-11-15", quota.describe);
+            let held = match forward(&shared, &parts, Bytes::from(describe)).await {
+                Ok((_, listed)) => quota.count(&listed),
+                Err(message) => return Ok(text_response(StatusCode::BAD_GATEWAY, &message)),
+            };
+            if held >= quota.limit {
+                return Ok(quota.refused(&request_id));
+            }
         }
     }
     if let Some(id) = {
@@ -496,6 +556,14 @@ async fn handle(
         upstream_body = cluster_network(&shared, &operation, &region, upstream_body).await;
     }
     let answer_body = if upstream_parts.status.is_success() {
+        let mut state = shared.lock();
+        let upstream_body = match lenient {
+            false => state
+                .ec2
+                .after(&ec2_request, &upstream_body, Instant::now())
+                .unwrap_or(upstream_body),
+            true => upstream_body,
+        };
         let answer = Answer {
             operation: &operation,
             region: &region,
@@ -504,14 +572,13 @@ async fn handle(
             body: &upstream_body,
             seen_at,
         };
-        let mut state = shared.lock();
-        let State {
-            creations, rules, ..
-        } = &mut *state;
-        creations.record(&rules.holds, &answer);
-        match state.creations.held(&state.rules.holds, &answer) {
-            Some(rewritten) => Bytes::from(rewritten),
-            None => upstream_body,
+        let state = &mut *state;
+        state.creations.record(&state.rules.holds, &answer);
+        let held = state.creations.held(&state.rules.holds, &answer);
+        let held = held.map_or(upstream_body.clone(), Bytes::from);
+        match state.creations.failed(&answer, &held) {
+            Some(failed) => Bytes::from(failed),
+            None => held,
         }
     } else {
         upstream_body

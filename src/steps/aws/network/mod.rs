@@ -7,7 +7,9 @@
 //! is created), so a re-run adopts instead of duplicating.
 
 mod cidr;
+mod quotas;
 mod resources;
+mod settle;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -22,6 +24,7 @@ use super::{optional, required};
 use crate::steps::interface::read_pins;
 use cidr::{Block, zone_letter};
 use resources::{Ec2, Protocol, RouteTarget, available_zones, find_vpc};
+use settle::Settle;
 
 static SPEC: KindSpec = KindSpec {
     kind: "aws.network",
@@ -41,7 +44,7 @@ static SPEC: KindSpec = KindSpec {
         ),
         optional(
             "nat_gateways",
-            "NAT gateways: 1 (default, cheaper) or one per zone",
+            "NAT gateways: 1 (default, cheaper; one zone's trouble stalls every node's egress) or one per zone (the shipped playbook)",
         ),
         optional(
             "database_port",
@@ -221,6 +224,39 @@ impl Step for AwsNetwork {
         let mut plan = StepPlan::new(action, summary)
             .detail("region", context.target_region.clone())
             .detail("zones", zones.join(", "));
+        {
+            let region = &context.target_region;
+            let owner = context
+                .run_id
+                .as_deref()
+                .map(|run| (run, context.step_id.as_str()));
+            let used = quotas::usage(&client, owner).await?;
+            let cloud = &context.cloud;
+            // What this run's step made already needs no more room.
+            let rooms = [
+                (
+                    quotas::room(cloud, region, quotas::VPCS, used.vpcs).await,
+                    1usize.saturating_sub(used.our_vpcs),
+                ),
+                (
+                    quotas::room(cloud, region, quotas::ELASTIC_IPS, used.addresses).await,
+                    params.nat_gateways.saturating_sub(used.our_addresses),
+                ),
+            ];
+            let summaries: Vec<String> = rooms.iter().map(|(room, _)| room.summary()).collect();
+            plan = plan.detail("quotas used", summaries.join(", "));
+            for (room, needed) in &rooms {
+                if let Some(problem) = room.problem(*needed, region) {
+                    let step = &context.step_id;
+                    problems.push(StepProblem::from(format!("{step}: {problem}")));
+                }
+            }
+        }
+        if !zones.is_empty() {
+            // Known now: a later step's plan can check what it puts in these zones.
+            plan.outputs =
+                Values::from([("availability_zones".to_string(), serde_json::json!(zones))]);
+        }
         plan.problems = problems;
         Ok(plan)
     }
@@ -233,9 +269,13 @@ impl Step for AwsNetwork {
         let params: Params = crate::steps::params(value)?;
         let block = params.check()?;
         let client = context.cloud.ec2(&context.target_region);
+        // Zones are pinned first: pinned already, an earlier attempt may have made more.
+        let pinned: Pins = read_pins(&context.pins()).unwrap_or_default();
+        let settle = Settle::new(pinned.availability_zones.is_some(), context.poll());
         let ec2 = Ec2 {
             client: &client,
             context,
+            settle: &settle,
         };
         let zones = zones(ec2, &params).await?;
         let vpc = ec2.vpc(&params.cidr).await?;

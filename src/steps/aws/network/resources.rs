@@ -2,7 +2,9 @@
 //! ownership protocol (found by the step's tags, created tagged): VPC, subnet, internet
 //! gateway, route table, Elastic IP, NAT gateway and security group. Then what is not
 //! owned but checked before it is added (routes, route table associations, security group
-//! rules), the NAT gateway wait, and the zone and VPC lookups planning shares.
+//! rules), the NAT gateway wait, and the zone and VPC lookups planning shares. Every call
+//! naming an id this attempt created goes through [`Settle::call`] (EC2 may not know the id
+//! yet); every lookup that finds nothing, through [`Settle::grace`] first.
 
 use std::future::Future;
 
@@ -12,12 +14,15 @@ use aws_sdk_ec2::types::{
     TagSpecification, UserIdGroupPair,
 };
 
+use sha2::{Digest, Sha256};
+
 use crate::cloud::{CloudError, CloudResultExt};
 use crate::steps::context::Poll;
 use crate::steps::{StepContext, StepError};
 
 use super::super::ownership::{Ensured, Found, Kind, Ownership, ensure};
 use super::super::tags::{Owner, ec2_tags, filter};
+use super::settle::Settle;
 
 /// The zones of the client's region that are available, sorted by name (no Local or
 /// Wavelength zones).
@@ -91,6 +96,7 @@ impl Protocol {
 pub(super) struct Ec2<'a> {
     pub client: &'a Client,
     pub context: &'a StepContext,
+    pub settle: &'a Settle,
 }
 
 /// An internet gateway found: whether it is attached to the VPC decides what is left to do.
@@ -123,11 +129,13 @@ impl Ec2<'_> {
     }
 
     /// The ownership protocol for a resource found by the step's tags (`journal`: its
-    /// type, as the journal records it).
+    /// type, as the journal records it). A lookup that finds nothing looks again after
+    /// the grace when an earlier attempt may have made it moments ago; what is created is
+    /// remembered as new.
     async fn ensure<T, Find, Create>(
         &self,
         journal: &'static str,
-        find: impl FnOnce() -> Find,
+        find: impl Fn() -> Find,
         create: impl FnOnce() -> Create,
     ) -> Result<Ensured<T>, StepError>
     where
@@ -135,7 +143,35 @@ impl Ec2<'_> {
         Find: Future<Output = Result<Ownership<T>, StepError>>,
         Create: Future<Output = Result<String, StepError>>,
     {
-        ensure(self.context, Kind::tagged(journal), find, create).await
+        let (settle, context) = (self.settle, self.context);
+        let found = || async move {
+            match find().await? {
+                Ownership::Absent if settle.grace(context).await? => find().await,
+                found => Ok(found),
+            }
+        };
+        let ensured = ensure(context, Kind::tagged(journal), found, create).await?;
+        if ensured.adopted.is_none() {
+            settle.created(&ensured.id);
+        }
+        Ok(ensured)
+    }
+
+    /// A `ClientToken` for creating `name` (EC2 answers a create repeated with the same
+    /// token with what the first one made): the same for every attempt of this run and
+    /// step, until `generation` changes.
+    fn client_token(&self, name: &str, generation: usize) -> String {
+        let context = self.context;
+        let seed = format!(
+            "rebuild\n{}\n{}\n{name}\n{generation}",
+            context.run_id, context.step_id
+        );
+        let digest = Sha256::digest(seed.as_bytes());
+        digest
+            .iter()
+            .take(24)
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
     }
 
     /// The id of the first of `items` that carries the step's tags for `name`.
@@ -174,13 +210,16 @@ impl Ec2<'_> {
                 .ok_or_else(|| missing("CreateVpc", "VpcId"))
         };
         let id = self.ensure("vpc", find, create).await?.id;
-        self.client
-            .modify_vpc_attribute()
-            .vpc_id(&id)
-            .enable_dns_hostnames(AttributeBooleanValue::builder().value(true).build())
-            .send()
-            .await
-            .cloud("ModifyVpcAttribute", Some(id.clone()))?;
+        let modify = || async {
+            self.client
+                .modify_vpc_attribute()
+                .vpc_id(&id)
+                .enable_dns_hostnames(AttributeBooleanValue::builder().value(true).build())
+                .send()
+                .await
+                .cloud("ModifyVpcAttribute", Some(id.clone()))
+        };
+        self.settle.call(self.context, &[&id], modify).await?;
         Ok(id)
     }
 
@@ -207,34 +246,39 @@ impl Ec2<'_> {
         let create = || async move {
             let role = if public { "elb" } else { "internal-elb" };
             let role = format!("kubernetes.io/role/{role}");
-            let created = self
-                .client
-                .create_subnet()
-                .vpc_id(vpc)
-                .availability_zone(zone)
-                .cidr_block(cidr)
-                .tag_specifications(ec2_tags(
-                    self.context,
-                    ResourceType::Subnet,
-                    name,
-                    &[(&role, "1")],
-                ))
-                .send()
-                .await
-                .cloud("CreateSubnet", Some(format!("{name} ({cidr} in {zone})")))?;
+            let create = || async {
+                self.client
+                    .create_subnet()
+                    .vpc_id(vpc)
+                    .availability_zone(zone)
+                    .cidr_block(cidr)
+                    .tag_specifications(ec2_tags(
+                        self.context,
+                        ResourceType::Subnet,
+                        name,
+                        &[(&role, "1")],
+                    ))
+                    .send()
+                    .await
+                    .cloud("CreateSubnet", Some(format!("{name} ({cidr} in {zone})")))
+            };
+            let created = self.settle.call(self.context, &[vpc], create).await?;
             let id = created.subnet().and_then(|subnet| subnet.subnet_id());
             id.map(str::to_string)
                 .ok_or_else(|| missing("CreateSubnet", "SubnetId"))
         };
         let id = self.ensure("subnet", find, create).await?.id;
         if public {
-            self.client
-                .modify_subnet_attribute()
-                .subnet_id(&id)
-                .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
-                .send()
-                .await
-                .cloud("ModifySubnetAttribute", Some(id.clone()))?;
+            let modify = || async {
+                self.client
+                    .modify_subnet_attribute()
+                    .subnet_id(&id)
+                    .map_public_ip_on_launch(AttributeBooleanValue::builder().value(true).build())
+                    .send()
+                    .await
+                    .cloud("ModifySubnetAttribute", Some(id.clone()))
+            };
+            self.settle.call(self.context, &[&id], modify).await?;
         }
         Ok(id)
     }
@@ -280,13 +324,17 @@ impl Ec2<'_> {
         };
         let gateway = self.ensure("internet-gateway", find, create).await?;
         if !gateway.adopted.is_some_and(|found| found.attached) {
-            self.client
-                .attach_internet_gateway()
-                .internet_gateway_id(&gateway.id)
-                .vpc_id(vpc)
-                .send()
-                .await
-                .cloud("AttachInternetGateway", Some(gateway.id.clone()))?;
+            let attach = || async {
+                self.client
+                    .attach_internet_gateway()
+                    .internet_gateway_id(&gateway.id)
+                    .vpc_id(vpc)
+                    .send()
+                    .await
+                    .cloud("AttachInternetGateway", Some(gateway.id.clone()))
+            };
+            let names = [gateway.id.as_str(), vpc];
+            self.settle.call(self.context, &names, attach).await?;
         }
         Ok(gateway.id)
     }
@@ -305,14 +353,18 @@ impl Ec2<'_> {
             Ok(self.ours(tables, name, RouteTable::tags, RouteTable::route_table_id))
         };
         let create = || async move {
-            let created = self
-                .client
-                .create_route_table()
-                .vpc_id(vpc)
-                .tag_specifications(self.tags(ResourceType::RouteTable, name))
-                .send()
-                .await
-                .cloud("CreateRouteTable", Some(name.into()))?;
+            let token = self.client_token(name, 0);
+            let create = || async {
+                self.client
+                    .create_route_table()
+                    .vpc_id(vpc)
+                    .client_token(&token)
+                    .tag_specifications(self.tags(ResourceType::RouteTable, name))
+                    .send()
+                    .await
+                    .cloud("CreateRouteTable", Some(name.into()))
+            };
+            let created = self.settle.call(self.context, &[vpc], create).await?;
             let id = created.route_table().and_then(RouteTable::route_table_id);
             id.map(str::to_string)
                 .ok_or_else(|| missing("CreateRouteTable", "RouteTableId"))
@@ -351,32 +403,28 @@ impl Ec2<'_> {
     /// `deleted` or `failed` is not adopted.
     pub(super) async fn nat_gateway(&self, subnet: &str, name: &str) -> Result<String, StepError> {
         let find = || async move {
-            let found = self
-                .client
-                .describe_nat_gateways()
-                .set_filter(self.filters(name))
-                .send()
-                .await
-                .cloud("DescribeNatGateways", Some(name.into()))?;
-            let live = found.nat_gateways().iter().find(|gateway| {
-                let state = gateway.state().map(|state| state.as_str());
-                self.owner().owns(gateway.tags(), name)
-                    && !matches!(state, Some("deleting" | "deleted" | "failed"))
-            });
-            let id = live.and_then(|gateway| gateway.nat_gateway_id());
-            Ok(Ownership::tagged(id.map(str::to_string)))
+            let (live, _) = self.nat_gateways_named(name).await?;
+            Ok(Ownership::tagged(live))
         };
         let create = || async move {
             let allocation = self.elastic_ip(&format!("{name}-eip")).await?;
-            let created = self
-                .client
-                .create_nat_gateway()
-                .subnet_id(subnet)
-                .allocation_id(&allocation)
-                .tag_specifications(self.tags(ResourceType::Natgateway, name))
-                .send()
-                .await
-                .cloud("CreateNatGateway", Some(name.into()))?;
+            // A new token once a gateway of this name has failed or gone: EC2 would answer
+            // the old token with the dead gateway.
+            let (_, dead) = self.nat_gateways_named(name).await?;
+            let token = self.client_token(name, dead);
+            let create = || async {
+                self.client
+                    .create_nat_gateway()
+                    .subnet_id(subnet)
+                    .allocation_id(&allocation)
+                    .client_token(&token)
+                    .tag_specifications(self.tags(ResourceType::Natgateway, name))
+                    .send()
+                    .await
+                    .cloud("CreateNatGateway", Some(name.into()))
+            };
+            let names = [subnet, allocation.as_str()];
+            let created = self.settle.call(self.context, &names, create).await?;
             let id = created
                 .nat_gateway()
                 .and_then(|gateway| gateway.nat_gateway_id());
@@ -384,6 +432,28 @@ impl Ec2<'_> {
                 .ok_or_else(|| missing("CreateNatGateway", "NatGatewayId"))
         };
         Ok(self.ensure("nat-gateway", find, create).await?.id)
+    }
+
+    /// The NAT gateways of ours named `name`: the live one's id, if any, and how many
+    /// failed or are being or were deleted.
+    async fn nat_gateways_named(&self, name: &str) -> Result<(Option<String>, usize), StepError> {
+        let found = self
+            .client
+            .describe_nat_gateways()
+            .set_filter(self.filters(name))
+            .send()
+            .await
+            .cloud("DescribeNatGateways", Some(name.into()))?;
+        let ours = found
+            .nat_gateways()
+            .iter()
+            .filter(|gateway| self.owner().owns(gateway.tags(), name));
+        let (dead, live): (Vec<_>, Vec<_>) = ours.partition(|gateway| {
+            let state = gateway.state().map(|state| state.as_str());
+            matches!(state, Some("deleting" | "deleted" | "failed"))
+        });
+        let live = live.iter().find_map(|gateway| gateway.nat_gateway_id());
+        Ok((live.map(str::to_string), dead.len()))
     }
 
     /// A security group in the VPC, named `STEP-NAME-RUNID`.
@@ -411,16 +481,18 @@ impl Ec2<'_> {
         let create = || async move {
             let (step, run) = (&self.context.step_id, &self.context.run_id);
             let group_name = format!("{step}-{name}-{run}");
-            let created = self
-                .client
-                .create_security_group()
-                .group_name(&group_name)
-                .description(description)
-                .vpc_id(vpc)
-                .tag_specifications(self.tags(ResourceType::SecurityGroup, name))
-                .send()
-                .await
-                .cloud("CreateSecurityGroup", Some(group_name.clone()))?;
+            let create = || async {
+                self.client
+                    .create_security_group()
+                    .group_name(&group_name)
+                    .description(description)
+                    .vpc_id(vpc)
+                    .tag_specifications(self.tags(ResourceType::SecurityGroup, name))
+                    .send()
+                    .await
+                    .cloud("CreateSecurityGroup", Some(group_name.clone()))
+            };
+            let created = self.settle.call(self.context, &[vpc], create).await?;
             let id = created.group_id().map(str::to_string);
             id.ok_or_else(|| missing("CreateSecurityGroup", "GroupId"))
         };
@@ -446,28 +518,36 @@ impl Ec2<'_> {
             .set_to_port(port)
             .user_id_group_pairs(pair)
             .build();
+        let authorize = || async {
+            self.client
+                .authorize_security_group_ingress()
+                .group_id(group)
+                .ip_permissions(permission.clone())
+                .send()
+                .await
+                .cloud("AuthorizeSecurityGroupIngress", Some(group.to_string()))
+        };
         let answer = self
-            .client
-            .authorize_security_group_ingress()
-            .group_id(group)
-            .ip_permissions(permission)
-            .send()
-            .await
-            .cloud("AuthorizeSecurityGroupIngress", Some(group.to_string()));
+            .settle
+            .call(self.context, &[group, source], authorize)
+            .await;
         match answer {
-            Err(error) if !error.is("InvalidPermission.Duplicate") => Err(error.into()),
-            _ => Ok(()),
+            Err(StepError::Cloud(error)) if error.is("InvalidPermission.Duplicate") => Ok(()),
+            Err(error) => Err(error),
+            Ok(_) => Ok(()),
         }
     }
 
     async fn describe_table(&self, table: &str) -> Result<RouteTable, StepError> {
-        let found = self
-            .client
-            .describe_route_tables()
-            .route_table_ids(table)
-            .send()
-            .await
-            .cloud("DescribeRouteTables", Some(table.to_string()))?;
+        let describe = || async {
+            self.client
+                .describe_route_tables()
+                .route_table_ids(table)
+                .send()
+                .await
+                .cloud("DescribeRouteTables", Some(table.to_string()))
+        };
+        let found = self.settle.call(self.context, &[table], describe).await?;
         let first = found.route_tables().first().cloned();
         first.ok_or_else(|| missing("DescribeRouteTables", table))
     }
@@ -489,22 +569,30 @@ impl Ec2<'_> {
         if present {
             return Ok(());
         }
-        let request = self
-            .client
-            .create_route()
-            .route_table_id(table)
-            .destination_cidr_block("0.0.0.0/0");
-        let request = match target {
-            RouteTarget::Gateway(id) => request.gateway_id(id),
-            RouteTarget::Nat(id) => request.nat_gateway_id(id),
+        let (RouteTarget::Gateway(target_id) | RouteTarget::Nat(target_id)) = target;
+        let create = || async {
+            let request = self
+                .client
+                .create_route()
+                .route_table_id(table)
+                .destination_cidr_block("0.0.0.0/0");
+            let request = match target {
+                RouteTarget::Gateway(id) => request.gateway_id(id),
+                RouteTarget::Nat(id) => request.nat_gateway_id(id),
+            };
+            request
+                .send()
+                .await
+                .cloud("CreateRoute", Some(table.to_string()))
         };
-        match request
-            .send()
+        match self
+            .settle
+            .call(self.context, &[table, target_id], create)
             .await
-            .cloud("CreateRoute", Some(table.to_string()))
         {
-            Err(error) if !error.is("RouteAlreadyExists") => Err(error.into()),
-            _ => Ok(()),
+            Err(StepError::Cloud(error)) if error.is("RouteAlreadyExists") => Ok(()),
+            Err(error) => Err(error),
+            Ok(_) => Ok(()),
         }
     }
 
@@ -518,34 +606,43 @@ impl Ec2<'_> {
         {
             return Ok(());
         }
-        self.client
-            .associate_route_table()
-            .route_table_id(table)
-            .subnet_id(subnet)
-            .send()
-            .await
-            .cloud("AssociateRouteTable", Some(format!("{table} ↔ {subnet}")))?;
+        let associate = || async {
+            self.client
+                .associate_route_table()
+                .route_table_id(table)
+                .subnet_id(subnet)
+                .send()
+                .await
+                .cloud("AssociateRouteTable", Some(format!("{table} ↔ {subnet}")))
+        };
+        self.settle
+            .call(self.context, &[table, subnet], associate)
+            .await?;
         Ok(())
     }
 
-    /// Wait until the NAT gateway `id` is `available` (`pending` keeps waiting).
+    /// Wait until the NAT gateway `id` is `available` (`pending` keeps waiting); one that
+    /// `failed` ends the wait at once with EC2's failure code and message.
     pub(super) async fn wait_nat(&self, id: &str) -> Result<(), StepError> {
         let what = format!("NAT gateway {id} to be available");
         self.context
             .wait_for(&what, || async {
-                let found = self
-                    .client
-                    .describe_nat_gateways()
-                    .nat_gateway_ids(id)
-                    .send()
-                    .await
-                    .cloud("DescribeNatGateways", Some(id.to_string()))?;
+                let describe = || async {
+                    self.client
+                        .describe_nat_gateways()
+                        .nat_gateway_ids(id)
+                        .send()
+                        .await
+                        .cloud("DescribeNatGateways", Some(id.to_string()))
+                };
+                let found = self.settle.call(self.context, &[id], describe).await?;
                 let gateway = found.nat_gateways().first();
                 let state = gateway.and_then(|gateway| gateway.state());
                 let state = state.map_or("missing", |state| state.as_str()).to_string();
-                match state.as_str() {
-                    "available" => Ok(Poll::Ready(())),
-                    "pending" => Ok(Poll::Pending(state)),
+                match (state.as_str(), gateway) {
+                    ("available", _) => Ok(Poll::Ready(())),
+                    ("pending", _) => Ok(Poll::Pending(state)),
+                    ("failed", Some(gateway)) => Err(nat_failed(id, gateway)),
                     _ => Err(StepError::BadState {
                         resource: id.to_string(),
                         status: state,
@@ -553,6 +650,18 @@ impl Ec2<'_> {
                 }
             })
             .await
+    }
+}
+
+/// A NAT gateway that failed: EC2's reason, and what to do.
+fn nat_failed(id: &str, gateway: &aws_sdk_ec2::types::NatGateway) -> StepError {
+    let code = gateway.failure_code().unwrap_or("no failure code");
+    let message = gateway.failure_message().unwrap_or("no failure message");
+    StepError::Failed {
+        resource: format!("NAT gateway {id}"),
+        status: "failed".to_string(),
+        reason: format!("{code}: {message}"),
+        hint: "fix what EC2 names (the Elastic IP, the subnet, the NAT gateway quota), then `rebuild resume`: a failed NAT gateway is never adopted, a new one is created (delete the failed one, or EC2 removes it within an hour)".to_string(),
     }
 }
 

@@ -108,6 +108,8 @@ fn failed(resource: &str, status: String) -> StepError {
     StepError::Failed {
         resource: resource.to_string(),
         hint: failure_hint(&status).to_string(),
+        reason: "RDS stopped the database in a failure state; waiting longer would not help"
+            .to_string(),
         status,
     }
 }
@@ -648,7 +650,7 @@ mod tests {
         let error = failed("db", "insufficient-capacity".into());
         assert_eq!(
             error.to_string(),
-            "`db` is in state `insufficient-capacity`"
+            "`db` is `insufficient-capacity`: RDS stopped the database in a failure state; waiting longer would not help"
         );
         assert!(
             error.hint().unwrap().contains("another `instance_class`"),

@@ -2,11 +2,13 @@
 //! shapes (the service's error format, the operation's result) and is on by default; a test
 //! that needs moto's leniency turns the rules off with `Proxy::set_lenient(true)`.
 //!
-//! One file per service: [`eks`], [`rds`], [`route53`]. Rules that need what the proxy
-//! remembers (the RDS table and canned snapshots) get it as [`Rules`]; rules that read
+//! One file per service: [`ec2`], [`eks`], [`rds`], [`route53`]. Rules that need what the
+//! proxy remembers (the RDS table and canned snapshots) get it as [`Rules`]; rules that read
 //! moto's state first are in [`answer_from_moto`]; rules that rewrite moto's own
-//! successful answer are in [`rewrite`].
+//! successful answer are in [`rewrite`]; EC2's rules keep state of their own (quotas, new
+//! ids, client tokens), so the proxy holds them and calls them around forwarding.
 
+pub mod ec2;
 pub mod eks;
 pub mod rds;
 pub mod route53;
