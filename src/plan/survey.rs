@@ -79,6 +79,13 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
 /// credentials (missing, expired) nothing else can be planned: one problem with the login
 /// hint, instead of the same error from every step. Returns whether to go on.
 async fn identify(plan: &mut Plan, input: &SurveyInput<'_>) -> bool {
+    let calls_aws = plan
+        .steps
+        .iter()
+        .any(|step| step.action != Action::Skip && calls_aws(&step.kind));
+    if !calls_aws {
+        return true;
+    }
     match input
         .cloud
         .caller_identity(&input.facts.target_region)
@@ -111,6 +118,13 @@ async fn identify(plan: &mut Plan, input: &SurveyInput<'_>) -> bool {
             !credentials
         }
     }
+}
+
+/// Whether steps of `kind` call AWS (and so need credentials): the AWS kinds, the DNS
+/// cutover (Route 53) and the deploy (ECR, Secrets Manager). Fetching sources and smoke
+/// checks do not.
+fn calls_aws(kind: &str) -> bool {
+    kind.starts_with("aws.") || kind == "dns.cutover" || kind == "k8s.apply"
 }
 
 /// Record what a kind's planning found for step `id` (`unknown`: the references not known

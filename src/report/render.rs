@@ -219,6 +219,14 @@ mod tests {
     }
 
     #[test]
+    fn the_arn_or_id_of_a_secret_is_shown() {
+        assert!(!is_secret_key("master_user_secret_arn"));
+        assert!(!is_secret_key("secret_id"));
+        assert!(is_secret_key("master_password"));
+        assert!(is_secret_key("secret_value"));
+    }
+
+    #[test]
     fn long_values_are_shortened_in_text_only() {
         let long = "x".repeat(500);
         let shown = show_value(&json!(long));

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
     AccessScope, AccessScopeType, AuthenticationMode, Cluster, ClusterStatus,
-    CreateAccessConfigRequest, VersionStatus, VpcConfigRequest,
+    CreateAccessConfigRequest, LogSetup, LogType, Logging, VersionStatus, VpcConfigRequest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +65,10 @@ static SPEC: KindSpec = KindSpec {
         optional(
             "public_access_cidrs",
             "CIDRs allowed to reach the public endpoint",
+        ),
+        optional(
+            "logging",
+            "control-plane log types sent to CloudWatch (default `[api, audit, authenticator]`; `[]` for none)",
         ),
         optional(
             "admins",
@@ -115,6 +119,8 @@ struct Params<P: Phase = Applying> {
     public_access_cidrs: Option<Vec<String>>,
     #[serde(default)]
     admins: Vec<String>,
+    #[serde(default = "default_logging")]
+    logging: Vec<String>,
     #[serde(default)]
     connect_kubeconfig: Option<String>,
     #[serde(default)]
@@ -137,6 +143,11 @@ struct Outputs {
     vpc_id: String,
     /// The principals given cluster admin through access entries.
     admins: Vec<String>,
+}
+
+/// The control plane's audit trail, on by default as in the reference setups (review C6).
+fn default_logging() -> Vec<String> {
+    ["api", "audit", "authenticator"].map(String::from).to_vec()
 }
 
 const CLUSTER: Kind = Kind {
@@ -336,6 +347,21 @@ impl Step for AwsEksCluster {
                 params.admins.join(", ")
             },
         );
+        const LOG_TYPES: [&str; 5] = [
+            "api",
+            "audit",
+            "authenticator",
+            "controllerManager",
+            "scheduler",
+        ];
+        for kind in &params.logging {
+            if !LOG_TYPES.contains(&kind.as_str()) {
+                plan.problems.push(StepProblem::from(format!(
+                    "`logging` has `{kind}`; EKS's log types are {}",
+                    LOG_TYPES.join(", ")
+                )));
+            }
+        }
         for admin in &params.admins {
             if !(admin.starts_with("arn:aws") && admin.contains(":iam::")) {
                 plan.problems.push(StepProblem::from(format!(
@@ -502,6 +528,18 @@ async fn ensure_cluster(
             .authentication_mode(AuthenticationMode::ApiAndConfigMap)
             .bootstrap_cluster_creator_admin_permissions(true)
             .build();
+        let types = params
+            .logging
+            .iter()
+            .map(|kind| LogType::from(kind.as_str()));
+        let logging = Logging::builder()
+            .cluster_logging(
+                LogSetup::builder()
+                    .enabled(!params.logging.is_empty())
+                    .set_types(Some(types.collect()))
+                    .build(),
+            )
+            .build();
         client
             .create_cluster()
             .name(name)
@@ -509,6 +547,7 @@ async fn ensure_cluster(
             .role_arn(role)
             .resources_vpc_config(network)
             .access_config(access)
+            .logging(logging)
             .set_tags(Some(eks_tags(context, "cluster")))
             .send()
             .await
@@ -659,6 +698,7 @@ mod tests {
                 "endpoint_private_access": true,
                 "public_access_cidrs": ["10.0.0.0/8"],
                 "admins": ["arn:aws:iam::123456789012:role/oncall"],
+                "logging": ["audit"],
                 "connect_kubeconfig": "",
                 "existing_kubeconfig": "",
             }),
