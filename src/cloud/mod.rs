@@ -7,6 +7,7 @@ pub mod error;
 pub mod git_http;
 pub mod github;
 mod hosts;
+pub mod http;
 pub mod kubernetes;
 
 use std::any::{Any, TypeId};
@@ -66,7 +67,7 @@ macro_rules! aws_clients {
     )+};
 }
 
-aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_secretsmanager, aws_sdk_servicequotas, aws_sdk_sts);
+aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_secretsmanager, aws_sdk_servicequotas, aws_sdk_sts, aws_sdk_acm);
 aws_clients!(GlobalClient: aws_sdk_route53, aws_sdk_iam);
 
 /// Where the endpoints of global services live.
@@ -184,6 +185,12 @@ impl Cloud {
         self.regional(region)
     }
 
+    /// An ACM client for `region` (certificates are regional: a load balancer serves only
+    /// one from its own region).
+    pub fn acm(&self, region: &str) -> aws_sdk_acm::Client {
+        self.regional(region)
+    }
+
     /// A Route 53 client (Route 53 is global).
     pub fn route53(&self) -> aws_sdk_route53::Client {
         self.global()
@@ -194,13 +201,21 @@ impl Cloud {
         self.global()
     }
 
-    /// An HTTP client for smoke checks; each request times out after `timeout`.
-    pub fn http(&self, timeout: std::time::Duration) -> Result<reqwest::Client, CloudError> {
-        reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("rebuild/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| CloudError::local("http client", None, error.to_string()))
+    /// An HTTP client for smoke checks (see [`http`]: a time limit per request, extra
+    /// trusted CAs, a host pinned to addresses).
+    pub fn http(&self, settings: &http::HttpSettings) -> Result<reqwest::Client, CloudError> {
+        http::client(settings)
+    }
+
+    /// The addresses of `host` for port `port`: from `hosts_file` when it names the host
+    /// (testbeds), else from DNS; why there are none otherwise.
+    pub async fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+        hosts_file: Option<&std::path::Path>,
+    ) -> Result<Vec<std::net::SocketAddr>, String> {
+        http::resolve(host, port, hosts_file).await
     }
 
     /// A bearer token for the EKS cluster `cluster` in `region`, from the configured

@@ -108,6 +108,8 @@ pub enum Cause {
     RpoExceeded,
     /// No usable cloud credentials.
     NoCredentials,
+    /// The TLS certificate cannot serve the public name.
+    Certificate,
     /// Anything else.
     #[default]
     Other,
@@ -122,6 +124,7 @@ impl PlanProblem {
             }
             .hint(),
             Cause::NoCredentials => Some(crate::steps::NO_CREDENTIALS_HINT),
+            Cause::Certificate => Some(crate::steps::CERTIFICATE_HINT),
             Cause::TargetIsSource { .. } | Cause::PlaybookChanged { .. } | Cause::Other => None,
         }
     }
@@ -134,6 +137,7 @@ impl PlanProblem {
             cause: match problem {
                 StepProblem::RpoExceeded { .. } => Cause::RpoExceeded,
                 StepProblem::NoCredentials { .. } => Cause::NoCredentials,
+                StepProblem::Certificate { .. } => Cause::Certificate,
                 StepProblem::Other { .. } => Cause::Other,
             },
         }

@@ -99,6 +99,11 @@ pub enum StepProblem {
         /// What was found.
         message: String,
     },
+    /// The TLS certificate cannot serve the public name in the target region.
+    Certificate {
+        /// What was found.
+        message: String,
+    },
     /// Anything else the step found wrong.
     Other {
         /// What was found.
@@ -112,6 +117,7 @@ impl StepProblem {
         match self {
             Self::RpoExceeded { message }
             | Self::NoCredentials { message }
+            | Self::Certificate { message }
             | Self::Other { message } => message,
         }
     }
@@ -124,6 +130,9 @@ impl StepProblem {
                 message: change(&message),
             },
             Self::NoCredentials { message } => Self::NoCredentials {
+                message: change(&message),
+            },
+            Self::Certificate { message } => Self::Certificate {
                 message: change(&message),
             },
             Self::Other { message } => Self::Other {
@@ -139,6 +148,7 @@ impl StepProblem {
                 "copy a newer snapshot into the target region, or accept the data loss with `--accept-rpo`",
             ),
             Self::NoCredentials { .. } => Some(NO_CREDENTIALS_HINT),
+            Self::Certificate { .. } => Some(CERTIFICATE_HINT),
             Self::Other { .. } => None,
         }
     }
@@ -166,6 +176,9 @@ impl std::fmt::Display for StepProblem {
 
 /// What to do when no usable AWS credentials were found.
 pub const NO_CREDENTIALS_HINT: &str = "no usable AWS credentials: log in (`aws sso login`, a profile in `AWS_PROFILE`, or environment keys), then run again";
+
+/// What to do when the TLS certificate cannot serve the public name in the target region.
+pub const CERTIFICATE_HINT: &str = "request and validate (or import) a certificate for the public name in the target region with ACM, then pass its ARN with `--input tls_certificate_arn=ARN`";
 
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
@@ -308,6 +321,7 @@ impl StepKinds {
             Arc::new(aws::AwsEksNodegroup),
             Arc::new(aws::AwsRdsRestore),
             Arc::new(aws::AwsEc2Ingress),
+            Arc::new(aws::AwsAcmCertificate),
             Arc::new(k8s::K8sApply),
             Arc::new(aws::DnsCutover),
             Arc::new(http::HttpCheck),

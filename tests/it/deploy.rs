@@ -44,6 +44,7 @@ steps:
         db_endpoint: database-r1.abc.ap-southeast-1.rds.amazonaws.com
         db_port: 5432
         public_host: shop.example.com
+        tls_certificate_arn: arn:aws:acm:ap-southeast-1:123456789012:certificate/deploy-test
       secrets:
         - {{name: shop-db, namespace: shop, data: {{DB_USER: app, DB_PASSWORD: deploy-test-password}}}}
       waves:

@@ -68,5 +68,10 @@ fn drill() {
         web["spec"]["template"]["spec"]["containers"][0]["image"],
         web["status"]["availableReplicas"]
     );
-    assert_eq!(values, vec!["localhost".to_string()]);
+    assert_eq!(
+        values,
+        vec![crate::support::kube::load_balancer_hostname(
+            "shop", "shop-web"
+        )]
+    );
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::support::git::checkout_head;
 use crate::support::inventory::{ONE_RUN, inventory};
+use crate::support::kube::{SSL_CERT, load_balancer_hostname};
 use crate::support::seed::{DR_REGION, block_on, eks_client, sdk_config};
 use crate::support::stack::{
     CONFIG_RELEASE, GITHUB_TOKEN, OLD_TARGET, PUBLIC_HOST, RELEASE, Stack, TARGET_REGISTRY,
@@ -55,6 +56,7 @@ fn assert_all_succeeded(status: &Value) {
         ids,
         [
             "app",
+            "certificate",
             "cluster",
             "config",
             "database",
@@ -66,7 +68,7 @@ fn assert_all_succeeded(status: &Value) {
             "smoke"
         ]
     );
-    assert_eq!(steps.len(), 10, "{status:#}");
+    assert_eq!(steps.len(), 11, "{status:#}");
     for step in steps {
         assert_eq!(step["state"], "succeeded", "step {}: {step:#}", step["id"]);
     }
@@ -186,27 +188,51 @@ fn assert_the_stack_is_rebuilt(stack: &Stack) {
     );
 
     // DNS points at the new load balancer; the old value is journaled for a revert.
+    let balancer = load_balancer_hostname("shop", "shop-web");
     let deploy = step(&status, "deploy");
-    assert_eq!(deploy["outputs"]["load_balancer"], "localhost");
+    assert_eq!(deploy["outputs"]["load_balancer"], balancer.as_str());
     assert_eq!(
         deploy["outputs"]["waves_applied"].as_array().unwrap().len(),
         4
     );
-    assert_eq!(
-        stack.public_record(),
-        ("CNAME".to_string(), vec!["localhost".to_string()])
-    );
+    assert_eq!(stack.public_record(), ("CNAME".to_string(), vec![balancer]));
     let dns = step(&status, "dns");
     assert!(
         dns["pinned"]["previous"].to_string().contains(OLD_TARGET),
         "{dns:#}"
     );
 
-    // Smoke checks passed against the application behind the load balancer.
+    // The load balancer serves HTTPS with the target region's certificate (review B4).
+    let certificate = step(&status, "certificate");
+    assert_eq!(
+        certificate["outputs"]["arn"],
+        stack.certificate_arn.as_str()
+    );
+    let service = stack
+        .kube
+        .get_json("/api/v1/namespaces/shop/services/shop-web")
+        .unwrap();
+    assert_eq!(
+        service["metadata"]["annotations"][SSL_CERT],
+        stack.certificate_arn.as_str(),
+        "{service:#}"
+    );
+
+    // Smoke checks passed where users arrive: HTTPS to the public name, connected to the
+    // new load balancer (review D13).
     let smoke = step(&status, "smoke");
-    let results = smoke["outputs"]["results"].to_string();
-    assert!(results.contains("web"), "{smoke:#}");
-    assert!(!results.contains("fail"), "{smoke:#}");
+    let web = &smoke["outputs"]["results"]["web"];
+    assert_eq!(web["passed"], true, "{smoke:#}");
+    assert_eq!(
+        web["url"],
+        format!(
+            "https://{}:{}/healthz",
+            PUBLIC_HOST.trim_end_matches('.'),
+            stack.https_port
+        )
+        .as_str(),
+        "{smoke:#}"
+    );
 }
 
 #[test]
@@ -386,7 +412,10 @@ fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
     }
     assert_eq!(
         stack.public_record(),
-        ("CNAME".to_string(), vec!["localhost".to_string()])
+        (
+            "CNAME".to_string(),
+            vec![load_balancer_hostname("shop", "shop-web")]
+        )
     );
 }
 
@@ -437,7 +466,8 @@ fn on_a_terminal_the_dns_cutover_is_asked_about_on_its_own() {
         .code(1)
         .stdout_contains("Rebuild `region-rebuild` in ap-southeast-1 now? [y/N]")
         .stdout_contains(&format!(
-            "Cut DNS over: CNAME {PUBLIC_HOST} → localhost (now {OLD_TARGET}, TTL 300 s)? [y/N]"
+            "Cut DNS over: CNAME {PUBLIC_HOST} → {} (now {OLD_TARGET}, TTL 300 s)? [y/N]",
+            load_balancer_hostname("shop", "shop-web")
         ))
         .stdout_contains("not confirmed");
     assert_eq!(

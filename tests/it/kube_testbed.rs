@@ -1,9 +1,16 @@
 //! Smoke tests of the Kubernetes testbed (`support::kube`): a real kube-apiserver,
-//! controller-manager and etcd, plus the kubelet stand-in. Needs `bash .ci/setup-kubernetes`.
+//! controller-manager and etcd, plus the kubelet stand-in, and the load balancer stand-in's
+//! rules (only the Service's ports; TLS only with the certificate annotation; a name that
+//! resolves late). Needs `bash .ci/setup-kubernetes`.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::kube::{KubeTestbed, KubeletMode};
+use crate::support::kube::{
+    KubeTestbed, KubeletMode, SSL_CERT, SSL_PORTS, ServedCertificate, load_balancer_hostname,
+};
+use crate::support::tls::{TestCa, free_port};
 
 const NS: &str = "smoke";
 
@@ -231,4 +238,176 @@ fn never_ready_pods_keep_a_rollout_unavailable_until_the_mode_changes() {
     bed.wait_for("Deployment web available", Duration::from_secs(60), || {
         deployment_available(&bed, 2)
     });
+}
+
+// ---- The load balancer stand-in, as strict as AWS (review B4, D13; testbed item 9). ----
+
+/// A `LoadBalancer` Service `web` with an `http` and an `https` port, and `annotations`
+/// (YAML lines, indented for `metadata.annotations`; empty: none).
+fn load_balancer_service(http: u16, https: u16, annotations: &str) -> String {
+    let annotations = if annotations.is_empty() {
+        String::new()
+    } else {
+        format!("  annotations:\n{annotations}")
+    };
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {NS}\n{annotations}\
+         spec:\n  type: LoadBalancer\n  selector: {{app: web}}\n  ports:\n  \
+         - {{name: http, port: {http}, targetPort: 8080, protocol: TCP}}\n  \
+         - {{name: https, port: {https}, targetPort: 8080, protocol: TCP}}\n"
+    )
+}
+
+/// What `curl` gets from `url` (the HTTP status, or its error), trusting `ca` and
+/// connecting `shop.example-shop.com` to 127.0.0.1.
+fn fetch(url: &str, ca: &Path) -> Result<u16, String> {
+    let port = url.rsplit(':').next().unwrap_or_default();
+    let port = port.split('/').next().unwrap_or_default();
+    let output = Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+        ])
+        .arg("--cacert")
+        .arg(ca)
+        .arg("--resolve")
+        .arg(format!("{HOST}:{port}:127.0.0.1"))
+        .arg(url)
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    match code.parse::<u16>() {
+        Ok(status) if status > 0 => Ok(status),
+        _ => Err(String::from_utf8_lossy(&output.stderr).trim().to_string()),
+    }
+}
+
+const HOST: &str = "shop.example-shop.com";
+const ARN: &str = "arn:aws:acm:ap-southeast-1:123456789012:certificate/testbed";
+
+/// A testbed whose ACM holds a certificate for [`HOST`] under [`ARN`], signed by `ca`.
+fn testbed_with_certificate(ca: &TestCa) -> KubeTestbed {
+    let bed = KubeTestbed::start();
+    let certificate = ca.server_certificate(&[HOST]);
+    bed.configure_load_balancers(|settings| {
+        let mut chain = certificate.certificate.clone();
+        chain.extend_from_slice(&certificate.chain);
+        let served = ServedCertificate {
+            chain,
+            key: certificate.key.clone(),
+        };
+        settings.certificates.insert(ARN.to_string(), served);
+    });
+    create_namespace(&bed);
+    bed
+}
+
+fn hostname_of(bed: &KubeTestbed, name: &str) -> Option<String> {
+    let service = bed.get_json(&format!("/api/v1/namespaces/{NS}/services/{name}"))?;
+    service["status"]["loadBalancer"]["ingress"][0]["hostname"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[test]
+fn the_load_balancer_listens_only_on_the_service_ports_and_its_name_resolves_late() {
+    let ca = TestCa::new();
+    let bed = testbed_with_certificate(&ca);
+    bed.configure_load_balancers(|settings| settings.publish_after = Duration::from_secs(4));
+    let (http, https, undeclared) = (free_port(), free_port(), free_port());
+    bed.apply(
+        &format!("/api/v1/namespaces/{NS}/services/web"),
+        &load_balancer_service(http, https, ""),
+    );
+    let hostname = bed.wait_for(
+        "the load balancer's hostname",
+        Duration::from_secs(30),
+        || hostname_of(&bed, "web"),
+    );
+    assert_eq!(hostname, load_balancer_hostname(NS, "web"));
+    // Given at once, but not resolvable yet: no real resolver knows the name, and the
+    // stand-in publishes it only later.
+    let hosts = bed.load_balancer_hosts_file();
+    let published = || {
+        std::fs::read_to_string(&hosts)
+            .unwrap_or_default()
+            .contains(&format!("127.0.0.1 {hostname}\n"))
+    };
+    assert!(!published(), "the name resolves at once");
+    let given = Instant::now();
+    bed.wait_for("the name to be published", Duration::from_secs(30), || {
+        published().then_some(())
+    });
+    assert!(
+        given.elapsed() >= Duration::from_secs(3),
+        "published too early"
+    );
+
+    // The Service's ports answer (no application yet: 503); any other port refuses.
+    let answer = bed.wait_for("the HTTP listener", Duration::from_secs(30), || {
+        fetch(&format!("http://{HOST}:{http}/healthz"), &ca.ca_file).ok()
+    });
+    assert_eq!(answer, 503);
+    assert_eq!(
+        fetch(&format!("http://{HOST}:{https}/healthz"), &ca.ca_file),
+        Ok(503)
+    );
+    let refused = fetch(&format!("http://{HOST}:{undeclared}/healthz"), &ca.ca_file);
+    assert!(
+        refused.is_err(),
+        "a port the Service lacks answered: {refused:?}"
+    );
+}
+
+#[test]
+fn the_load_balancer_speaks_tls_only_on_the_ports_its_certificate_annotation_names() {
+    let ca = TestCa::new();
+    let bed = testbed_with_certificate(&ca);
+    let (http, https) = (free_port(), free_port());
+    let path = format!("/api/v1/namespaces/{NS}/services/web");
+    let annotations = format!("    {SSL_CERT}: \"{ARN}\"\n    {SSL_PORTS}: https\n");
+    bed.apply(&path, &load_balancer_service(http, https, &annotations));
+    // HTTPS on the named port, with the certificate for the public name (verified against
+    // the test CA, with the public name as SNI); plain HTTP on the other.
+    let secure = bed.wait_for("the HTTPS listener", Duration::from_secs(30), || {
+        fetch(&format!("https://{HOST}:{https}/healthz"), &ca.ca_file).ok()
+    });
+    assert_eq!(secure, 503);
+    assert_eq!(
+        fetch(&format!("http://{HOST}:{http}/healthz"), &ca.ca_file),
+        Ok(503)
+    );
+    assert!(fetch(&format!("https://{HOST}:{http}/healthz"), &ca.ca_file).is_err());
+    assert!(
+        fetch(&format!("http://{HOST}:{https}/healthz"), &ca.ca_file).is_err(),
+        "the HTTPS port answered plain HTTP"
+    );
+
+    // Without the annotation, there is no TLS anywhere.
+    bed.apply(&path, &load_balancer_service(http, https, ""));
+    bed.wait_for("the plain listener", Duration::from_secs(30), || {
+        fetch(&format!("http://{HOST}:{https}/healthz"), &ca.ca_file).ok()
+    });
+    let refused = fetch(&format!("https://{HOST}:{https}/healthz"), &ca.ca_file);
+    assert!(refused.is_err(), "TLS without a certificate: {refused:?}");
+
+    // A certificate ACM does not hold makes no load balancer at all.
+    let unknown = format!("    {SSL_CERT}: \"{ARN}-unknown\"\n");
+    let other = load_balancer_service(free_port(), free_port(), &unknown)
+        .replace("name: web\n", "name: unknown\n");
+    bed.apply(&format!("/api/v1/namespaces/{NS}/services/unknown"), &other);
+    let later =
+        load_balancer_service(free_port(), free_port(), "").replace("name: web\n", "name: later\n");
+    bed.apply(&format!("/api/v1/namespaces/{NS}/services/later"), &later);
+    bed.wait_for(
+        "a later Service's hostname",
+        Duration::from_secs(30),
+        || hostname_of(&bed, "later"),
+    );
+    assert_eq!(hostname_of(&bed, "unknown"), None);
 }

@@ -22,6 +22,7 @@
 mod support;
 
 mod bench_rto;
+mod certificate;
 mod cutover;
 mod deploy;
 mod drill;

@@ -1,11 +1,12 @@
 //! The AWS step kinds, one module each, named after the kind: `network/` (`aws.network`),
 //! `rds_restore/` (`aws.rds.restore`), `eks_cluster` (`aws.eks.cluster`), `eks_nodegroup`
-//! (`aws.eks.nodegroup`), `ingress` (`aws.ec2.ingress`) and `route53_cutover`
-//! (`dns.cutover`). What they share lives
+//! (`aws.eks.nodegroup`), `ingress` (`aws.ec2.ingress`), `acm_certificate`
+//! (`aws.acm.certificate`) and `route53_cutover` (`dns.cutover`). What they share lives
 //! here: the ownership protocol every AWS resource goes through ([`ownership`]: find by
 //! our tags or name → adopt, refuse a stranger, else create tagged → finish), the tags it
 //! reads and writes ([`tags`]), IAM role lookups ([`iam`]).
 
+mod acm_certificate;
 mod eks_cluster;
 mod eks_nodegroup;
 mod iam;
@@ -16,6 +17,7 @@ mod rds_restore;
 mod route53_cutover;
 mod tags;
 
+pub(super) use acm_certificate::AwsAcmCertificate;
 pub(super) use eks_cluster::AwsEksCluster;
 pub(super) use eks_nodegroup::AwsEksNodegroup;
 pub(super) use ingress::AwsEc2Ingress;

@@ -2,12 +2,19 @@
 //! (and contain a text, if given) within a number of tries, with a pause between two tries
 //! that a stopping run cuts short. Every check is reported on its own; the step fails
 //! naming each check that did not pass and what it last saw.
+//!
+//! A check with `connect_to` tests what users will hit before DNS says so (review D13):
+//! the request goes to the URL as written (its name for TLS's SNI, the certificate check
+//! and `Host`), but connects to the addresses of `connect_to` (e.g. the new load balancer),
+//! looked up again on every try, since a new load balancer's name takes a while to resolve.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::cloud::http::HttpSettings;
 use crate::journal::Values;
 use crate::playbook::{KindSpec, ParamSpec, duration};
 use crate::steps::interface;
@@ -20,7 +27,7 @@ static SPEC: KindSpec = KindSpec {
         ParamSpec {
             name: "checks",
             required: true,
-            help: "`[{name, url, status (default 200), body_contains}]`",
+            help: "`[{name, url, status (default 200), body_contains, connect_to}]`; `connect_to`: connect to this host's addresses instead of the URL's, keeping the URL's name for TLS and `Host` (like curl's `--resolve`)",
         },
         ParamSpec {
             name: "attempts",
@@ -36,6 +43,16 @@ static SPEC: KindSpec = KindSpec {
             name: "request_timeout",
             required: false,
             help: "time limit of one request (default 10s)",
+        },
+        ParamSpec {
+            name: "ca_file",
+            required: false,
+            help: "PEM file of CA certificates to trust besides the public ones (a private CA; empty: none)",
+        },
+        ParamSpec {
+            name: "hosts_file",
+            required: false,
+            help: "hosts-format file consulted before DNS to find `connect_to` addresses (testbeds; empty: none)",
         },
     ],
     outputs: &["results"],
@@ -54,6 +71,18 @@ struct Params {
     interval: Option<Duration>,
     #[serde(default, deserialize_with = "duration::optional")]
     request_timeout: Option<Duration>,
+    #[serde(default)]
+    ca_file: Option<String>,
+    #[serde(default)]
+    hosts_file: Option<String>,
+}
+
+/// A path parameter; empty is none.
+fn path(value: Option<&String>) -> Option<PathBuf> {
+    value
+        .map(|text| text.trim())
+        .filter(|text| !text.is_empty())
+        .map(PathBuf::from)
 }
 
 /// One check. Its `url` may come from a step that has not run when planning.
@@ -66,6 +95,18 @@ struct Check {
     status: u16,
     #[serde(default)]
     body_contains: Option<String>,
+    #[serde(default)]
+    connect_to: Option<String>,
+}
+
+impl Check {
+    /// Where to connect instead of the URL's host; empty is none.
+    fn connect_to(&self) -> Option<&str> {
+        self.connect_to
+            .as_deref()
+            .map(str::trim)
+            .filter(|host| !host.is_empty())
+    }
 }
 
 fn default_attempts() -> u32 {
@@ -98,13 +139,47 @@ struct CheckResult {
     last: Option<String>,
 }
 
+/// How each try of a check gets its client.
+struct Clients<'a> {
+    context: &'a StepContext,
+    settings: HttpSettings,
+    /// The client of checks without `connect_to`.
+    shared: reqwest::Client,
+    hosts_file: Option<PathBuf>,
+}
+
+impl Clients<'_> {
+    /// The client for one try of `check` on `url`: pinned to `connect_to`'s addresses as
+    /// they resolve now, or the shared one.
+    async fn for_try(&self, check: &Check, url: &str) -> Result<reqwest::Client, String> {
+        let Some(target) = check.connect_to() else {
+            return Ok(self.shared.clone());
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|error| format!("bad url: {error}"))?;
+        let (Some(host), Some(port)) = (parsed.host_str(), parsed.port_or_known_default()) else {
+            return Err(format!("`{url}` names no host to pin to `{target}`"));
+        };
+        let cloud = &self.context.cloud;
+        let addresses = cloud
+            .resolve(target, port, self.hosts_file.as_deref())
+            .await
+            .map_err(|error| format!("no answer: {error}"))?;
+        let settings = HttpSettings {
+            pin: Some((host.to_string(), addresses)),
+            ..self.settings.clone()
+        };
+        cloud.http(&settings).map_err(|error| error.to_string())
+    }
+}
+
 /// One try: `Ok` when it passes, else what was seen.
-async fn try_once(client: &reqwest::Client, check: &Check, url: &str) -> Result<u16, String> {
+async fn try_once(clients: &Clients<'_>, check: &Check, url: &str) -> Result<u16, String> {
+    let client = clients.for_try(check, url).await?;
     let response = client
         .get(url)
         .send()
         .await
-        .map_err(|error| format!("no answer: {error}"))?;
+        .map_err(|error| format!("no answer: {}", chain(&error)))?;
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
     if status != check.status {
@@ -118,11 +193,25 @@ async fn try_once(client: &reqwest::Client, check: &Check, url: &str) -> Result<
     Ok(status)
 }
 
+/// An error with its causes (a TLS failure hides under "error sending request").
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text = format!("{text}: {line}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Try `check` up to `attempts` times (at least once), pausing `interval` between tries;
 /// the status and try it passed on, or what the last try saw.
 async fn run_check(
     context: &StepContext,
-    client: &reqwest::Client,
+    clients: &Clients<'_>,
     check: &Check,
     url: &str,
     attempts: u32,
@@ -130,7 +219,7 @@ async fn run_check(
 ) -> Result<Result<(u16, u32), String>, StepError> {
     let mut last = String::new();
     for attempt in 1..=attempts.max(1) {
-        match try_once(client, check, url).await {
+        match try_once(clients, check, url).await {
             Ok(status) => return Ok(Ok((status, attempt))),
             Err(seen) => last = seen,
         }
@@ -158,7 +247,14 @@ impl Step for HttpCheck {
         let mut plan = StepPlan::new(Action::Create, summary);
         for check in &params.checks {
             let url = check.url.as_deref().unwrap_or("(known after apply)");
-            plan = plan.detail(check.name.clone(), format!("GET {url} → {}", check.status));
+            let via = check
+                .connect_to()
+                .map(|target| format!(" via {target}"))
+                .unwrap_or_default();
+            plan = plan.detail(
+                check.name.clone(),
+                format!("GET {url}{via} → {}", check.status),
+            );
         }
         Ok(plan)
     }
@@ -170,9 +266,17 @@ impl Step for HttpCheck {
     ) -> Result<Values, StepError> {
         let params: Params = crate::steps::params(value)?;
         let interval = params.interval.unwrap_or(DEFAULT_INTERVAL);
-        let client = context
-            .cloud
-            .http(params.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT))?;
+        let settings = HttpSettings {
+            timeout: params.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+            ca_file: path(params.ca_file.as_ref()),
+            pin: None,
+        };
+        let clients = Clients {
+            context,
+            shared: context.cloud.http(&settings)?,
+            settings,
+            hosts_file: path(params.hosts_file.as_ref()),
+        };
         let mut results = serde_json::Map::new();
         let mut failures = Vec::new();
         for check in &params.checks {
@@ -181,7 +285,7 @@ impl Step for HttpCheck {
                 .clone()
                 .ok_or_else(|| StepError::Params(format!("check `{}` has no `url`", check.name)))?;
             let outcome =
-                run_check(context, &client, check, &url, params.attempts, interval).await?;
+                run_check(context, &clients, check, &url, params.attempts, interval).await?;
             let result = match outcome {
                 Ok((status, tries)) => {
                     let name = &check.name;
@@ -239,10 +343,12 @@ mod tests {
         interface::check::<Params, Outputs>(
             &SPEC,
             &json!({
-                "checks": [{"name": "web", "url": "http://x/healthz", "status": 200}],
+                "checks": [{"name": "web", "url": "https://x/healthz", "status": 200, "connect_to": "lb"}],
                 "attempts": 3,
                 "interval": "1s",
                 "request_timeout": "2s",
+                "ca_file": "ca.pem",
+                "hosts_file": "hosts",
             }),
         );
     }

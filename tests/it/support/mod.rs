@@ -21,6 +21,7 @@
 //! - [`git`]: bare repositories and `git daemon`; [`github`]: the GitHub REST stand-in.
 //! - [`kube`]: a real Kubernetes control plane with a kubelet stand-in; [`reach`]: whether
 //!   its Pods reach the database, from moto's security groups.
+//! - [`tls`]: a test CA, server certificates it signs, and importing them into ACM.
 //! - [`stack`]: the whole testbed at once, for the default playbook end to end.
 
 pub mod aws_wire;
@@ -39,4 +40,5 @@ pub mod snapshot;
 pub mod stack;
 pub mod strict;
 pub mod test;
+pub mod tls;
 pub mod world;

@@ -2,19 +2,22 @@
 //! production's repositories in git (served by `git daemon`) behind the GitHub REST
 //! stand-in, a real kube-apiserver (with the kubelet and load balancer stand-ins), the
 //! target region's ECR holding the release's images, the public DNS zone in Route 53 (and
-//! its private twin, which must stay untouched), and
-//! the listener that stands in for the load balancer in front of the application.
+//! its private twin, which must stay untouched), the public name's certificate (signed by
+//! a test CA, imported into ACM in the target region, and served by the load balancer
+//! stand-in on the Service's HTTPS port), and the listener that stands in for the load
+//! balancer in front of the application.
 
 use std::path::Path;
 
 use super::git::{GitDaemon, GitRepos, Repo};
 use super::github::GitHub;
-use super::kube::{ApplicationListener, KubeTestbed, PodChecks};
+use super::kube::{KubeTestbed, PodChecks, ServedCertificate};
 use super::playbooks::default_playbook;
 use super::reach::database_reach;
 use super::route53;
 use super::seed::{block_on, push_images, sdk_config, seed_zone};
 use super::test::{Outcome, Test};
+use super::tls::{TestCa, free_port, import_into_acm};
 use super::world::{TARGET, World};
 
 /// The GitHub token the stand-in requires (never printed, never journaled).
@@ -44,7 +47,13 @@ pub struct Stack {
     /// The application's released commit.
     pub app_commit: String,
     pub kube: KubeTestbed,
-    pub listener: ApplicationListener,
+    /// The Service's HTTP port (`public_port`) and HTTPS port (`public_tls_port`).
+    pub http_port: u16,
+    pub https_port: u16,
+    /// The CA that signed the public name's certificate (`tls_ca_file`).
+    pub ca: TestCa,
+    /// The public name's certificate in ACM, in the target region.
+    pub certificate_arn: String,
     pub zone_id: String,
 }
 
@@ -92,7 +101,20 @@ impl Stack {
 
         let kube = KubeTestbed::start();
         kube.set_pod_checks(Stack::strict_pod_checks(&world));
-        let listener = kube.serve_application("shop");
+        let ca = TestCa::new();
+        let certificate = ca.server_certificate(&[PUBLIC_HOST.trim_end_matches('.')]);
+        let certificate_arn = import_into_acm(&world.moto.endpoint, TARGET, &certificate);
+        kube.configure_load_balancers(|settings| {
+            let mut chain = certificate.certificate.clone();
+            chain.extend_from_slice(&certificate.chain);
+            let served = ServedCertificate {
+                chain,
+                key: certificate.key.clone(),
+            };
+            settings
+                .certificates
+                .insert(certificate_arn.clone(), served);
+        });
         push_images(
             &world.moto.endpoint,
             &["shop/api", "shop/worker", "shop/web"],
@@ -114,7 +136,10 @@ impl Stack {
             config_commit,
             app_commit,
             kube,
-            listener,
+            http_port: free_port(),
+            https_port: free_port(),
+            ca,
+            certificate_arn,
             zone_id,
         }
     }
@@ -139,7 +164,14 @@ impl Stack {
         vec![
             format!("github_api={}", self.github.url),
             format!("connect_kubeconfig={}", self.kube.kubeconfig.display()),
-            format!("public_port={}", self.listener.port),
+            format!("public_port={}", self.http_port),
+            format!("public_tls_port={}", self.https_port),
+            format!("tls_certificate_arn={}", self.certificate_arn),
+            format!("tls_ca_file={}", self.ca.ca_file.display()),
+            format!(
+                "resolve_hosts_file={}",
+                self.kube.load_balancer_hosts_file().display()
+            ),
         ]
     }
 

@@ -1,34 +1,12 @@
-//! The application behind the load balancer, as far as smoke checks can tell: a listener
-//! on a free loopback port ("localhost", the hostname the load balancer stand-in gives)
-//! whose `GET /healthz` reads the Deployments from the real API server.
+//! The application behind the load balancer, as far as smoke checks can tell: `GET
+//! /healthz` answers 200 with every Deployment of the namespace and its image when all of
+//! them are Available in the real API server, else 503. The load balancer stand-in
+//! (`load_balancer.rs`) answers each connection on a Service's ports with it.
 
-use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::io::{BufRead, Read, Write};
 use std::time::Duration;
 
 use super::Api;
-
-/// The application behind the load balancer, as far as smoke checks can tell: `GET
-/// /healthz` answers 200 with every Deployment of the namespace and its image when all of
-/// them are Available in the real API server, else 503.
-pub struct ApplicationListener {
-    /// The loopback port it listens on.
-    pub port: u16,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Drop for ApplicationListener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
-    }
-}
 
 fn application_health(api: &Api, namespace: &str) -> (u16, String) {
     let timeout = Duration::from_secs(10);
@@ -53,48 +31,16 @@ fn application_health(api: &Api, namespace: &str) -> (u16, String) {
     (if healthy { 200 } else { 503 }, body)
 }
 
-impl ApplicationListener {
-    /// Listen on a free loopback port for the application in `namespace`.
-    pub(super) fn start(api: Api, namespace: &str) -> Self {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("bind the application listener");
-        let port = listener
-            .local_addr()
-            .expect("the application listener's address")
-            .port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let namespace = namespace.to_string();
-        let handle = std::thread::spawn({
-            let stop = stop.clone();
-            move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    answer(stream, &api, &namespace);
-                }
-            }
-        });
-        Self {
-            port,
-            stop,
-            handle: Some(handle),
-        }
-    }
-}
-
 /// Read one request's head and answer it: `/healthz` from the API server, else 404.
-fn answer(mut stream: std::net::TcpStream, api: &Api, namespace: &str) {
-    let Ok(reading) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = std::io::BufReader::new(reading);
+pub(super) fn answer(stream: impl Read + Write, api: &Api, namespace: &str) {
+    let mut reader = std::io::BufReader::new(stream);
     let mut request_line = String::new();
-    let _ = std::io::BufRead::read_line(&mut reader, &mut request_line);
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
     loop {
         let mut header = String::new();
-        match std::io::BufRead::read_line(&mut reader, &mut header) {
+        match reader.read_line(&mut header) {
             Ok(0) | Err(_) => break,
             Ok(_) if header.trim().is_empty() => break,
             Ok(_) => {}
@@ -111,9 +57,11 @@ fn answer(mut stream: std::net::TcpStream, api: &Api, namespace: &str) {
         404 => "Not Found",
         _ => "Service Unavailable",
     };
+    let stream = reader.get_mut();
     let _ = write!(
         stream,
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
+    let _ = stream.flush();
 }

@@ -1,7 +1,7 @@
 //! The kubelet stand-in: there is no scheduler and no kubelet, so a thread moves the Pods
 //! the controllers create along through the `status` subresource (Running and Ready, or
-//! Running and never Ready, Job Pods Succeeded), and stands in for a cloud's load balancer
-//! controller by giving every Service of type `LoadBalancer` the hostname `localhost`.
+//! Running and never Ready, Job Pods Succeeded), and runs the load balancer stand-in's
+//! passes (`load_balancer.rs`) in the same loop.
 //!
 //! Like a kubelet, it starts no container whose referenced ConfigMap or Secret is missing
 //! (the Pod waits in `CreateContainerConfigError`; with strict references, `optional: true`
@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use base64::Engine;
 
+use super::load_balancer::LoadBalancers;
 use super::{Api, KubeletMode};
 
 /// Whether a Pod's configuration lets it reach what it talks to.
@@ -50,7 +51,13 @@ enum Blocked {
 }
 
 /// Every ~300 ms until `stop`: lists all Pods and moves them along as a kubelet would.
-pub(super) fn run(api: &Api, mode: &AtomicU8, checks: &Mutex<PodChecks>, stop: &AtomicBool) {
+pub(super) fn run(
+    api: &Api,
+    mode: &AtomicU8,
+    checks: &Mutex<PodChecks>,
+    balancers: &LoadBalancers,
+    stop: &AtomicBool,
+) {
     let ip_counter = AtomicU32::new(2);
     while !stop.load(Ordering::SeqCst) {
         let mode = KubeletMode::from_u8(mode.load(Ordering::SeqCst));
@@ -59,47 +66,13 @@ pub(super) fn run(api: &Api, mode: &AtomicU8, checks: &Mutex<PodChecks>, stop: &
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         kubelet_pass(api, mode, &checks, &ip_counter, stop);
-        load_balancer_pass(api);
+        balancers.pass(api);
         for _ in 0..3 {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-}
-
-/// What a cloud's load balancer controller does: every Service of type `LoadBalancer`
-/// without an address gets a hostname, as AWS's load balancers do — `localhost`, where
-/// [`KubeTestbed::serve_application`] listens in for the load balancer.
-fn load_balancer_pass(api: &Api) {
-    let timeout = Duration::from_secs(10);
-    let Ok((200, body)) = api.request("GET", "/api/v1/services", None, None, timeout) else {
-        return;
-    };
-    let Ok(list) = serde_json::from_str::<serde_json::Value>(&body) else {
-        return;
-    };
-    for service in list["items"].as_array().into_iter().flatten() {
-        if service["spec"]["type"] != "LoadBalancer"
-            || service["status"]["loadBalancer"]["ingress"].is_array()
-        {
-            continue;
-        }
-        let (Some(namespace), Some(name)) = (
-            service["metadata"]["namespace"].as_str(),
-            service["metadata"]["name"].as_str(),
-        ) else {
-            continue;
-        };
-        let patch = serde_json::json!({"status": {"loadBalancer": {"ingress": [{"hostname": "localhost"}]}}});
-        let _ = api.request(
-            "PATCH",
-            &format!("/api/v1/namespaces/{namespace}/services/{name}/status"),
-            Some("application/merge-patch+json"),
-            Some(patch.to_string().as_bytes()),
-            timeout,
-        );
     }
 }
 

@@ -14,7 +14,9 @@
 //! process dies (even by SIGKILL).
 //!
 //! This file owns [`KubeTestbed`] and its API calls; [`control_plane`] starts the processes,
-//! [`kubelet`] is the stand-in thread, [`application`] listens in for the load balancer.
+//! [`kubelet`] is the stand-in thread, [`load_balancer`] stands in for AWS's load balancers
+//! (a listener per Service port, TLS with an ACM certificate, a name that resolves late) and
+//! [`application`] is what answers behind them.
 //!
 //! Kubernetes 1.20 limits: no policy/v1, autoscaling/v2, batch/v1 CronJob,
 //! discovery.k8s.io/v1, /openapi/v3; server-side apply of a Service needs `protocol:` on
@@ -23,6 +25,7 @@
 mod application;
 mod control_plane;
 mod kubelet;
+mod load_balancer;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,9 +35,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use application::ApplicationListener;
 use control_plane::ControlPlane;
 pub use kubelet::{NetworkCheck, PodChecks, Reach};
+use load_balancer::LoadBalancers;
+pub use load_balancer::{
+    LoadBalancerSettings, SSL_CERT, SSL_PORTS, ServedCertificate,
+    hostname as load_balancer_hostname,
+};
 
 /// What the kubelet stand-in does with the Pods the controllers create.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,8 +80,11 @@ pub struct KubeTestbed {
     control_plane: ControlPlane,
     mode: Arc<AtomicU8>,
     checks: Arc<Mutex<PodChecks>>,
+    balancers: Arc<LoadBalancers>,
     stop: Arc<AtomicBool>,
     kubelet: Option<JoinHandle<()>>,
+    /// Holds the load balancers' hosts file.
+    _names: tempfile::TempDir,
 }
 
 /// Everything needed to talk to the apiserver with `curl`.
@@ -155,12 +165,18 @@ impl KubeTestbed {
         let mode = Arc::new(AtomicU8::new(mode.to_u8()));
         let stop = Arc::new(AtomicBool::new(false));
         let checks = Arc::new(Mutex::new(PodChecks::default()));
+        let names = tempfile::tempdir().expect("a folder for the load balancers' names");
+        let balancers = Arc::new(LoadBalancers::new(LoadBalancerSettings {
+            certificates: std::collections::BTreeMap::new(),
+            hosts_file: names.path().join("hosts"),
+            publish_after: Duration::from_secs(2),
+        }));
         let kubelet = std::thread::Builder::new()
             .name("kubelet-stand-in".into())
             .spawn({
                 let (api, mode, stop) = (api.clone(), mode.clone(), stop.clone());
-                let checks = checks.clone();
-                move || kubelet::run(&api, &mode, &checks, &stop)
+                let (checks, balancers) = (checks.clone(), balancers.clone());
+                move || kubelet::run(&api, &mode, &checks, &balancers, &stop)
             })
             .expect("spawn kubelet stand-in thread");
         KubeTestbed {
@@ -170,15 +186,22 @@ impl KubeTestbed {
             control_plane,
             mode,
             checks,
+            balancers,
             stop,
             kubelet: Some(kubelet),
+            _names: names,
         }
     }
 
-    /// Listen on a free loopback port in for the load balancer in front of `namespace`'s
-    /// application (see [`ApplicationListener`]).
-    pub fn serve_application(&self, namespace: &str) -> ApplicationListener {
-        ApplicationListener::start(self.api(), namespace)
+    /// Changes what the load balancer stand-in knows (ACM's certificates) and how slowly
+    /// names resolve, from its next pass on.
+    pub fn configure_load_balancers(&self, change: impl FnOnce(&mut LoadBalancerSettings)) {
+        self.balancers.configure(change);
+    }
+
+    /// The hosts-format file where the load balancer stand-in publishes names.
+    pub fn load_balancer_hosts_file(&self) -> PathBuf {
+        self.balancers.settings().hosts_file
     }
 
     /// Changes what the kubelet stand-in does from now on (e.g. `NeverReady` then `Ready`
@@ -281,6 +304,7 @@ impl Drop for KubeTestbed {
         if let Some(kubelet) = self.kubelet.take() {
             let _ = kubelet.join();
         }
+        self.balancers.stop();
         self.control_plane.stop();
     }
 }
