@@ -49,7 +49,10 @@ pub trait AwsClient: Clone + Send + Sync + 'static {
 /// A service whose resources live in one region (EC2, RDS, EKS, ECR): one client per region.
 pub trait RegionalClient: AwsClient {}
 
-/// A global service (Route 53, IAM): one client, whose endpoint lives in us-east-1.
+/// A global service (Route 53, IAM): one endpoint per partition. Its client is made for the
+/// target region, and the SDK's endpoint rules pick the global endpoint of that region's
+/// partition (`us-east-1` signing for `aws`, `.amazonaws.com.cn` for China, GovCloud's own),
+/// so nothing assumes the commercial partition (review C2).
 pub trait GlobalClient: AwsClient {}
 
 /// Implements [`AwsClient`] and [`RegionalClient`] or [`GlobalClient`] for SDK crates.
@@ -69,9 +72,6 @@ macro_rules! aws_clients {
 
 aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_secretsmanager, aws_sdk_servicequotas, aws_sdk_sts, aws_sdk_acm);
 aws_clients!(GlobalClient: aws_sdk_route53, aws_sdk_iam);
-
-/// Where the endpoints of global services live.
-const GLOBAL_REGION: &str = "us-east-1";
 
 /// Clients made so far, one per service (its client type) and region; made on first use.
 #[derive(Default)]
@@ -134,9 +134,9 @@ impl Cloud {
         self.clients.get(&self.base, region)
     }
 
-    /// The client of a global service (cached).
-    pub fn global<C: GlobalClient>(&self) -> C {
-        self.clients.get(&self.base, GLOBAL_REGION)
+    /// The client of a global service for the partition of `region` (cached).
+    pub fn global<C: GlobalClient>(&self, region: &str) -> C {
+        self.clients.get(&self.base, region)
     }
 
     /// An EC2 client for `region`.
@@ -191,14 +191,14 @@ impl Cloud {
         self.regional(region)
     }
 
-    /// A Route 53 client (Route 53 is global).
-    pub fn route53(&self) -> aws_sdk_route53::Client {
-        self.global()
+    /// A Route 53 client (Route 53 is global: the endpoint of `region`'s partition).
+    pub fn route53(&self, region: &str) -> aws_sdk_route53::Client {
+        self.global(region)
     }
 
-    /// An IAM client (IAM is global).
-    pub fn iam(&self) -> aws_sdk_iam::Client {
-        self.global()
+    /// An IAM client (IAM is global: the endpoint of `region`'s partition).
+    pub fn iam(&self, region: &str) -> aws_sdk_iam::Client {
+        self.global(region)
     }
 
     /// An HTTP client for smoke checks (see [`http`]: a time limit per request, extra
@@ -241,7 +241,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_client_per_service_and_region_global_ones_in_us_east_1() {
+    fn one_client_per_service_and_region() {
         let cloud = Cloud::from_config(
             SdkConfig::builder()
                 .behavior_version(BehaviorVersion::latest())
@@ -251,11 +251,50 @@ mod tests {
         cloud.ec2("ap-southeast-1");
         cloud.ec2("ap-southeast-2");
         cloud.rds("ap-southeast-1");
-        let route53 = cloud.route53();
-        cloud.iam();
-        cloud.iam();
+        let route53 = cloud.route53("ap-southeast-1");
+        cloud.iam("ap-southeast-1");
+        cloud.iam("ap-southeast-1");
         assert_eq!(format!("{:?}", cloud.clients), "Clients { made: 5 }");
         assert_eq!(ec2.config().region(), Some(&Region::new("ap-southeast-1")));
-        assert_eq!(route53.config().region(), Some(&Region::new("us-east-1")));
+        assert_eq!(
+            route53.config().region(),
+            Some(&Region::new("ap-southeast-1"))
+        );
+    }
+
+    /// Global services made for the target region reach their partition's global endpoint
+    /// (the SDK's own endpoint rules), so a rebuild in China or GovCloud does not call the
+    /// commercial partition's us-east-1 (review C2).
+    #[tokio::test]
+    async fn global_services_reach_the_global_endpoint_of_the_target_region_partition() {
+        use aws_sdk_iam::config::endpoint::ResolveEndpoint as _;
+        use aws_sdk_route53::config::endpoint::ResolveEndpoint as _;
+        async fn route53(region: &str) -> String {
+            let params = aws_sdk_route53::config::endpoint::Params::builder()
+                .region(region)
+                .build()
+                .expect("params");
+            let resolver = aws_sdk_route53::config::endpoint::DefaultResolver::new();
+            let endpoint = resolver.resolve_endpoint(&params).await;
+            endpoint.expect("an endpoint").url().to_string()
+        }
+        async fn iam(region: &str) -> String {
+            let params = aws_sdk_iam::config::endpoint::Params::builder()
+                .region(region)
+                .build()
+                .expect("params");
+            let resolver = aws_sdk_iam::config::endpoint::DefaultResolver::new();
+            let endpoint = resolver.resolve_endpoint(&params).await;
+            endpoint.expect("an endpoint").url().to_string()
+        }
+        assert_eq!(
+            route53("ap-southeast-1").await,
+            "https://route53.amazonaws.com"
+        );
+        assert_eq!(iam("ap-southeast-1").await, "https://iam.amazonaws.com");
+        assert!(route53("cn-north-1").await.ends_with(".amazonaws.com.cn"));
+        assert!(iam("cn-northwest-1").await.ends_with(".amazonaws.com.cn"));
+        assert!(route53("us-gov-west-1").await.contains("us-gov"));
+        assert!(iam("us-gov-east-1").await.contains("us-gov"));
     }
 }

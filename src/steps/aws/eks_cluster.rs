@@ -326,8 +326,12 @@ impl Step for AwsEksCluster {
         if let Some(path) = params.existing() {
             return plan_existing(&path);
         }
-        let (mut problems, role_note) =
-            role_problems(&context.cloud.iam(), &params.role, &CLUSTER_ROLE).await?;
+        let (mut problems, role_note) = role_problems(
+            &context.cloud.iam(&context.target_region),
+            &params.role,
+            &CLUSTER_ROLE,
+        )
+        .await?;
         let (action, summary) = plan_cluster(context, &params, &mut problems).await?;
         if action == Action::Create {
             problems.extend(version_problem(context, &params.version).await?);
@@ -390,7 +394,7 @@ impl Step for AwsEksCluster {
                 "`subnet_ids` must list at least two subnets in different zones".into(),
             ));
         }
-        let role = role_arn(&context.cloud.iam(), &params.role)
+        let role = role_arn(&context.cloud.iam(&context.target_region), &params.role)
             .await?
             .ok_or_else(|| missing_role(&params.role))?;
         let client = context.cloud.eks(&context.target_region);

@@ -222,8 +222,12 @@ impl Step for AwsEksNodegroup {
             plan.outputs = skipped(params.cluster.as_deref().unwrap_or_default())?;
             return Ok(plan);
         }
-        let (mut problems, role_note) =
-            role_problems(&context.cloud.iam(), &params.role, &NODE_ROLE).await?;
+        let (mut problems, role_note) = role_problems(
+            &context.cloud.iam(&context.target_region),
+            &params.role,
+            &NODE_ROLE,
+        )
+        .await?;
         if let Some(zones) = &params.zones {
             let ec2 = context.cloud.ec2(&context.target_region);
             let offered = offerings(&ec2, &params.instance_types, zones).await?;
@@ -273,7 +277,7 @@ impl Step for AwsEksNodegroup {
             let problem = "`subnet_ids` must list the nodes' subnets";
             return Err(StepError::Params(problem.into()));
         }
-        let role = role_arn(&context.cloud.iam(), &params.role)
+        let role = role_arn(&context.cloud.iam(&context.target_region), &params.role)
             .await?
             .ok_or_else(|| missing_role(&params.role))?;
         let client = context.cloud.eks(&context.target_region);

@@ -376,7 +376,7 @@ impl Step for DnsCutover {
                 "the records' values come from steps that have not run yet",
             ));
         };
-        let client = context.cloud.route53();
+        let client = context.cloud.route53(&context.target_region);
         let zone = match zone::find(&client, &params.zone, params.zone_id.as_deref()).await? {
             Found::Zone(zone) => zone,
             Found::Problem(problem) => {
@@ -420,7 +420,7 @@ impl Step for DnsCutover {
         value: &serde_json::Value,
     ) -> Result<Values, StepError> {
         let params: Params = crate::steps::params(value)?;
-        let client = context.cloud.route53();
+        let client = context.cloud.route53(&context.target_region);
         let zone = match zone::find(&client, &params.zone, params.zone_id.as_deref()).await? {
             Found::Zone(zone) => zone,
             Found::Problem(message) => {
