@@ -155,6 +155,9 @@ const CLUSTER: Kind = Kind {
     conflict_hint: "choose another `name`, or delete the leftover cluster",
 };
 
+/// What pilot-light mode does not do yet (review B5), said in its plan.
+const PILOT_LIGHT_NETWORK: &str = "the database is restored into the new VPC, which this cluster's nodes cannot reach: before the deploy, peer the VPCs (routes both ways) and let the cluster's security group into the database's on its port";
+
 const EXISTING_HINT: &str = "give a kubeconfig whose current context reaches the running cluster (`rebuild --kubeconfig PATH`), or leave it empty to provision a cluster";
 
 impl<P: Phase> Params<P> {
@@ -448,7 +451,8 @@ fn plan_existing(path: &Path) -> Result<StepPlan, StepError> {
             );
             let mut plan = StepPlan::new(Action::Adopt, summary)
                 .detail("kubeconfig", running.kubeconfig.display().to_string())
-                .detail("server", running.server.clone());
+                .detail("server", running.server.clone())
+                .detail("warning", PILOT_LIGHT_NETWORK);
             plan.outputs = running.outputs("")?;
             Ok(plan)
         }
