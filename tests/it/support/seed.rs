@@ -167,12 +167,23 @@ pub async fn seed_iam_roles(endpoint: &str) {
         ),
     ];
     for (role, service, policies) in roles {
-        iam.create_role()
+        let created = iam
+            .create_role()
             .role_name(role)
             .assume_role_policy_document(trust(service))
             .send()
-            .await
-            .expect("create IAM role");
+            .await;
+        // This moto is new and holds no role: a role that exists already was made by this
+        // very call, whose first attempt the SDK retried (moto's first IAM call loads AWS's
+        // managed policies and can be slow enough on a busy machine to be cut short).
+        if let Err(error) = created {
+            let code = aws_sdk_iam::error::ProvideErrorMetadata::code(&error);
+            assert_eq!(
+                code,
+                Some("EntityAlreadyExists"),
+                "create IAM role {role}: {error:?}"
+            );
+        }
         for policy in policies {
             iam.attach_role_policy()
                 .role_name(role)
