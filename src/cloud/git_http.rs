@@ -114,7 +114,8 @@ impl Endpoint {
     }
 }
 
-fn percent_decode(text: &str) -> String {
+/// `%XX` sequences decoded (anything else kept as it is).
+pub(crate) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;

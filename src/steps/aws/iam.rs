@@ -6,6 +6,7 @@
 //! grants the same through its own policies cannot be proven here: the plan says so
 //! instead of refusing it.
 
+use crate::cloud::git_http::percent_decode;
 use crate::cloud::{CloudError, CloudResultExt};
 use crate::steps::{StepError, StepProblem};
 
@@ -71,6 +72,7 @@ pub(super) async fn role_problems(
         .role()
         .and_then(|role| role.assume_role_policy_document())
         .unwrap_or_default();
+    // IAM answers policy documents URL-encoded.
     if !trusts(&percent_decode(document), needs.service) {
         problems.push(StepProblem::from(format!(
             "IAM role `{name}` ({}) does not let `{}` assume it; add it to the role's trust policy (`Principal: {{Service: {}}}`, `Action: sts:AssumeRole`)",
@@ -157,26 +159,6 @@ fn trusts(document: &str, service: &str) -> bool {
                 || contains(&statement["Action"], "sts:*"))
             && contains(&statement["Principal"]["Service"], service)
     })
-}
-
-/// IAM answers policy documents URL-encoded.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%'
-            && let Some(hex) = text.get(index + 1..index + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            index += 3;
-            continue;
-        }
-        out.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The role's name from a name or an ARN (`arn:aws:iam::123:role/path/name`).

@@ -26,6 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::aws_wire::{
     credential_scope, dialect, encode_form, fault_response, operation_name, request_params,
+    xml_text,
 };
 use super::holds::{Answer, Creations, Holds, form_get};
 use super::strict;
@@ -658,7 +659,7 @@ async fn check_restore(
             };
             let text = String::from_utf8_lossy(&body);
             let (Some(engine), Some(version)) =
-                (element(&text, "Engine"), element(&text, "EngineVersion"))
+                (xml_text(&text, "Engine"), xml_text(&text, "EngineVersion"))
             else {
                 return RestoreCheck::Forward;
             };
@@ -692,14 +693,6 @@ async fn check_restore(
         })
         .collect();
     RestoreCheck::Instead(Bytes::from(encode_form(&instead)))
-}
-
-/// The text of the first `<name>` element of an XML document.
-fn element(xml: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&format!("</{name}>"))?;
-    Some(xml[start..end].to_string())
 }
 
 /// What moto holds, for the strict rules that depend on it (Route 53's checks of a change

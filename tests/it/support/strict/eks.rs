@@ -17,6 +17,7 @@ use hyper::{Response, StatusCode};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::super::aws_wire::{percent_decode, xml_text};
 use super::{Moto, json_error, json_response};
 
 /// Kubernetes versions as `DescribeClusterVersions` reports them: (version, `versionStatus`).
@@ -208,14 +209,6 @@ impl ClusterNetworks {
     }
 }
 
-/// The text of the first `<name>` element of an XML answer.
-fn xml_text(xml: &str, name: &str) -> Option<String> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&format!("</{name}>"))?;
-    Some(xml[start..end].to_string())
-}
-
 /// How a cluster lets principals in (`accessConfig`), and its access entries: moto models
 /// neither, so the proxy serves them as EKS does. A cluster created without `accessConfig`
 /// through the API is in `CONFIG_MAP` mode, where EKS refuses access entries.
@@ -393,23 +386,4 @@ impl ClusterAccess {
             }
         }
     }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%'
-            && let Some(hex) = text.get(index + 1..index + 3)
-            && let Ok(byte) = u8::from_str_radix(hex, 16)
-        {
-            out.push(byte);
-            index += 3;
-            continue;
-        }
-        out.push(bytes[index]);
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -35,7 +35,7 @@ pub(super) struct Request<'a> {
     pub body: &'a [u8],
 }
 
-use super::aws_wire::escape_xml;
+use super::aws_wire::{encode_form, escape_xml};
 use super::proxy::Upstream;
 
 /// AWS's answer to a request the strict rules decide before moto sees it, if they decide it.
@@ -145,11 +145,11 @@ impl Moto {
         region: &str,
         params: &[(&str, &str)],
     ) -> Result<String, String> {
-        let mut form: Vec<String> = params
+        let mut form: Vec<(String, String)> = params
             .iter()
-            .map(|(key, value)| format!("{}={}", encode(key), encode(value)))
+            .map(|(key, value)| ((*key).to_string(), (*value).to_string()))
             .collect();
-        form.push("Version=2016-11-15".into());
+        form.push(("Version".into(), "2016-11-15".into()));
         let authorization = format!(
             "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/ec2/aws4_request, SignedHeaders=host, Signature=0"
         );
@@ -159,7 +159,7 @@ impl Moto {
                 "application/x-www-form-urlencoded",
             )
             .header(hyper::header::AUTHORIZATION, authorization)
-            .body(Full::new(Bytes::from(form.join("&"))))
+            .body(Full::new(Bytes::from(encode_form(&form))))
             .map_err(|error| error.to_string())?;
         let response = self
             .client
@@ -180,18 +180,6 @@ impl Moto {
             Err(format!("{status}: {text}"))
         }
     }
-}
-
-/// Form-urlencoding of one key or value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (byte as char).to_string()
-            }
-            _ => format!("%{byte:02X}"),
-        })
-        .collect()
 }
 
 /// A REST-XML service's error (Route 53): `status` and an `ErrorResponse` document with the
