@@ -99,6 +99,11 @@ pub struct RunArgs {
     /// the playbook's `existing_kubeconfig` input.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
+    /// Deploy to the running EKS cluster NAME of the target region (pilot light) instead of
+    /// provisioning one, with the database in its VPC: sets the playbook's
+    /// `existing_cluster` input.
+    #[arg(long, value_name = "NAME")]
+    pub existing_cluster: Option<String>,
 }
 
 /// Subcommands.

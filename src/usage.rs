@@ -28,9 +28,11 @@ pub enum UsageError {
         /// What was given.
         pair: String,
     },
-    /// `--kubeconfig` with a playbook that cannot take it.
-    #[error("`--kubeconfig` needs an input `{input}` in playbook `{playbook}`, and it has none")]
-    NoKubeconfigInput {
+    /// `--kubeconfig` or `--existing-cluster` with a playbook that cannot take it.
+    #[error("`{flag}` needs an input `{input}` in playbook `{playbook}`, and it has none")]
+    FlagNeedsInput {
+        /// The flag.
+        flag: &'static str,
         /// The input it needs.
         input: &'static str,
         /// The playbook's name.
@@ -120,8 +122,8 @@ impl UsageError {
             Self::NotAPair { .. } => {
                 "write it as `--input NAME=VALUE`, e.g. `--input db_multi_az=false`".into()
             }
-            Self::NoKubeconfigInput { input, .. } => format!(
-                "add an input `{input}` and pass it to the cluster step's `existing_kubeconfig` (see the default playbook)"
+            Self::FlagNeedsInput { input, .. } => format!(
+                "add an input `{input}` and pass it on to the steps as the default playbook does"
             ),
             Self::NoKubeconfigFile { .. } => "give the kubeconfig of the running cluster".into(),
             Self::InputType { default, .. } => format!("its default is `{default}`"),

@@ -21,6 +21,8 @@ use super::state_store;
 
 /// The input a `--kubeconfig` sets.
 pub(crate) const EXISTING_KUBECONFIG: &str = "existing_kubeconfig";
+/// The input a `--existing-cluster` sets.
+pub(crate) const EXISTING_CLUSTER: &str = "existing_cluster";
 
 /// Everything a run needs to know before it plans.
 pub(crate) struct RunConfig {
@@ -221,16 +223,28 @@ fn parse_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>, UsageError>
         .collect()
 }
 
-/// The inputs given on the command line: `--input NAME=VALUE`s, and `--kubeconfig PATH` as
-/// the playbook's `existing_kubeconfig` input (absolute, so a resume from elsewhere works).
+/// The inputs given on the command line: `--input NAME=VALUE`s, `--existing-cluster NAME` as
+/// the playbook's `existing_cluster` input, and `--kubeconfig PATH` as its
+/// `existing_kubeconfig` input (absolute, so a resume from elsewhere works).
 fn given_inputs(
     playbook: &Playbook,
     args: &RunArgs,
 ) -> Result<BTreeMap<String, String>, UsageError> {
     let mut given = parse_pairs(&args.inputs)?;
+    if let Some(name) = &args.existing_cluster {
+        if playbook.input(EXISTING_CLUSTER).is_none() {
+            return Err(UsageError::FlagNeedsInput {
+                flag: "--existing-cluster",
+                input: EXISTING_CLUSTER,
+                playbook: playbook.name.clone(),
+            });
+        }
+        given.insert(EXISTING_CLUSTER.to_string(), name.clone());
+    }
     if let Some(path) = &args.kubeconfig {
         if playbook.input(EXISTING_KUBECONFIG).is_none() {
-            return Err(UsageError::NoKubeconfigInput {
+            return Err(UsageError::FlagNeedsInput {
+                flag: "--kubeconfig",
                 input: EXISTING_KUBECONFIG,
                 playbook: playbook.name.clone(),
             });

@@ -365,47 +365,153 @@ fn with_github_unreachable_the_mirrors_deliver_the_same_commits() {
     assert_eq!(step(&status, "app")["outputs"]["source"], "mirror");
 }
 
+/// A pilot light in the target region, made through the proxy as its owners would have
+/// made it: a VPC with three private subnets (tagged for internal load balancers) and a
+/// public one (tagged for internet-facing ones), an EKS cluster on all four (EKS gives it
+/// its security group), and a managed node group. Its name and VPC.
+fn pilot_light(stack: &Stack) -> (String, String) {
+    use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+    use aws_sdk_eks::types::VpcConfigRequest;
+    block_on(async {
+        let ec2 = crate::support::seed::ec2_client(stack.world.endpoint(), DR_REGION).await;
+        let eks = eks_client(stack.world.endpoint(), DR_REGION).await;
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.60.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        let vpc = vpc.vpc().and_then(|vpc| vpc.vpc_id()).unwrap().to_string();
+        let mut subnets = Vec::new();
+        for (index, (zone, role)) in [
+            ("a", "kubernetes.io/role/internal-elb"),
+            ("b", "kubernetes.io/role/internal-elb"),
+            ("c", "kubernetes.io/role/internal-elb"),
+            ("a", "kubernetes.io/role/elb"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let tags = TagSpecification::builder()
+                .resource_type(ResourceType::Subnet)
+                .tags(Tag::builder().key(role).value("1").build())
+                .build();
+            let subnet = ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block(format!("10.60.{index}.0/24"))
+                .availability_zone(format!("{DR_REGION}{zone}"))
+                .tag_specifications(tags)
+                .send()
+                .await
+                .unwrap();
+            subnets.push(subnet.subnet().and_then(|s| s.subnet_id()).unwrap().to_string());
+        }
+        let name = "shop-pilot".to_string();
+        eks.create_cluster()
+            .name(&name)
+            .version("1.35")
+            .role_arn("arn:aws:iam::123456789012:role/shop-eks-cluster")
+            .resources_vpc_config(
+                VpcConfigRequest::builder()
+                    .set_subnet_ids(Some(subnets.clone()))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        eks.create_nodegroup()
+            .cluster_name(&name)
+            .nodegroup_name("pilot-nodes")
+            .node_role("arn:aws:iam::123456789012:role/shop-eks-nodes")
+            .set_subnets(Some(subnets[..3].to_vec()))
+            .send()
+            .await
+            .unwrap();
+        (name, vpc)
+    })
+}
+
+/// The target region's VPCs.
+fn vpcs(stack: &Stack) -> Vec<String> {
+    block_on(async {
+        let ec2 = crate::support::seed::ec2_client(&stack.world.moto.endpoint, DR_REGION).await;
+        let answer = ec2.describe_vpcs().send().await.unwrap();
+        let mut ids: Vec<String> = answer
+            .vpcs()
+            .iter()
+            .filter_map(|vpc| vpc.vpc_id().map(str::to_string))
+            .collect();
+        ids.sort();
+        ids
+    })
+}
+
 #[test]
 fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
+    // Every strict rule on, the network check included: the migration and the API pods
+    // reach the database only if it is in the pilot cluster's VPC and its security group
+    // lets the cluster's in (review B5).
     let stack = Stack::start();
-    // KNOWN GAP (review B5, open): in pilot-light mode the database is restored into the
-    // new VPC, which the existing cluster cannot reach, and the strict network check would
-    // (rightly) fail the migration. This test proves the deploy mechanics of the mode
-    // only, so it turns the network check off; references stay strict. Remove this when
-    // the network step adopts the existing cluster's VPC.
-    stack.kube.set_pod_checks(crate::support::kube::PodChecks {
-        strict_references: true,
-        network: None,
-    });
-    let kubeconfig = stack.kube.kubeconfig.display().to_string();
-    // No `connect_kubeconfig`: the cluster is the one `--kubeconfig` names.
-    let inputs: Vec<String> = stack
-        .inputs()
-        .into_iter()
-        .filter(|input| !input.starts_with("connect_kubeconfig="))
-        .collect();
-    let args = stack.args_with(
-        &["--target", TARGET, "--yes", "--kubeconfig", &kubeconfig],
-        &inputs,
-    );
+    let (pilot, pilot_vpc) = pilot_light(&stack);
+    let before = vpcs(&stack);
+    let args = stack.args(&["--target", TARGET, "--yes", "--existing-cluster", &pilot]);
     let output = stack.test().args(args).run();
     assert_success(&stack, &output);
     output
-        .stderr_contains("(pilot light): nothing is provisioned")
-        // The open gap is said where on-call reads it, before anything is created.
-        .stderr_contains("warning: the database is restored into the new VPC, which this cluster's nodes cannot reach");
+        .stderr_contains("use the existing cluster `shop-pilot` (pilot light, Kubernetes 1.35)")
+        .stderr_contains(&format!("use cluster `shop-pilot`'s VPC {pilot_vpc} (pilot light)"));
+    assert!(
+        !output.stderr().contains("cannot reach"),
+        "no pilot-light warning when the cluster is named"
+    );
 
+    assert_eq!(vpcs(&stack), before, "no VPC is created");
     let clusters = block_on(async {
         let eks = eks_client(&stack.world.moto.endpoint, DR_REGION).await;
-        eks.list_clusters().send().await.unwrap().clusters().len()
+        let answer = eks.list_clusters().send().await.unwrap();
+        answer.clusters().to_vec()
     });
-    assert_eq!(clusters, 0, "no cluster is created");
+    assert_eq!(clusters, [pilot.clone()], "no cluster is created");
     let status = stack.world.status();
     assert_all_succeeded(&status);
+    let network = step(&status, "network");
+    assert_eq!(network["outputs"]["vpc_id"], pilot_vpc.as_str());
+    assert_eq!(network["outputs"]["nat_gateway_ids"], serde_json::json!([]));
+    assert_eq!(
+        network["outputs"]["private_subnet_ids"].as_array().unwrap().len(),
+        3,
+        "the database goes into the private subnets only: {network:#}"
+    );
     let cluster = step(&status, "cluster");
     assert_eq!(cluster["outputs"]["existing"], true);
-    assert_eq!(cluster["outputs"]["kubeconfig"], kubeconfig.as_str());
+    assert_eq!(cluster["outputs"]["cluster_name"], pilot.as_str());
+    assert_eq!(
+        network["outputs"]["cluster_security_group_id"],
+        cluster["outputs"]["security_group_id"]
+    );
     assert_eq!(step(&status, "nodes")["outputs"]["skipped"], true);
+    // The database landed in the pilot's VPC, behind the group the network step made.
+    let database_vpc = block_on(async {
+        let rds = crate::support::seed::rds_client(&stack.world.moto.endpoint, DR_REGION).await;
+        let id = step(&status, "database")["outputs"]["db_identifier"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let answer = rds
+            .describe_db_instances()
+            .db_instance_identifier(&id)
+            .send()
+            .await
+            .unwrap();
+        let instance = &answer.db_instances()[0];
+        instance
+            .db_subnet_group()
+            .and_then(|group| group.vpc_id())
+            .unwrap()
+            .to_string()
+    });
+    assert_eq!(database_vpc, pilot_vpc);
     for name in ["shop-api", "shop-worker", "shop-web"] {
         let live = stack.deployment(name);
         assert!(
@@ -420,6 +526,36 @@ fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
             vec![load_balancer_hostname("shop", "shop-web")]
         )
     );
+}
+
+#[test]
+fn a_pilot_light_known_only_by_its_kubeconfig_is_warned_about_and_a_missing_one_refused() {
+    let stack = Stack::start();
+    let kubeconfig = stack.kube.kubeconfig.display().to_string();
+    // Only a kubeconfig: the database would land in a new VPC the cluster cannot reach;
+    // the plan says so, and what to do instead.
+    let inputs: Vec<String> = stack
+        .inputs()
+        .into_iter()
+        .filter(|input| !input.starts_with("connect_kubeconfig="))
+        .collect();
+    stack
+        .test()
+        .args(stack.args_with(&["plan", "--target", TARGET, "--kubeconfig", &kubeconfig], &inputs))
+        .run()
+        .code(0)
+        .output_contains("(pilot light): nothing is provisioned")
+        .output_contains("the database is restored into the new VPC, which this cluster's nodes cannot reach: name the EKS cluster instead (`rebuild --existing-cluster NAME`)");
+    // A named cluster that does not exist stops the plan, before anything is made.
+    let before = vpcs(&stack);
+    stack
+        .test()
+        .args(stack.args(&["--target", TARGET, "--yes", "--existing-cluster", "nope"]))
+        .run()
+        .code(4)
+        .output_contains("there is no EKS cluster `nope` in `ap-southeast-1`")
+        .output_contains("--existing-cluster NAME");
+    assert_eq!(vpcs(&stack), before, "nothing is made");
 }
 
 #[test]

@@ -7,10 +7,15 @@
 //! connection can be directed to another kubeconfig (`connect_kubeconfig`), e.g. a test
 //! API server, while the cluster is still provisioned.
 //!
-//! Existing-cluster mode (`existing_kubeconfig`, or `rebuild --kubeconfig`): the pilot-light
-//! pattern, where a cluster already runs in the target region. Nothing is provisioned: the
-//! step checks that the cluster's API answers and outputs that kubeconfig, with `existing`
-//! true so the node group step leaves the cluster's nodes alone.
+//! Existing-cluster mode: the pilot-light pattern, where a cluster already runs in the
+//! target region. Nothing is provisioned, and `existing` is true so the node group step
+//! leaves the cluster's nodes alone. The cluster is named (`existing_cluster`, or `rebuild
+//! --existing-cluster NAME`): EKS describes it (its security group and VPC, which the
+//! network step put the database in), the kubeconfig is generated as for a new one, or
+//! `existing_kubeconfig` is used to connect. Or only a kubeconfig is given
+//! (`existing_kubeconfig`, or `rebuild --kubeconfig`): the step checks that the cluster's
+//! API answers and outputs that kubeconfig; the plan warns that the database is then out
+//! of the cluster's network.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +35,7 @@ use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, 
 
 use super::iam::{CLUSTER_ROLE, missing_role, role_arn, role_name, role_problems};
 use super::ownership::{Kind, Ownership, ensure};
+use super::pilot::{self, PILOT_HINT, Pilot};
 use super::tags::{Existing, eks_run_id, eks_tags};
 use super::{optional, required};
 
@@ -80,7 +86,11 @@ static SPEC: KindSpec = KindSpec {
         ),
         optional(
             "existing_kubeconfig",
-            "a running cluster to use instead of provisioning one (pilot light); empty: provision",
+            "a running cluster to use instead of provisioning one (pilot light), or how to connect to `existing_cluster`; empty: provision",
+        ),
+        optional(
+            "existing_cluster",
+            "the running EKS cluster to use instead of provisioning one (pilot light); empty: provision",
         ),
     ],
     outputs: &[
@@ -125,6 +135,8 @@ struct Params<P: Phase = Applying> {
     connect_kubeconfig: Option<String>,
     #[serde(default)]
     existing_kubeconfig: Option<String>,
+    #[serde(default)]
+    existing_cluster: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -155,8 +167,8 @@ const CLUSTER: Kind = Kind {
     conflict_hint: "choose another `name`, or delete the leftover cluster",
 };
 
-/// What pilot-light mode does not do yet (review B5), said in its plan.
-const PILOT_LIGHT_NETWORK: &str = "the database is restored into the new VPC, which this cluster's nodes cannot reach: before the deploy, peer the VPCs (routes both ways) and let the cluster's security group into the database's on its port";
+/// What a pilot light known only by its kubeconfig cannot do (review B5), said in its plan.
+const PILOT_LIGHT_NETWORK: &str = "the database is restored into the new VPC, which this cluster's nodes cannot reach: name the EKS cluster instead (`rebuild --existing-cluster NAME`) so the database goes into its VPC, or peer the VPCs (routes both ways) and let the cluster's security group into the database's on its port before the deploy";
 
 const EXISTING_HINT: &str = "give a kubeconfig whose current context reaches the running cluster (`rebuild --kubeconfig PATH`), or leave it empty to provision a cluster";
 
@@ -326,6 +338,9 @@ impl Step for AwsEksCluster {
         value: &serde_json::Value,
     ) -> Result<StepPlan, StepError> {
         let params: Params<Planning> = crate::steps::params(value)?;
+        if let Some(name) = pilot::named(params.existing_cluster.as_deref()) {
+            return plan_pilot(context, name, &params).await;
+        }
         if let Some(path) = params.existing() {
             return plan_existing(&path);
         }
@@ -389,6 +404,9 @@ impl Step for AwsEksCluster {
         value: &serde_json::Value,
     ) -> Result<Values, StepError> {
         let params: Params = crate::steps::params(value)?;
+        if let Some(name) = pilot::named(params.existing_cluster.as_deref()) {
+            return use_pilot(context, name, &params).await;
+        }
         if let Some(path) = params.existing() {
             return use_existing(context, &path).await;
         }
@@ -667,6 +685,89 @@ fn write_kubeconfig(
     Ok(std::fs::canonicalize(&path).unwrap_or(path))
 }
 
+/// The plan of a named existing cluster: EKS describes it; nothing is provisioned.
+async fn plan_pilot(
+    context: &PlanContext,
+    name: &str,
+    params: &Params<Planning>,
+) -> Result<StepPlan, StepError> {
+    let region = &context.target_region;
+    let client = context.cloud.eks(region);
+    let problem = match Pilot::describe(&client, name).await? {
+        None => format!("there is no EKS cluster `{name}` in `{region}`"),
+        Some(pilot) => match pilot.unusable() {
+            Some(problem) => problem,
+            None => {
+                let summary = format!(
+                    "use the existing cluster `{name}` (pilot light, Kubernetes {}): nothing is provisioned",
+                    pilot.version
+                );
+                let mut plan = StepPlan::new(Action::Adopt, summary)
+                    .detail("endpoint", pilot.endpoint.clone())
+                    .detail("vpc", pilot.vpc_id.clone())
+                    .detail("security group", pilot.security_group_id.clone());
+                if let Some(path) = params.existing().or(params.connect().map(PathBuf::from)) {
+                    let path = path.display().to_string();
+                    plan = plan.detail("kubernetes connection", format!("kubeconfig {path}"));
+                }
+                plan.outputs = interface::outputs(&pilot_outputs(&pilot, String::new()))?;
+                return Ok(plan);
+            }
+        },
+    };
+    let mut plan = StepPlan::new(Action::Unknown, format!("use the existing cluster `{name}`"));
+    plan.problems
+        .push(StepProblem::from(format!("{problem}; {PILOT_HINT}")));
+    Ok(plan)
+}
+
+/// The outputs of a named existing cluster, connected to through `kubeconfig`.
+fn pilot_outputs(pilot: &Pilot, kubeconfig: String) -> Outputs {
+    Outputs {
+        existing: true,
+        cluster_name: pilot.name.clone(),
+        arn: Some(pilot.arn.clone()),
+        endpoint: pilot.endpoint.clone(),
+        certificate_authority: pilot.certificate_authority.clone(),
+        version: Some(pilot.version.clone()),
+        kubeconfig,
+        security_group_id: pilot.security_group_id.clone(),
+        vpc_id: pilot.vpc_id.clone(),
+        admins: Vec::new(),
+    }
+}
+
+/// A named existing cluster: it must be ACTIVE and its API must answer; its kubeconfig is
+/// generated as a new cluster's (or `existing_kubeconfig`, else `connect_kubeconfig`, is
+/// used to connect). Its access entries are left as they are: it is not the run's.
+async fn use_pilot(
+    context: &StepContext,
+    name: &str,
+    params: &Params,
+) -> Result<Values, StepError> {
+    let region = &context.target_region;
+    let pilot = Pilot::running(&context.cloud.eks(region), name, region).await?;
+    let text = kubeconfig(
+        name,
+        region,
+        &pilot.endpoint,
+        &pilot.certificate_authority,
+        context.program(),
+    );
+    let given = params.existing_kubeconfig.as_deref();
+    let given = given.filter(|path| !path.trim().is_empty());
+    let kubeconfig = write_kubeconfig(context, &text, given.or(params.connect()))?;
+    let client = context.cloud.kubernetes(&kubeconfig, None).await?;
+    let version = client.apiserver_version().await.map_err(|error| {
+        crate::cloud::kubernetes::error(error, "GET /version", &pilot.endpoint)
+    })?;
+    context.progress(format!(
+        "using the existing cluster `{name}` (Kubernetes {}.{}, VPC {}); nothing is provisioned",
+        version.major, version.minor, pilot.vpc_id
+    ));
+    interface::outputs(&pilot_outputs(&pilot, kubeconfig.display().to_string()))
+}
+
 /// Existing-cluster mode: check that the API answers, output the given kubeconfig.
 async fn use_existing(context: &StepContext, path: &Path) -> Result<Values, StepError> {
     let running = Running::read(path).map_err(|message| StepError::Refused {
@@ -709,6 +810,7 @@ mod tests {
                 "logging": ["audit"],
                 "connect_kubeconfig": "",
                 "existing_kubeconfig": "",
+                "existing_cluster": "",
             }),
         );
         let planned: Params<Planning> =

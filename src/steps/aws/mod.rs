@@ -13,6 +13,7 @@ mod iam;
 mod ingress;
 mod network;
 mod ownership;
+mod pilot;
 mod rds_restore;
 mod route53_cutover;
 mod tags;

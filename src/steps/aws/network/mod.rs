@@ -4,9 +4,12 @@
 //! table; NAT gateway(s) with Elastic IPs, waited for; a private route table per zone; and
 //! the security groups of the cluster and the database. Every resource goes through the
 //! AWS ownership protocol (tagged with the run and step, looked up by those tags before it
-//! is created), so a re-run adopts instead of duplicating.
+//! is created), so a re-run adopts instead of duplicating. With `existing_cluster` (pilot
+//! light, [`existing`]) the running cluster's VPC and subnets are used instead, and only
+//! the database's security group is made.
 
 mod cidr;
+mod existing;
 mod quotas;
 mod resources;
 mod settle;
@@ -19,6 +22,7 @@ use crate::playbook::KindSpec;
 use crate::steps::interface;
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
+use super::pilot;
 use super::tags::Owner;
 use super::{optional, required};
 use crate::steps::interface::read_pins;
@@ -49,6 +53,10 @@ static SPEC: KindSpec = KindSpec {
         optional(
             "database_port",
             "port the cluster may reach the database on (default 5432)",
+        ),
+        optional(
+            "existing_cluster",
+            "pilot light: the running EKS cluster whose VPC and subnets are used as they are; only the database's security group is made (empty: build the network)",
         ),
     ],
     outputs: &[
@@ -81,6 +89,8 @@ struct Params {
     nat_gateways: usize,
     #[serde(default = "default_database_port")]
     database_port: u16,
+    #[serde(default)]
+    existing_cluster: Option<String>,
 }
 
 fn default_zone_count() -> usize {
@@ -112,10 +122,13 @@ struct Outputs {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Pins {
     availability_zones: Option<Vec<String>>,
+    /// Pilot light: the existing cluster's VPC, where the database's group was made.
+    existing_vpc_id: Option<String>,
 }
 
 impl Pins {
     const AVAILABILITY_ZONES: &str = "availability_zones";
+    const EXISTING_VPC_ID: &str = "existing_vpc_id";
 }
 
 impl Params {
@@ -183,6 +196,9 @@ impl Step for AwsNetwork {
     ) -> Result<StepPlan, StepError> {
         let params: Params = crate::steps::params(value)?;
         params.check()?;
+        if let Some(name) = pilot::named(params.existing_cluster.as_deref()) {
+            return existing::plan(context, &params, name).await;
+        }
         let client = context.cloud.ec2(&context.target_region);
         let available = available_zones(&client).await?;
         let pins: Pins = read_pins(&context.pins).unwrap_or_default();
@@ -268,6 +284,9 @@ impl Step for AwsNetwork {
     ) -> Result<Values, StepError> {
         let params: Params = crate::steps::params(value)?;
         let block = params.check()?;
+        if let Some(name) = pilot::named(params.existing_cluster.as_deref()) {
+            return existing::apply(context, &params, name).await;
+        }
         let client = context.cloud.ec2(&context.target_region);
         // Zones are pinned first: pinned already, an earlier attempt may have made more.
         let pinned: Pins = read_pins(&context.pins()).unwrap_or_default();
@@ -447,9 +466,13 @@ mod tests {
                 "zones": ["a-1a", "a-1b", "a-1c"],
                 "nat_gateways": 1,
                 "database_port": 5432,
+                "existing_cluster": "shop-pilot",
             }),
         );
-        assert_eq!(interface::field_names::<Pins>(), [Pins::AVAILABILITY_ZONES]);
+        assert_eq!(
+            interface::field_names::<Pins>(),
+            [Pins::AVAILABILITY_ZONES, Pins::EXISTING_VPC_ID]
+        );
     }
 
     #[test]
@@ -460,6 +483,7 @@ mod tests {
             zones: zones.map(|z| z.into_iter().map(String::from).collect()),
             nat_gateways: 1,
             database_port: 5432,
+            existing_cluster: None,
         };
         let available: Vec<String> = ["x-1a", "x-1b", "x-1c", "x-1d"].map(String::from).to_vec();
         assert_eq!(
