@@ -23,7 +23,13 @@ pub fn token(
     cluster: &str,
     time: SystemTime,
 ) -> Result<String, String> {
-    let host = format!("sts.{region}.amazonaws.com");
+    // The region's own STS endpoint, in its partition's domain (China's is `.com.cn`).
+    let domain = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    let host = format!("sts.{region}.{domain}");
     let url = format!("https://{host}/?Action=GetCallerIdentity&Version=2011-06-15");
     let headers = [("host", host.as_str()), ("x-k8s-aws-id", cluster)];
     let request = SignableRequest::new(
@@ -135,6 +141,12 @@ mod tests {
         assert_ne!(
             super::token(&credentials, "ap-southeast-1", "other", time).unwrap(),
             token
+        );
+        // China's STS endpoints are in its own partition's domain.
+        let china = decode(&super::token(&credentials, "cn-north-1", "prod", time).unwrap());
+        assert!(
+            china.starts_with("https://sts.cn-north-1.amazonaws.com.cn/?"),
+            "{china}"
         );
     }
 }

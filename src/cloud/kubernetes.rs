@@ -1,7 +1,10 @@
 //! Kubernetes clients from a kubeconfig file (the one a cluster step wrote, or one given
 //! with `connect_kubeconfig`), made and cached by [`Cloud::kubernetes`]. Exec credential
-//! plugins (`rebuild eks-token`) and static tokens both work, as kube-rs supports them.
-//! Kubernetes API errors become [`CloudError`]s here too.
+//! plugins (`rebuild eks-token`) and static tokens both work, as kube-rs supports them; an
+//! exec plugin's token is made again a minute before the expiry it reports, so a long
+//! deploy never sends an expired EKS token. Kubernetes API errors become
+//! [`KubernetesError`]s here too: the API server refusing the caller (HTTP 401) apart from
+//! every other failure.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,8 +90,50 @@ async fn client(kubeconfig: &Path, context: Option<&str>) -> Result<kube::Client
         .map_err(|error| failure(format!("cannot build a client: {error}")))
 }
 
+/// A failed Kubernetes API call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KubernetesError {
+    /// The API server did not accept the caller's credentials (HTTP 401).
+    #[error(transparent)]
+    Unauthenticated(Refusal),
+    /// Any other failure, classified as a cloud error (5xx, 429 and transport failures are
+    /// retryable).
+    #[error("{0}")]
+    Call(CloudError),
+}
+
+/// A Kubernetes API server's refusal of the caller (HTTP 401). On EKS: the AWS principal the
+/// run acts as neither created the cluster nor has an access entry on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the cluster refused the caller's credentials (HTTP 401) on `{operation}` of `{resource}`: {message}"
+)]
+pub struct Refusal {
+    /// The call, e.g. `server-side apply`.
+    pub operation: String,
+    /// What it was about, e.g. `Namespace/shop`.
+    pub resource: String,
+    /// The API server's message.
+    pub message: String,
+}
+
+/// A Kubernetes API error, classified: a refusal of the caller (HTTP 401) apart, anything
+/// else as a cloud error.
+pub fn error(error: kube::Error, operation: &str, resource: &str) -> KubernetesError {
+    if let kube::Error::Api(status) = &error
+        && status.code == 401
+    {
+        return KubernetesError::Unauthenticated(Refusal {
+            operation: operation.to_string(),
+            resource: resource.to_string(),
+            message: status.message.clone(),
+        });
+    }
+    KubernetesError::Call(cloud_error(error, operation, resource))
+}
+
 /// A Kubernetes API error as a cloud error: 5xx, 429 and transport failures are retryable.
-pub fn error(error: kube::Error, operation: &str, resource: &str) -> CloudError {
+fn cloud_error(error: kube::Error, operation: &str, resource: &str) -> CloudError {
     let (status, code, message) = match &error {
         kube::Error::Api(status) => (
             Some(status.code),

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::cloud::CloudError;
+use crate::cloud::kubernetes::{KubernetesError, Refusal};
 use crate::journal::{JournalError, Values};
 use crate::playbook::KindSpec;
 
@@ -180,12 +181,19 @@ pub const NO_CREDENTIALS_HINT: &str = "no usable AWS credentials: log in (`aws s
 /// What to do when the TLS certificate cannot serve the public name in the target region.
 pub const CERTIFICATE_HINT: &str = "request and validate (or import) a certificate for the public name in the target region with ACM, then pass its ARN with `--input tls_certificate_arn=ARN`";
 
+/// What to do when the cluster refuses the run's AWS principal (Kubernetes HTTP 401).
+pub const CLUSTER_REFUSED_HINT: &str = "EKS lets in the cluster's creator and the principals with an access entry, and this run's AWS principal (the plan's `as`; an assumed role counts as its role ARN) is neither: resume as the principal that started the run, or have a cluster admin grant this one (`aws eks create-access-entry --cluster-name CLUSTER --principal-arn ROLE_ARN`, then `aws eks associate-access-policy --cluster-name CLUSTER --principal-arn ROLE_ARN --policy-arn arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy --access-scope type=cluster`), then `rebuild resume`; list the role in the playbook's `cluster_admins` input so the next run grants it";
+
 /// Why a step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
     /// A cloud call failed.
     #[error("{0}")]
     Cloud(CloudError),
+    /// The cluster's API server refused the run's credentials (HTTP 401): on EKS, an AWS
+    /// principal without access to the cluster. Not retryable: only a grant helps.
+    #[error("{0}")]
+    ClusterRefused(Refusal),
     /// Parameters do not fit the kind.
     #[error("invalid parameters: {0}")]
     Params(String),
@@ -246,6 +254,15 @@ impl From<CloudError> for StepError {
     }
 }
 
+impl From<KubernetesError> for StepError {
+    fn from(error: KubernetesError) -> Self {
+        match error {
+            KubernetesError::Unauthenticated(refusal) => Self::ClusterRefused(refusal),
+            KubernetesError::Call(error) => Self::Cloud(error),
+        }
+    }
+}
+
 impl StepError {
     /// Whether another attempt may succeed: only what the cloud marks retryable, and timeouts.
     pub fn is_retryable(&self) -> bool {
@@ -270,6 +287,7 @@ impl StepError {
                 "RDS has no capacity for this instance class in the subnets' Availability Zones: choose another `instance_class` (a new run with `--input db_instance_class=…`), or `rebuild resume` later".to_string(),
             ),
             Self::Cloud(_) => None,
+            Self::ClusterRefused(_) => Some(CLUSTER_REFUSED_HINT.to_string()),
             Self::Params(_) => Some("fix the step's `with:` in the playbook; `rebuild validate` checks it".to_string()),
             Self::Refused { hint, .. } | Self::Conflict { hint, .. } | Self::Failed { hint, .. } => {
                 Some(hint.clone())

@@ -76,7 +76,7 @@ fn assert_all_succeeded(status: &Value) {
 
 /// Assert exit code 0, showing the control plane's logs too when it is not.
 #[track_caller]
-fn assert_success(stack: &Stack, output: &Outcome) {
+pub(crate) fn assert_success(stack: &Stack, output: &Outcome) {
     assert_eq!(
         output.exit_code(),
         0,
@@ -86,7 +86,7 @@ fn assert_success(stack: &Stack, output: &Outcome) {
     );
 }
 
-fn assert_the_stack_is_rebuilt(stack: &Stack) {
+pub(crate) fn assert_the_stack_is_rebuilt(stack: &Stack) {
     let status = stack.world.status();
     assert_all_succeeded(&status);
     // AWS: exactly one stack, the restore from the newest snapshot in the target region.

@@ -28,6 +28,7 @@ mod deploy;
 mod drill;
 mod e2e;
 mod eks;
+mod eks_auth;
 mod git_fetch;
 mod harness;
 mod kube_testbed;

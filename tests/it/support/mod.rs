@@ -10,6 +10,8 @@
 //!   per-service status holds (RDS `creating`, NAT `pending`, EKS `CREATING`);
 //!   [`aws_wire`]: what it reads from requests and how it writes faults; [`strict`]: what it
 //!   refuses because AWS refuses it and moto does not (on by default).
+//! - [`sts`]: EKS bearer tokens read and verified as STS does, and callers asked of moto's
+//!   STS (for the Kubernetes testbed's EKS authenticator and the proxy's cluster creators).
 //! - [`seed`]: SDK clients, and "production" seeded through them (database and snapshots,
 //!   Aurora, IAM roles, images, DNS zone).
 //! - [`route53`]: hosted zones (public and private twins) and record sets (simple, alias,
@@ -39,6 +41,7 @@ pub mod seed;
 pub mod snapshot;
 pub mod stack;
 pub mod strict;
+pub mod sts;
 pub mod test;
 pub mod tls;
 pub mod world;

@@ -32,6 +32,7 @@ use super::holds::{Answer, Creations, Holds, form_get};
 use super::strict;
 use super::strict::ec2::{Ec2Rules, Request as Ec2Request};
 use super::strict::rds::{CannedSnapshot, Orderable};
+use super::sts::{access_key_of, caller_arn, canonical_arn};
 
 /// What to answer instead of forwarding a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -548,6 +549,7 @@ async fn handle(
         let access = shared.lock().cluster_access.clone();
         if operation == "POST /clusters" {
             access.created(&region, &body);
+            record_creator(&shared, &parts.headers, &region, &body, &access).await;
         }
         if let Some(reported) = access.reported(&region, &upstream_body) {
             upstream_body = Bytes::from(reported);
@@ -593,6 +595,30 @@ async fn handle(
     Ok(response
         .body(Full::new(answer_body))
         .unwrap_or_else(|_| text_response(StatusCode::BAD_GATEWAY, "cannot build response")))
+}
+
+/// Remember who created the cluster a `CreateCluster` request (`body`) names, as EKS does
+/// to bootstrap its admin: moto's STS names the request's access key.
+async fn record_creator(
+    shared: &Shared,
+    headers: &HeaderMap,
+    region: &str,
+    body: &[u8],
+    access: &strict::eks::ClusterAccess,
+) {
+    let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    let (Some(name), Some(access_key)) = (request["name"].as_str(), access_key_of(authorization))
+    else {
+        return;
+    };
+    match caller_arn(&shared.client, &shared.upstream, access_key, region).await {
+        Ok(arn) => access.set_creator(region, name, &canonical_arn(&arn)),
+        Err(error) => eprintln!("proxy: cannot tell who created cluster `{name}`: {error}"),
+    }
 }
 
 /// An EKS answer about a cluster as EKS gives it: with the cluster's security group, which

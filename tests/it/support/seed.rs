@@ -410,3 +410,53 @@ pub fn seed_zone(endpoint: &str, zone: &str, name: &str, value: &str) -> String 
         id
     })
 }
+
+/// A second person's AWS credentials: a session of an IAM role (e.g. the on-call role),
+/// made in moto with `AssumeRole`.
+pub struct Colleague {
+    /// The role's ARN (`arn:aws:iam::ACCOUNT:role/NAME`): what an access entry names.
+    pub role_arn: String,
+    pub access_key: String,
+    pub secret: String,
+    pub session_token: String,
+}
+
+/// Creates the IAM role `role` (trusting the account) and assumes it with the test's
+/// static credentials: a colleague acting as that role.
+pub fn colleague(endpoint: &str, role: &str) -> Colleague {
+    block_on(async {
+        let config = sdk_config(endpoint, "us-east-1").await;
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+        let created = aws_sdk_iam::Client::new(&config)
+            .create_role()
+            .role_name(role)
+            .assume_role_policy_document(trust)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("create IAM role {role}: {error:?}"));
+        let role_arn = created.role().map(|role| role.arn().to_string()).unwrap();
+        let session = aws_sdk_sts::Client::new(&config)
+            .assume_role()
+            .role_arn(&role_arn)
+            .role_session_name("colleague")
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("assume {role_arn}: {error:?}"));
+        let credentials = session.credentials().unwrap();
+        Colleague {
+            role_arn,
+            access_key: credentials.access_key_id().to_string(),
+            secret: credentials.secret_access_key().to_string(),
+            session_token: credentials.session_token().to_string(),
+        }
+    })
+}
+
+impl Colleague {
+    /// `test` acting as this colleague instead of the harness's static credentials.
+    pub fn acting(&self, test: super::test::Test) -> super::test::Test {
+        test.env("AWS_ACCESS_KEY_ID", &self.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
+            .env("AWS_SESSION_TOKEN", &self.session_token)
+    }
+}

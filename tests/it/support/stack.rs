@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::git::{GitDaemon, GitRepos, Repo};
 use super::github::GitHub;
-use super::kube::{KubeTestbed, PodChecks, ServedCertificate};
+use super::kube::{EksAuthenticator, KubeTestbed, PodChecks, ServedCertificate};
 use super::playbooks::default_playbook;
 use super::reach::database_reach;
 use super::route53;
@@ -82,7 +82,21 @@ fn config_files(release: &str) -> Vec<(String, String)> {
 }
 
 impl Stack {
+    /// The testbed with the tool's Kubernetes connection redirected to the API server by
+    /// `connect_kubeconfig` (a static admin token).
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// The testbed as EKS is: `DescribeCluster` reports the API server's endpoint and CA, so
+    /// the tool's generated kubeconfig and EKS tokens are what the deploy uses, and the API
+    /// server lets in only the principals EKS would (the cluster's creator, admin access
+    /// entries; see [`EksAuthenticator`]).
+    pub fn start_with_eks_authentication() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(eks_authentication: bool) -> Self {
         let world = World::new();
         let repos = GitRepos::new();
         let config = repos.create(CONFIG_REPO);
@@ -99,7 +113,17 @@ impl Stack {
         github.set_latest_release(CONFIG_REPO, Some(CONFIG_RELEASE));
         github.set_latest_release(APP_REPO, Some(RELEASE));
 
-        let kube = KubeTestbed::start();
+        let kube = if eks_authentication {
+            let access = world.proxy().cluster_access();
+            let kube = KubeTestbed::start_authenticating(EksAuthenticator::start(
+                &world.moto.endpoint,
+                access.clone(),
+            ));
+            access.serve_at(kube.served_at());
+            kube
+        } else {
+            KubeTestbed::start()
+        };
         kube.set_pod_checks(Stack::strict_pod_checks(&world));
         let ca = TestCa::new();
         let certificate = ca.server_certificate(&[PUBLIC_HOST.trim_end_matches('.')]);
@@ -159,20 +183,30 @@ impl Stack {
         }
     }
 
-    /// Inputs that point the default playbook at this testbed.
+    /// Inputs that point the default playbook at this testbed (with EKS authentication,
+    /// no `connect_kubeconfig`: the cluster step's own kubeconfig reaches the API server).
     pub fn inputs(&self) -> Vec<String> {
-        vec![
-            format!("github_api={}", self.github.url),
-            format!("connect_kubeconfig={}", self.kube.kubeconfig.display()),
-            format!("public_port={}", self.http_port),
-            format!("public_tls_port={}", self.https_port),
-            format!("tls_certificate_arn={}", self.certificate_arn),
-            format!("tls_ca_file={}", self.ca.ca_file.display()),
-            format!(
-                "resolve_hosts_file={}",
-                self.kube.load_balancer_hosts_file().display()
-            ),
-        ]
+        let connect = match self.kube.authenticator() {
+            Some(_) => None,
+            None => Some(format!(
+                "connect_kubeconfig={}",
+                self.kube.kubeconfig.display()
+            )),
+        };
+        connect
+            .into_iter()
+            .chain([
+                format!("github_api={}", self.github.url),
+                format!("public_port={}", self.http_port),
+                format!("public_tls_port={}", self.https_port),
+                format!("tls_certificate_arn={}", self.certificate_arn),
+                format!("tls_ca_file={}", self.ca.ca_file.display()),
+                format!(
+                    "resolve_hosts_file={}",
+                    self.kube.load_balancer_hosts_file().display()
+                ),
+            ])
+            .collect()
     }
 
     /// `ARGS --input ...` for this testbed (`--playbook` is the shipped default).

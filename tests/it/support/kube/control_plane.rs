@@ -242,7 +242,13 @@ fn spawn_etcd(bin: &Path, dir: &Path) -> (Process, String) {
     panic!("etcd exited early 5 times; last log:\n{last_log}");
 }
 
-fn spawn_apiserver(bin: &Path, dir: &Path, etcd: &str, api: &mut Api) -> (Process, u16) {
+fn spawn_apiserver(
+    bin: &Path,
+    dir: &Path,
+    etcd: &str,
+    api: &mut Api,
+    webhook: Option<&str>,
+) -> (Process, u16) {
     let mut last_log = String::new();
     let file = |name: &str| dir.join(name).display().to_string();
     for _attempt in 0..5 {
@@ -273,6 +279,15 @@ fn spawn_apiserver(bin: &Path, dir: &Path, etcd: &str, api: &mut Api) -> (Proces
             .arg("--profiling=false")
             .arg("--v=1")
             .current_dir(dir);
+        if let Some(config) = webhook {
+            // EKS's way: bearer tokens the static file does not know go to the authenticator.
+            command
+                .arg(format!(
+                    "--authentication-token-webhook-config-file={config}"
+                ))
+                .arg("--authentication-token-webhook-version=v1beta1")
+                .arg("--authentication-token-webhook-cache-ttl=10s");
+        }
         let mut process = Process::spawn(
             "kube-apiserver",
             &mut command,
@@ -303,8 +318,9 @@ fn spawn_apiserver(bin: &Path, dir: &Path, etcd: &str, api: &mut Api) -> (Proces
 impl ControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager and waits until the
     /// apiserver answers `/readyz` and the controller-manager has given the `default`
-    /// namespace its service-account token. Takes a few seconds.
-    pub(super) fn start() -> Self {
+    /// namespace its service-account token. Takes a few seconds. With `webhook` (a
+    /// TokenReview URL), tokens other than the harness's go to it (EKS's authenticator).
+    pub(super) fn start(webhook: Option<&str>) -> Self {
         let bin = kube_bin_dir();
         for exe in ["etcd", "kube-apiserver", "kube-controller-manager"] {
             assert!(
@@ -343,7 +359,9 @@ impl ControlPlane {
             token: token.clone(),
             ca_file: dir.join("ca.crt"),
         };
-        let (apiserver, _port) = spawn_apiserver(&bin, &dir, &etcd_endpoint, &mut api);
+        let webhook = webhook.map(|url| write_webhook_config(&dir, url));
+        let (apiserver, _port) =
+            spawn_apiserver(&bin, &dir, &etcd_endpoint, &mut api, webhook.as_deref());
         processes.push(apiserver);
 
         let kubeconfig = write_kubeconfig(&dir, &api.server, &token);
@@ -438,6 +456,27 @@ fn write_kubeconfig(dir: &Path, server: &str, token: &str) -> PathBuf {
     )
     .expect("write kubeconfig");
     kubeconfig
+}
+
+/// The token webhook's configuration (kubeconfig format) naming `url`, in `dir`; its path.
+fn write_webhook_config(dir: &Path, url: &str) -> String {
+    let path = dir.join("authenticator.kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\n\
+             kind: Config\n\
+             clusters:\n\
+             - name: eks-authenticator\n  cluster:\n    server: {url}\n\
+             users:\n\
+             - name: apiserver\n  user: {{}}\n\
+             contexts:\n\
+             - name: webhook\n  context:\n    cluster: eks-authenticator\n    user: apiserver\n\
+             current-context: webhook\n"
+        ),
+    )
+    .expect("write the authenticator's webhook configuration");
+    path.display().to_string()
 }
 
 fn spawn_controller_manager(bin: &Path, dir: &Path, kubeconfig: &Path) -> Process {

@@ -13,7 +13,12 @@
 //! Child processes are killed on drop and, through a watchdog per child, also when the test
 //! process dies (even by SIGKILL).
 //!
+//! With an [`EksAuthenticator`] ([`KubeTestbed::start_authenticating`]) the API server
+//! authenticates EKS tokens as EKS does, admitting only the cluster's creator and its admin
+//! access entries; the harness keeps its static token.
+//!
 //! This file owns [`KubeTestbed`] and its API calls; [`control_plane`] starts the processes,
+//! [`authenticator`] is EKS's token webhook,
 //! [`kubelet`] is the stand-in thread, [`load_balancer`] stands in for AWS's load balancers
 //! (a listener per Service port, TLS with an ACM certificate, a name that resolves late) and
 //! [`application`] is what answers behind them.
@@ -23,6 +28,7 @@
 //! each port.
 
 mod application;
+mod authenticator;
 mod control_plane;
 mod kubelet;
 mod load_balancer;
@@ -35,6 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub use authenticator::EksAuthenticator;
 use control_plane::ControlPlane;
 pub use kubelet::{NetworkCheck, PodChecks, Reach};
 use load_balancer::LoadBalancers;
@@ -83,6 +90,8 @@ pub struct KubeTestbed {
     balancers: Arc<LoadBalancers>,
     stop: Arc<AtomicBool>,
     kubelet: Option<JoinHandle<()>>,
+    /// EKS's authenticator, when the API server authenticates AWS principals.
+    authenticator: Option<EksAuthenticator>,
     /// Holds the load balancers' hosts file.
     _names: tempfile::TempDir,
 }
@@ -160,7 +169,20 @@ impl KubeTestbed {
     /// Starts the control plane (see [`ControlPlane::start`]) and the kubelet stand-in in
     /// `mode`. Takes a few seconds.
     pub fn start_with(mode: KubeletMode) -> KubeTestbed {
-        let control_plane = ControlPlane::start();
+        KubeTestbed::start_behind(mode, None)
+    }
+
+    /// Starts a control plane that, like EKS, lets AWS principals in through `authenticator`
+    /// (EKS tokens; see [`EksAuthenticator`]) besides the harness's static admin token.
+    pub fn start_authenticating(authenticator: EksAuthenticator) -> KubeTestbed {
+        KubeTestbed::start_behind(KubeletMode::Ready, Some(authenticator))
+    }
+
+    fn start_behind(mode: KubeletMode, authenticator: Option<EksAuthenticator>) -> KubeTestbed {
+        let webhook = authenticator
+            .as_ref()
+            .map(|authenticator| authenticator.url.as_str());
+        let control_plane = ControlPlane::start(webhook);
         let api = control_plane.api.clone();
         let mode = Arc::new(AtomicU8::new(mode.to_u8()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -189,6 +211,7 @@ impl KubeTestbed {
             balancers,
             stop,
             kubelet: Some(kubelet),
+            authenticator,
             _names: names,
         }
     }
@@ -197,6 +220,19 @@ impl KubeTestbed {
     /// names resolve, from its next pass on.
     pub fn configure_load_balancers(&self, change: impl FnOnce(&mut LoadBalancerSettings)) {
         self.balancers.configure(change);
+    }
+
+    /// EKS's authenticator, when the testbed was started with one.
+    pub fn authenticator(&self) -> Option<&EksAuthenticator> {
+        self.authenticator.as_ref()
+    }
+
+    /// Where EKS would say the cluster is: this API server and its CA (PEM).
+    pub fn served_at(&self) -> super::strict::eks::ServedAt {
+        super::strict::eks::ServedAt {
+            server: self.server.clone(),
+            ca_pem: std::fs::read(&self.ca_file).expect("read the testbed's CA"),
+        }
     }
 
     /// The hosts-format file where the load balancer stand-in publishes names.

@@ -209,26 +209,64 @@ impl ClusterNetworks {
     }
 }
 
-/// How a cluster lets principals in (`accessConfig`), and its access entries: moto models
-/// neither, so the proxy serves them as EKS does. A cluster created without `accessConfig`
-/// through the API is in `CONFIG_MAP` mode, where EKS refuses access entries.
+/// How a cluster lets principals in (`accessConfig`), who created it, and its access
+/// entries: moto models none of them, so the proxy serves them as EKS does. A cluster
+/// created without `accessConfig` through the API is in `CONFIG_MAP` mode, where EKS refuses
+/// access entries. When a test serves its clusters from the Kubernetes testbed
+/// ([`ClusterAccess::serve_at`]), cluster answers carry the testbed's endpoint and CA, and
+/// the testbed's authenticator lets in whom [`Access::admits`] admits.
 #[derive(Clone, Default)]
-pub struct ClusterAccess(Arc<Mutex<HashMap<(String, String), Access>>>);
+pub struct ClusterAccess {
+    clusters: Arc<Mutex<HashMap<(String, String), Access>>>,
+    served: Arc<Mutex<Option<ServedAt>>>,
+}
+
+/// Where the clusters' Kubernetes API is: the testbed's `https://127.0.0.1:PORT` and its CA
+/// (PEM).
+#[derive(Clone, Debug)]
+pub struct ServedAt {
+    pub server: String,
+    pub ca_pem: Vec<u8>,
+}
 
 /// One cluster's access configuration and entries.
 #[derive(Clone, Debug, Default)]
 pub struct Access {
     pub authentication_mode: String,
     pub bootstrap_creator_admin: bool,
+    /// The IAM principal that called `CreateCluster` (an assumed role as its role ARN), as
+    /// moto's STS names the request's access key.
+    pub creator: Option<String>,
     /// principal ARN → associated access policy ARNs.
     pub entries: std::collections::BTreeMap<String, Vec<String>>,
+    /// Whether an answer about the cluster pointed at the Kubernetes testbed.
+    pub served: bool,
+}
+
+/// The access policy that makes a principal cluster admin.
+pub const CLUSTER_ADMIN_POLICY: &str =
+    "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy";
+
+impl Access {
+    /// Whether EKS lets `principal` (an IAM role or user ARN) administer the cluster: the
+    /// creator when bootstrapped as admin, or an access entry with the cluster admin
+    /// policy (entries count only in the API modes).
+    pub fn admits(&self, principal: &str) -> bool {
+        let creator = self.bootstrap_creator_admin && self.creator.as_deref() == Some(principal);
+        let entry = self.authentication_mode != "CONFIG_MAP"
+            && self
+                .entries
+                .get(principal)
+                .is_some_and(|policies| policies.iter().any(|p| p == CLUSTER_ADMIN_POLICY));
+        creator || entry
+    }
 }
 
 const ACCESS_ENTRIES: &str = "/access-entries";
 
 impl ClusterAccess {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Access>> {
-        self.0
+        self.clusters
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -238,6 +276,33 @@ impl ClusterAccess {
         self.lock()
             .get(&(region.to_string(), name.to_string()))
             .cloned()
+    }
+
+    /// The clusters whose answers pointed at the Kubernetes testbed: (region, name, access).
+    pub fn served(&self) -> Vec<(String, String, Access)> {
+        self.lock()
+            .iter()
+            .filter(|(_, access)| access.served)
+            .map(|((region, name), access)| (region.clone(), name.clone(), access.clone()))
+            .collect()
+    }
+
+    /// From now on, answers about clusters carry `served`'s endpoint and CA, as EKS's carry
+    /// the cluster's own.
+    pub fn serve_at(&self, served: ServedAt) {
+        *self
+            .served
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(served);
+    }
+
+    /// Record who created the cluster `name` in `region` (kept once known).
+    pub(in super::super) fn set_creator(&self, region: &str, name: &str, principal: &str) {
+        if let Some(access) = self.lock().get_mut(&(region.to_string(), name.to_string()))
+            && access.creator.is_none()
+        {
+            access.creator = Some(principal.to_string());
+        }
     }
 
     /// Remember a `CreateCluster` request's `accessConfig` (EKS's defaults when absent).
@@ -257,23 +322,40 @@ impl ClusterAccess {
             bootstrap_creator_admin: config["bootstrapClusterCreatorAdminPermissions"]
                 .as_bool()
                 .unwrap_or(true),
-            entries: std::collections::BTreeMap::new(),
+            ..Access::default()
         };
         self.lock()
             .entry((region.to_string(), name.to_string()))
             .or_insert(access);
     }
 
-    /// A cluster answer with its `accessConfig`, as EKS reports it.
+    /// A cluster answer with its `accessConfig`, as EKS reports it, and the testbed's
+    /// endpoint and CA when the clusters are served from it.
     pub(in super::super) fn reported(&self, region: &str, answer: &[u8]) -> Option<Vec<u8>> {
         let mut json: serde_json::Value = serde_json::from_slice(answer).ok()?;
         let cluster = json.get_mut("cluster")?.as_object_mut()?;
         let name = cluster.get("name")?.as_str()?.to_string();
-        let access = self.get(region, &name)?;
+        let mut clusters = self.lock();
+        let access = clusters.get_mut(&(region.to_string(), name))?;
         cluster.insert(
             "accessConfig".into(),
             serde_json::json!({"authenticationMode": access.authentication_mode}),
         );
+        let served = self
+            .served
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(served) = served {
+            use base64::Engine as _;
+            let data = base64::engine::general_purpose::STANDARD.encode(&served.ca_pem);
+            cluster.insert("endpoint".into(), served.server.into());
+            cluster.insert(
+                "certificateAuthority".into(),
+                serde_json::json!({ "data": data }),
+            );
+            access.served = true;
+        }
         Some(json.to_string().into_bytes())
     }
 
