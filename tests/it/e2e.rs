@@ -405,7 +405,13 @@ fn pilot_light(stack: &Stack) -> (String, String) {
                 .send()
                 .await
                 .unwrap();
-            subnets.push(subnet.subnet().and_then(|s| s.subnet_id()).unwrap().to_string());
+            subnets.push(
+                subnet
+                    .subnet()
+                    .and_then(|s| s.subnet_id())
+                    .unwrap()
+                    .to_string(),
+            );
         }
         let name = "shop-pilot".to_string();
         eks.create_cluster()
@@ -460,7 +466,9 @@ fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
     assert_success(&stack, &output);
     output
         .stderr_contains("use the existing cluster `shop-pilot` (pilot light, Kubernetes 1.35)")
-        .stderr_contains(&format!("use cluster `shop-pilot`'s VPC {pilot_vpc} (pilot light)"));
+        .stderr_contains(&format!(
+            "use cluster `shop-pilot`'s VPC {pilot_vpc} (pilot light)"
+        ));
     assert!(
         !output.stderr().contains("cannot reach"),
         "no pilot-light warning when the cluster is named"
@@ -472,14 +480,21 @@ fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
         let answer = eks.list_clusters().send().await.unwrap();
         answer.clusters().to_vec()
     });
-    assert_eq!(clusters, [pilot.clone()], "no cluster is created");
+    assert_eq!(
+        clusters,
+        std::slice::from_ref(&pilot),
+        "no cluster is created"
+    );
     let status = stack.world.status();
     assert_all_succeeded(&status);
     let network = step(&status, "network");
     assert_eq!(network["outputs"]["vpc_id"], pilot_vpc.as_str());
     assert_eq!(network["outputs"]["nat_gateway_ids"], serde_json::json!([]));
     assert_eq!(
-        network["outputs"]["private_subnet_ids"].as_array().unwrap().len(),
+        network["outputs"]["private_subnet_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
         3,
         "the database goes into the private subnets only: {network:#}"
     );

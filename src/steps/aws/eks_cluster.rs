@@ -715,7 +715,10 @@ async fn plan_pilot(
             }
         },
     };
-    let mut plan = StepPlan::new(Action::Unknown, format!("use the existing cluster `{name}`"));
+    let mut plan = StepPlan::new(
+        Action::Unknown,
+        format!("use the existing cluster `{name}`"),
+    );
     plan.problems
         .push(StepProblem::from(format!("{problem}; {PILOT_HINT}")));
     Ok(plan)
@@ -758,9 +761,10 @@ async fn use_pilot(
     let given = given.filter(|path| !path.trim().is_empty());
     let kubeconfig = write_kubeconfig(context, &text, given.or(params.connect()))?;
     let client = context.cloud.kubernetes(&kubeconfig, None).await?;
-    let version = client.apiserver_version().await.map_err(|error| {
-        crate::cloud::kubernetes::error(error, "GET /version", &pilot.endpoint)
-    })?;
+    let version = client
+        .apiserver_version()
+        .await
+        .map_err(|error| crate::cloud::kubernetes::error(error, "GET /version", &pilot.endpoint))?;
     context.progress(format!(
         "using the existing cluster `{name}` (Kubernetes {}.{}, VPC {}); nothing is provisioned",
         version.major, version.minor, pilot.vpc_id

@@ -176,7 +176,10 @@ pub(super) async fn plan(
         .detail("zones", layout.zones.join(", "))
         .detail("database subnets", layout.private.join(", "));
     plan.outputs = Values::from([
-        ("availability_zones".to_string(), serde_json::json!(layout.zones)),
+        (
+            "availability_zones".to_string(),
+            serde_json::json!(layout.zones),
+        ),
         ("vpc_id".to_string(), serde_json::json!(pilot.vpc_id)),
         (
             "private_subnet_ids".to_string(),
@@ -209,7 +212,11 @@ pub(super) async fn apply(
     // Pinned before anything is made: when it is pinned already, an earlier attempt may
     // have made the group, which EC2 may not list yet.
     let pinned: Pins = read_pins(&context.pins()).unwrap_or_default();
-    if let Some(vpc) = pinned.existing_vpc_id.as_ref().filter(|vpc| **vpc != pilot.vpc_id) {
+    if let Some(vpc) = pinned
+        .existing_vpc_id
+        .as_ref()
+        .filter(|vpc| **vpc != pilot.vpc_id)
+    {
         return Err(StepError::Refused {
             message: format!(
                 "the existing cluster `{name}` is now in VPC {}, but this run's database group was made in {vpc}",
