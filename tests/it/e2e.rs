@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::support::git::checkout_head;
 use crate::support::inventory::{ONE_RUN, inventory};
 use crate::support::kube::{SSL_CERT, load_balancer_hostname};
-use crate::support::seed::{DR_REGION, block_on, eks_client, sdk_config};
+use crate::support::playbooks::{DEPLOY_MARKER, default_playbook};
+use crate::support::seed::{APP_ROLE, DR_REGION, block_on, ec2_client, eks_client, sdk_config};
 use crate::support::stack::{
     CONFIG_RELEASE, GITHUB_TOKEN, OLD_TARGET, PUBLIC_HOST, RELEASE, Stack, TARGET_REGISTRY,
 };
@@ -65,10 +66,11 @@ fn assert_all_succeeded(status: &Value) {
             "dns",
             "network",
             "nodes",
+            "pod-identity",
             "smoke"
         ]
     );
-    assert_eq!(steps.len(), 11, "{status:#}");
+    assert_eq!(steps.len(), 12, "{status:#}");
     for step in steps {
         assert_eq!(step["state"], "succeeded", "step {}: {step:#}", step["id"]);
     }
@@ -176,6 +178,27 @@ fn assert_the_stack_is_rebuilt(stack: &Stack) {
         managed["password"].as_str().unwrap()
     );
 
+    // The application's pods call AWS: the strict kubelet let them start only with the
+    // Pod Identity agent ACTIVE and their service account bound to a role that trusts Pod
+    // Identity (review B10).
+    let identity = step(&status, "pod-identity");
+    assert_eq!(
+        identity["outputs"]["cluster_name"],
+        step(&status, "cluster")["outputs"]["cluster_name"]
+    );
+    let bound = &identity["outputs"]["associations"][0];
+    assert_eq!(
+        (&bound["namespace"], &bound["service_account"]),
+        (&Value::from("shop"), &Value::from("shop-app")),
+        "{identity:#}"
+    );
+    assert_eq!(bound["role_arn"], "arn:aws:iam::123456789012:role/shop-app");
+    let api = stack.deployment("shop-api");
+    assert_eq!(
+        api["spec"]["template"]["spec"]["serviceAccountName"],
+        "shop-app"
+    );
+
     // Sources pinned by SHA and checked out exactly there.
     let config = step(&status, "config");
     assert_eq!(config["outputs"]["commit"], stack.config_commit.as_str());
@@ -250,6 +273,51 @@ fn rebuild_target_does_the_whole_job_on_the_testbed() {
         // The token never shows.
         .never_shows(GITHUB_TOKEN);
     stack.world.assert_never_journaled(GITHUB_TOKEN);
+}
+
+/// The strict testbed's AWS access rule bites (review B10): without the Pod Identity step,
+/// the application's pods get no AWS credentials, as on AWS (the old IRSA trust names the
+/// lost cluster), and the deploy fails at the migration instead of turning green.
+#[test]
+fn without_pod_identity_the_application_gets_no_aws_credentials_and_the_deploy_fails() {
+    let stack = Stack::start();
+    let full = std::fs::read_to_string(default_playbook()).unwrap();
+    let start = full.find("  - id: pod-identity\n").unwrap();
+    let end = start + full[start..].find(DEPLOY_MARKER).unwrap();
+    let without = format!("{}{}", &full[..start], &full[end..]).replace(
+        "database-access, pod-identity, certificate",
+        "database-access, certificate",
+    );
+    assert!(!without.contains("pod-identity"), "{without}");
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = dir.path().join("region-rebuild.yaml");
+    std::fs::write(&playbook, without).unwrap();
+    let mut test = stack
+        .test()
+        .args(["--target", TARGET, "--yes"])
+        .playbook(&playbook);
+    for input in stack.inputs() {
+        test = test.args(["--input".to_string(), input]);
+    }
+    let output = test.run();
+    assert_ne!(output.exit_code(), 0, "{}", output.text());
+    let status = stack.world.status();
+    assert_eq!(step(&status, "deploy")["state"], "failed", "{status:#}");
+    // The migration's pod says why, as the application's AWS SDK would.
+    let pods = stack
+        .kube
+        .get_json("/api/v1/namespaces/shop/pods?labelSelector=app%3Dshop-migrate")
+        .unwrap();
+    let reasons = pods.to_string();
+    assert!(
+        reasons.contains("no EKS Pod Identity association for service account shop/shop-app"),
+        "{pods:#}"
+    );
+    assert_eq!(
+        stack.public_record().1,
+        vec![OLD_TARGET.to_string()],
+        "DNS is not cut over"
+    );
 }
 
 #[test]
@@ -373,10 +441,15 @@ fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
     // (rightly) fail the migration. This test proves the deploy mechanics of the mode
     // only, so it turns the network check off; references stay strict. Remove this when
     // the network step adopts the existing cluster's VPC.
+    // The application's AWS access stays strict: the existing cluster's service accounts
+    // need their Pod Identity associations as much as a new cluster's (review B10).
     stack.kube.set_pod_checks(crate::support::kube::PodChecks {
-        strict_references: true,
         network: None,
+        ..Stack::strict_pod_checks(&stack.world)
     });
+    // The pilot-light cluster runs in the target region already: an EKS cluster named as
+    // the kubeconfig names its cluster, without the add-on or any association.
+    let pilot = existing_eks_cluster(&stack);
     let kubeconfig = stack.kube.kubeconfig.display().to_string();
     // No `connect_kubeconfig`: the cluster is the one `--kubeconfig` names.
     let inputs: Vec<String> = stack
@@ -399,7 +472,33 @@ fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
         let eks = eks_client(&stack.world.moto.endpoint, DR_REGION).await;
         eks.list_clusters().send().await.unwrap().clusters().len()
     });
-    assert_eq!(clusters, 0, "no cluster is created");
+    assert_eq!(clusters, 1, "no cluster is created besides the pilot light");
+    let identities = stack.world.proxy().pod_identities();
+    assert_eq!(
+        identities
+            .addon_status(DR_REGION, &pilot, "eks-pod-identity-agent")
+            .as_deref(),
+        Some("ACTIVE")
+    );
+    let bound: Vec<(String, String, String)> = identities
+        .associations(DR_REGION, &pilot)
+        .into_iter()
+        .map(|association| {
+            (
+                association.namespace,
+                association.service_account,
+                association.role_arn,
+            )
+        })
+        .collect();
+    assert_eq!(
+        bound,
+        [(
+            "shop".to_string(),
+            "shop-app".to_string(),
+            format!("arn:aws:iam::123456789012:role/{APP_ROLE}")
+        )]
+    );
     let status = stack.world.status();
     assert_all_succeeded(&status);
     let cluster = step(&status, "cluster");
@@ -420,6 +519,49 @@ fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
             vec![load_balancer_hostname("shop", "shop-web")]
         )
     );
+}
+
+/// An EKS cluster in the target region named as the testbed's kubeconfig names its cluster
+/// (created through the proxy, on a VPC of its own): the pilot light. Its name.
+fn existing_eks_cluster(stack: &Stack) -> String {
+    let kubeconfig = std::fs::read_to_string(&stack.kube.kubeconfig).unwrap();
+    let name = kubeconfig
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("- name: "))
+        .unwrap()
+        .to_string();
+    block_on(async {
+        let ec2 = ec2_client(&stack.world.moto.endpoint, DR_REGION).await;
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.77.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block("10.77.1.0/24")
+            .send()
+            .await
+            .unwrap();
+        let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+        let eks = eks_client(stack.world.endpoint(), DR_REGION).await;
+        eks.create_cluster()
+            .name(&name)
+            .version("1.35")
+            .role_arn("arn:aws:iam::123456789012:role/shop-eks-cluster")
+            .resources_vpc_config(
+                aws_sdk_eks::types::VpcConfigRequest::builder()
+                    .subnet_ids(subnet)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    name
 }
 
 #[test]
