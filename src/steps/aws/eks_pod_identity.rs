@@ -515,7 +515,7 @@ fn addon_failed(cluster: &str, addon: &Addon, status: &str) -> StepError {
             .join("; ")
     };
     StepError::Failed {
-        resource: format!("EKS add-on `{AGENT}` of cluster `{cluster}`"),
+        resource: format!("{cluster}/{AGENT}"),
         status: status.to_string(),
         reason,
         hint: format!(
