@@ -337,6 +337,7 @@ impl StepKinds {
             Arc::new(aws::AwsNetwork),
             Arc::new(aws::AwsEksCluster),
             Arc::new(aws::AwsEksNodegroup),
+            Arc::new(aws::AwsEksPodIdentity),
             Arc::new(aws::AwsRdsRestore),
             Arc::new(aws::AwsEc2Ingress),
             Arc::new(aws::AwsAcmCertificate),

@@ -12,7 +12,8 @@ use serde_json::Value;
 use crate::support::git::checkout_head;
 use crate::support::inventory::{ONE_RUN, inventory};
 use crate::support::kube::{SSL_CERT, load_balancer_hostname};
-use crate::support::seed::{DR_REGION, block_on, eks_client, sdk_config};
+use crate::support::playbooks::{DEPLOY_MARKER, default_playbook};
+use crate::support::seed::{APP_ROLE, DR_REGION, block_on, ec2_client, eks_client, sdk_config};
 use crate::support::stack::{
     CONFIG_RELEASE, GITHUB_TOKEN, OLD_TARGET, PUBLIC_HOST, RELEASE, Stack, TARGET_REGISTRY,
 };
@@ -65,10 +66,11 @@ fn assert_all_succeeded(status: &Value) {
             "dns",
             "network",
             "nodes",
+            "pod-identity",
             "smoke"
         ]
     );
-    assert_eq!(steps.len(), 11, "{status:#}");
+    assert_eq!(steps.len(), 12, "{status:#}");
     for step in steps {
         assert_eq!(step["state"], "succeeded", "step {}: {step:#}", step["id"]);
     }
@@ -176,6 +178,27 @@ pub(crate) fn assert_the_stack_is_rebuilt(stack: &Stack) {
         managed["password"].as_str().unwrap()
     );
 
+    // The application's pods call AWS: the strict kubelet let them start only with the
+    // Pod Identity agent ACTIVE and their service account bound to a role that trusts Pod
+    // Identity (review B10).
+    let identity = step(&status, "pod-identity");
+    assert_eq!(
+        identity["outputs"]["cluster_name"],
+        step(&status, "cluster")["outputs"]["cluster_name"]
+    );
+    let bound = &identity["outputs"]["associations"][0];
+    assert_eq!(
+        (&bound["namespace"], &bound["service_account"]),
+        (&Value::from("shop"), &Value::from("shop-app")),
+        "{identity:#}"
+    );
+    assert_eq!(bound["role_arn"], "arn:aws:iam::123456789012:role/shop-app");
+    let api = stack.deployment("shop-api");
+    assert_eq!(
+        api["spec"]["template"]["spec"]["serviceAccountName"],
+        "shop-app"
+    );
+
     // Sources pinned by SHA and checked out exactly there.
     let config = step(&status, "config");
     assert_eq!(config["outputs"]["commit"], stack.config_commit.as_str());
@@ -250,6 +273,51 @@ fn rebuild_target_does_the_whole_job_on_the_testbed() {
         // The token never shows.
         .never_shows(GITHUB_TOKEN);
     stack.world.assert_never_journaled(GITHUB_TOKEN);
+}
+
+/// The strict testbed's AWS access rule bites (review B10): without the Pod Identity step,
+/// the application's pods get no AWS credentials, as on AWS (the old IRSA trust names the
+/// lost cluster), and the deploy fails at the migration instead of turning green.
+#[test]
+fn without_pod_identity_the_application_gets_no_aws_credentials_and_the_deploy_fails() {
+    let stack = Stack::start();
+    let full = std::fs::read_to_string(default_playbook()).unwrap();
+    let start = full.find("  - id: pod-identity\n").unwrap();
+    let end = start + full[start..].find(DEPLOY_MARKER).unwrap();
+    let without = format!("{}{}", &full[..start], &full[end..]).replace(
+        "database-access, pod-identity, certificate",
+        "database-access, certificate",
+    );
+    assert!(!without.contains("pod-identity"), "{without}");
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = dir.path().join("region-rebuild.yaml");
+    std::fs::write(&playbook, without).unwrap();
+    let mut test = stack
+        .test()
+        .args(["--target", TARGET, "--yes"])
+        .playbook(&playbook);
+    for input in stack.inputs() {
+        test = test.args(["--input".to_string(), input]);
+    }
+    let output = test.run();
+    assert_ne!(output.exit_code(), 0, "{}", output.text());
+    let status = stack.world.status();
+    assert_eq!(step(&status, "deploy")["state"], "failed", "{status:#}");
+    // The migration's pod says why, as the application's AWS SDK would.
+    let pods = stack
+        .kube
+        .get_json("/api/v1/namespaces/shop/pods?labelSelector=app%3Dshop-migrate")
+        .unwrap();
+    let reasons = pods.to_string();
+    assert!(
+        reasons.contains("no EKS Pod Identity association for service account shop/shop-app"),
+        "{pods:#}"
+    );
+    assert_eq!(
+        stack.public_record().1,
+        vec![OLD_TARGET.to_string()],
+        "DNS is not cut over"
+    );
 }
 
 #[test]
@@ -485,6 +553,32 @@ fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
         std::slice::from_ref(&pilot),
         "no cluster is created"
     );
+    let identities = stack.world.proxy().pod_identities();
+    assert_eq!(
+        identities
+            .addon_status(DR_REGION, &pilot, "eks-pod-identity-agent")
+            .as_deref(),
+        Some("ACTIVE")
+    );
+    let bound: Vec<(String, String, String)> = identities
+        .associations(DR_REGION, &pilot)
+        .into_iter()
+        .map(|association| {
+            (
+                association.namespace,
+                association.service_account,
+                association.role_arn,
+            )
+        })
+        .collect();
+    assert_eq!(
+        bound,
+        [(
+            "shop".to_string(),
+            "shop-app".to_string(),
+            format!("arn:aws:iam::123456789012:role/{APP_ROLE}")
+        )]
+    );
     let status = stack.world.status();
     assert_all_succeeded(&status);
     let network = step(&status, "network");
@@ -543,9 +637,55 @@ fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
     );
 }
 
+/// An EKS cluster in the target region named as the testbed's kubeconfig names its cluster
+/// (created through the proxy, on a VPC of its own): the pilot light. Its name.
+fn existing_eks_cluster(stack: &Stack) -> String {
+    let kubeconfig = std::fs::read_to_string(&stack.kube.kubeconfig).unwrap();
+    let name = kubeconfig
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("- name: "))
+        .unwrap()
+        .to_string();
+    block_on(async {
+        let ec2 = ec2_client(&stack.world.moto.endpoint, DR_REGION).await;
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.77.0.0/16")
+            .send()
+            .await
+            .unwrap();
+        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block("10.77.1.0/24")
+            .send()
+            .await
+            .unwrap();
+        let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+        let eks = eks_client(stack.world.endpoint(), DR_REGION).await;
+        eks.create_cluster()
+            .name(&name)
+            .version("1.35")
+            .role_arn("arn:aws:iam::123456789012:role/shop-eks-cluster")
+            .resources_vpc_config(
+                aws_sdk_eks::types::VpcConfigRequest::builder()
+                    .subnet_ids(subnet)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    name
+}
+
 #[test]
 fn a_pilot_light_known_only_by_its_kubeconfig_is_warned_about_and_a_missing_one_refused() {
     let stack = Stack::start();
+    // An EKS cluster as the kubeconfig names it (the Pod Identity step binds its service
+    // accounts), on a network of its own.
+    existing_eks_cluster(&stack);
     let kubeconfig = stack.kube.kubeconfig.display().to_string();
     // Only a kubeconfig: the database would land in a new VPC the cluster cannot reach;
     // the plan says so, and what to do instead.

@@ -108,8 +108,8 @@ fn json_output_is_one_event_per_line_on_stdout() {
         .collect();
     // Only what the dependencies fix: the network first, the node group after its cluster
     // (the database, beside the cluster, may finish at any point after the network), the
-    // database's access after both.
-    assert_eq!(succeeded.len(), 5, "{succeeded:?}");
+    // database's access after both, the pods' AWS access after the nodes.
+    assert_eq!(succeeded.len(), 6, "{succeeded:?}");
     assert_eq!(succeeded[0], "network", "{succeeded:?}");
     let at = |id: &str| succeeded.iter().position(|step| *step == id);
     assert!(at("database").is_some(), "{succeeded:?}");
@@ -122,6 +122,7 @@ fn json_output_is_one_event_per_line_on_stdout() {
         access > at("cluster") && access > at("database"),
         "{succeeded:?}"
     );
+    assert!(at("pod-identity") > at("nodes"), "{succeeded:?}");
     assert!(
         events
             .iter()
@@ -130,7 +131,7 @@ fn json_output_is_one_event_per_line_on_stdout() {
 
     let runs = world.run(&["runs", "--output", "json"]).stdout_json();
     assert_eq!(runs[0]["state"], "succeeded");
-    assert_eq!(runs[0]["steps_succeeded"], 5);
+    assert_eq!(runs[0]["steps_succeeded"], 6);
 }
 
 #[test]

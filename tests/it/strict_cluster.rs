@@ -275,6 +275,7 @@ fn pods_reach_the_database_only_when_its_security_group_lets_the_nodes_in() {
             world.proxy().cluster_networks(),
             DR_REGION,
         )),
+        aws_access: None,
     });
     namespace(&kube);
     secret(&kube);
@@ -337,6 +338,7 @@ fn a_pod_whose_secret_is_missing_waits_in_create_container_config_error() {
     kube.set_pod_checks(PodChecks {
         strict_references: true,
         network: None,
+        aws_access: None,
     });
     job(&kube, "optional-strict", true);
     let (reason, _) = waiting(&kube, "optional-strict");

@@ -2,9 +2,10 @@
 //! survived the region. Looked up by name (an ARN's last path segment); a missing role is
 //! refused with the same message when planning and when applying. When planning, a role is
 //! also checked for what EKS needs of it (reviews B6, D17): that its trust policy lets the
-//! service assume it, and that AWS's managed policies for the job are attached. A role that
-//! grants the same through its own policies cannot be proven here: the plan says so
-//! instead of refusing it.
+//! service assume it (with every action the service needs: EKS Pod Identity also tags the
+//! session), and that AWS's managed policies for the job are attached. A role that grants
+//! the same through its own policies cannot be proven here: the plan says so instead of
+//! refusing it.
 
 use crate::cloud::git_http::percent_decode;
 use crate::cloud::{CloudError, CloudResultExt};
@@ -17,6 +18,8 @@ pub(super) struct RoleNeeds {
     pub(super) purpose: &'static str,
     /// The service principal its trust policy must name, e.g. `eks.amazonaws.com`.
     pub(super) service: &'static str,
+    /// The actions the trust policy must let that service perform on the role.
+    pub(super) actions: &'static [&'static str],
     /// Managed policies, each any one of a few names.
     pub(super) policies: &'static [&'static [&'static str]],
 }
@@ -25,6 +28,7 @@ pub(super) struct RoleNeeds {
 pub(super) const CLUSTER_ROLE: RoleNeeds = RoleNeeds {
     purpose: "the EKS cluster role",
     service: "eks.amazonaws.com",
+    actions: &["sts:AssumeRole"],
     policies: &[&["AmazonEKSClusterPolicy"]],
 };
 
@@ -33,6 +37,7 @@ pub(super) const CLUSTER_ROLE: RoleNeeds = RoleNeeds {
 pub(super) const NODE_ROLE: RoleNeeds = RoleNeeds {
     purpose: "the EKS node role",
     service: "ec2.amazonaws.com",
+    actions: &["sts:AssumeRole"],
     policies: &[
         &["AmazonEKSWorkerNodePolicy"],
         &[
@@ -41,6 +46,17 @@ pub(super) const NODE_ROLE: RoleNeeds = RoleNeeds {
         ],
         &["AmazonEKS_CNI_Policy"],
     ],
+};
+
+/// A role the application's pods get through EKS Pod Identity (EKS user guide, Pod
+/// Identity role): the Pod Identity agent assumes it for the pods and tags the session
+/// with the cluster, namespace and service account, so both actions must be trusted. Its
+/// permissions are the application's own: no managed policy is required.
+pub(super) const POD_IDENTITY_ROLE: RoleNeeds = RoleNeeds {
+    purpose: "a Pod Identity role",
+    service: "pods.eks.amazonaws.com",
+    actions: &["sts:AssumeRole", "sts:TagSession"],
+    policies: &[],
 };
 
 /// What the plan says of `role` for `needs`: problems (missing, not trusted by the
@@ -73,11 +89,24 @@ pub(super) async fn role_problems(
         .and_then(|role| role.assume_role_policy_document())
         .unwrap_or_default();
     // IAM answers policy documents URL-encoded.
-    if !trusts(&percent_decode(document), needs.service) {
+    let untrusted = untrusted_actions(&percent_decode(document), needs);
+    if !untrusted.is_empty() {
+        let action = match needs.actions {
+            [only] => (*only).to_string(),
+            all => format!("[{}]", all.join(", ")),
+        };
+        let verb = if untrusted == ["sts:AssumeRole"] {
+            "assume it".to_string()
+        } else {
+            format!("perform {} on it", untrusted.join(" and "))
+        };
         problems.push(StepProblem::from(format!(
-            "IAM role `{name}` ({}) does not let `{}` assume it; add it to the role's trust policy (`Principal: {{Service: {}}}`, `Action: sts:AssumeRole`)",
+            "IAM role `{name}` ({}) does not let `{}` {verb}; add it to the role's trust policy (`Principal: {{Service: {}}}`, `Action: {action}`)",
             needs.purpose, needs.service, needs.service
         )));
+    }
+    if needs.policies.is_empty() {
+        return Ok((problems, None));
     }
     let attached = iam
         .list_attached_role_policies()
@@ -139,8 +168,19 @@ pub(super) async fn role_problems(
     Ok((problems, None))
 }
 
-/// Whether a trust policy lets `service` assume the role.
-fn trusts(document: &str, service: &str) -> bool {
+/// The actions of `needs` that a trust policy does not let its service perform.
+fn untrusted_actions(document: &str, needs: &RoleNeeds) -> Vec<&'static str> {
+    needs
+        .actions
+        .iter()
+        .copied()
+        .filter(|action| !trusts(document, needs.service, action))
+        .collect()
+}
+
+/// Whether a trust policy lets `service` perform `action` (e.g. `sts:AssumeRole`) on the
+/// role.
+fn trusts(document: &str, service: &str, action: &str) -> bool {
     let Ok(policy) = serde_json::from_str::<serde_json::Value>(document) else {
         return false;
     };
@@ -155,8 +195,7 @@ fn trusts(document: &str, service: &str) -> bool {
     };
     statements.iter().any(|statement| {
         statement["Effect"] == "Allow"
-            && (contains(&statement["Action"], "sts:AssumeRole")
-                || contains(&statement["Action"], "sts:*"))
+            && (contains(&statement["Action"], action) || contains(&statement["Action"], "sts:*"))
             && contains(&statement["Principal"]["Service"], service)
     })
 }
@@ -200,18 +239,42 @@ mod tests {
     #[test]
     fn trust_policies_name_the_service_that_may_assume_the_role() {
         let eks = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-        assert!(trusts(eks, "eks.amazonaws.com"));
-        assert!(!trusts(eks, "ec2.amazonaws.com"));
+        let assume = "sts:AssumeRole";
+        assert!(trusts(eks, "eks.amazonaws.com", assume));
+        assert!(!trusts(eks, "ec2.amazonaws.com", assume));
         let both = r#"{"Statement":{"Effect":"Allow","Principal":{"Service":["ec2.amazonaws.com","eks.amazonaws.com"]},"Action":["sts:AssumeRole","sts:TagSession"]}}"#;
-        assert!(trusts(both, "ec2.amazonaws.com"));
+        assert!(trusts(both, "ec2.amazonaws.com", assume));
         let denied = eks.replace("Allow", "Deny");
-        assert!(!trusts(&denied, "eks.amazonaws.com"));
+        assert!(!trusts(&denied, "eks.amazonaws.com", assume));
         assert!(trusts(
             &percent_decode(
                 "%7B%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Service%22%3A%22eks.amazonaws.com%22%7D%2C%22Action%22%3A%22sts%3AAssumeRole%22%7D%5D%7D"
             ),
-            "eks.amazonaws.com"
+            "eks.amazonaws.com",
+            assume
         ));
+    }
+
+    #[test]
+    fn pod_identity_needs_both_assume_role_and_tag_session() {
+        let assume_only = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        assert_eq!(
+            untrusted_actions(assume_only, &POD_IDENTITY_ROLE),
+            ["sts:TagSession"]
+        );
+        let both = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+        assert!(untrusted_actions(both, &POD_IDENTITY_ROLE).is_empty());
+        // Split over two statements, or `sts:*`, counts too.
+        let split = r#"{"Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":"sts:AssumeRole"},{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":"sts:TagSession"}]}"#;
+        assert!(untrusted_actions(split, &POD_IDENTITY_ROLE).is_empty());
+        let any = r#"{"Statement":{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":"sts:*"}}"#;
+        assert!(untrusted_actions(any, &POD_IDENTITY_ROLE).is_empty());
+        // An IRSA trust (the old cluster's OIDC provider) lets Pod Identity do nothing.
+        let irsa = r#"{"Statement":[{"Effect":"Allow","Principal":{"Federated":"arn:aws:iam::123456789012:oidc-provider/oidc.eks.ap-southeast-2.amazonaws.com/id/ABC"},"Action":"sts:AssumeRoleWithWebIdentity"}]}"#;
+        assert_eq!(
+            untrusted_actions(irsa, &POD_IDENTITY_ROLE),
+            ["sts:AssumeRole", "sts:TagSession"]
+        );
     }
 
     #[test]

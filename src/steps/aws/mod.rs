@@ -1,6 +1,7 @@
 //! The AWS step kinds, one module each, named after the kind: `network/` (`aws.network`),
 //! `rds_restore/` (`aws.rds.restore`), `eks_cluster` (`aws.eks.cluster`), `eks_nodegroup`
-//! (`aws.eks.nodegroup`), `ingress` (`aws.ec2.ingress`), `acm_certificate`
+//! (`aws.eks.nodegroup`), `eks_pod_identity` (`aws.eks.pod_identity`),
+//! `ingress` (`aws.ec2.ingress`), `acm_certificate`
 //! (`aws.acm.certificate`) and `route53_cutover` (`dns.cutover`). What they share lives
 //! here: the ownership protocol every AWS resource goes through ([`ownership`]: find by
 //! our tags or name → adopt, refuse a stranger, else create tagged → finish), the tags it
@@ -9,6 +10,7 @@
 mod acm_certificate;
 mod eks_cluster;
 mod eks_nodegroup;
+mod eks_pod_identity;
 mod iam;
 mod ingress;
 mod network;
@@ -21,6 +23,7 @@ mod tags;
 pub(super) use acm_certificate::AwsAcmCertificate;
 pub(super) use eks_cluster::AwsEksCluster;
 pub(super) use eks_nodegroup::AwsEksNodegroup;
+pub(super) use eks_pod_identity::AwsEksPodIdentity;
 pub(super) use ingress::AwsEc2Ingress;
 pub(super) use network::AwsNetwork;
 pub(super) use rds_restore::AwsRdsRestore;

@@ -22,10 +22,12 @@
 //!   runs back with `rebuild status`.
 //! - [`git`]: bare repositories and `git daemon`; [`github`]: the GitHub REST stand-in.
 //! - [`kube`]: a real Kubernetes control plane with a kubelet stand-in; [`reach`]: whether
-//!   its Pods reach the database, from moto's security groups.
+//!   its Pods reach the database, from moto's security groups; [`aws_access`]: whether
+//!   they get AWS credentials, from the proxy's Pod Identity associations and IAM trust.
 //! - [`tls`]: a test CA, server certificates it signs, and importing them into ACM.
 //! - [`stack`]: the whole testbed at once, for the default playbook end to end.
 
+pub mod aws_access;
 pub mod aws_wire;
 pub mod git;
 pub mod github;

@@ -98,6 +98,8 @@ struct State {
     cluster_networks: strict::eks::ClusterNetworks,
     /// EKS clusters' access configuration and access entries (moto lacks them).
     cluster_access: strict::eks::ClusterAccess,
+    /// EKS add-ons and Pod Identity associations (moto lacks them).
+    pod_identities: strict::pod_identity::PodIdentities,
     /// What the strict rules are set to.
     strict: strict::Rules,
     /// The strict EC2 rules' limits and memory (quotas, new ids, client tokens).
@@ -305,6 +307,13 @@ impl Proxy {
     /// The access configuration and entries of the EKS clusters created through the proxy.
     pub fn cluster_access(&self) -> strict::eks::ClusterAccess {
         self.shared.lock().cluster_access.clone()
+    }
+
+    /// The add-ons and Pod Identity associations of the EKS clusters, served by the proxy
+    /// (moto lacks them), shared: what the Kubernetes stand-in's AWS access check reads, and
+    /// where tests hold or fail add-ons.
+    pub fn pod_identities(&self) -> strict::pod_identity::PodIdentities {
+        self.shared.lock().pod_identities.clone()
     }
 
     /// Removes every rule (latency, faults, holds, failures on demand). What was seen is
@@ -525,6 +534,21 @@ async fn handle(
             RestoreCheck::Refused(answer) => return Ok(answer),
             RestoreCheck::Instead(body) => forwarded = body,
             RestoreCheck::Forward => {}
+        }
+    }
+    if service == "eks"
+        && (operation.contains("/addons") || operation.contains("/pod-identity-associations"))
+    {
+        let identities = shared.lock().pod_identities.clone();
+        let upstream = Upstream {
+            shared: &shared,
+            headers: &parts.headers,
+        };
+        let answer = identities
+            .answer(&region, &operation, &form, &body, &upstream)
+            .await;
+        if let Some(answer) = answer {
+            return Ok(answer);
         }
     }
     if service == "eks" && operation.contains("/access-entries") {

@@ -136,13 +136,18 @@ pub fn seed_production(endpoint: &str) -> Seed {
 pub const EKS_CLUSTER_ROLE: &str = "shop-eks-cluster";
 /// The node role.
 pub const EKS_NODE_ROLE: &str = "shop-eks-nodes";
+/// The application's role, which its pods get through EKS Pod Identity.
+pub const APP_ROLE: &str = "shop-app";
+/// A trust policy that lets EKS Pod Identity give a role to pods of any cluster.
+pub const POD_IDENTITY_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
 
 /// An EKS client for `region`.
 pub async fn eks_client(endpoint: &str, region: &str) -> aws_sdk_eks::Client {
     aws_sdk_eks::Client::new(&sdk_config(endpoint, region).await)
 }
 
-/// Creates the EKS IAM roles (global, so in us-east-1's IAM endpoint).
+/// Creates the EKS IAM roles and the application's Pod Identity role (global, so in
+/// us-east-1's IAM endpoint).
 pub async fn seed_iam_roles(endpoint: &str) {
     let iam = aws_sdk_iam::Client::new(&sdk_config(endpoint, "us-east-1").await);
     let trust = |service: &str| {
@@ -150,15 +155,18 @@ pub async fn seed_iam_roles(endpoint: &str) {
             r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"{service}"}},"Action":"sts:AssumeRole"}}]}}"#
         )
     };
-    let roles: [(&str, &str, &[&str]); 2] = [
+    let roles: [(&str, String, &[&str]); 3] = [
         (
             EKS_CLUSTER_ROLE,
-            "eks.amazonaws.com",
+            trust("eks.amazonaws.com"),
             &["AmazonEKSClusterPolicy"],
         ),
+        // The application's own permissions (an inline policy in production) do not
+        // matter to the rebuild: only the trust does.
+        (APP_ROLE, POD_IDENTITY_TRUST.to_string(), &[]),
         (
             EKS_NODE_ROLE,
-            "ec2.amazonaws.com",
+            trust("ec2.amazonaws.com"),
             &[
                 "AmazonEKSWorkerNodePolicy",
                 "AmazonEC2ContainerRegistryReadOnly",
@@ -166,11 +174,11 @@ pub async fn seed_iam_roles(endpoint: &str) {
             ],
         ),
     ];
-    for (role, service, policies) in roles {
+    for (role, trust, policies) in roles {
         let created = iam
             .create_role()
             .role_name(role)
-            .assume_role_policy_document(trust(service))
+            .assume_role_policy_document(trust)
             .send()
             .await;
         // This moto is new and holds no role: a role that exists already was made by this

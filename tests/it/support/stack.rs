@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use super::aws_access::pod_identity_access;
 use super::git::{GitDaemon, GitRepos, Repo};
 use super::github::GitHub;
 use super::kube::{EksAuthenticator, KubeTestbed, PodChecks, ServedCertificate};
@@ -171,13 +172,20 @@ impl Stack {
     /// What the kubelet stand-in checks in every stack unless a test says otherwise, as a
     /// real cluster would: Pods start only with every ConfigMap and Secret they reference,
     /// `optional` ones included (so a template that would run without its credentials
-    /// fails), and reach the database only when moto's security groups let the nodes in.
+    /// fails), reach the database only when moto's security groups let the nodes in, and
+    /// get AWS credentials (when they call AWS) only through an EKS Pod Identity
+    /// association whose role trusts Pod Identity, with the agent add-on `ACTIVE`.
     pub fn strict_pod_checks(world: &World) -> PodChecks {
         PodChecks {
             strict_references: true,
             network: Some(database_reach(
                 &world.moto.endpoint,
                 world.proxy().cluster_networks(),
+                TARGET,
+            )),
+            aws_access: Some(pod_identity_access(
+                &world.moto.endpoint,
+                world.proxy().pod_identities(),
                 TARGET,
             )),
         }

@@ -8,6 +8,11 @@
 //! references count as required too). With a network check ([`PodChecks::network`]), a
 //! container whose configuration names a database it cannot reach behaves as a connection
 //! timeout makes it behave: a Job's Pod fails, any other Pod runs but never turns Ready.
+//! With an AWS access check ([`PodChecks::aws_access`]), a container that calls AWS (its
+//! environment has `AWS_REGION`, directly or from a ConfigMap) runs only when its service
+//! account gets AWS credentials, as EKS Pod Identity gives them: otherwise it exits as an
+//! application whose AWS calls are denied exits, a Job's Pod fails and any other Pod stays
+//! in `CrashLoopBackOff`, never Ready, with the reason in its container status.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
@@ -33,6 +38,10 @@ pub enum Reach {
 /// Decides [`Reach`] from every value of a container's environment.
 pub type NetworkCheck = Arc<dyn Fn(&[String]) -> Reach + Send + Sync>;
 
+/// Whether the Pods of a service account (namespace, name) get AWS credentials: `Err`
+/// says why not, as the application's AWS SDK would log it.
+pub type AwsAccessCheck = Arc<dyn Fn(&str, &str) -> Result<(), String> + Send + Sync>;
+
 /// What the stand-in checks before it starts a container.
 #[derive(Clone, Default)]
 pub struct PodChecks {
@@ -40,6 +49,8 @@ pub struct PodChecks {
     pub strict_references: bool,
     /// Whether the container reaches the database its configuration names.
     pub network: Option<NetworkCheck>,
+    /// Whether a container that calls AWS gets credentials for its service account.
+    pub aws_access: Option<AwsAccessCheck>,
 }
 
 /// Why a Pod's containers do not run as they should.
@@ -48,6 +59,8 @@ enum Blocked {
     Config(String),
     /// The database named in its configuration cannot be reached.
     Network(String),
+    /// It calls AWS and gets no credentials, or a role it cannot assume.
+    AwsDenied(String),
 }
 
 /// Every ~300 ms until `stop`: lists all Pods and moves them along as a kubelet would.
@@ -137,9 +150,10 @@ fn kubelet_pass(
             wait_for_config(api, pod, &url, message);
             continue;
         }
-        let unreachable = match blocked {
-            Some(Blocked::Network(message)) => Some(message),
-            _ => None,
+        let (unreachable, denied) = match blocked {
+            Some(Blocked::Network(message)) => (Some(message), false),
+            Some(Blocked::AwsDenied(message)) => (Some(message), true),
+            _ => (None, false),
         };
         let target = match (mode, is_job, phase) {
             (_, true, _) if unreachable.is_some() => Some("Failed"),
@@ -172,8 +186,20 @@ fn kubelet_pass(
                                 "exitCode": 1, "reason": "Error",
                                 "message": unreachable.clone().unwrap_or_default(),
                                 "startedAt": now, "finishedAt": now}})
+                        } else if denied {
+                            serde_json::json!({"waiting": {
+                                "reason": "CrashLoopBackOff",
+                                "message": format!("back-off restarting failed container: {}", unreachable.clone().unwrap_or_default())}})
                         } else {
                             serde_json::json!({"running": {"startedAt": now}})
+                        };
+                        let last_state = if denied && target == "Running" {
+                            serde_json::json!({"terminated": {
+                                "exitCode": 1, "reason": "Error",
+                                "message": unreachable.clone().unwrap_or_default(),
+                                "startedAt": now, "finishedAt": now}})
+                        } else {
+                            serde_json::json!({})
                         };
                         serde_json::json!({
                             "name": container["name"],
@@ -181,9 +207,10 @@ fn kubelet_pass(
                             "imageID": format!("docker-pullable://{}", container["image"].as_str().unwrap_or("")),
                             "containerID": format!("containerd://{namespace}-{name}"),
                             "ready": containers_ready,
-                            "started": target == "Running",
-                            "restartCount": 0,
+                            "started": target == "Running" && !denied,
+                            "restartCount": u8::from(denied && target == "Running"),
                             "state": state,
+                            "lastState": last_state,
                         })
                     })
                     .collect()
@@ -241,7 +268,7 @@ fn blocked(
     checks: &PodChecks,
     phase: &str,
 ) -> Option<Blocked> {
-    let mut environment = Vec::new();
+    let mut environment: Vec<(String, String)> = Vec::new();
     let mut lookups = Lookups::new(api, namespace);
     for container in containers(pod) {
         match container_environment(&mut lookups, container, checks.strict_references) {
@@ -278,11 +305,24 @@ fn blocked(
             }
         }
     }
-    let network = checks.network.as_ref()?;
-    match network(&environment) {
-        Reach::Unreachable(message) => Some(Blocked::Network(message)),
-        Reach::NoDatabase | Reach::Reachable => None,
+    if let Some(network) = checks.network.as_ref() {
+        let values: Vec<String> = environment.iter().map(|(_, value)| value.clone()).collect();
+        if let Reach::Unreachable(message) = network(&values) {
+            return Some(Blocked::Network(message));
+        }
     }
+    let access = checks.aws_access.as_ref()?;
+    let calls_aws = environment
+        .iter()
+        .any(|(key, _)| key == "AWS_REGION" || key == "AWS_DEFAULT_REGION");
+    if !calls_aws {
+        return None;
+    }
+    let account = pod["spec"]["serviceAccountName"]
+        .as_str()
+        .filter(|name| !name.is_empty())
+        .unwrap_or("default");
+    access(namespace, account).err().map(Blocked::AwsDenied)
 }
 
 /// The Pod's init containers and containers.
@@ -356,13 +396,13 @@ fn singular(kind: &str) -> &'static str {
     }
 }
 
-/// Every value of a container's environment, or the kubelet's complaint about a missing
-/// reference.
+/// Every variable of a container's environment (name, value), or the kubelet's complaint
+/// about a missing reference.
 fn container_environment(
     lookups: &mut Lookups<'_>,
     container: &serde_json::Value,
     strict: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<(String, String)>, String> {
     let required =
         |optional: &serde_json::Value| strict || optional != &serde_json::Value::Bool(true);
     let mut values = Vec::new();
@@ -375,8 +415,12 @@ fn container_environment(
             continue;
         };
         let name = reference["name"].as_str().unwrap_or_default();
+        let prefix = source["prefix"].as_str().unwrap_or_default();
         match lookups.get(kind, name) {
-            Some(data) => values.extend(data.into_values()),
+            Some(data) => values.extend(
+                data.into_iter()
+                    .map(|(key, value)| (format!("{prefix}{key}"), value)),
+            ),
             None if required(&reference["optional"]) => {
                 return Err(format!("{} {name:?} not found", singular(kind)));
             }
@@ -384,8 +428,9 @@ fn container_environment(
         }
     }
     for variable in container["env"].as_array().into_iter().flatten() {
+        let variable_name = variable["name"].as_str().unwrap_or_default().to_string();
         if let Some(value) = variable["value"].as_str() {
-            values.push(value.to_string());
+            values.push((variable_name, value.to_string()));
             continue;
         }
         let from = &variable["valueFrom"];
@@ -399,7 +444,7 @@ fn container_environment(
         let name = reference["name"].as_str().unwrap_or_default();
         let key = reference["key"].as_str().unwrap_or_default();
         match lookups.get(kind, name).map(|data| data.get(key).cloned()) {
-            Some(Some(value)) => values.push(value),
+            Some(Some(value)) => values.push((variable_name, value)),
             Some(None) if required(&reference["optional"]) => {
                 return Err(format!(
                     "couldn't find key {key} in {} {}/{name}",

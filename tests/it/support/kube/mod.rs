@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 pub use authenticator::EksAuthenticator;
 use control_plane::ControlPlane;
-pub use kubelet::{NetworkCheck, PodChecks, Reach};
+pub use kubelet::{AwsAccessCheck, NetworkCheck, PodChecks, Reach};
 use load_balancer::LoadBalancers;
 pub use load_balancer::{
     LoadBalancerSettings, SSL_CERT, SSL_PORTS, ServedCertificate,

@@ -2,7 +2,8 @@
 //! shapes (the service's error format, the operation's result) and is on by default; a test
 //! that needs moto's leniency turns the rules off with `Proxy::set_lenient(true)`.
 //!
-//! One file per service: [`ec2`], [`eks`], [`rds`], [`route53`]. Rules that need what the
+//! One file per service: [`ec2`], [`eks`] (and [`pod_identity`]: EKS add-ons and Pod
+//! Identity associations, which moto lacks), [`rds`], [`route53`]. Rules that need what the
 //! proxy remembers (the RDS table and canned snapshots) get it as [`Rules`]; rules that read
 //! moto's state first are in [`answer_from_moto`]; rules that rewrite moto's own
 //! successful answer are in [`rewrite`]; EC2's rules keep state of their own (quotas, new
@@ -10,6 +11,7 @@
 
 pub mod ec2;
 pub mod eks;
+pub mod pod_identity;
 pub mod rds;
 pub mod route53;
 
