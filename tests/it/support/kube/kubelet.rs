@@ -14,10 +14,10 @@
 //! application whose AWS calls are denied exits, a Job's Pod fails and any other Pod stays
 //! in `CrashLoopBackOff`, never Ready, with the reason in its container status.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 
@@ -72,13 +72,14 @@ pub(super) fn run(
     stop: &AtomicBool,
 ) {
     let ip_counter = AtomicU32::new(2);
+    let mut first_blocked = HashMap::new();
     while !stop.load(Ordering::SeqCst) {
         let mode = KubeletMode::from_u8(mode.load(Ordering::SeqCst));
         let checks = checks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        kubelet_pass(api, mode, &checks, &ip_counter, stop);
+        kubelet_pass(api, mode, &checks, &ip_counter, stop, &mut first_blocked);
         balancers.pass(api);
         for _ in 0..3 {
             if stop.load(Ordering::SeqCst) {
@@ -89,12 +90,19 @@ pub(super) fn run(
     }
 }
 
+/// How long a Job's container keeps trying to reach the database, or to get AWS
+/// credentials, before it exits with the error (as an application's `--wait-for-db`
+/// does). Longer than the network and credential checks cache moto's state, so a Job
+/// fails only on a view read after it started: a rule added just before it counts.
+const GIVE_UP_AFTER: Duration = Duration::from_millis(1500);
+
 fn kubelet_pass(
     api: &Api,
     mode: KubeletMode,
     checks: &PodChecks,
     ip_counter: &AtomicU32,
     stop: &AtomicBool,
+    first_blocked: &mut HashMap<String, Instant>,
 ) {
     let timeout = Duration::from_secs(10);
     let Ok((200, body)) = api.request("GET", "/api/v1/pods", None, None, timeout) else {
@@ -155,7 +163,22 @@ fn kubelet_pass(
             Some(Blocked::AwsDenied(message)) => (Some(message), true),
             _ => (None, false),
         };
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or(name).to_string();
+        let given_up = match &unreachable {
+            Some(_) => {
+                first_blocked
+                    .entry(uid)
+                    .or_insert_with(Instant::now)
+                    .elapsed()
+                    >= GIVE_UP_AFTER
+            }
+            None => {
+                first_blocked.remove(&uid);
+                false
+            }
+        };
         let target = match (mode, is_job, phase) {
+            (_, true, _) if unreachable.is_some() && !given_up => None,
             (_, true, _) if unreachable.is_some() => Some("Failed"),
             (_, false, "Running") if unreachable.is_some() => None,
             (_, false, _) if unreachable.is_some() => Some("Running"),
