@@ -124,7 +124,7 @@ fn the_application_is_deployed_wave_by_wave_with_images_from_the_target_registry
     let status = world.status();
     let deploy = step(&status, "deploy");
     assert_eq!(deploy["pinned"]["waves_applied"], 4);
-    assert_eq!(deploy["outputs"]["objects"], 8);
+    assert_eq!(deploy["outputs"]["objects"], 9);
 }
 
 #[test]
