@@ -79,23 +79,21 @@ pub(super) async fn check(
         }
         Err(error) => return Err(error),
     };
+    // Other families (GPU, high memory) count against quotas of their own.
     let Some((largest_type, largest)) = types
         .iter()
+        .filter(|kind| is_standard(kind))
         .filter_map(|kind| Some((kind, *sizes.get(kind)?)))
         .max_by_key(|(_, vcpus)| *vcpus)
     else {
         return Ok(Check {
-            summary: "not checked: no instance types".to_string(),
+            summary: "not checked: no standard-family instance types".to_string(),
             problem: None,
         });
     };
     let (used, ours) = running(&client, group).await?;
     let room = room(cloud, region, STANDARD_VCPUS, used).await;
-    let needed = if is_standard(largest_type) {
-        needed(max_size, largest, ours)
-    } else {
-        0
-    };
+    let needed = needed(max_size, largest, ours);
     let problem = room.problem(needed, region).map(|problem| {
         StepProblem::from(format!(
             "the node group may grow to {max_size} × {largest} vCPUs (`{largest_type}`): {problem}"
