@@ -70,7 +70,7 @@ macro_rules! aws_clients {
     )+};
 }
 
-aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_secretsmanager, aws_sdk_servicequotas, aws_sdk_sts, aws_sdk_acm);
+aws_clients!(RegionalClient: aws_sdk_ec2, aws_sdk_rds, aws_sdk_eks, aws_sdk_ecr, aws_sdk_secretsmanager, aws_sdk_servicequotas, aws_sdk_sts, aws_sdk_acm, aws_sdk_kms);
 aws_clients!(GlobalClient: aws_sdk_route53, aws_sdk_iam);
 
 /// Clients made so far, one per service (its client type) and region; made on first use.
@@ -172,6 +172,12 @@ impl Cloud {
 
     /// An RDS client for `region`.
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
+        self.regional(region)
+    }
+
+    /// A KMS client for `region` (keys are regional: a restore in the target region needs a
+    /// key there).
+    pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         self.regional(region)
     }
 

@@ -34,6 +34,7 @@ mod harness;
 mod kube_testbed;
 mod network;
 mod plan;
+mod plan_quotas;
 mod pod_identity;
 mod rds;
 mod rebuild;

@@ -15,10 +15,10 @@ use crate::support::playbooks::{
 };
 use crate::support::proxy::{Fault, Proxy};
 use crate::support::seed::{
-    CURRENT_POSTGRES, DR_REGION, PROD_REGION, block_on, rds_client, seed_production,
+    CURRENT_POSTGRES, DR_REGION, PROD_REGION, block_on, rds_client, sdk_config, seed_production,
 };
 use crate::support::strict::rds::{CannedKind, CannedSnapshot, Orderable};
-use crate::support::world::{World, step};
+use crate::support::world::{TARGET, World, step};
 
 /// Restore `snapshot` into `id` as `class` through `rds`: the error code, if refused.
 async fn restore(
@@ -299,6 +299,7 @@ fn aws_backup_snapshot() -> CannedSnapshot {
         taken: jiff::Timestamp::now(),
         engine_version: CURRENT_POSTGRES.into(),
         stands_for: "prod-db-snap-2-copy".into(),
+        kms_key_id: None,
     }
 }
 
@@ -625,4 +626,114 @@ fn the_newest_snapshot_may_be_shared_by_another_account_and_is_restored_by_arn()
         "{restores:?}"
     );
     assert_filtered_by_instance(&world);
+}
+
+/// A KMS key in the target region, made in moto: its ARN and id (moto's `DisableKey` and
+/// `ScheduleKeyDeletion` take only the id).
+async fn kms_key(endpoint: &str) -> (String, String) {
+    let kms = aws_sdk_kms::Client::new(&sdk_config(endpoint, DR_REGION).await);
+    let created = kms
+        .create_key()
+        .description("rds snapshots in the recovery region")
+        .send()
+        .await
+        .unwrap();
+    let key = created.key_metadata().unwrap();
+    (key.arn().unwrap().to_string(), key.key_id().to_string())
+}
+
+/// An encrypted snapshot restores only with its key usable in the target region (review
+/// D2): the plan asks KMS. Enabled: the plan is clean; disabled or scheduled for deletion:
+/// exit 4 naming the snapshot, the key and what to do, before anything is made.
+#[test]
+fn an_encrypted_snapshot_needs_its_key_enabled_in_the_target_region() {
+    let world = World::new();
+    let (key, id) = block_on(async {
+        let (key, id) = kms_key(&world.moto.endpoint).await;
+        let rds = rds_client(&world.moto.endpoint, DR_REGION).await;
+        rds.copy_db_snapshot()
+            .source_db_snapshot_identifier("prod-db-snap-2-copy")
+            .target_db_snapshot_identifier("prod-db-snap-3-encrypted")
+            .kms_key_id(&key)
+            .send()
+            .await
+            .unwrap();
+        (key, id)
+    });
+    world
+        .test()
+        .args(["plan", "--target", TARGET])
+        .playbook(&infrastructure_playbook())
+        .run()
+        .success()
+        .stdout_contains("snapshot: prod-db-snap-3-encrypted");
+    assert!(world.proxy().count("DescribeKey") > 0, "the plan asked KMS");
+
+    let kms = |endpoint: String| async move {
+        aws_sdk_kms::Client::new(&sdk_config(&endpoint, DR_REGION).await)
+    };
+    block_on(async {
+        let kms = kms(world.moto.endpoint.clone()).await;
+        kms.disable_key().key_id(&id).send().await.unwrap();
+    });
+    world.proxy().reset_counts();
+    world
+        .rebuild()
+        .code(4)
+        .output_contains(&format!(
+            "the snapshot `prod-db-snap-3-encrypted` is encrypted with `{key}`, which is Disabled in `ap-southeast-1`"
+        ))
+        .output_contains("aws kms enable-key");
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+
+    block_on(async {
+        let kms = kms(world.moto.endpoint.clone()).await;
+        kms.schedule_key_deletion()
+            .key_id(&id)
+            .pending_window_in_days(7)
+            .send()
+            .await
+            .unwrap();
+    });
+    world
+        .rebuild()
+        .code(4)
+        .output_contains("which is PendingDeletion in `ap-southeast-1`")
+        .output_contains("cancel-key-deletion");
+}
+
+/// A snapshot whose key is not in the target region (deleted, or of another region, as a
+/// backup account's snapshot can be) stops the plan with the copy to make; a caller KMS
+/// refuses gets the permissions to ask for.
+#[test]
+fn an_encrypted_snapshot_whose_key_is_missing_or_hidden_stops_the_plan() {
+    let world = World::new();
+    let missing =
+        format!("arn:aws:kms:{DR_REGION}:123456789012:key/0b7e1c2d-0000-4000-8000-000000000000");
+    world.proxy().add_rds_snapshot(CannedSnapshot {
+        kms_key_id: Some(missing.clone()),
+        ..aws_backup_snapshot()
+    });
+    world.proxy().reset_counts();
+    world
+        .rebuild()
+        .code(4)
+        .output_contains(&format!(
+            "encrypted with `{missing}`, which is not found in `ap-southeast-1`: copy the snapshot with a key of `ap-southeast-1`"
+        ));
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+
+    world.proxy().fail(
+        "DescribeKey",
+        10,
+        Fault::Refused {
+            code: "AccessDeniedException",
+            message: "User is not authorized to perform: kms:DescribeKey",
+        },
+    );
+    world
+        .rebuild()
+        .code(4)
+        .output_contains("which the caller may not describe in `ap-southeast-1`")
+        .output_contains("`kms:DescribeKey`");
 }

@@ -4,7 +4,10 @@
 //! through the ownership protocol (a re-run adopts it); and the wait for `ACTIVE` (a few
 //! minutes on AWS; `CREATE_FAILED` ends it with the node group's `health.issues`). With
 //! `skip` (an existing cluster keeps its own nodes) nothing is made. The plan checks that
-//! EC2 offers every instance type in every zone of `zones`.
+//! EC2 offers every instance type in every zone of `zones`, and that the region's On-Demand
+//! vCPU quota has room for `max_size` nodes of the largest type ([`vcpus`]).
+
+mod vcpus;
 
 use std::collections::HashMap;
 
@@ -234,6 +237,19 @@ impl Step for AwsEksNodegroup {
             problems.extend(not_offered(&params.instance_types, zones, &offered));
         }
         let name = params.nodegroup_name(&context.step_id);
+        let vcpus = match params.capacity()? {
+            Some(CapacityTypes::Spot) => None,
+            _ => {
+                let group = params
+                    .cluster
+                    .as_deref()
+                    .map(|cluster| (cluster, name.as_str()));
+                let max = usize::try_from(max).unwrap_or_default();
+                let region = &context.target_region;
+                let types = &params.instance_types;
+                Some(vcpus::check(&context.cloud, region, types, max, group).await?)
+            }
+        };
         let action = match (&params.cluster, &context.run_id) {
             (Some(cluster), Some(run_id)) => {
                 let client = context.cloud.eks(&context.target_region);
@@ -254,6 +270,13 @@ impl Step for AwsEksNodegroup {
         let mut plan = StepPlan::new(action, format!("{action} node group `{name}`"))
             .detail("instance types", params.instance_types.join(", "))
             .detail("nodes", format!("{desired} (min {min}, max {max})"));
+        match vcpus {
+            Some(check) => {
+                plan = plan.detail("on-demand vcpus", check.summary);
+                problems.extend(check.problem);
+            }
+            None => plan = plan.detail("on-demand vcpus", "not checked: Spot capacity"),
+        }
         if let Some(note) = role_note {
             plan = plan.detail("role policies", note);
         }

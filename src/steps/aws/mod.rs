@@ -5,7 +5,7 @@
 //! (`aws.acm.certificate`) and `route53_cutover` (`dns.cutover`). What they share lives
 //! here: the ownership protocol every AWS resource goes through ([`ownership`]: find by
 //! our tags or name → adopt, refuse a stranger, else create tagged → finish), the tags it
-//! reads and writes ([`tags`]), IAM role lookups ([`iam`]).
+//! reads and writes ([`tags`]), IAM role lookups ([`iam`]), Service Quotas against what is used ([`quotas`]).
 
 mod acm_certificate;
 mod eks_cluster;
@@ -16,6 +16,7 @@ mod ingress;
 mod network;
 mod ownership;
 mod pilot;
+mod quotas;
 mod rds_restore;
 mod route53_cutover;
 mod tags;

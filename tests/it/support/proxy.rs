@@ -273,6 +273,14 @@ impl Proxy {
         state.ec2.addresses = addresses;
     }
 
+    /// What `GetServiceQuota` reports for NAT gateways per zone (`L-FE5A380F`, default 5)
+    /// and Running On-Demand Standard vCPUs (`L-1216C47A`, default 32); not enforced.
+    pub fn set_ec2_plan_quotas(&self, nat_gateways_per_zone: usize, vcpus: usize) {
+        let mut state = self.shared.lock();
+        state.ec2.nat_gateways_per_zone = nat_gateways_per_zone;
+        state.ec2.vcpus = vcpus;
+    }
+
     /// EC2 eventual consistency: for `window` after a create, calls naming the new id answer
     /// `Invalid…ID.NotFound` and tag-filtered `Describe*` omit it (`None`: off, as moto).
     pub fn set_ec2_consistency(&self, window: Option<Duration>) {

@@ -23,6 +23,7 @@ use crate::steps::interface;
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
 use super::pilot;
+use super::quotas::room;
 use super::tags::Owner;
 use super::{optional, required};
 use crate::steps::interface::read_pins;
@@ -248,25 +249,45 @@ impl Step for AwsNetwork {
                 .map(|run| (run, context.step_id.as_str()));
             let used = quotas::usage(&client, owner).await?;
             let cloud = &context.cloud;
+            let step = &context.step_id;
             // What this run's step made already needs no more room.
             let rooms = [
                 (
-                    quotas::room(cloud, region, quotas::VPCS, used.vpcs).await,
+                    room(cloud, region, quotas::VPCS, used.vpcs).await,
                     1usize.saturating_sub(used.our_vpcs),
                 ),
                 (
-                    quotas::room(cloud, region, quotas::ELASTIC_IPS, used.addresses).await,
+                    room(cloud, region, quotas::ELASTIC_IPS, used.addresses).await,
                     params.nat_gateways.saturating_sub(used.our_addresses),
                 ),
             ];
-            let summaries: Vec<String> = rooms.iter().map(|(room, _)| room.summary()).collect();
-            plan = plan.detail("quotas used", summaries.join(", "));
+            let mut summaries: Vec<String> = rooms.iter().map(|(room, _)| room.summary()).collect();
             for (room, needed) in &rooms {
                 if let Some(problem) = room.problem(*needed, region) {
-                    let step = &context.step_id;
                     problems.push(StepProblem::from(format!("{step}: {problem}")));
                 }
             }
+            // NAT gateways: a quota per zone, one gateway in each zone that gets one.
+            let needed =
+                quotas::nat_gateways_needed(&zones, params.nat_gateways, &used.our_nat_gateways);
+            if !needed.is_empty() {
+                let per_zone = room(cloud, region, quotas::NAT_GATEWAYS, 0).await;
+                // The plan shows the fullest zone of those that get one.
+                let mut fullest: Option<(&str, usize)> = None;
+                for (zone, needed) in &needed {
+                    let there = used.nat_gateways.get(zone).copied().unwrap_or_default();
+                    if fullest.is_none_or(|(_, most)| there > most) {
+                        fullest = Some((zone, there));
+                    }
+                    if let Some(problem) = per_zone.with_used(there).problem(*needed, zone) {
+                        problems.push(StepProblem::from(format!("{step}: {problem}")));
+                    }
+                }
+                if let Some((zone, there)) = fullest {
+                    summaries.push(format!("{} in {zone}", per_zone.with_used(there).summary()));
+                }
+            }
+            plan = plan.detail("quotas used", summaries.join(", "));
         }
         if !zones.is_empty() {
             // Known now: a later step's plan can check what it puts in these zones.

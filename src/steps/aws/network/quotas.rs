@@ -1,32 +1,27 @@
-//! The plan's quota check: whether the target region has room for the VPC and the Elastic
-//! IPs a new network needs. A never-used recovery region usually sits at AWS's defaults
-//! (5 VPCs, the default VPC included, and 5 Elastic IPs; Amazon VPC quotas), and a second
-//! run instead of a resume doubles what is used. The limits come from Service Quotas
-//! (`L-F678F1CE`, `L-0263D0A3`); when it cannot answer, AWS's default is assumed, and said.
+//! The network's quotas: whether the target region has room for the VPC and the Elastic
+//! IPs a new network needs (5 VPCs, the default VPC included, and 5 Elastic IPs by default;
+//! Amazon VPC quotas), and each zone that gets a NAT gateway room for it (5 NAT gateways
+//! per Availability Zone by default, pending and available ones counted). What this run's
+//! step made already (a resume adopts it) needs no room. The limits come from Service
+//! Quotas through [`crate::steps::aws::quotas`].
+
+use std::collections::HashMap;
 
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::Tag;
+use aws_sdk_ec2::types::{Filter, Tag};
 
-use crate::cloud::{Cloud, CloudError, CloudResultExt};
+use crate::cloud::{CloudError, CloudResultExt};
 use crate::steps::context::{TAG_RUN_ID, TAG_STEP};
 
-/// AWS's default for both quotas.
-const DEFAULT_LIMIT: usize = 5;
-
-/// One quota: what it counts, where Service Quotas keeps it.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Quota {
-    /// What it limits, plural (`VPCs`).
-    pub what: &'static str,
-    service: &'static str,
-    code: &'static str,
-}
+use super::super::quotas::Quota;
 
 /// VPCs per region.
 pub(super) const VPCS: Quota = Quota {
     what: "VPCs",
     service: "vpc",
     code: "L-F678F1CE",
+    default: 5,
+    remedy: "delete unused VPCs",
 };
 
 /// Elastic IPs per region.
@@ -34,89 +29,36 @@ pub(super) const ELASTIC_IPS: Quota = Quota {
     what: "Elastic IPs",
     service: "ec2",
     code: "L-0263D0A3",
+    default: 5,
+    remedy: "release unused Elastic IPs",
 };
 
-/// What a quota allows and how much of it is used.
-#[derive(Debug)]
-pub(super) struct Room {
-    pub quota: Quota,
-    pub limit: usize,
-    pub used: usize,
-    /// Why the limit is AWS's default rather than the account's, when it is.
-    pub assumed: Option<String>,
-}
+/// NAT gateways per Availability Zone.
+pub(super) const NAT_GATEWAYS: Quota = Quota {
+    what: "NAT gateways",
+    service: "vpc",
+    code: "L-FE5A380F",
+    default: 5,
+    remedy: "delete unused NAT gateways in that zone",
+};
 
-impl Room {
-    /// A summary for the plan: `1 of 5 VPCs`.
-    pub(super) fn summary(&self) -> String {
-        let assumed = match &self.assumed {
-            Some(_) => " (AWS's default assumed)",
-            None => "",
-        };
-        format!(
-            "{} of {} {}{assumed}",
-            self.used, self.limit, self.quota.what
-        )
-    }
-
-    /// The problem when `needed` more do not fit, naming what to do.
-    pub(super) fn problem(&self, needed: usize, region: &str) -> Option<String> {
-        if self.used + needed <= self.limit {
-            return None;
-        }
-        let Quota {
-            what,
-            service,
-            code,
-        } = self.quota;
-        let assumed = match &self.assumed {
-            Some(why) => format!(
-                " (Service Quotas did not answer: {why}; AWS's default of {DEFAULT_LIMIT} assumed)"
-            ),
-            None => String::new(),
-        };
-        Some(format!(
-            "`{region}` has {} of its {} {what}{assumed} and this run needs {needed} more: release unused {what}, or ask for more (Service Quotas `{service}` `{code}`) before the run; resume an earlier run instead of starting a new one",
-            self.used, self.limit
-        ))
-    }
-}
-
-/// The room left in `quota` in `region`, `used` being what exists now.
-pub(super) async fn room(cloud: &Cloud, region: &str, quota: Quota, used: usize) -> Room {
-    let answer = cloud
-        .service_quotas(region)
-        .get_service_quota()
-        .service_code(quota.service)
-        .quota_code(quota.code)
-        .send()
-        .await
-        .cloud("GetServiceQuota", Some(quota.code.to_string()));
-    let value = answer.map(|answer| answer.quota().and_then(|quota| quota.value()));
-    let (limit, assumed) = match value {
-        Ok(Some(value)) if value >= 0.0 => (value as usize, None),
-        Ok(_) => (DEFAULT_LIMIT, Some("no value".to_string())),
-        Err(error) => (DEFAULT_LIMIT, Some(error.to_string())),
-    };
-    Room {
-        quota,
-        limit,
-        used,
-        assumed,
-    }
-}
-
-/// What the region holds now: every VPC (the default VPC included) and Elastic IP, and
-/// how many of each this run's step made already (a resume needs only the rest).
+/// What the region holds now: every VPC (the default VPC included), Elastic IP and live NAT
+/// gateway (by zone), and how many of each this run's step made already (a resume needs
+/// only the rest).
 #[derive(Debug, Default)]
 pub(super) struct Usage {
     pub vpcs: usize,
     pub addresses: usize,
     pub our_vpcs: usize,
     pub our_addresses: usize,
+    /// Zone → pending and available NAT gateways there.
+    pub nat_gateways: HashMap<String, usize>,
+    /// Zone → those of them this run's step made.
+    pub our_nat_gateways: HashMap<String, usize>,
 }
 
-/// Count the region's VPCs and Elastic IPs; `owner` (run id, step id): whose are ours.
+/// Count the region's VPCs, Elastic IPs and NAT gateways; `owner` (run id, step id): whose
+/// are ours.
 pub(super) async fn usage(
     client: &Client,
     owner: Option<(&str, &str)>,
@@ -149,30 +91,107 @@ pub(super) async fn usage(
         .iter()
         .filter(|address| ours(address.tags()))
         .count();
+    // NAT gateways name their subnet, not their zone: (subnet, ours) first.
+    let live = Filter::builder()
+        .name("state")
+        .values("pending")
+        .values("available")
+        .build();
+    let mut gateways = Vec::new();
+    let mut pages = client
+        .describe_nat_gateways()
+        .filter(live)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.cloud("DescribeNatGateways", None)?;
+        gateways.extend(
+            page.nat_gateways().iter().filter_map(|gateway| {
+                Some((gateway.subnet_id()?.to_string(), ours(gateway.tags())))
+            }),
+        );
+    }
+    let zones = subnet_zones(client, &gateways).await?;
+    for (subnet, ours) in gateways {
+        let Some(zone) = zones.get(&subnet) else {
+            continue;
+        };
+        *usage.nat_gateways.entry(zone.clone()).or_default() += 1;
+        if ours {
+            *usage.our_nat_gateways.entry(zone.clone()).or_default() += 1;
+        }
+    }
     Ok(usage)
+}
+
+/// Subnet → its zone, for the subnets of `gateways`.
+async fn subnet_zones(
+    client: &Client,
+    gateways: &[(String, bool)],
+) -> Result<HashMap<String, String>, CloudError> {
+    let mut subnets: Vec<String> = gateways.iter().map(|(subnet, _)| subnet.clone()).collect();
+    subnets.sort();
+    subnets.dedup();
+    let mut zones = HashMap::new();
+    if subnets.is_empty() {
+        return Ok(zones);
+    }
+    let filter = Filter::builder()
+        .name("subnet-id")
+        .set_values(Some(subnets))
+        .build();
+    let mut pages = client
+        .describe_subnets()
+        .filters(filter)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.cloud("DescribeSubnets", None)?;
+        for subnet in page.subnets() {
+            if let (Some(id), Some(zone)) = (subnet.subnet_id(), subnet.availability_zone()) {
+                zones.insert(id.to_string(), zone.to_string());
+            }
+        }
+    }
+    Ok(zones)
+}
+
+/// The NAT gateways each zone still needs: one in each of the first `count` zones (the run
+/// puts them in the first public subnets), less what this run's step made there already.
+pub(super) fn nat_gateways_needed(
+    zones: &[String],
+    count: usize,
+    ours: &HashMap<String, usize>,
+) -> Vec<(String, usize)> {
+    zones
+        .iter()
+        .take(count)
+        .map(|zone| {
+            let made = ours.get(zone).copied().unwrap_or_default();
+            (zone.clone(), 1usize.saturating_sub(made))
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn zones(names: &[&str]) -> Vec<String> {
+        names.iter().map(|zone| (*zone).to_string()).collect()
+    }
+
     #[test]
-    fn a_full_quota_is_a_problem_naming_the_quota_code() {
-        let room = Room {
-            quota: VPCS,
-            limit: 5,
-            used: 5,
-            assumed: None,
-        };
-        assert_eq!(room.problem(0, "r"), None);
-        let problem = room.problem(1, "r").unwrap_or_default();
-        assert!(problem.contains("`L-F678F1CE`"), "{problem}");
-        let assumed = Room {
-            assumed: Some("AccessDenied".into()),
-            ..room
-        };
-        let problem = assumed.problem(1, "r").unwrap_or_default();
-        assert!(problem.contains("AWS's default of 5 assumed"), "{problem}");
-        assert_eq!(assumed.summary(), "5 of 5 VPCs (AWS's default assumed)");
+    fn one_nat_gateway_is_needed_in_each_zone_that_gets_one_less_those_made_already() {
+        let all = zones(&["z-1a", "z-1b", "z-1c"]);
+        let none = HashMap::new();
+        assert_eq!(
+            nat_gateways_needed(&all, 1, &none),
+            vec![("z-1a".to_string(), 1)]
+        );
+        let ours = HashMap::from([("z-1b".to_string(), 1)]);
+        let needed = nat_gateways_needed(&all, 3, &ours);
+        let counts: Vec<usize> = needed.iter().map(|(_, needed)| *needed).collect();
+        assert_eq!(counts, vec![1, 0, 1]);
     }
 }

@@ -6,10 +6,12 @@
 //! newer one; the DB subnet group on the given private subnets; the restore (an instance,
 //! or an Aurora cluster and its writer); the wait for `available`, ended at once by a
 //! failure state; and a master password, when given (never journaled or printed), waited
-//! for until RDS has applied it. The plan checks what RDS would refuse (`checks`).
+//! for until RDS has applied it. The plan checks what RDS would refuse (`checks`) and that
+//! the key of an encrypted snapshot is usable in the target region (`key`).
 
 mod checks;
 mod database;
+mod key;
 mod snapshot;
 
 use std::time::Duration;
@@ -238,6 +240,10 @@ impl Step for AwsRdsRestore {
                 option_group: params.option_group(),
             };
             problems.extend(checks::problems(&client, snapshot.as_ref(), &wanted).await?);
+            if let Some(snapshot) = &snapshot {
+                let kms = context.cloud.kms(&context.target_region);
+                problems.extend(key::problem(&kms, snapshot, &context.target_region).await?);
+            }
         }
         let mut plan = StepPlan::new(action, summary)
             .detail("source", format!("{name} ({})", database.label()));

@@ -47,6 +47,9 @@ pub(super) struct Snapshot {
     /// When this run chose it: the data lost is what was written between `taken` and then.
     #[serde(default)]
     pub chosen: Option<Timestamp>,
+    /// The KMS key it is encrypted with (`None`: not encrypted, or pins of older runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
 }
 
 impl Snapshot {
@@ -136,6 +139,7 @@ async fn instance_snapshots(client: &Client, name: &str) -> Result<Vec<Snapshot>
                     snapshot_type: snapshot.snapshot_type().map(str::to_string),
                     arn: snapshot.db_snapshot_arn().map(str::to_string),
                     chosen: None,
+                    kms_key_id: encryption_key(snapshot.encrypted(), snapshot.kms_key_id()),
                 })
             }));
         }
@@ -168,10 +172,17 @@ async fn cluster_snapshots(client: &Client, name: &str) -> Result<Vec<Snapshot>,
                 snapshot_type: snapshot.snapshot_type().map(str::to_string),
                 arn: snapshot.db_cluster_snapshot_arn().map(str::to_string),
                 chosen: None,
+                kms_key_id: encryption_key(snapshot.storage_encrypted(), snapshot.kms_key_id()),
             })
         }));
     }
     Ok(found)
+}
+
+/// The key of an encrypted snapshot.
+fn encryption_key(encrypted: Option<bool>, key: Option<&str>) -> Option<String> {
+    key.filter(|key| encrypted == Some(true) && !key.is_empty())
+        .map(str::to_string)
 }
 
 fn timestamp(value: Option<&aws_smithy_types::DateTime>) -> Option<Timestamp> {
@@ -230,6 +241,7 @@ mod tests {
                 "arn:aws:rds:ap-southeast-1:123456789012:snapshot:prod-db-snap-2-copy".into(),
             ),
             chosen: None,
+            kms_key_id: None,
         }
     }
 

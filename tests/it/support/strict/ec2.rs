@@ -5,7 +5,10 @@
 //!   included, and 5 Elastic IPs per region; Amazon VPC quotas). The proxy counts what moto
 //!   holds in the request's region before forwarding ([`QuotaCheck`]). `GetServiceQuota`
 //!   answers for `vpc`/`L-F678F1CE` and `ec2`/`L-0263D0A3` with the same limits (moto knows
-//!   only the first, at its default).
+//!   only the first, at its default), and for two quotas the plan reads but the proxy does
+//!   not enforce: NAT gateways per zone (`vpc`/`L-FE5A380F`, AWS's default 5) and Running
+//!   On-Demand Standard instances in vCPUs (`ec2`/`L-1216C47A`; 32 here, a common value for
+//!   a young account, room for the default playbook's 9 two-vCPU nodes).
 //! - **Eventual consistency** (EC2 API eventual consistency, off unless a test sets a
 //!   window): for the window after a create, a call naming the new id answers the
 //!   matching `Invalid…ID.NotFound` (`InvalidGroup.NotFound`, `NatGatewayNotFound`), and
@@ -28,6 +31,12 @@ use super::{json_error, json_response};
 /// The quota codes Service Quotas knows these limits by.
 const VPC_QUOTA: (&str, &str, &str) = ("vpc", "L-F678F1CE", "VPCs per Region");
 const ADDRESS_QUOTA: (&str, &str, &str) = ("ec2", "L-0263D0A3", "EC2-VPC Elastic IPs");
+const NAT_QUOTA: (&str, &str, &str) = ("vpc", "L-FE5A380F", "NAT gateways per Availability Zone");
+const VCPU_QUOTA: (&str, &str, &str) = (
+    "ec2",
+    "L-1216C47A",
+    "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+);
 
 /// Create operations whose answer names the new resource: (operation, id element).
 const CREATES: [(&str, &str); 7] = [
@@ -69,6 +78,10 @@ pub struct Ec2Rules {
     pub vpcs: usize,
     /// Elastic IPs per region (AWS's default: 5).
     pub addresses: usize,
+    /// NAT gateways per zone, as Service Quotas reports it (not enforced; AWS's default: 5).
+    pub nat_gateways_per_zone: usize,
+    /// Running On-Demand Standard vCPUs, as Service Quotas reports it (not enforced).
+    pub vcpus: usize,
     /// How long a new resource stays invisible (`None`: at once, as moto).
     pub consistency: Option<Duration>,
     /// (region, id) → when its create was answered.
@@ -82,6 +95,8 @@ impl Default for Ec2Rules {
         Self {
             vpcs: 5,
             addresses: 5,
+            nat_gateways_per_zone: 5,
+            vcpus: 32,
             consistency: None,
             created: HashMap::new(),
             tokens: HashMap::new(),
@@ -258,18 +273,23 @@ impl Ec2Rules {
             .is_some_and(|created| now.duration_since(*created) < window)
     }
 
-    /// `GetServiceQuota` for the two quotas above, as Service Quotas answers it.
+    /// `GetServiceQuota` for the quotas above, as Service Quotas answers it.
     fn service_quota(&self, body: &[u8]) -> Response<Full<Bytes>> {
         let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         let asked = (
             request["ServiceCode"].as_str().unwrap_or_default(),
             request["QuotaCode"].as_str().unwrap_or_default(),
         );
-        let (quota, value) = if asked == (VPC_QUOTA.0, VPC_QUOTA.1) {
-            (VPC_QUOTA, self.vpcs)
-        } else if asked == (ADDRESS_QUOTA.0, ADDRESS_QUOTA.1) {
-            (ADDRESS_QUOTA, self.addresses)
-        } else {
+        let known = [
+            (VPC_QUOTA, self.vpcs),
+            (ADDRESS_QUOTA, self.addresses),
+            (NAT_QUOTA, self.nat_gateways_per_zone),
+            (VCPU_QUOTA, self.vcpus),
+        ];
+        let Some((quota, value)) = known
+            .into_iter()
+            .find(|((service, code, _), _)| asked == (*service, *code))
+        else {
             return json_error(
                 StatusCode::BAD_REQUEST,
                 "NoSuchResourceException",

@@ -109,6 +109,8 @@ pub struct CannedSnapshot {
     pub engine_version: String,
     /// The moto snapshot (in the same region) a restore from it actually restores.
     pub stands_for: String,
+    /// The KMS key it is encrypted with (`None`: not encrypted).
+    pub kms_key_id: Option<String>,
 }
 
 /// This account, as moto names it.
@@ -169,7 +171,7 @@ impl CannedSnapshot {
              <AllocatedStorage>20</AllocatedStorage><Status>available</Status><Port>5432</Port>\
              <MasterUsername>app</MasterUsername><LicenseModel>postgresql-license</LicenseModel>\
              <SnapshotType>{kind}</SnapshotType><PercentProgress>100</PercentProgress>\
-             <StorageType>gp3</StorageType><Encrypted>false</Encrypted>\
+             <StorageType>gp3</StorageType>{encryption}\
              <DBSnapshotArn>{arn}</DBSnapshotArn><DbiResourceId>db-CANNED{owner}</DbiResourceId>\
              <TagList/></DBSnapshot>",
             id = self.identifier(),
@@ -178,6 +180,10 @@ impl CannedSnapshot {
             kind = self.snapshot_type(),
             arn = self.arn(),
             owner = self.owner(),
+            encryption = match &self.kms_key_id {
+                Some(key) => format!("<Encrypted>true</Encrypted><KmsKeyId>{key}</KmsKeyId>"),
+                None => "<Encrypted>false</Encrypted>".to_string(),
+            },
         )
     }
 }
