@@ -141,9 +141,14 @@ fn without_service_quotas_the_default_vcpu_quota_is_assumed_and_said() {
     world
         .proxy()
         .fail("GetServiceQuota", 100, Fault::ServerError500);
+    // Against AWS's default of 5 the node group does not fit; but an established account
+    // has almost always raised it, so a guess warns instead of stopping a recovery.
     world
-        .rebuild()
-        .code(4)
+        .test()
+        .args(["plan", "--target", TARGET])
+        .playbook(&infrastructure_playbook())
+        .run()
+        .code(0)
         .output_contains("has 0 of its 5 On-Demand Standard vCPUs (Service Quotas did not answer")
         .output_contains("AWS's default of 5 assumed) and this run needs 18 more");
 }

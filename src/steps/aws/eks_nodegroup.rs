@@ -273,6 +273,9 @@ impl Step for AwsEksNodegroup {
         match vcpus {
             Some(check) => {
                 plan = plan.detail("on-demand vcpus", check.summary);
+                if let Some(warning) = check.warning {
+                    plan = plan.detail("warning", warning);
+                }
                 problems.extend(check.problem);
             }
             None => plan = plan.detail("on-demand vcpus", "not checked: Spot capacity"),

@@ -55,6 +55,10 @@ pub(super) struct Check {
     /// For the plan's details: `4 of 32 On-Demand Standard vCPUs, up to 12 more`.
     pub summary: String,
     pub problem: Option<StepProblem>,
+    /// When the account's quota could not be read: the shortfall against AWS's default,
+    /// said but not refused (established accounts have raised this quota almost always,
+    /// and a guess must not stop a recovery).
+    pub warning: Option<String>,
 }
 
 /// Check the node group of `types`, up to `max_size` nodes, against the quota in `region`.
@@ -75,6 +79,7 @@ pub(super) async fn check(
                     "EC2 in `{region}` does not know every type of `instance_types` ({}): {error}",
                     types.join(", ")
                 ))),
+                warning: None,
             });
         }
         Err(error) => return Err(error),
@@ -89,19 +94,25 @@ pub(super) async fn check(
         return Ok(Check {
             summary: "not checked: no standard-family instance types".to_string(),
             problem: None,
+            warning: None,
         });
     };
     let (used, ours) = running(&client, group).await?;
     let room = room(cloud, region, STANDARD_VCPUS, used).await;
     let needed = needed(max_size, largest, ours);
-    let problem = room.problem(needed, region).map(|problem| {
-        StepProblem::from(format!(
+    let shortfall = room.problem(needed, region).map(|problem| {
+        format!(
             "the node group may grow to {max_size} × {largest} vCPUs (`{largest_type}`): {problem}"
-        ))
+        )
     });
+    let (problem, warning) = match room.assumed {
+        Some(_) => (None, shortfall),
+        None => (shortfall.map(StepProblem::from), None),
+    };
     Ok(Check {
         summary: format!("{}, up to {needed} more", room.summary()),
         problem,
+        warning,
     })
 }
 
