@@ -243,7 +243,7 @@ impl Running {
 }
 
 /// The cluster `name`, if it exists.
-async fn describe(
+pub(super) async fn describe(
     client: &aws_sdk_eks::Client,
     name: &str,
 ) -> Result<Option<Existing<Cluster>>, CloudError> {

@@ -502,18 +502,11 @@ fn addon_failed(cluster: &str, addon: &Addon, status: &str) -> StepError {
         .health()
         .map(|health| health.issues())
         .unwrap_or_default();
-    let reason = if issues.is_empty() {
-        "EKS reports no health issue".to_string()
-    } else {
+    let reason = super::health_reason(
         issues
             .iter()
-            .map(|issue| {
-                let code = issue.code().map_or("unknown", |code| code.as_str());
-                format!("{code}: {}", issue.message().unwrap_or("no message"))
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
+            .map(|issue| (issue.code().map(|code| code.as_str()), issue.message())),
+    );
     StepError::Failed {
         resource: format!("{cluster}/{AGENT}"),
         status: status.to_string(),

@@ -49,3 +49,42 @@ const fn optional(name: &'static str, help: &'static str) -> ParamSpec {
         help,
     }
 }
+
+/// EKS's health issues of a node group or an add-on, as one reason: `CODE: message; …`.
+fn health_reason<'a>(
+    issues: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+) -> String {
+    let issues: Vec<String> = issues
+        .into_iter()
+        .map(|(code, message)| {
+            format!(
+                "{}: {}",
+                code.unwrap_or("unknown"),
+                message.unwrap_or("no message")
+            )
+        })
+        .collect();
+    if issues.is_empty() {
+        "EKS reports no health issue".to_string()
+    } else {
+        issues.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn health_issues_read_as_one_reason() {
+        assert_eq!(super::health_reason([]), "EKS reports no health issue");
+        assert_eq!(
+            super::health_reason([
+                (
+                    Some("NodeCreationFailure"),
+                    Some("instances failed to join")
+                ),
+                (None, None),
+            ]),
+            "NodeCreationFailure: instances failed to join; unknown: no message"
+        );
+    }
+}

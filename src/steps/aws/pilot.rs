@@ -5,9 +5,9 @@
 //! (which connects to it) read it here, as EKS describes it. It is never tagged, changed
 //! or adopted as the run's: it belongs to whoever made it.
 
-use aws_sdk_eks::types::ClusterStatus;
+use aws_sdk_eks::types::{Cluster, ClusterStatus};
 
-use crate::cloud::{CloudError, CloudResultExt};
+use crate::cloud::CloudError;
 use crate::steps::StepError;
 
 /// What the rebuild needs of the running cluster.
@@ -86,22 +86,15 @@ impl Pilot {
         client: &aws_sdk_eks::Client,
         name: &str,
     ) -> Result<Option<Pilot>, CloudError> {
-        let answer = client
-            .describe_cluster()
-            .name(name)
-            .send()
-            .await
-            .cloud("DescribeCluster", Some(name.to_string()));
-        let answer = match answer {
-            Err(error) if error.is_not_found() => return Ok(None),
-            answer => answer?,
-        };
-        let Some(cluster) = answer.cluster() else {
-            return Ok(None);
-        };
+        let found = super::eks_cluster::describe(client, name).await?;
+        Ok(found.map(|found| Pilot::of(name, &found.resource)))
+    }
+
+    /// What EKS's description of the cluster `name` says.
+    fn of(name: &str, cluster: &Cluster) -> Pilot {
         let text = |value: Option<&str>| value.unwrap_or_default().to_string();
         let network = cluster.resources_vpc_config();
-        Ok(Some(Pilot {
+        Pilot {
             name: name.to_string(),
             status: cluster
                 .status()
@@ -119,7 +112,7 @@ impl Pilot {
             security_group_id: text(
                 network.and_then(|network| network.cluster_security_group_id()),
             ),
-        }))
+        }
     }
 }
 
