@@ -125,7 +125,8 @@ pub(super) async fn run(global: &GlobalArgs, config: RunConfig) -> Result<(), Er
     let plan = survey_plan(&config, plan, cloud.clone()).await;
     show_plan(global, &plan, false);
     ensure_runnable(&plan)?;
-    confirm(&question(&config), config.yes)?;
+    // The progress display starts with the run (`RunStarted`), after this answer.
+    confirm(reporter.as_ref(), &question(&config), config.yes)?;
     let journal = Arc::new(open_journal(&config)?);
     let result = execute(&config, &plan, journal, cloud, reporter).await;
     drop(run_lock);

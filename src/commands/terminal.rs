@@ -1,5 +1,9 @@
 //! The terminal: the `[y/N]` question (before a run, and for a step's own questions) and
 //! the signals that stop a run at its next safe point.
+//!
+//! Every question is asked through [`ask_held`]: on its own line, with the reporter's
+//! progress display cleared and held still until the answer is typed, so no bar draws over
+//! the question or the answer.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -12,6 +16,14 @@ fn can_ask() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
+/// Ask `question [y/N]` on the terminal with `reporter`'s display held still; `true` is
+/// yes.
+fn ask_held(reporter: &dyn Reporter, question: &str) -> bool {
+    let mut yes = false;
+    reporter.suspend(&mut || yes = ask(question));
+    yes
+}
+
 /// Ask `question [y/N]` on the terminal; `true` is yes.
 fn ask(question: &str) -> bool {
     eprint!("{question} [y/N] ");
@@ -22,7 +34,7 @@ fn ask(question: &str) -> bool {
 }
 
 /// Ask before a run changes anything; refuse without a terminal (unless `yes`).
-pub(super) fn confirm(question: &str, yes: bool) -> Result<(), Error> {
+pub(super) fn confirm(reporter: &dyn Reporter, question: &str, yes: bool) -> Result<(), Error> {
     if yes {
         return Ok(());
     }
@@ -33,7 +45,7 @@ pub(super) fn confirm(question: &str, yes: bool) -> Result<(), Error> {
             hint: "pass `--yes` to run without asking (automation), or run from a terminal".into(),
         });
     }
-    if ask(question) {
+    if ask_held(reporter, question) {
         Ok(())
     } else {
         Err(Error::NotConfirmed {
@@ -69,9 +81,7 @@ impl Confirmer for TerminalConfirmer {
         if !can_ask() {
             return false;
         }
-        let mut yes = false;
-        self.reporter.suspend(&mut || yes = ask(question));
-        yes
+        ask_held(self.reporter.as_ref(), question)
     }
 }
 

@@ -1,8 +1,12 @@
 //! Live progress on a terminal: an overall bar and one spinner line per running step with
 //! its elapsed time and latest message; finished steps are printed above the bars.
+//!
+//! Nothing is drawn before the run starts (the plan and the run's `[y/N]` question come
+//! first, and a ticking bar would draw over the question), and a question asked while
+//! steps run is asked with the bars cleared and held still ([`Reporter::suspend`]).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -13,6 +17,7 @@ use super::{ReportEvent, Reporter, describe};
 pub struct ProgressReporter {
     multi: MultiProgress,
     overall: ProgressBar,
+    started: Once,
     lines: Mutex<HashMap<String, ProgressBar>>,
 }
 
@@ -23,10 +28,11 @@ impl Default for ProgressReporter {
 }
 
 impl ProgressReporter {
-    /// Bars drawn on stderr.
+    /// Bars drawn on stderr once the run starts.
     pub fn new() -> Self {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-        let overall = multi.add(ProgressBar::new(0));
+        // Not in `multi` (so not drawn) until the run starts: see `start`.
+        let overall = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden());
         overall.set_style(
             ProgressStyle::with_template(
                 "{prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} steps  {elapsed_precise}",
@@ -35,15 +41,25 @@ impl ProgressReporter {
             .progress_chars("=> "),
         );
         overall.set_prefix("rebuild");
-        overall.enable_steady_tick(Duration::from_millis(500));
         Self {
             multi,
             overall,
+            started: Once::new(),
             lines: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Show the overall bar and start it ticking: the run has begun, nothing is asked
+    /// before it any more.
+    fn start(&self) {
+        self.started.call_once(|| {
+            self.multi.add(self.overall.clone());
+            self.overall.enable_steady_tick(Duration::from_millis(500));
+        });
+    }
+
     fn line(&self, step: &str) -> ProgressBar {
+        self.start();
         let mut lines = self
             .lines
             .lock()
@@ -89,6 +105,7 @@ impl Reporter for ProgressReporter {
             ReportEvent::RunStarted { steps, done, .. } => {
                 self.overall.set_length(*steps as u64);
                 self.overall.set_position(*done as u64);
+                self.start();
                 let _ = self.multi.println(describe(&event));
             }
             ReportEvent::StepStarted { step, .. } => {

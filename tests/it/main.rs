@@ -36,6 +36,7 @@ mod network;
 mod plan;
 mod plan_quotas;
 mod pod_identity;
+mod questions;
 mod rds;
 mod rebuild;
 mod scenarios;

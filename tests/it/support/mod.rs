@@ -3,6 +3,8 @@
 //!
 //! - [`test`]: `Test::new()…run()`, the one way to run the binary, and its `Outcome` with
 //!   assertion helpers.
+//! - [`screen`]: the binary on a pseudo-terminal rendered on a virtual screen, for tests
+//!   that wait for a question to be seen before they type the answer.
 //! - [`snapshot`]: the insta settings (filters for times, run ids, durations, paths and
 //!   cloud ids) every snapshot of the binary's output goes through.
 //! - [`moto`]: a private `moto_server` (AWS) per test.
@@ -39,6 +41,7 @@ pub mod playbooks;
 pub mod proxy;
 pub mod reach;
 pub mod route53;
+pub mod screen;
 pub mod seed;
 pub mod snapshot;
 pub mod stack;

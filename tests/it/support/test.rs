@@ -15,6 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
 
+use super::screen::{COLUMNS, ROWS, Screen};
+
 /// The path of the binary under test.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_rebuild");
 
@@ -130,6 +132,21 @@ impl Test {
         self
     }
 
+    /// Start on a pseudo-terminal whose output a virtual screen renders, to type answers
+    /// as its questions appear (see [`Screen`]).
+    pub fn on_a_screen(mut self) -> Screen {
+        self.terminal = true;
+        let (mut command, _) = self.into_command();
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {command:?}: {error}"));
+        Screen::watch(child)
+    }
+
     /// Run to the end.
     pub fn run(self) -> Outcome {
         let (mut command, stdin) = self.into_command();
@@ -172,7 +189,11 @@ impl Test {
             .get_args()
             .map(|arg| format!("'{}'", arg.to_string_lossy()))
             .collect();
-        let command_line = format!("{BINARY} {}", quoted.join(" "));
+        // The terminal has a known size, the one the virtual screen renders.
+        let command_line = format!(
+            "stty rows {ROWS} cols {COLUMNS}; exec {BINARY} {}",
+            quoted.join(" ")
+        );
         let mut script = Command::new("script");
         script.args(["-qfec", &command_line, "/dev/null"]);
         for (key, value) in self.command.get_envs() {
@@ -236,7 +257,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn new(output: Output) -> Self {
+    pub(super) fn new(output: Output) -> Self {
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         Self {
