@@ -23,7 +23,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(rebuild::commands::dispatch(cli)) {
+    let outcome = runtime.block_on(rebuild::commands::dispatch(cli));
+    // Not waiting for blocking work still under way: a question left unanswered when a
+    // stop signal ended the run must not keep the process alive until a line is typed.
+    runtime.shutdown_background();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");

@@ -105,12 +105,17 @@ pub(super) fn watch_signals(cancel: Cancel, reporter: Arc<dyn Reporter>) {
             if count > 1 {
                 exit_now(name);
             }
-            reporter.report(ReportEvent::Notice {
-                message: format!(
-                    "{name} received: stopping at the next safe point (send again to exit at once)"
-                ),
-            });
+            // The run is told first, and the notice never holds up this loop, so a second
+            // signal is always heard.
             cancel.cancel(format!("interrupted by {name}"));
+            let reporter = reporter.clone();
+            tokio::task::spawn_blocking(move || {
+                reporter.report(ReportEvent::Notice {
+                    message: format!(
+                        "{name} received: stopping at the next safe point (send again to exit at once)"
+                    ),
+                });
+            });
         }
     });
 }

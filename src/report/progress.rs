@@ -6,6 +6,7 @@
 //! steps run is asked with the bars cleared and held still ([`Reporter::suspend`]).
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
@@ -19,6 +20,9 @@ pub struct ProgressReporter {
     overall: ProgressBar,
     started: Once,
     lines: Mutex<HashMap<String, ProgressBar>>,
+    /// While a question waits for its answer: the lines the run printed meanwhile, shown
+    /// once it is answered (the display is hidden, not locked, so the run goes on).
+    held: Mutex<Option<Vec<String>>>,
 }
 
 impl Default for ProgressReporter {
@@ -46,6 +50,7 @@ impl ProgressReporter {
             overall,
             started: Once::new(),
             lines: Mutex::new(HashMap::new()),
+            held: Mutex::new(None),
         }
     }
 
@@ -83,6 +88,35 @@ impl ProgressReporter {
             .clone()
     }
 
+    /// Print `line` above the bars, or keep it until the question being asked is answered.
+    fn print(&self, line: String) {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match held.as_mut() {
+            Some(lines) => lines.push(line),
+            None => {
+                let _ = self.multi.println(line);
+            }
+        }
+    }
+
+    /// A notice (a stop signal heard) is shown at once, even below a question waiting for
+    /// its answer: the operator must see that the run is stopping.
+    fn notice(&self, line: String) {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if held.is_some() {
+            let _ = writeln!(std::io::stderr(), "\n{line}");
+        } else {
+            drop(held);
+            let _ = self.multi.println(line);
+        }
+    }
+
     fn finish(&self, step: &str) {
         let mut lines = self
             .lines
@@ -96,8 +130,27 @@ impl ProgressReporter {
 }
 
 impl Reporter for ProgressReporter {
+    /// The bars are cleared and hidden while `work` asks, and what the run prints
+    /// meanwhile is kept for after: nothing draws over the question, yet nothing waits on
+    /// the answer either (other steps go on, a stop signal is heard).
     fn suspend(&self, work: &mut dyn FnMut()) {
-        self.multi.suspend(work);
+        let _ = self.multi.clear();
+        self.multi.set_draw_target(ProgressDrawTarget::hidden());
+        *self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Vec::new());
+        work();
+        let lines = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+            .unwrap_or_default();
+        self.multi.set_draw_target(ProgressDrawTarget::stderr());
+        for line in lines {
+            let _ = self.multi.println(line);
+        }
     }
 
     fn report(&self, event: ReportEvent) {
@@ -106,7 +159,7 @@ impl Reporter for ProgressReporter {
                 self.overall.set_length(*steps as u64);
                 self.overall.set_position(*done as u64);
                 self.start();
-                let _ = self.multi.println(describe(&event));
+                self.print(describe(&event));
             }
             ReportEvent::StepStarted { step, .. } => {
                 self.line(step).set_message(describe(&event));
@@ -120,27 +173,25 @@ impl Reporter for ProgressReporter {
             }
             ReportEvent::StepRetrying { step, .. } => {
                 self.line(step).set_message(describe(&event));
-                let _ = self.multi.println(format!("  ! {}", describe(&event)));
+                self.print(format!("  ! {}", describe(&event)));
             }
             ReportEvent::StepSucceeded { step, .. } => {
                 self.finish(step);
                 self.overall.inc(1);
-                let _ = self.multi.println(format!("  ✓ {}", describe(&event)));
+                self.print(format!("  ✓ {}", describe(&event)));
             }
             ReportEvent::StepFailed { step, .. } => {
                 self.finish(step);
-                let _ = self.multi.println(format!("  ✗ {}", describe(&event)));
+                self.print(format!("  ✗ {}", describe(&event)));
             }
             ReportEvent::StepInterrupted { step } => {
                 self.finish(step);
-                let _ = self.multi.println(format!("  ■ {}", describe(&event)));
+                self.print(format!("  ■ {}", describe(&event)));
             }
-            ReportEvent::Notice { .. } => {
-                let _ = self.multi.println(describe(&event));
-            }
+            ReportEvent::Notice { .. } => self.notice(describe(&event)),
             ReportEvent::RunFinished { .. } => {
                 self.overall.finish_and_clear();
-                let _ = self.multi.println(describe(&event));
+                self.print(describe(&event));
             }
         }
     }

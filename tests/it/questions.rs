@@ -55,3 +55,31 @@ fn regression_issue_9_questions_are_not_drawn_over_by_the_progress_display() {
     screen.finish().success();
     assert_eq!(step(&world.status(), "dns")["state"], "succeeded");
 }
+
+/// Ctrl-C while the DNS question waits: the notice shows at once, below the question, the
+/// run stops at its safe point without an answer being typed, and the process ends (exit
+/// 130) with the step interrupted and resumable.
+#[test]
+fn ctrl_c_while_a_question_waits_stops_the_run_without_an_answer() {
+    let world = World::new();
+    seed_zone(&world.moto.endpoint, "shop.example.com.", API, OLD_API);
+    let dir = tempfile::tempdir().unwrap();
+    let playbook = dns_playbook(dir.path());
+    let dns_question = format!("Cut DNS over: CNAME {API} → {NEW_API} (now {OLD_API}, TTL 300 s)?");
+
+    let mut screen = world
+        .test()
+        .args(["--target", TARGET])
+        .playbook(&playbook)
+        .on_a_screen();
+    screen.answer("Rebuild `dns` in ap-southeast-1 now?", "y");
+    screen.wait_for(&format!("{dns_question} [y/N]"));
+    screen.type_keys("\x03");
+    screen.wait_for("SIGINT received: stopping at the next safe point");
+    screen
+        .ends_within(std::time::Duration::from_secs(30))
+        .code(130);
+    let status = world.status();
+    assert_ne!(step(&status, "dns")["state"], "succeeded", "{status:#}");
+    assert_ne!(status["state"], "succeeded", "{status:#}");
+}

@@ -99,6 +99,44 @@ impl Screen {
         keyboard.flush().expect("type the answer");
     }
 
+    /// Type `keys` as they are (no Enter): `"\x03"` is Ctrl-C, which the terminal turns
+    /// into SIGINT for the binary.
+    pub fn type_keys(&mut self, keys: &str) {
+        let keyboard = self.keyboard.as_mut().expect("the keyboard is open");
+        keyboard.write_all(keys.as_bytes()).expect("type keys");
+        keyboard.flush().expect("type keys");
+    }
+
+    /// Wait until a row of the screen contains `text`.
+    #[track_caller]
+    pub fn wait_for(&self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.rows().iter().any(|row| row.contains(text)) {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never appeared on the screen:\n{}",
+                self.show()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait for the binary to end by itself, the keyboard still open (nothing typed, no
+    /// end of input), within `limit`; then its outcome as [`Screen::finish`] gives it.
+    #[track_caller]
+    pub fn ends_within(mut self, limit: Duration) -> Outcome {
+        let deadline = Instant::now() + limit;
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let screen = self.show();
+                let _ = self.child.kill();
+                panic!("the binary did not end within {limit:?} without an answer:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.finish()
+    }
+
     /// Whether `line` is a whole row of the screen now.
     fn shows(&self, line: &str) -> bool {
         self.rows().iter().any(|row| row == line)
