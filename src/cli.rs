@@ -77,6 +77,11 @@ pub struct RunArgs {
     /// Region to rebuild in, e.g. `ap-southeast-1` (default: the playbook's `default_target`).
     #[arg(long, short = 't')]
     pub target: Option<String>,
+    /// The stack to build: what the run's resources belong to (default: `PLAYBOOK@TARGET`,
+    /// e.g. `region-rebuild@ap-southeast-1`). Lowercase letters, digits, `-`, `_`, `.`,
+    /// `@`; at most 128 characters.
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
     /// Playbook file.
     #[arg(long, short = 'p')]
     pub playbook: Option<PathBuf>,

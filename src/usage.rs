@@ -88,6 +88,14 @@ pub enum UsageError {
         /// Its environment variable, if any.
         env: Option<String>,
     },
+    /// `--stack` with a name tags cannot carry.
+    #[error("`--stack {given}`: {reason}")]
+    StackName {
+        /// What was given.
+        given: String,
+        /// Why it is refused.
+        reason: crate::stack::StackNameError,
+    },
     /// `rebuild resume` with nothing to resume.
     #[error("no unfinished run in `{state_dir}`")]
     NoUnfinishedRun {
@@ -142,6 +150,10 @@ impl UsageError {
                     .map(|variable| format!(" or set `{variable}`"))
                     .unwrap_or_default();
                 format!("pass `--input {name}=VALUE`{from}")
+            }
+            Self::StackName { .. } => {
+                "use lowercase letters, digits, `-`, `_`, `.` and `@`, e.g. `--stack shop-drill`"
+                    .into()
             }
             Self::NoUnfinishedRun { .. } => {
                 "`rebuild runs` lists the runs; start a new one with `rebuild --target REGION`"

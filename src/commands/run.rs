@@ -26,7 +26,12 @@ use super::terminal::{TerminalConfirmer, confirm, watch_signals};
 /// The pure half of planning: the graph, what the journal says is done, and the checks
 /// that make the command itself wrong (a usage error, before any lock or cloud call).
 fn skeleton(config: &RunConfig) -> Result<Plan, Error> {
-    let plan = plan::skeleton(&config.playbook, &config.target, config.state());
+    let plan = plan::skeleton(
+        &config.playbook,
+        &config.target,
+        &config.stack,
+        config.state(),
+    );
     for problem in &plan.problems {
         match &problem.cause {
             Cause::TargetIsSource { target } => {
@@ -169,6 +174,7 @@ fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
                 playbook_digest: playbook.digest.clone(),
                 source_region: playbook.source_region.value.clone(),
                 target_region: config.target.clone(),
+                stack: Some(config.stack.to_string()),
                 inputs: config.inputs.journaled().clone(),
                 accept_rpo: config.accept_rpo,
                 host: lock::host_name(),
@@ -274,6 +280,7 @@ mod tests {
             run_id: None,
             playbook: "p".into(),
             playbook_path: "p.yaml".into(),
+            stack: "p@ap-southeast-1".into(),
             source_region: "ap-southeast-2".into(),
             target_region: "ap-southeast-1".into(),
             steps: Vec::new(),

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::record::{Event, Outcome, Record, Values};
+use crate::stack::Stack;
 
 /// Where a step stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,6 +83,8 @@ pub struct RunHeader {
     pub source_region: String,
     /// Target region.
     pub target_region: String,
+    /// The stack the run works on (journaled, or the default of an old journal).
+    pub stack: Stack,
     /// Pinned inputs (secrets redacted).
     pub inputs: Values,
     /// Whether an over-age snapshot was accepted.
@@ -157,6 +160,7 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
         playbook_digest,
         source_region,
         target_region,
+        stack,
         inputs,
         accept_rpo,
         host,
@@ -173,6 +177,10 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
             playbook_digest: playbook_digest.clone(),
             source_region: source_region.clone(),
             target_region: target_region.clone(),
+            stack: stack.as_deref().map_or_else(
+                || Stack::default_for(playbook_name, target_region),
+                Stack::journaled,
+            ),
             inputs: inputs.clone(),
             accept_rpo: *accept_rpo,
             host: host.clone(),
@@ -303,6 +311,7 @@ mod tests {
             playbook_digest: "d".into(),
             source_region: "ap-southeast-2".into(),
             target_region: "ap-southeast-1".into(),
+            stack: None,
             inputs: Values::new(),
             accept_rpo: false,
             host: "h".into(),
@@ -379,6 +388,8 @@ mod tests {
         assert_eq!(b.status, StepStatus::Waiting);
         assert_eq!(b.pins["snapshot_id"], serde_json::json!("s1"));
         assert_eq!(state.outcome, None);
+        // Written before stacks existed: the default stack of its playbook and target.
+        assert_eq!(state.header.stack.as_str(), "p@ap-southeast-1");
         assert!(state.all_succeeded(["a"].into_iter()));
         assert!(!state.all_succeeded(["a", "b"].into_iter()));
     }

@@ -349,6 +349,7 @@ mod tests {
             playbook_digest: "d".into(),
             source_region: "ap-southeast-2".into(),
             target_region: "ap-southeast-1".into(),
+            stack: None,
             inputs: Values::new(),
             accept_rpo: false,
             host: "h".into(),
