@@ -21,6 +21,11 @@ pub struct Cli {
     /// Options of a rebuild run.
     #[command(flatten)]
     pub run: RunArgs,
+    /// Start a new run even though the stack has an unfinished one (which is otherwise
+    /// refused, naming the `rebuild resume` command). The new run does not yet adopt what
+    /// the unfinished run built.
+    #[arg(long)]
+    pub new_run: bool,
     /// Options every command takes.
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -31,7 +36,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success
   1    a step failed; the run is journaled and resumable (`rebuild resume`)
-  2    usage error, invalid playbook or input, or confirmation refused/missing
+  2    usage error, invalid playbook or input, confirmation refused/missing, or the stack
+       has an unfinished run (resume it, or `--new-run`)
   3    another rebuild holds the lock for this state directory and target
   4    the plan found problems (snapshot missing or too old, zones unavailable...); nothing changed
   5    state error: no such run, or a damaged journal

@@ -129,6 +129,22 @@ impl RunState {
         self.outcome == Some(Outcome::Succeeded)
     }
 
+    /// Whether the run still has work to do: it failed, was interrupted, crashed or is
+    /// running, anything but succeeded. An unfinished run owns its stack until it is
+    /// resumed to success.
+    pub fn is_unfinished(&self) -> bool {
+        !self.is_complete()
+    }
+
+    /// The step that started last, with its state (`None` before any step started).
+    pub fn last_step(&self) -> Option<(&str, &StepState)> {
+        self.steps
+            .iter()
+            .filter(|(_, step)| step.last_started.is_some())
+            .max_by_key(|(_, step)| step.last_started)
+            .map(|(id, step)| (id.as_str(), step))
+    }
+
     /// The outputs of every succeeded step.
     pub fn outputs(&self) -> BTreeMap<String, Values> {
         self.steps
@@ -388,6 +404,11 @@ mod tests {
         assert_eq!(b.status, StepStatus::Waiting);
         assert_eq!(b.pins["snapshot_id"], serde_json::json!("s1"));
         assert_eq!(state.outcome, None);
+        assert_eq!(
+            state.last_step().map(|(id, step)| (id, step.status)),
+            Some(("b", StepStatus::Waiting))
+        );
+        assert!(state.is_unfinished());
         // Written before stacks existed: the default stack of its playbook and target.
         assert_eq!(state.header.stack.as_str(), "p@ap-southeast-1");
         assert!(state.all_succeeded(["a"].into_iter()));

@@ -39,5 +39,6 @@ mod pod_identity;
 mod rds;
 mod rebuild;
 mod scenarios;
+mod stack;
 mod strict_cluster;
 mod validate;
