@@ -21,6 +21,11 @@ pub struct Cli {
     /// Options of a rebuild run.
     #[command(flatten)]
     pub run: RunArgs,
+    /// Start a new run even though the stack has an unfinished one (which is otherwise
+    /// refused, naming the `rebuild resume` command). The new run does not yet adopt what
+    /// the unfinished run built.
+    #[arg(long)]
+    pub new_run: bool,
     /// Options every command takes.
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -31,7 +36,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0    success
   1    a step failed; the run is journaled and resumable (`rebuild resume`)
-  2    usage error, invalid playbook or input, or confirmation refused/missing
+  2    usage error, invalid playbook or input, confirmation refused/missing, or the stack
+       has an unfinished run (resume it, or `--new-run`)
   3    another rebuild holds the lock for this state directory and target
   4    the plan found problems (snapshot missing or too old, zones unavailable...); nothing changed
   5    state error: no such run, or a damaged journal
@@ -77,6 +83,11 @@ pub struct RunArgs {
     /// Region to rebuild in, e.g. `ap-southeast-1` (default: the playbook's `default_target`).
     #[arg(long, short = 't')]
     pub target: Option<String>,
+    /// The stack to build: what the run's resources belong to (default: `PLAYBOOK@TARGET`,
+    /// e.g. `region-rebuild@ap-southeast-1`). Lowercase letters, digits, `-`, `_`, `.`,
+    /// `@`; at most 128 characters.
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
     /// Playbook file.
     #[arg(long, short = 'p')]
     pub playbook: Option<PathBuf>,

@@ -18,6 +18,7 @@ pub mod playbook;
 pub mod report;
 pub mod runtime;
 pub mod secret;
+pub mod stack;
 pub mod steps;
 pub mod usage;
 pub mod workspace;

@@ -88,6 +88,17 @@ pub enum UsageError {
         /// Its environment variable, if any.
         env: Option<String>,
     },
+    /// `--stack` with a name tags cannot carry.
+    #[error("`--stack {given}`: {reason}")]
+    StackName {
+        /// What was given.
+        given: String,
+        /// Why it is refused.
+        reason: crate::stack::StackNameError,
+    },
+    /// A new run of a stack whose last run is unfinished.
+    #[error(transparent)]
+    UnfinishedRun(Box<UnfinishedRun>),
     /// `rebuild resume` with nothing to resume.
     #[error("no unfinished run in `{state_dir}`")]
     NoUnfinishedRun {
@@ -105,6 +116,27 @@ pub enum UsageError {
     /// `rebuild eks-token` could not make a token.
     #[error("{0}")]
     EksToken(String),
+}
+
+/// The unfinished run that stops a new run of the same stack.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "stack `{stack}` has an unfinished run `{run_id}` ({state}, started {started}, {last_step}); \
+     a new run would build a second copy of everything it built"
+)]
+pub struct UnfinishedRun {
+    /// The stack.
+    pub stack: String,
+    /// The unfinished run.
+    pub run_id: String,
+    /// Its state in one word (`failed`, `interrupted`, `crashed`).
+    pub state: String,
+    /// When it started, rendered.
+    pub started: String,
+    /// Its last step and where it stands, rendered (``last step `network` running``).
+    pub last_step: String,
+    /// The command that continues it.
+    pub resume: String,
 }
 
 impl UsageError {
@@ -143,6 +175,15 @@ impl UsageError {
                     .unwrap_or_default();
                 format!("pass `--input {name}=VALUE`{from}")
             }
+            Self::StackName { .. } => {
+                "use lowercase letters, digits, `-`, `_`, `.` and `@`, e.g. `--stack shop-drill`"
+                    .into()
+            }
+            Self::UnfinishedRun(unfinished) => format!(
+                "continue it with: {resume} (`--new-run` starts another run anyway, \
+                 which does not adopt the unfinished run's resources yet)",
+                resume = unfinished.resume
+            ),
             Self::NoUnfinishedRun { .. } => {
                 "`rebuild runs` lists the runs; start a new one with `rebuild --target REGION`"
                     .into()

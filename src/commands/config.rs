@@ -13,6 +13,7 @@ use crate::journal::{Loaded, RunState, StateStore};
 use crate::playbook::{self, LoadError, Playbook, region};
 use crate::runtime::{Backoff, RunFacts};
 use crate::secret::Redactor;
+use crate::stack::Stack;
 use crate::steps::StepKinds;
 use crate::usage::UsageError;
 
@@ -30,6 +31,8 @@ pub(crate) struct RunConfig {
     pub(crate) playbook: Arc<Playbook>,
     /// The region to rebuild in.
     pub(crate) target: String,
+    /// The stack the run works on.
+    pub(crate) stack: Stack,
     /// Input values.
     pub(crate) inputs: Inputs,
     /// `--accept-rpo` (pinned by the run on resume).
@@ -71,10 +74,12 @@ impl RunConfig {
     pub(crate) fn for_start(global: &GlobalArgs, args: &RunArgs) -> Result<Self, Error> {
         let playbook = Arc::new(load_playbook(args.playbook.as_deref())?);
         let target = target_region(&playbook, args.target.as_deref())?;
+        let stack = stack(&playbook, &target, args.stack.as_deref())?;
         let inputs = Inputs::resolve(&playbook, &given_inputs(&playbook, args)?, None)?;
         Ok(Self {
             playbook,
             target,
+            stack,
             redactor: inputs.redactor(),
             inputs,
             accept_rpo: args.accept_rpo,
@@ -106,6 +111,7 @@ impl RunConfig {
         Ok(Self {
             playbook,
             target: state.header.target_region.clone(),
+            stack: state.header.stack.clone(),
             redactor: inputs.redactor(),
             inputs,
             accept_rpo: state.header.accept_rpo,
@@ -147,6 +153,7 @@ impl RunConfig {
         RunFacts {
             run_id,
             playbook_name: self.playbook.name.clone(),
+            stack: self.stack.to_string(),
             source_region: self.playbook.source_region.value.clone(),
             target_region: self.target.clone(),
             rpo_limit: self.playbook.rpo_limit,
@@ -209,6 +216,17 @@ fn target_region(playbook: &Playbook, target: Option<&str>) -> Result<String, Us
         });
     }
     Ok(target)
+}
+
+/// The stack: `--stack`, checked, else the playbook's name at the target.
+fn stack(playbook: &Playbook, target: &str, given: Option<&str>) -> Result<Stack, UsageError> {
+    match given {
+        Some(name) => Stack::parse(name).map_err(|reason| UsageError::StackName {
+            given: name.to_string(),
+            reason,
+        }),
+        None => Ok(Stack::default_for(&playbook.name, target)),
+    }
 }
 
 /// Parse `NAME=VALUE` pairs.

@@ -62,6 +62,7 @@ pub(super) fn runs(global: &GlobalArgs) -> Result<(), Error> {
                     "run_id": entry.run_id,
                     "state": render::run_state_word(state, running),
                     "playbook": state.header.playbook_name,
+                    "stack": state.header.stack.as_str(),
                     "source_region": state.header.source_region,
                     "target_region": state.header.target_region,
                     "started": state.started.to_string(),

@@ -33,7 +33,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
     let global = cli.global;
     match cli.command {
         None if cli.run.dry_run => run::plan(&global, &cli.run).await,
-        None => run::run(&global, RunConfig::for_start(&global, &cli.run)?).await,
+        None => run::start(&global, &cli.run, cli.new_run).await,
         Some(Command::Plan(args)) => run::plan(&global, &args).await,
         Some(Command::Resume {
             run_id,
@@ -82,7 +82,12 @@ async fn resume(
         });
         return Ok(());
     }
-    run::run(global, RunConfig::for_resume(global, args, loaded, state)?).await
+    run::run(
+        global,
+        RunConfig::for_resume(global, args, loaded, state)?,
+        Vec::new(),
+    )
+    .await
 }
 
 /// The note on a journal whose last line was torn by a crash mid-write (`dropped` when a

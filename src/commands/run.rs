@@ -9,14 +9,14 @@ use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::executor::{Executor, RunResult};
 use crate::journal::lock::{self, RunLock};
-use crate::journal::{Event, Journal, Outcome, state};
+use crate::journal::{Event, Journal, Outcome, RunState, StepStatus, state};
 use crate::plan::render::{plan_json, plan_text};
 use crate::plan::survey::{SurveyInput, survey};
 use crate::plan::{self, Cause, Plan};
 use crate::report::{ReportEvent, Reporter, render};
 use crate::runtime::{AlwaysYes, Cancel, Confirmer, RedactingReporter};
 use crate::steps::{NO_CREDENTIALS_HINT, StepKinds, StepServices};
-use crate::usage::UsageError;
+use crate::usage::{UnfinishedRun, UsageError};
 use crate::workspace::Workspace;
 
 use super::config::{RunConfig, RunKind};
@@ -26,7 +26,12 @@ use super::terminal::{TerminalConfirmer, confirm, watch_signals};
 /// The pure half of planning: the graph, what the journal says is done, and the checks
 /// that make the command itself wrong (a usage error, before any lock or cloud call).
 fn skeleton(config: &RunConfig) -> Result<Plan, Error> {
-    let plan = plan::skeleton(&config.playbook, &config.target, config.state());
+    let plan = plan::skeleton(
+        &config.playbook,
+        &config.target,
+        &config.stack,
+        config.state(),
+    );
     for problem in &plan.problems {
         match &problem.cause {
             Cause::TargetIsSource { target } => {
@@ -116,10 +121,92 @@ pub(super) async fn plan(global: &GlobalArgs, args: &RunArgs) -> Result<(), Erro
     ensure_runnable(&plan)
 }
 
-/// `rebuild --target` and `rebuild resume`: plan, confirm, journal, run.
-pub(super) async fn run(global: &GlobalArgs, config: RunConfig) -> Result<(), Error> {
+/// `rebuild --target`: a new run, unless the last run of its stack is unfinished (then
+/// the answer is `rebuild resume`, or `--new-run` on purpose). Decided before anything is
+/// planned or asked of the cloud. A run of the stack that is running now is left to the
+/// lock, which names its holder (exit 3).
+pub(super) async fn start(global: &GlobalArgs, args: &RunArgs, new_run: bool) -> Result<(), Error> {
+    let config = RunConfig::for_start(global, args)?;
+    let mut notices = Vec::new();
+    if let Some(unfinished) = config.store.unfinished_run_of(&config.stack) {
+        let header = &unfinished.header;
+        if !config
+            .store
+            .is_running(&header.run_id, &header.target_region)
+        {
+            let refusal = unfinished_refusal(&unfinished, &config.store.location());
+            if !new_run {
+                return Err(refusal.into());
+            }
+            notices.push(new_run_warning(&refusal));
+        }
+    }
+    run(global, config, notices).await
+}
+
+/// The refusal of a new run while `unfinished` (a run of the same stack, not running) is
+/// there to resume.
+fn unfinished_refusal(unfinished: &RunState, state_dir: &str) -> UsageError {
+    let header = &unfinished.header;
+    let last_step = match unfinished.last_step() {
+        Some((id, step)) => format!("last step `{id}` {}", step_status_word(step.status)),
+        None => "no step started".to_string(),
+    };
+    UsageError::UnfinishedRun(Box::new(UnfinishedRun {
+        stack: header.stack.to_string(),
+        run_id: header.run_id.clone(),
+        state: render::run_state_word(unfinished, false).to_string(),
+        started: unfinished
+            .started
+            .strftime("%Y-%m-%d %H:%M:%S UTC")
+            .to_string(),
+        last_step,
+        resume: render::resume_command(&header.run_id, state_dir),
+    }))
+}
+
+/// The warning a deliberate `--new-run` prints instead of the refusal.
+fn new_run_warning(refusal: &UsageError) -> String {
+    let UsageError::UnfinishedRun(unfinished) = refusal else {
+        return format!("warning: {refusal}");
+    };
+    let UnfinishedRun {
+        stack,
+        run_id,
+        resume,
+        ..
+    } = &**unfinished;
+    format!(
+        "WARNING: `--new-run`: starting a new run of stack `{stack}` although run `{run_id}` \
+         is unfinished. Resources that run created are NOT adopted yet: this run builds its \
+         own, next to them (double cost; default quotas may run out). To continue the \
+         unfinished run instead, stop now and run: {resume}"
+    )
+}
+
+fn step_status_word(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Pending => "pending",
+        StepStatus::Running => "running",
+        StepStatus::Waiting => "waiting",
+        StepStatus::Succeeded => "succeeded",
+        StepStatus::Failed => "failed",
+        StepStatus::Interrupted => "interrupted",
+    }
+}
+
+/// `rebuild --target` and `rebuild resume`: plan, confirm, journal, run; `notices` are
+/// shown first.
+pub(super) async fn run(
+    global: &GlobalArgs,
+    config: RunConfig,
+    notices: Vec<String>,
+) -> Result<(), Error> {
     let plan = skeleton(&config)?;
     let reporter = RedactingReporter::wrap(reporter(global), config.redactor.clone());
+    for message in notices {
+        reporter.report(ReportEvent::Notice { message });
+    }
     let run_lock = take_lock(&config, &reporter)?;
     let cloud = Arc::new(Cloud::from_env().await);
     let plan = survey_plan(&config, plan, cloud.clone()).await;
@@ -170,6 +257,7 @@ fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
                 playbook_digest: playbook.digest.clone(),
                 source_region: playbook.source_region.value.clone(),
                 target_region: config.target.clone(),
+                stack: Some(config.stack.to_string()),
                 inputs: config.inputs.journaled().clone(),
                 accept_rpo: config.accept_rpo,
                 host: lock::host_name(),
@@ -275,6 +363,7 @@ mod tests {
             run_id: None,
             playbook: "p".into(),
             playbook_path: "p.yaml".into(),
+            stack: "p@ap-southeast-1".into(),
             source_region: "ap-southeast-2".into(),
             target_region: "ap-southeast-1".into(),
             steps: Vec::new(),
@@ -300,6 +389,72 @@ mod tests {
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    fn started(run_id: &str) -> crate::journal::Record {
+        crate::journal::Record {
+            v: crate::journal::record::SCHEMA_VERSION,
+            seq: 1,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            event: Event::RunStarted {
+                run_id: run_id.into(),
+                playbook_path: "p.yaml".into(),
+                playbook_name: "region-rebuild".into(),
+                playbook_digest: "d".into(),
+                source_region: "ap-southeast-2".into(),
+                target_region: "ap-southeast-1".into(),
+                stack: None,
+                inputs: crate::journal::Values::new(),
+                accept_rpo: false,
+                host: "h".into(),
+                tool_version: "0".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn an_unfinished_run_is_refused_with_its_state_last_step_and_resume_command() {
+        let mut records = vec![started("20260101-000000-aaaa")];
+        let refusal = unfinished_refusal(&state::fold(&records).unwrap(), ".rebuild");
+        assert_eq!(
+            refusal.to_string(),
+            "stack `region-rebuild@ap-southeast-1` has an unfinished run `20260101-000000-aaaa` \
+             (crashed, started 1970-01-01 00:00:00 UTC, no step started); \
+             a new run would build a second copy of everything it built"
+        );
+        assert!(
+            refusal
+                .hint()
+                .starts_with("continue it with: rebuild resume 20260101-000000-aaaa (`--new-run`")
+        );
+        records.push(crate::journal::Record {
+            seq: 2,
+            event: Event::StepStarted {
+                step: "network".into(),
+                attempt: 1,
+            },
+            ..started("20260101-000000-aaaa")
+        });
+        records.push(crate::journal::Record {
+            seq: 3,
+            event: Event::RunFinished {
+                outcome: Outcome::Interrupted,
+            },
+            ..started("20260101-000000-aaaa")
+        });
+        let refusal = unfinished_refusal(&state::fold(&records).unwrap(), "/srv/state");
+        let text = refusal.to_string();
+        assert!(text.contains("(interrupted, started "), "{text}");
+        assert!(text.contains("last step `network` running"), "{text}");
+        assert!(
+            refusal
+                .hint()
+                .contains("rebuild resume 20260101-000000-aaaa --state-dir /srv/state")
+        );
+        assert_eq!(Error::from(refusal.clone()).exit_code(), 2);
+        let warning = new_run_warning(&refusal);
+        assert!(warning.starts_with("WARNING: `--new-run`"), "{warning}");
+        assert!(warning.contains("NOT adopted"), "{warning}");
     }
 
     #[test]

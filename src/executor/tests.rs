@@ -198,10 +198,16 @@ impl Harness {
             records.push(journal.append(header()).unwrap());
         }
         let state = state::fold(&records).unwrap();
-        let plan = crate::plan::skeleton(&playbook, "ap-southeast-1", Some(&state));
+        let plan = crate::plan::skeleton(
+            &playbook,
+            "ap-southeast-1",
+            &crate::stack::Stack::default_for("t", "ap-southeast-1"),
+            Some(&state),
+        );
         let facts = crate::runtime::RunFacts {
             run_id: Some("r1".into()),
             playbook_name: playbook.name.clone(),
+            stack: "t@ap-southeast-1".into(),
             source_region: playbook.source_region.value.clone(),
             target_region: "ap-southeast-1".into(),
             rpo_limit: playbook.rpo_limit,
@@ -247,6 +253,7 @@ fn header() -> Event {
         playbook_digest: "d".into(),
         source_region: "ap-southeast-2".into(),
         target_region: "ap-southeast-1".into(),
+        stack: None,
         inputs: Values::new(),
         accept_rpo: false,
         host: "h".into(),

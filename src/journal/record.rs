@@ -88,6 +88,11 @@ pub enum Event {
         source_region: String,
         /// Region being rebuilt in.
         target_region: String,
+        /// The stack the run works on (see [`crate::stack`]). Journals written before
+        /// stacks existed have none: their stack is the default one of their playbook
+        /// and target.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stack: Option<String>,
         /// Inputs, secrets redacted.
         inputs: Values,
         /// Whether an over-age snapshot was accepted on purpose.

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::record::{Event, Outcome, Record, Values};
+use crate::stack::Stack;
 
 /// Where a step stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -82,6 +83,8 @@ pub struct RunHeader {
     pub source_region: String,
     /// Target region.
     pub target_region: String,
+    /// The stack the run works on (journaled, or the default of an old journal).
+    pub stack: Stack,
     /// Pinned inputs (secrets redacted).
     pub inputs: Values,
     /// Whether an over-age snapshot was accepted.
@@ -126,6 +129,22 @@ impl RunState {
         self.outcome == Some(Outcome::Succeeded)
     }
 
+    /// Whether the run still has work to do: it failed, was interrupted, crashed or is
+    /// running, anything but succeeded. An unfinished run owns its stack until it is
+    /// resumed to success.
+    pub fn is_unfinished(&self) -> bool {
+        !self.is_complete()
+    }
+
+    /// The step that started last, with its state (`None` before any step started).
+    pub fn last_step(&self) -> Option<(&str, &StepState)> {
+        self.steps
+            .iter()
+            .filter(|(_, step)| step.last_started.is_some())
+            .max_by_key(|(_, step)| step.last_started)
+            .map(|(id, step)| (id.as_str(), step))
+    }
+
     /// The outputs of every succeeded step.
     pub fn outputs(&self) -> BTreeMap<String, Values> {
         self.steps
@@ -157,6 +176,7 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
         playbook_digest,
         source_region,
         target_region,
+        stack,
         inputs,
         accept_rpo,
         host,
@@ -173,6 +193,10 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
             playbook_digest: playbook_digest.clone(),
             source_region: source_region.clone(),
             target_region: target_region.clone(),
+            stack: stack.as_deref().map_or_else(
+                || Stack::default_for(playbook_name, target_region),
+                Stack::journaled,
+            ),
             inputs: inputs.clone(),
             accept_rpo: *accept_rpo,
             host: host.clone(),
@@ -303,6 +327,7 @@ mod tests {
             playbook_digest: "d".into(),
             source_region: "ap-southeast-2".into(),
             target_region: "ap-southeast-1".into(),
+            stack: None,
             inputs: Values::new(),
             accept_rpo: false,
             host: "h".into(),
@@ -379,6 +404,13 @@ mod tests {
         assert_eq!(b.status, StepStatus::Waiting);
         assert_eq!(b.pins["snapshot_id"], serde_json::json!("s1"));
         assert_eq!(state.outcome, None);
+        assert_eq!(
+            state.last_step().map(|(id, step)| (id, step.status)),
+            Some(("b", StepStatus::Waiting))
+        );
+        assert!(state.is_unfinished());
+        // Written before stacks existed: the default stack of its playbook and target.
+        assert_eq!(state.header.stack.as_str(), "p@ap-southeast-1");
         assert!(state.all_succeeded(["a"].into_iter()));
         assert!(!state.all_succeeded(["a", "b"].into_iter()));
     }

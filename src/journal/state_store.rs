@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use super::lock::{self, Holder, LockError, RunLock, Unlocked};
 use super::store::{self, MemorySink};
 use super::{Journal, JournalError, LoadRunError, Loaded, RunState, state};
+use crate::stack::Stack;
 
 /// A run found in the store.
 #[derive(Debug, Clone)]
@@ -77,6 +78,11 @@ pub trait StateStore: Send + Sync {
             .map(|entry| entry.run_id)
     }
 
+    /// The newest unfinished run of `stack` (see [`unfinished_run_of`]).
+    fn unfinished_run_of(&self, stack: &Stack) -> Option<RunState> {
+        unfinished_run_of(self.runs(), stack)
+    }
+
     /// The newest run.
     fn latest(&self) -> Option<String> {
         self.run_ids().pop()
@@ -87,6 +93,18 @@ pub trait StateStore: Send + Sync {
         self.lock_holder(target)
             .is_some_and(|holder| holder.run_id == run_id && self.lock_is_held(target))
     }
+}
+
+/// The newest run of `stack` among `runs` (oldest first), if it has not succeeded. Only
+/// the newest run counts: once a run of the stack succeeded, an older unfinished one was
+/// superseded (it was left behind with `--new-run`). A journal that cannot be read names
+/// no stack and is passed over (`rebuild runs` shows it).
+pub fn unfinished_run_of(runs: Vec<RunEntry>, stack: &Stack) -> Option<RunState> {
+    runs.into_iter()
+        .rev()
+        .filter_map(|entry| entry.state.ok())
+        .find(|state| state.header.stack == *stack)
+        .filter(RunState::is_unfinished)
 }
 
 /// State in a local directory.
@@ -339,7 +357,7 @@ impl StateStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Event, Values};
+    use crate::journal::{Event, Outcome, Values};
 
     fn header(run_id: &str) -> Event {
         Event::RunStarted {
@@ -349,6 +367,7 @@ mod tests {
             playbook_digest: "d".into(),
             source_region: "ap-southeast-2".into(),
             target_region: "ap-southeast-1".into(),
+            stack: None,
             inputs: Values::new(),
             accept_rpo: false,
             host: "h".into(),
@@ -414,6 +433,95 @@ mod tests {
         assert!(!store.lock_is_held("ap-southeast-1"));
         let again = store.lock("ap-southeast-1", "other").unwrap();
         assert_eq!(again.holder.run_id, "other");
+    }
+
+    /// A run of `stack` (`None`: an old journal, the default stack `t@ap-southeast-1`)
+    /// that ended with `outcome` (`None`: crashed).
+    fn add_run(
+        store: &dyn StateStore,
+        run_id: &str,
+        stack: Option<&str>,
+        outcome: Option<Outcome>,
+    ) {
+        let mut started = header(run_id);
+        if let Event::RunStarted {
+            stack: journaled, ..
+        } = &mut started
+        {
+            *journaled = stack.map(str::to_string);
+        }
+        let journal = store.create_run(run_id).unwrap();
+        journal.append(started).unwrap();
+        if let Some(outcome) = outcome {
+            journal.append(Event::RunFinished { outcome }).unwrap();
+        }
+    }
+
+    #[test]
+    fn only_the_newest_run_of_the_same_stack_can_be_unfinished() {
+        let store = MemoryStore::default();
+        let default = Stack::default_for("t", "ap-southeast-1");
+        let drill = Stack::parse("drill").unwrap();
+        assert!(store.unfinished_run_of(&default).is_none(), "no runs");
+
+        add_run(
+            &store,
+            "20260101-000000-aaaa",
+            None,
+            Some(Outcome::Succeeded),
+        );
+        assert!(store.unfinished_run_of(&default).is_none(), "succeeded");
+
+        add_run(&store, "20260102-000000-bbbb", None, None);
+        let found = store.unfinished_run_of(&default).unwrap();
+        assert_eq!(
+            found.header.run_id, "20260102-000000-bbbb",
+            "crashed, old journal"
+        );
+        assert!(store.unfinished_run_of(&drill).is_none(), "another stack");
+        let elsewhere = Stack::default_for("t", "ap-northeast-1");
+        assert!(
+            store.unfinished_run_of(&elsewhere).is_none(),
+            "another target"
+        );
+
+        add_run(
+            &store,
+            "20260103-000000-cccc",
+            Some("drill"),
+            Some(Outcome::Failed),
+        );
+        assert_eq!(
+            store.unfinished_run_of(&drill).unwrap().header.run_id,
+            "20260103-000000-cccc"
+        );
+        assert_eq!(
+            store.unfinished_run_of(&default).unwrap().header.run_id,
+            "20260102-000000-bbbb",
+            "a run of another stack does not hide it"
+        );
+
+        add_run(
+            &store,
+            "20260104-000000-dddd",
+            Some("t@ap-southeast-1"),
+            Some(Outcome::Interrupted),
+        );
+        assert_eq!(
+            store.unfinished_run_of(&default).unwrap().header.run_id,
+            "20260104-000000-dddd",
+            "the newest unfinished run is the one to resume"
+        );
+        add_run(
+            &store,
+            "20260105-000000-eeee",
+            Some("t@ap-southeast-1"),
+            Some(Outcome::Succeeded),
+        );
+        assert!(
+            store.unfinished_run_of(&default).is_none(),
+            "a newer success supersedes the runs it replaced"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::journal::{RunState, StepStatus, Values};
 use crate::playbook::{Playbook, StepSpec};
+use crate::stack::Stack;
 use crate::steps::{Action, StepPlan, StepProblem};
 
 /// A plan: what a run would do, step by step.
@@ -23,6 +24,8 @@ pub struct Plan {
     pub playbook: String,
     /// Playbook file.
     pub playbook_path: String,
+    /// The stack the run works on.
+    pub stack: String,
     /// Region that failed.
     pub source_region: String,
     /// Region to rebuild in.
@@ -194,7 +197,12 @@ pub fn waves(playbook: &Playbook) -> Vec<Vec<String>> {
 
 /// The pure part of planning: order the steps and mark as `skip` what the journal says
 /// succeeded. Every other step starts as `unknown` until [`survey`] asks its kind.
-pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> Plan {
+pub fn skeleton(
+    playbook: &Playbook,
+    target: &str,
+    stack: &Stack,
+    state: Option<&RunState>,
+) -> Plan {
     let waves = waves(playbook);
     let order: Vec<&String> = waves.iter().flatten().collect();
     let steps = order
@@ -264,6 +272,7 @@ pub fn skeleton(playbook: &Playbook, target: &str, state: Option<&RunState>) -> 
         run_id: state.map(|state| state.header.run_id.clone()),
         playbook: playbook.name.clone(),
         playbook_path: playbook.path.display().to_string(),
+        stack: stack.to_string(),
         source_region: playbook.source_region.value.clone(),
         target_region: target.to_string(),
         steps,
@@ -339,10 +348,20 @@ mod tests {
     #[test]
     fn skeleton_refuses_the_source_region() {
         let playbook = playbook("  - {id: a, kind: test.noop}\n");
-        let plan = skeleton(&playbook, "ap-southeast-2", None);
+        let plan = skeleton(
+            &playbook,
+            "ap-southeast-2",
+            &Stack::default_for("t", "ap-southeast-2"),
+            None,
+        );
         assert!(!plan.is_runnable());
         assert!(plan.problems[0].message.contains("is the source region"));
-        let plan = skeleton(&playbook, "ap-southeast-1", None);
+        let plan = skeleton(
+            &playbook,
+            "ap-southeast-1",
+            &Stack::default_for("t", "ap-southeast-1"),
+            None,
+        );
         assert!(plan.is_runnable());
         assert_eq!(plan.steps[0].action, Action::Unknown);
     }
@@ -368,6 +387,7 @@ mod tests {
                     playbook_digest: playbook.digest.clone(),
                     source_region: "ap-southeast-2".into(),
                     target_region: "ap-southeast-1".into(),
+                    stack: None,
                     inputs: Values::new(),
                     accept_rpo: false,
                     host: "h".into(),
@@ -398,7 +418,12 @@ mod tests {
             ),
         ];
         let state = state::fold(&records).unwrap();
-        let plan = skeleton(&playbook, "ap-southeast-1", Some(&state));
+        let plan = skeleton(
+            &playbook,
+            "ap-southeast-1",
+            &Stack::default_for("t", "ap-southeast-1"),
+            Some(&state),
+        );
         assert_eq!(plan.run_id.as_deref(), Some("r1"));
         assert_eq!(plan.step("a").unwrap().action, Action::Skip);
         assert_eq!(
@@ -418,7 +443,12 @@ mod tests {
 
         let mut changed = state.clone();
         changed.header.playbook_digest = "0123456789abcdef".into();
-        let plan = skeleton(&playbook, "ap-southeast-1", Some(&changed));
+        let plan = skeleton(
+            &playbook,
+            "ap-southeast-1",
+            &Stack::default_for("t", "ap-southeast-1"),
+            Some(&changed),
+        );
         assert!(
             plan.problems[0]
                 .message
@@ -429,7 +459,12 @@ mod tests {
     #[test]
     fn fill_records_actions_and_problems() {
         let playbook = playbook("  - {id: a, kind: test.noop}\n");
-        let mut plan = skeleton(&playbook, "ap-southeast-1", None);
+        let mut plan = skeleton(
+            &playbook,
+            "ap-southeast-1",
+            &Stack::default_for("t", "ap-southeast-1"),
+            None,
+        );
         let mut found = StepPlan::new(Action::Create, "make it");
         found.problems.push("snapshot too old".into());
         fill(&mut plan, "a", found);

@@ -17,8 +17,8 @@ pub fn plan_text(plan: &Plan) -> String {
         .unwrap_or_default();
     let _ = writeln!(
         out,
-        "Plan: playbook `{}`{run}\n  rebuild {} → {}",
-        plan.playbook, plan.source_region, plan.target_region
+        "Plan: playbook `{}`, stack `{}`{run}\n  rebuild {} → {}",
+        plan.playbook, plan.stack, plan.source_region, plan.target_region
     );
     if let Some(identity) = &plan.identity {
         let _ = writeln!(
@@ -90,6 +90,7 @@ mod tests {
             run_id: None,
             playbook: "region-rebuild".into(),
             playbook_path: "/p.yaml".into(),
+            stack: "region-rebuild@ap-southeast-1".into(),
             source_region: "ap-southeast-2".into(),
             target_region: "ap-southeast-1".into(),
             identity: None,
@@ -125,7 +126,7 @@ mod tests {
     #[test]
     fn plan_text_names_actions_waves_and_facts() {
         let expected = "\
-Plan: playbook `region-rebuild`
+Plan: playbook `region-rebuild`, stack `region-rebuild@ap-southeast-1`
   rebuild ap-southeast-2 → ap-southeast-1
 
 wave 1:

@@ -132,6 +132,7 @@ pub fn status_json(
         "run_id": state.header.run_id,
         "playbook": state.header.playbook_name,
         "playbook_path": state.header.playbook_path,
+        "stack": state.header.stack.as_str(),
         "source_region": state.header.source_region,
         "target_region": state.header.target_region,
         "state": word,
@@ -155,12 +156,13 @@ pub fn status_text(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "run {}: {}\n  playbook {} ({} → {}), started {}, last update {}",
+        "run {}: {}\n  playbook {} ({} → {}), stack {}, started {}, last update {}",
         state.header.run_id,
         run_state_word(state, running),
         state.header.playbook_name,
         state.header.source_region,
         state.header.target_region,
+        state.header.stack,
         state.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         state.updated.strftime("%H:%M:%S UTC"),
     );

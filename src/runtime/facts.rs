@@ -7,6 +7,8 @@ use std::time::Duration;
 
 /// Tag key naming the run that created a resource.
 pub const TAG_RUN_ID: &str = "rebuild:run-id";
+/// Tag key naming the stack a resource belongs to (see [`crate::stack`]).
+pub const TAG_STACK: &str = "rebuild:stack";
 /// Tag key naming the step that created a resource.
 pub const TAG_STEP: &str = "rebuild:step";
 /// Tag key naming the resource's role inside its step (e.g. `public-a`).
@@ -19,6 +21,8 @@ pub struct RunFacts {
     pub run_id: Option<String>,
     /// The playbook's name.
     pub playbook_name: String,
+    /// The stack the run works on (tagged on every resource).
+    pub stack: String,
     /// The region that failed.
     pub source_region: String,
     /// The region being rebuilt in.
@@ -33,7 +37,9 @@ pub struct RunFacts {
 
 impl RunFacts {
     /// Tags for a resource named `name` within step `step`: the playbook's tags, `Name`,
-    /// `rebuild:run-id`, `rebuild:step` and `rebuild:name`.
+    /// `rebuild:stack`, `rebuild:run-id`, `rebuild:step` and `rebuild:name`. (Resources
+    /// are still found by their run's tags; the stack's tag is what adopting a stack's
+    /// resources across runs will look for.)
     pub fn tags_for(&self, step: &str, name: &str) -> Vec<(String, String)> {
         let run_id = self.run_id.clone().unwrap_or_default();
         let mut tags: Vec<(String, String)> = self
@@ -42,6 +48,7 @@ impl RunFacts {
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
         tags.push(("Name".into(), format!("{step}-{name}-{run_id}")));
+        tags.push((TAG_STACK.into(), self.stack.clone()));
         tags.push((TAG_RUN_ID.into(), run_id));
         tags.push((TAG_STEP.into(), step.into()));
         tags.push((TAG_NAME.into(), name.into()));
@@ -54,9 +61,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tags_name_the_run_the_step_and_the_resource() {
+    fn tags_name_the_stack_the_run_the_step_and_the_resource() {
         let facts = RunFacts {
             run_id: Some("r1".into()),
+            stack: "region-rebuild@ap-southeast-1".into(),
             tags: BTreeMap::from([("team".to_string(), "platform".to_string())]),
             ..RunFacts::default()
         };
@@ -66,6 +74,10 @@ mod tests {
             vec![
                 ("team".to_string(), "platform".to_string()),
                 ("Name".to_string(), "network-vpc-r1".to_string()),
+                (
+                    TAG_STACK.to_string(),
+                    "region-rebuild@ap-southeast-1".to_string()
+                ),
                 (TAG_RUN_ID.to_string(), "r1".to_string()),
                 (TAG_STEP.to_string(), "network".to_string()),
                 (TAG_NAME.to_string(), "vpc".to_string()),

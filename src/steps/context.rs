@@ -18,7 +18,7 @@ use crate::workspace::Workspace;
 
 use super::StepError;
 
-pub use crate::runtime::{TAG_NAME, TAG_RUN_ID, TAG_STEP};
+pub use crate::runtime::{TAG_NAME, TAG_RUN_ID, TAG_STACK, TAG_STEP};
 
 /// Read-only context for planning one step.
 #[derive(Clone)]

@@ -40,5 +40,6 @@ mod questions;
 mod rds;
 mod rebuild;
 mod scenarios;
+mod stack;
 mod strict_cluster;
 mod validate;

@@ -1,0 +1,209 @@
+//! Stacks (issue 9, first slice): a run works on a stack (`PLAYBOOK@TARGET` unless
+//! `--stack` names one), journaled and tagged on every resource; typing the same command
+//! again after a run was killed is refused with the exact `rebuild resume RUN_ID`, before
+//! anything is planned or created. Resources are counted through the APIs.
+
+use serde_json::Value;
+
+use crate::support::inventory::{ONE_RUN, inventory};
+use crate::support::playbooks::infrastructure_playbook;
+use crate::support::seed::{DR_REGION, block_on, ec2_client, rds_client};
+use crate::support::world::World;
+
+/// The default stack of the default playbook in the target region.
+const STACK: &str = "region-rebuild@ap-southeast-1";
+
+/// The `rebuild:stack` tag of every VPC in the target region, by VPC id.
+fn vpc_stack_tags(world: &World) -> Vec<Option<String>> {
+    block_on(async {
+        let ec2 = ec2_client(&world.moto.endpoint, DR_REGION).await;
+        let vpcs = ec2.describe_vpcs().send().await.unwrap();
+        vpcs.vpcs()
+            .iter()
+            .filter(|vpc| vpc.is_default() != Some(true))
+            .map(|vpc| {
+                vpc.tags()
+                    .iter()
+                    .find(|tag| tag.key() == Some("rebuild:stack"))
+                    .and_then(|tag| tag.value().map(str::to_string))
+            })
+            .collect()
+    })
+}
+
+/// The command line the refusal's hint says continues the run (without `rebuild`).
+fn resume_command_from(stderr: &str) -> Vec<String> {
+    let start = stderr
+        .find("continue it with: rebuild ")
+        .unwrap_or_else(|| panic!("no resume command in: {stderr}"));
+    let command = &stderr[start + "continue it with: rebuild ".len()..];
+    let end = command
+        .find(" (`--new-run`")
+        .expect("the hint goes on after the command");
+    command[..end].split(' ').map(str::to_string).collect()
+}
+
+#[test]
+fn the_same_command_after_a_kill_is_refused_with_the_resume_command_and_builds_nothing() {
+    let world = World::new();
+    world.rebuild_killed_at("network/after-subnets");
+    let status = world.status();
+    let run_id = status["run_id"].as_str().unwrap().to_string();
+    assert_eq!(status["stack"], STACK);
+    assert_eq!(vpc_stack_tags(&world), vec![Some(STACK.to_string())]);
+    let before = inventory(&world.moto.endpoint);
+    assert_eq!(before.vpcs, 1);
+
+    world.proxy().reset_counts();
+    let refused = world.rebuild();
+    refused
+        .code(2)
+        .stderr_contains(&format!(
+            "stack `{STACK}` has an unfinished run `{run_id}` (crashed, started "
+        ))
+        .stderr_contains("last step `network` running")
+        .stderr_contains(&format!("hint: continue it with: rebuild resume {run_id} "));
+    // Refused before planning: not one call to AWS, no new run, nothing new in the region.
+    assert_eq!(world.proxy().operations(), Vec::<String>::new());
+    assert_eq!(world.journal_files().len(), 1);
+    assert_eq!(inventory(&world.moto.endpoint), before);
+
+    // Without `--target` (the playbook's default target is the same stack): refused too.
+    world
+        .test()
+        .arg("--yes")
+        .playbook(&infrastructure_playbook())
+        .run()
+        .code(2)
+        .stderr_contains(&format!("rebuild resume {run_id}"));
+
+    // The command the message gives finishes the run, with one stack.
+    let resume = resume_command_from(refused.stderr());
+    assert_eq!(resume[..2], ["resume".to_string(), run_id.clone()]);
+    world.test().args(&resume).arg("--yes").run().success();
+    let status = world.status();
+    assert_eq!(
+        (&status["run_id"], &status["state"]),
+        (&Value::from(run_id.as_str()), &Value::from("succeeded"))
+    );
+    assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
+    let database_tags = block_on(async {
+        let rds = rds_client(&world.moto.endpoint, DR_REGION).await;
+        let instances = rds.describe_db_instances().send().await.unwrap();
+        let arn = instances.db_instances()[0]
+            .db_instance_arn()
+            .unwrap()
+            .to_string();
+        let tags = rds
+            .list_tags_for_resource()
+            .resource_name(arn)
+            .send()
+            .await
+            .unwrap();
+        tags.tag_list()
+            .iter()
+            .filter_map(|tag| Some((tag.key()?.to_string(), tag.value()?.to_string())))
+            .collect::<Vec<_>>()
+    });
+    assert!(
+        database_tags.contains(&("rebuild:stack".to_string(), STACK.to_string())),
+        "{database_tags:?}"
+    );
+
+    // After a success, a new run of the stack may start (killed as soon as it is journaled:
+    // it is enough to see it pass the check; the quotas have room for its plan).
+    world.proxy().set_ec2_quotas(10, 10);
+    world
+        .rebuild_test(&infrastructure_playbook())
+        .failpoint("run/after-start")
+        .run()
+        .killed("run/after-start");
+    assert_eq!(world.journal_files().len(), 2);
+}
+
+#[test]
+fn another_stack_is_not_blocked_and_new_run_goes_ahead_with_a_warning() {
+    let world = World::new();
+    world.rebuild_killed_at("network/after-subnets");
+    let unfinished = world.status()["run_id"].as_str().unwrap().to_string();
+
+    // Another stack in the same region: its own run, tagged with its own name.
+    world
+        .rebuild_test(&infrastructure_playbook())
+        .args(["--stack", "shop-drill"])
+        .failpoint("run/after-start")
+        .run()
+        .killed("run/after-start");
+    assert_eq!(world.journal_files().len(), 2);
+    assert_eq!(world.status()["stack"], "shop-drill");
+    world
+        .rebuild_test(&infrastructure_playbook())
+        .args(["--stack", "Shop Drill"])
+        .run()
+        .code(2)
+        .stderr_contains("`--stack Shop Drill`: the stack name may not contain `S`");
+
+    // `--new-run` on purpose: the warning, then a whole new run. Nothing is adopted yet, so
+    // the unfinished run's VPC stays next to the new one (the next slice adopts it).
+    let output = world
+        .rebuild_test(&infrastructure_playbook())
+        .arg("--new-run")
+        .run();
+    output
+        .success()
+        .stderr_contains(&format!(
+            "WARNING: `--new-run`: starting a new run of stack `{STACK}` although run `{unfinished}` is unfinished"
+        ))
+        .stderr_contains("NOT adopted yet");
+    let status = world.status();
+    assert_eq!(
+        (&status["state"], &status["stack"]),
+        (&Value::from("succeeded"), &Value::from(STACK))
+    );
+    assert_ne!(status["run_id"], unfinished.as_str());
+    assert_eq!(
+        vpc_stack_tags(&world),
+        vec![Some(STACK.to_string()), Some(STACK.to_string())]
+    );
+    assert_eq!(inventory(&world.moto.endpoint).vpcs, 2);
+
+    // The stack's newest run succeeded: the one it left behind no longer blocks (the
+    // quotas have room for a third network's plan).
+    world.proxy().set_ec2_quotas(10, 10);
+    world
+        .rebuild_test(&infrastructure_playbook())
+        .failpoint("run/after-start")
+        .run()
+        .killed("run/after-start");
+}
+
+/// A journal written before stacks existed (no `stack` in its start record) still loads,
+/// shows the default stack, and blocks the same command like a new one.
+#[test]
+fn a_journal_without_a_stack_loads_with_the_default_stack() {
+    let world = World::new();
+    world.rebuild_killed_at("network/after-subnets");
+    let journal = world.journal_files().pop().unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    let line: Value = serde_json::from_str(first).unwrap();
+    let mut record = line["record"].clone();
+    assert_eq!(record["event"]["stack"], STACK);
+    record["event"].as_object_mut().unwrap().remove("stack");
+    let body = serde_json::to_string(&record).unwrap();
+    let crc = crc32fast::hash(body.as_bytes());
+    let old = format!("{{\"crc\":\"{crc:08x}\",\"record\":{body}}}");
+    std::fs::write(&journal, format!("{old}\n{rest}")).unwrap();
+
+    let status = world.status();
+    assert_eq!(status["stack"], STACK);
+    world
+        .run(&["status"])
+        .success()
+        .stdout_contains(&format!("stack {STACK}, started "));
+    let run_id = status["run_id"].as_str().unwrap();
+    world
+        .rebuild()
+        .code(2)
+        .stderr_contains(&format!("rebuild resume {run_id}"));
+}
