@@ -76,6 +76,9 @@ impl RunConfig {
         let target = target_region(&playbook, args.target.as_deref())?;
         let stack = stack(&playbook, &target, args.stack.as_deref())?;
         let inputs = Inputs::resolve(&playbook, &given_inputs(&playbook, args)?, None)?;
+        let store = state_store(global);
+        let second = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
+        let run_id = next_run_id(&second, fastrand::u16(..), &store.run_ids());
         Ok(Self {
             playbook,
             target,
@@ -86,11 +89,9 @@ impl RunConfig {
             parallelism: usize::from(args.parallelism),
             yes: args.yes,
             poll: poll(global),
-            store: state_store(global),
+            store,
             scratch: global.state_dir.clone(),
-            run: RunKind::New {
-                run_id: new_run_id(),
-            },
+            run: RunKind::New { run_id },
         })
     }
 
@@ -173,10 +174,22 @@ pub(crate) struct ResumeArgs<'a> {
     pub(crate) inputs: &'a [String],
 }
 
-/// A new run id: UTC start time plus a random suffix, sortable by start.
-fn new_run_id() -> String {
-    let now = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S");
-    format!("{now}-{:04x}", fastrand::u16(..))
+/// A new run id: the UTC start second (`second`, `YYYYMMDD-HHMMSS`) plus a suffix, random
+/// unless runs of the same second exist already (`existing`): then one past theirs, so ids
+/// sort by start even within a second (the newest run is the last id).
+fn next_run_id(second: &str, random: u16, existing: &[String]) -> String {
+    let prefix = format!("{second}-");
+    let latest = existing
+        .iter()
+        .filter_map(|id| id.strip_prefix(&prefix))
+        .filter_map(|suffix| u32::from_str_radix(suffix, 16).ok())
+        .max();
+    let suffix = match latest {
+        // 65,536 runs in one second cannot happen; the store refuses a duplicate id anyway.
+        Some(latest) if u32::from(random) <= latest => (latest + 1).min(0xffff),
+        _ => u32::from(random),
+    };
+    format!("{prefix}{suffix:04x}")
 }
 
 fn poll(global: &GlobalArgs) -> Backoff {
@@ -279,4 +292,37 @@ fn given_inputs(
         );
     }
     Ok(given)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_run_id;
+
+    #[test]
+    fn run_ids_sort_by_start_even_within_a_second() {
+        let none: Vec<String> = Vec::new();
+        assert_eq!(
+            next_run_id("20261202-052310", 0x9b90, &none),
+            "20261202-052310-9b90"
+        );
+        let earlier = vec!["20261202-052309-ffff".to_string()];
+        assert_eq!(
+            next_run_id("20261202-052310", 0x0001, &earlier),
+            "20261202-052310-0001"
+        );
+        let same_second = vec![
+            "20261202-052310-de41".to_string(),
+            "20261202-052310-0215".to_string(),
+        ];
+        let next = next_run_id("20261202-052310", 0x0215, &same_second);
+        assert_eq!(next, "20261202-052310-de42");
+        let mut all = same_second.clone();
+        all.push(next.clone());
+        all.sort();
+        assert_eq!(all.last(), Some(&next), "the newest run is the last id");
+        assert_eq!(
+            next_run_id("20261202-052310", 0xf000, &same_second),
+            "20261202-052310-f000"
+        );
+    }
 }

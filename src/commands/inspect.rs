@@ -80,15 +80,15 @@ pub(super) fn runs(global: &GlobalArgs) -> Result<(), Error> {
         Output::Text if rows.is_empty() => eprintln!("no runs in `{}`", global.state_dir.display()),
         Output::Text => {
             println!(
-                "{:<24} {:<12} {:<16} {:<16} {:<22} {:>5}",
-                "RUN", "STATE", "PLAYBOOK", "TARGET", "STARTED", "DONE"
+                "{:<24} {:<12} {:<32} {:<16} {:<22} {:>5}",
+                "RUN", "STATE", "STACK", "TARGET", "STARTED", "DONE"
             );
             for row in rows {
                 println!(
-                    "{:<24} {:<12} {:<16} {:<16} {:<22} {:>5}",
+                    "{:<24} {:<12} {:<32} {:<16} {:<22} {:>5}",
                     row["run_id"].as_str().unwrap_or_default(),
                     row["state"].as_str().unwrap_or_default(),
-                    row["playbook"].as_str().unwrap_or("-"),
+                    row["stack"].as_str().unwrap_or("-"),
                     row["target_region"].as_str().unwrap_or("-"),
                     row["started"]
                         .as_str()

@@ -136,6 +136,23 @@ fn another_stack_is_not_blocked_and_new_run_goes_ahead_with_a_warning() {
         .killed("run/after-start");
     assert_eq!(world.journal_files().len(), 2);
     assert_eq!(world.status()["stack"], "shop-drill");
+    // `rebuild runs` lists each run with its stack.
+    let listed = world.run(&["runs"]).success().stdout().to_string();
+    let stack_of = |run: &str| {
+        let line = listed.lines().find(|line| line.starts_with(run));
+        line.and_then(|line| line.split_whitespace().nth(2))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        stack_of(&unfinished).as_deref(),
+        Some("region-rebuild@ap-southeast-1"),
+        "{listed}"
+    );
+    assert!(
+        listed.lines().next().unwrap_or_default().contains("STACK"),
+        "{listed}"
+    );
+    assert!(listed.contains(" shop-drill "), "{listed}");
     world
         .rebuild_test(&infrastructure_playbook())
         .args(["--stack", "Shop Drill"])
