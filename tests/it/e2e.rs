@@ -13,7 +13,9 @@ use crate::support::git::checkout_head;
 use crate::support::inventory::{ONE_RUN, inventory};
 use crate::support::kube::{SSL_CERT, load_balancer_hostname};
 use crate::support::playbooks::{DEPLOY_MARKER, default_playbook};
-use crate::support::seed::{APP_ROLE, DR_REGION, block_on, ec2_client, eks_client, sdk_config};
+use crate::support::seed::{
+    APP_ROLE, DR_REGION, block_on, eks_client, sdk_config, vpc_with_subnet,
+};
 use crate::support::stack::{
     CONFIG_RELEASE, GITHUB_TOKEN, OLD_TARGET, PUBLIC_HOST, RELEASE, Stack, TARGET_REGISTRY,
 };
@@ -647,22 +649,7 @@ fn existing_eks_cluster(stack: &Stack) -> String {
         .unwrap()
         .to_string();
     block_on(async {
-        let ec2 = ec2_client(&stack.world.moto.endpoint, DR_REGION).await;
-        let vpc = ec2
-            .create_vpc()
-            .cidr_block("10.77.0.0/16")
-            .send()
-            .await
-            .unwrap();
-        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block("10.77.1.0/24")
-            .send()
-            .await
-            .unwrap();
-        let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+        let (_, subnet) = vpc_with_subnet(&stack.world.moto.endpoint, DR_REGION, 77).await;
         let eks = eks_client(stack.world.endpoint(), DR_REGION).await;
         eks.create_cluster()
             .name(&name)

@@ -312,22 +312,9 @@ fn a_node_role_ec2_cannot_assume_or_without_the_cni_policy_is_a_plan_problem() {
 fn eks_refuses_access_entries_on_a_cluster_in_config_map_mode_as_aws_does() {
     let world = World::new();
     let subnets = block_on(async {
-        let ec2 = crate::support::seed::ec2_client(&world.moto.endpoint, DR_REGION).await;
-        let vpc = ec2
-            .create_vpc()
-            .cidr_block("10.7.0.0/16")
-            .send()
-            .await
-            .unwrap();
-        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block("10.7.1.0/24")
-            .send()
-            .await
-            .unwrap();
-        vec![subnet.subnet().unwrap().subnet_id().unwrap().to_string()]
+        let (_, subnet) =
+            crate::support::seed::vpc_with_subnet(&world.moto.endpoint, DR_REGION, 7).await;
+        vec![subnet]
     });
     let refused = block_on(async {
         let eks = eks_client(world.endpoint(), DR_REGION).await;

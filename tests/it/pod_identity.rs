@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::seed::{
-    APP_ROLE, DR_REGION, POD_IDENTITY_TRUST, block_on, ec2_client, eks_client, sdk_config,
+    APP_ROLE, DR_REGION, POD_IDENTITY_TRUST, block_on, eks_client, sdk_config, vpc_with_subnet,
 };
 use crate::support::strict::pod_identity::AddonFailure;
 use crate::support::world::{World, step};
@@ -20,22 +20,7 @@ const PILOT: &str = "pilot";
 /// An EKS cluster `name` in the target region, created through the proxy.
 fn cluster(world: &World, name: &str) {
     block_on(async {
-        let ec2 = ec2_client(&world.moto.endpoint, DR_REGION).await;
-        let vpc = ec2
-            .create_vpc()
-            .cidr_block("10.8.0.0/16")
-            .send()
-            .await
-            .unwrap();
-        let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
-        let subnet = ec2
-            .create_subnet()
-            .vpc_id(&vpc)
-            .cidr_block("10.8.1.0/24")
-            .send()
-            .await
-            .unwrap();
-        let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+        let (_, subnet) = vpc_with_subnet(&world.moto.endpoint, DR_REGION, 8).await;
         eks_client(world.endpoint(), DR_REGION)
             .await
             .create_cluster()

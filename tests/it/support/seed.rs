@@ -468,3 +468,25 @@ impl Colleague {
             .env("AWS_SESSION_TOKEN", &self.session_token)
     }
 }
+
+/// A VPC `10.OCTET.0.0/16` in `region` with one subnet `10.OCTET.1.0/24`, made in moto at
+/// `endpoint` directly: (VPC id, subnet id).
+pub async fn vpc_with_subnet(endpoint: &str, region: &str, octet: u8) -> (String, String) {
+    let ec2 = ec2_client(endpoint, region).await;
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block(format!("10.{octet}.0.0/16"))
+        .send()
+        .await
+        .unwrap();
+    let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc)
+        .cidr_block(format!("10.{octet}.1.0/24"))
+        .send()
+        .await
+        .unwrap();
+    let subnet = subnet.subnet().unwrap().subnet_id().unwrap().to_string();
+    (vpc, subnet)
+}
