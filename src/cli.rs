@@ -38,7 +38,7 @@ Exit codes:
   1    a step failed; the run is journaled and resumable (`rebuild resume`)
   2    usage error, invalid playbook or input, confirmation refused/missing, or the stack
        has an unfinished run (resume it, or `--new-run`)
-  3    another rebuild holds the lock for this state directory and target
+  3    another rebuild holds the lock for this state (directory or bucket) and target
   4    the plan found problems (snapshot missing or too old, zones unavailable...); nothing changed
   5    state error: no such run, or a damaged journal
   130  interrupted (SIGINT/SIGTERM); the run is journaled and resumable";
@@ -54,6 +54,16 @@ pub struct GlobalArgs {
         default_value = ".rebuild"
     )]
     pub state_dir: PathBuf,
+    /// Keep runs, journals and run locks in an S3 bucket a team shares,
+    /// `s3://BUCKET/PREFIX` (overrides the playbook's `state:`). The bucket must not be in
+    /// the playbook's source region. `--state-dir` then holds only local scratch files.
+    #[arg(
+        long,
+        global = true,
+        env = "REBUILD_STATE",
+        value_name = "s3://BUCKET/PREFIX"
+    )]
+    pub state: Option<String>,
     /// `text` for people, `json` for machines (data on stdout, one JSON event per line).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,

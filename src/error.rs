@@ -2,6 +2,7 @@
 //! command to run, and maps to a documented exit code. Only `main` turns them into one.
 
 use crate::journal::lock::LockError;
+use crate::journal::s3::OpenError;
 use crate::journal::{JournalError, LoadRunError};
 use crate::playbook::{LoadError, Problems};
 use crate::usage::UsageError;
@@ -64,6 +65,18 @@ pub enum Error {
     /// The journal could not be written.
     #[error(transparent)]
     Journal(Box<JournalError>),
+    /// The shared state could not be opened.
+    #[error(transparent)]
+    StateOpen(Box<OpenError>),
+}
+
+impl From<OpenError> for Error {
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::NoSuchBucket { bucket } => UsageError::NoStateBucket { bucket }.into(),
+            other => Self::StateOpen(Box::new(other)),
+        }
+    }
 }
 
 impl From<LockError> for Error {
@@ -96,7 +109,7 @@ impl Error {
             Self::PlanRefused { .. } => 4,
             Self::RunFailed { .. } => 1,
             Self::Interrupted { .. } => 130,
-            Self::State(_) | Self::Journal(_) => 5,
+            Self::State(_) | Self::Journal(_) | Self::StateOpen(_) => 5,
         }
     }
 
@@ -116,6 +129,24 @@ impl Error {
                 LockError::ForeignHost { target, .. } => Some(format!(
                     "make sure that host is not running it any more, then `rebuild unlock --target {target}`"
                 )),
+                LockError::Shared {
+                    target,
+                    location,
+                    holder,
+                } => Some(format!(
+                    "if that run is still going, wait for it or stop it on `{host}` (Ctrl-C / SIGTERM); \
+                     if its process is gone, break the lock on purpose — a lock in S3 is never \
+                     judged dead by its pid, since its host cannot be checked from here: \
+                     `rebuild unlock --target {target} --state {location}`, then \
+                     `rebuild resume {run_id} --state {location}`",
+                    host = holder.host,
+                    run_id = holder.run_id,
+                )),
+                LockError::Remote { .. } => Some(
+                    "check the credentials, the network and the state bucket's policy (the \
+                     runbook lists the S3 actions `rebuild` needs)"
+                        .into(),
+                ),
                 _ => Some("check the state directory's permissions".into()),
             },
             Self::PlanRefused { hint, .. } => Some(hint.clone()),
@@ -125,9 +156,19 @@ impl Error {
                 Some("`rebuild runs` lists the runs in this state directory".into())
             }
             Self::State(_) | Self::Journal(_) => Some(
-                "check the state directory (disk, permissions); a damaged journal line before the last one is never guessed at"
+                "check the state directory or bucket (disk, permissions, credentials); a damaged journal record before the last one is never guessed at"
                     .into(),
             ),
+            Self::StateOpen(error) => match &**error {
+                OpenError::Location { source, .. } if source.missing_credentials => {
+                    Some(crate::steps::NO_CREDENTIALS_HINT.into())
+                }
+                _ => Some(
+                    "check the credentials and that the bucket policy allows `s3:GetBucketLocation` \
+                     (the runbook lists every S3 action `rebuild` needs)"
+                        .into(),
+                ),
+            },
         }
     }
 }
@@ -141,6 +182,7 @@ mod tests {
     fn exit_codes_are_the_documented_ones() {
         let holder = Holder {
             run_id: "r1".into(),
+            user: "alice".into(),
             host: "laptop".into(),
             pid: 42,
             since: jiff::Timestamp::UNIX_EPOCH,
@@ -151,7 +193,7 @@ mod tests {
             (
                 Error::from(LockError::Held {
                     target: "ap-southeast-1".into(),
-                    holder: holder.clone(),
+                    holder: Box::new(holder.clone()),
                 }),
                 3,
             ),
@@ -196,6 +238,7 @@ mod tests {
     fn a_held_lock_names_its_holder_and_a_foreign_one_says_how_to_break_it() {
         let holder = Holder {
             run_id: "r1".into(),
+            user: "alice".into(),
             host: "laptop".into(),
             pid: 42,
             since: jiff::Timestamp::UNIX_EPOCH,
@@ -203,15 +246,34 @@ mod tests {
         };
         let held = Error::from(LockError::Held {
             target: "ap-southeast-1".into(),
-            holder: holder.clone(),
+            holder: Box::new(holder.clone()),
         });
         assert_eq!(
             held.to_string(),
-            "another rebuild is running for `ap-southeast-1`: run `r1` on host `laptop` (pid 42, since 1970-01-01 00:00:00 UTC)"
+            "another rebuild is running for `ap-southeast-1`: run `r1` by `alice` on host `laptop` (pid 42, since 1970-01-01 00:00:00 UTC)"
+        );
+        let shared = Error::from(LockError::Shared {
+            target: "ap-southeast-1".into(),
+            location: "s3://team-state/dr".into(),
+            holder: Box::new(holder.clone()),
+        });
+        assert_eq!(shared.exit_code(), 3);
+        assert_eq!(
+            shared.to_string(),
+            "the lock for `ap-southeast-1` in `s3://team-state/dr` is held by run `r1` by `alice` on host `laptop` (pid 42, since 1970-01-01 00:00:00 UTC)"
+        );
+        let hint = shared.hint().unwrap();
+        assert!(hint.contains("never judged dead by its pid"), "{hint}");
+        assert!(
+            hint.contains(
+                "`rebuild unlock --target ap-southeast-1 --state s3://team-state/dr`, then \
+                 `rebuild resume r1 --state s3://team-state/dr`"
+            ),
+            "{hint}"
         );
         let foreign = Error::from(LockError::ForeignHost {
             target: "ap-southeast-1".into(),
-            holder,
+            holder: Box::new(holder),
         });
         assert!(
             foreign

@@ -19,6 +19,7 @@ pub mod report;
 pub mod runtime;
 pub mod secret;
 pub mod stack;
+pub mod state_url;
 pub mod steps;
 pub mod usage;
 pub mod workspace;

@@ -113,6 +113,28 @@ pub enum UsageError {
         /// The run.
         run_id: String,
     },
+    /// `--state` is not a state URL.
+    #[error("`--state {given}`: {reason}")]
+    StateUrl {
+        /// What was given.
+        given: String,
+        /// Why it is refused.
+        reason: crate::state_url::StateUrlError,
+    },
+    /// The state bucket is in the region that failed.
+    #[error("the state bucket `{location}` is in `{region}`, the playbook's source region")]
+    StateInSourceRegion {
+        /// The state location.
+        location: String,
+        /// The bucket's region.
+        region: String,
+    },
+    /// The state bucket does not exist.
+    #[error("the state bucket `{bucket}` does not exist")]
+    NoStateBucket {
+        /// The bucket.
+        bucket: String,
+    },
     /// `rebuild eks-token` could not make a token.
     #[error("{0}")]
     EksToken(String),
@@ -190,6 +212,19 @@ impl UsageError {
             }
             Self::PlaybookChanged { .. } => {
                 "restore the playbook as it was (the journal pins its SHA-256), or start a new run"
+                    .into()
+            }
+            Self::StateUrl { .. } => {
+                "write `--state s3://BUCKET/PREFIX`; a local directory is `--state-dir DIR`".into()
+            }
+            Self::StateInSourceRegion { .. } => {
+                "the state must outlive the region that failed: use a bucket in a third region \
+                 (see the runbook, \"State in S3\"), or the local `--state-dir`"
+                    .into()
+            }
+            Self::NoStateBucket { .. } => {
+                "check the name, or create the bucket in a third region with versioning on \
+                 (see the runbook, \"State in S3\")"
                     .into()
             }
             Self::EksToken(_) => {

@@ -112,6 +112,8 @@ impl fmt::Display for CloudError {
     }
 }
 
+impl std::error::Error for CloudError {}
+
 impl CloudError {
     /// Classify an SDK error.
     pub fn from_sdk<E>(

@@ -197,6 +197,35 @@ impl Cloud {
         self.regional(region)
     }
 
+    /// The region the configuration names (profile, `AWS_REGION`), else `us-east-1`: where
+    /// a state bucket's region is asked (`GetBucketLocation` answers from any region).
+    pub fn default_region(&self) -> String {
+        self.base
+            .region()
+            .map_or_else(|| "us-east-1".to_string(), |region| region.to_string())
+    }
+
+    /// An S3 client for the state bucket in `region`, for the state store's own I/O thread
+    /// (`journal::s3`): its own identity cache, and (as every client made without one) its
+    /// own HTTP connection pool, so it never waits on a connection or a credentials refresh
+    /// driven by the run's runtime; and time limits, so a synchronous journal append cannot
+    /// hang a run. Not cached: the store makes one per state location.
+    pub fn state_bucket(&self, region: &str) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::IdentityCache;
+        use aws_sdk_s3::config::timeout::TimeoutConfig;
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .operation_attempt_timeout(std::time::Duration::from_secs(20))
+            .operation_timeout(std::time::Duration::from_secs(60))
+            .build();
+        let config = aws_sdk_s3::config::Builder::from(&self.base)
+            .region(Region::new(region.to_string()))
+            .identity_cache(IdentityCache::lazy().build())
+            .timeout_config(timeouts)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
     /// A Route 53 client (Route 53 is global: the endpoint of `region`'s partition).
     pub fn route53(&self, region: &str) -> aws_sdk_route53::Client {
         self.global(region)

@@ -71,12 +71,14 @@ pub(crate) enum RunKind {
 
 impl RunConfig {
     /// A new run from the command line.
-    pub(crate) fn for_start(global: &GlobalArgs, args: &RunArgs) -> Result<Self, Error> {
+    pub(crate) async fn for_start(global: &GlobalArgs, args: &RunArgs) -> Result<Self, Error> {
         let playbook = Arc::new(load_playbook(args.playbook.as_deref())?);
         let target = target_region(&playbook, args.target.as_deref())?;
         let stack = stack(&playbook, &target, args.stack.as_deref())?;
         let inputs = Inputs::resolve(&playbook, &given_inputs(&playbook, args)?, None)?;
-        let store = state_store(global);
+        let from_playbook = playbook.state.as_ref().map(|state| &state.value);
+        let store = state_store(global, from_playbook).await?;
+        outside_the_source_region(store.as_ref(), &playbook)?;
         let second = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
         let run_id = next_run_id(&second, fastrand::u16(..), &store.run_ids());
         Ok(Self {
@@ -100,10 +102,12 @@ impl RunConfig {
     pub(crate) fn for_resume(
         global: &GlobalArgs,
         resume: &ResumeArgs<'_>,
+        store: Arc<dyn StateStore>,
         loaded: Loaded,
         state: RunState,
     ) -> Result<Self, Error> {
         let playbook = Arc::new(load_playbook(Some(Path::new(&state.header.playbook_path)))?);
+        outside_the_source_region(store.as_ref(), &playbook)?;
         let inputs = Inputs::resolve(
             &playbook,
             &parse_pairs(resume.inputs)?,
@@ -119,7 +123,7 @@ impl RunConfig {
             parallelism: usize::from(resume.parallelism),
             yes: resume.yes,
             poll: poll(global),
-            store: state_store(global),
+            store,
             scratch: global.state_dir.clone(),
             run: RunKind::Resume {
                 loaded,
@@ -190,6 +194,23 @@ fn next_run_id(second: &str, random: u16, existing: &[String]) -> String {
         _ => u32::from(random),
     };
     format!("{prefix}{suffix:04x}")
+}
+
+/// Refuse state kept in the playbook's source region: it would fail with the region it is
+/// meant to outlive.
+fn outside_the_source_region(
+    store: &dyn StateStore,
+    playbook: &Playbook,
+) -> Result<(), UsageError> {
+    match store.region() {
+        Some(region) if region == playbook.source_region.value => {
+            Err(UsageError::StateInSourceRegion {
+                location: store.location(),
+                region,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn poll(global: &GlobalArgs) -> Backoff {

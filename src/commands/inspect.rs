@@ -15,15 +15,15 @@ use crate::usage::UsageError;
 use super::config::load_playbook;
 use super::{state_store, torn_note};
 
-pub(super) fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), Error> {
-    let store = state_store(global);
+pub(super) async fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), Error> {
+    let store = state_store(global, None).await?;
     let run_id = run_id
         .or_else(|| store.latest())
         .ok_or_else(|| Error::from(LoadRunError::NotFound("(latest)".into())))?;
     let (loaded, state) = store.load_run(&run_id)?;
     let playbook = load_playbook(Some(PathBuf::from(&state.header.playbook_path).as_path())).ok();
     let running = store.is_running(&run_id, &state.header.target_region);
-    let shown_dir = global.state_dir.display().to_string();
+    let shown_dir = store.location();
     match global.output {
         Output::Json => {
             let mut value = render::status_json(&state, playbook.as_ref(), running, &shown_dir);
@@ -45,8 +45,8 @@ pub(super) fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), 
     Ok(())
 }
 
-pub(super) fn runs(global: &GlobalArgs) -> Result<(), Error> {
-    let store = state_store(global);
+pub(super) async fn runs(global: &GlobalArgs) -> Result<(), Error> {
+    let store = state_store(global, None).await?;
     let entries = store.runs();
     let mut rows = Vec::new();
     for entry in &entries {
@@ -77,7 +77,7 @@ pub(super) fn runs(global: &GlobalArgs) -> Result<(), Error> {
     }
     match global.output {
         Output::Json => println!("{}", json!(rows)),
-        Output::Text if rows.is_empty() => eprintln!("no runs in `{}`", global.state_dir.display()),
+        Output::Text if rows.is_empty() => eprintln!("no runs in `{}`", store.location()),
         Output::Text => {
             println!(
                 "{:<24} {:<12} {:<32} {:<16} {:<22} {:>5}",
@@ -119,8 +119,8 @@ pub(super) fn validate(global: &GlobalArgs, playbook: Option<PathBuf>) -> Result
     Ok(())
 }
 
-pub(super) fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), Error> {
-    let store = state_store(global);
+pub(super) async fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), Error> {
+    let store = state_store(global, None).await?;
     let targets: Vec<String> = match target {
         Some(target) if !crate::playbook::region::is_valid(&target) => {
             return Err(UsageError::NotARegion {
@@ -133,7 +133,7 @@ pub(super) fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), 
         None => store.locked_targets(),
     };
     if targets.is_empty() {
-        eprintln!("no locks in `{}`", global.state_dir.display());
+        eprintln!("no locks in `{}`", store.location());
     }
     for target in targets {
         match store.unlock(&target)? {
@@ -144,6 +144,15 @@ pub(super) fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), 
             Unlocked::Removed(None) => {
                 eprintln!("broke the lock for `{target}` (holder unreadable)")
             }
+            Unlocked::Unverified(holder) => eprintln!(
+                "broke the lock for `{target}` held by {holder}\n\
+                 note: whether that process still runs could not be checked (a lock in S3 is \
+                 never judged dead by its pid: its host cannot be checked from here); make \
+                 sure it is stopped on `{host}` before resuming: `rebuild resume {run_id} --state {location}`",
+                host = holder.host,
+                run_id = holder.run_id,
+                location = store.location(),
+            ),
         }
     }
     Ok(())

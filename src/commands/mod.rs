@@ -18,12 +18,14 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use crate::cli::{Cli, Command, GlobalArgs, Output};
+use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::journal::store::Loaded;
-use crate::journal::{FileStore, StateStore};
+use crate::journal::{FileStore, S3Store, StateStore};
 use crate::report::{
     JsonReporter, LineReporter, ReportEvent, Reporter, progress::ProgressReporter,
 };
+use crate::state_url::StateUrl;
 use crate::usage::UsageError;
 
 use self::config::{ResumeArgs, RunConfig};
@@ -48,10 +50,10 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
             };
             resume(&global, run_id, &args).await
         }
-        Some(Command::Status { run_id }) => inspect::status(&global, run_id),
-        Some(Command::Runs) => inspect::runs(&global),
+        Some(Command::Status { run_id }) => inspect::status(&global, run_id).await,
+        Some(Command::Runs) => inspect::runs(&global).await,
         Some(Command::Validate { playbook }) => inspect::validate(&global, playbook),
-        Some(Command::Unlock { target }) => inspect::unlock(&global, target),
+        Some(Command::Unlock { target }) => inspect::unlock(&global, target).await,
         Some(Command::EksToken { cluster, region }) => inspect::eks_token(&cluster, &region).await,
     }
 }
@@ -62,7 +64,7 @@ async fn resume(
     run_id: Option<String>,
     args: &ResumeArgs<'_>,
 ) -> Result<(), Error> {
-    let store = state_store(global);
+    let store = state_store(global, None).await?;
     let run_id = match run_id {
         Some(run_id) => run_id,
         None => store
@@ -84,7 +86,7 @@ async fn resume(
     }
     run::run(
         global,
-        RunConfig::for_resume(global, args, loaded, state)?,
+        RunConfig::for_resume(global, args, store, loaded, state)?,
         Vec::new(),
     )
     .await
@@ -100,10 +102,27 @@ pub(crate) fn torn_note(loaded: &Loaded, what_happens: &str) -> Option<String> {
     })
 }
 
-/// Where durable state lives: the one place that chooses the backend (a local directory,
-/// `--state-dir`).
-pub(crate) fn state_store(global: &GlobalArgs) -> Arc<dyn StateStore> {
-    Arc::new(FileStore::new(&global.state_dir))
+/// Where durable state lives: the one place that chooses the backend. An S3 bucket given
+/// by `--state` (or `REBUILD_STATE`), else by the playbook's `state:` (`from_playbook`, for
+/// the commands that load one), else the local directory `--state-dir`. Opening a bucket
+/// asks for its region (`GetBucketLocation`) with the run's AWS configuration.
+pub(crate) async fn state_store(
+    global: &GlobalArgs,
+    from_playbook: Option<&StateUrl>,
+) -> Result<Arc<dyn StateStore>, Error> {
+    let url = match (&global.state, from_playbook) {
+        (Some(given), _) => StateUrl::parse(given).map_err(|reason| UsageError::StateUrl {
+            given: given.clone(),
+            reason,
+        })?,
+        (None, Some(url)) => url.clone(),
+        (None, None) => return Ok(Arc::new(FileStore::new(&global.state_dir))),
+    };
+    let cloud = Cloud::from_env().await;
+    let store = S3Store::open(url, &cloud.default_region(), |region| {
+        cloud.state_bucket(region)
+    })?;
+    Ok(Arc::new(store))
 }
 
 /// The reporter for a run: JSON lines, progress bars on a terminal, or plain lines.

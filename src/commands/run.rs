@@ -113,7 +113,7 @@ fn ensure_runnable(plan: &Plan) -> Result<(), Error> {
 
 /// `rebuild plan`: the plan, read-only.
 pub(super) async fn plan(global: &GlobalArgs, args: &RunArgs) -> Result<(), Error> {
-    let config = RunConfig::for_start(global, args)?;
+    let config = RunConfig::for_start(global, args).await?;
     let plan = skeleton(&config)?;
     let cloud = Arc::new(Cloud::from_env().await);
     let plan = survey_plan(&config, plan, cloud).await;
@@ -126,7 +126,7 @@ pub(super) async fn plan(global: &GlobalArgs, args: &RunArgs) -> Result<(), Erro
 /// planned or asked of the cloud. A run of the stack that is running now is left to the
 /// lock, which names its holder (exit 3).
 pub(super) async fn start(global: &GlobalArgs, args: &RunArgs, new_run: bool) -> Result<(), Error> {
-    let config = RunConfig::for_start(global, args)?;
+    let config = RunConfig::for_start(global, args).await?;
     let mut notices = Vec::new();
     if let Some(unfinished) = config.store.unfinished_run_of(&config.stack) {
         let header = &unfinished.header;

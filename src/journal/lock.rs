@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 pub struct Holder {
     /// The run it is for.
     pub run_id: String,
+    /// Who started it (the login name; empty in locks written before it was recorded).
+    #[serde(default)]
+    pub user: String,
     /// Host name.
     pub host: String,
     /// Process id on that host.
@@ -31,10 +34,13 @@ pub struct Holder {
 
 impl std::fmt::Display for Holder {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "run `{}`", self.run_id)?;
+        if !self.user.is_empty() {
+            write!(formatter, " by `{}`", self.user)?;
+        }
         write!(
             formatter,
-            "run `{}` on host `{}` (pid {}, since {})",
-            self.run_id,
+            " on host `{}` (pid {}, since {})",
             self.host,
             self.pid,
             self.since.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -51,7 +57,7 @@ pub enum LockError {
         /// Target region.
         target: String,
         /// Who holds it.
-        holder: Holder,
+        holder: Box<Holder>,
     },
     /// A lock left by another host, which this host cannot prove dead.
     #[error("the lock for `{target}` was left by {holder}, on another host")]
@@ -59,7 +65,26 @@ pub enum LockError {
         /// Target region.
         target: String,
         /// Who left it.
-        holder: Holder,
+        holder: Box<Holder>,
+    },
+    /// A lock in shared state (an S3 bucket), held by a running process or left by one that
+    /// died: which of the two cannot be told from here.
+    #[error("the lock for `{target}` in `{location}` is held by {holder}")]
+    Shared {
+        /// Target region.
+        target: String,
+        /// The state location (`s3://BUCKET/PREFIX`).
+        location: String,
+        /// Who holds it.
+        holder: Box<Holder>,
+    },
+    /// Reading or writing a lock in shared state failed.
+    #[error("lock `{location}`: {source}")]
+    Remote {
+        /// The lock object (`s3://BUCKET/KEY`).
+        location: String,
+        /// The failed call.
+        source: Box<crate::cloud::CloudError>,
     },
     /// Lock file I/O.
     #[error("lock file `{path}`: {source}")]
@@ -69,6 +94,18 @@ pub enum LockError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+impl LockError {
+    /// The holder a refusal names, if any.
+    pub fn holder(&self) -> Option<&Holder> {
+        match self {
+            Self::Held { holder, .. }
+            | Self::ForeignHost { holder, .. }
+            | Self::Shared { holder, .. } => Some(holder.as_ref()),
+            Self::Remote { .. } | Self::Io { .. } => None,
+        }
+    }
 }
 
 /// A held lock, whatever stores it; released when dropped.
@@ -121,6 +158,26 @@ pub fn host_name() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
+/// Who runs this process: the login name (`USER`, else `LOGNAME`), or `unknown`.
+pub fn user_name() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|variable| std::env::var(variable).ok().filter(|name| !name.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The holder this process writes into a lock it takes for `run_id` on `target`.
+pub fn this_process(target: &str, run_id: &str) -> Holder {
+    Holder {
+        run_id: run_id.to_string(),
+        user: user_name(),
+        host: host_name(),
+        pid: std::process::id(),
+        since: Timestamp::now(),
+        target: target.to_string(),
+    }
+}
+
 /// Open the lock file and take its advisory lock. A releasing holder removes the file while
 /// still holding it, so after locking, check that the path still names the locked file;
 /// if it does not, another process may hold a newer file: start again.
@@ -144,7 +201,7 @@ fn open_locked(path: &Path, target: &str) -> Result<File, LockError> {
                 let holder = read_holder(&mut file).unwrap_or_else(|| unknown_holder(target));
                 return Err(LockError::Held {
                     target: target.to_string(),
-                    holder,
+                    holder: Box::new(holder),
                 });
             }
             Err(TryLockError::Error(error)) => return Err(io_error(error)),
@@ -180,16 +237,10 @@ pub fn acquire(state_dir: &Path, target: &str, run_id: &str) -> Result<RunLock, 
     {
         return Err(LockError::ForeignHost {
             target: target.to_string(),
-            holder: previous.clone(),
+            holder: Box::new(previous.clone()),
         });
     }
-    let holder = Holder {
-        run_id: run_id.to_string(),
-        host: here,
-        pid: std::process::id(),
-        since: Timestamp::now(),
-        target: target.to_string(),
-    };
+    let holder = this_process(target, run_id);
     let text = serde_json::to_string_pretty(&holder).unwrap_or_default();
     file.set_len(0).map_err(io_error)?;
     file.seek(SeekFrom::Start(0)).map_err(io_error)?;
@@ -202,9 +253,11 @@ pub fn acquire(state_dir: &Path, target: &str, run_id: &str) -> Result<RunLock, 
     ))
 }
 
-fn unknown_holder(target: &str) -> Holder {
+/// The holder of a lock whose content cannot be read.
+pub(crate) fn unknown_holder(target: &str) -> Holder {
     Holder {
         run_id: "unknown".into(),
+        user: String::new(),
         host: "unknown".into(),
         pid: 0,
         since: Timestamp::UNIX_EPOCH,
@@ -228,6 +281,9 @@ pub enum Unlocked {
     NotLocked,
     /// The lock of this holder was removed.
     Removed(Option<Holder>),
+    /// The lock of this holder was removed without knowing whether its process is still
+    /// running (a lock in shared state: its host cannot be checked from here).
+    Unverified(Holder),
 }
 
 /// Break the lock for `target` on purpose. Refuses while a live process on this host holds
@@ -247,7 +303,7 @@ pub fn unlock(state_dir: &Path, target: &str) -> Result<Unlocked, LockError> {
         Err(TryLockError::WouldBlock) => {
             return Err(LockError::Held {
                 target: target.to_string(),
-                holder: holder.unwrap_or_else(|| unknown_holder(target)),
+                holder: Box::new(holder.unwrap_or_else(|| unknown_holder(target))),
             });
         }
         Err(TryLockError::Error(source)) => return Err(LockError::Io { path, source }),

@@ -1,10 +1,13 @@
 //! The journal: the checkpoint of every run. Records ([`record`]) are appended and fsync'd
 //! ([`store`]), folded into state ([`state`]), and guarded by a lock ([`lock`]). Where
 //! journals and locks live is behind the [`StateStore`] seam ([`state_store`]): a local
-//! directory today, memory in tests.
+//! directory by default, an S3 bucket shared by a team ([`s3`]), memory in tests.
 
+#[doc(hidden)]
+pub mod contract;
 pub mod lock;
 pub mod record;
+pub mod s3;
 pub mod state;
 pub mod state_store;
 pub mod store;
@@ -12,6 +15,7 @@ pub mod store;
 use std::path::PathBuf;
 
 pub use record::{Event, Outcome, Record, ResourceAction, Values};
+pub use s3::S3Store;
 pub use state::{RunState, StepStatus};
 pub use state_store::{FileStore, MemoryStore, RunEntry, StateStore};
 pub use store::{Journal, JournalError, Loaded};
@@ -20,7 +24,7 @@ pub use store::{Journal, JournalError, Loaded};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadRunError {
     /// No journal for that id.
-    #[error("no run `{0}` in this state directory")]
+    #[error("no run `{0}` in this state")]
     NotFound(String),
     /// The journal could not be read.
     #[error(transparent)]

@@ -28,6 +28,12 @@ pub trait StateStore: Send + Sync {
     /// Where the state lives, as the user named it (for messages and resume commands).
     fn location(&self) -> String;
 
+    /// The AWS region the state lives in, when it lives in AWS (a run refuses state in
+    /// its source region); `None` for local state.
+    fn region(&self) -> Option<String> {
+        None
+    }
+
     /// Start the journal of a new run; fails if the run exists.
     fn create_run(&self, run_id: &str) -> Result<Journal, JournalError>;
 
@@ -303,16 +309,10 @@ impl StateStore for MemoryStore {
         if let Some(holder) = locks.get(target) {
             return Err(LockError::Held {
                 target: target.to_string(),
-                holder: holder.clone(),
+                holder: Box::new(holder.clone()),
             });
         }
-        let holder = Holder {
-            run_id: run_id.to_string(),
-            host: lock::host_name(),
-            pid: std::process::id(),
-            since: jiff::Timestamp::now(),
-            target: target.to_string(),
-        };
+        let holder = lock::this_process(target, run_id);
         locks.insert(target.to_string(), holder.clone());
         let release = MemoryLock {
             locks: self.locks.clone(),
@@ -326,7 +326,7 @@ impl StateStore for MemoryStore {
             // In memory every holder is alive: it must be stopped, not unlocked.
             Some(holder) => Err(LockError::Held {
                 target: target.to_string(),
-                holder,
+                holder: Box::new(holder),
             }),
             None => Ok(Unlocked::NotLocked),
         }
@@ -357,83 +357,8 @@ impl StateStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Event, Outcome, Values};
-
-    fn header(run_id: &str) -> Event {
-        Event::RunStarted {
-            run_id: run_id.into(),
-            playbook_path: "t.yaml".into(),
-            playbook_name: "t".into(),
-            playbook_digest: "d".into(),
-            source_region: "ap-southeast-2".into(),
-            target_region: "ap-southeast-1".into(),
-            stack: None,
-            inputs: Values::new(),
-            accept_rpo: false,
-            host: "h".into(),
-            tool_version: "0".into(),
-        }
-    }
-
-    /// The contract every store keeps, checked on each implementation.
-    fn keeps_the_contract(store: &dyn StateStore) {
-        assert!(store.runs().is_empty() && store.latest().is_none());
-        let journal = store.create_run("20260101-000000-aaaa").unwrap();
-        journal.append(header("20260101-000000-aaaa")).unwrap();
-        assert!(
-            store.create_run("20260101-000000-aaaa").is_err(),
-            "a run is created once"
-        );
-        let (loaded, state) = store.load_run("20260101-000000-aaaa").unwrap();
-        assert_eq!(state.header.run_id, "20260101-000000-aaaa");
-        let reopened = store.reopen_run("20260101-000000-aaaa", &loaded).unwrap();
-        reopened
-            .append(Event::StepStarted {
-                step: "a".into(),
-                attempt: 1,
-            })
-            .unwrap();
-        let (_, state) = store.load_run("20260101-000000-aaaa").unwrap();
-        assert_eq!(state.step("a").map(|step| step.attempts), Some(1));
-        store
-            .create_run("20260102-000000-bbbb")
-            .unwrap()
-            .append(header("20260102-000000-bbbb"))
-            .unwrap();
-        assert_eq!(
-            store.run_ids(),
-            vec!["20260101-000000-aaaa", "20260102-000000-bbbb"]
-        );
-        assert_eq!(store.latest().as_deref(), Some("20260102-000000-bbbb"));
-        assert_eq!(
-            store.latest_unfinished().as_deref(),
-            Some("20260102-000000-bbbb")
-        );
-        assert!(matches!(
-            store.load_run("nope"),
-            Err(LoadRunError::NotFound(_))
-        ));
-
-        let held = store
-            .lock("ap-southeast-1", "20260101-000000-aaaa")
-            .unwrap();
-        assert!(store.lock_is_held("ap-southeast-1"));
-        assert!(store.is_running("20260101-000000-aaaa", "ap-southeast-1"));
-        let refused = store.lock("ap-southeast-1", "other").unwrap_err();
-        assert!(
-            matches!(refused, LockError::Held { ref holder, .. } if holder.run_id == "20260101-000000-aaaa"),
-            "{refused}"
-        );
-        assert!(
-            store.unlock("ap-southeast-1").is_err(),
-            "a live holder is never unlocked"
-        );
-        assert_eq!(store.locked_targets(), vec!["ap-southeast-1"]);
-        drop(held);
-        assert!(!store.lock_is_held("ap-southeast-1"));
-        let again = store.lock("ap-southeast-1", "other").unwrap();
-        assert_eq!(again.holder.run_id, "other");
-    }
+    use crate::journal::contract::{header, keeps_the_contract};
+    use crate::journal::{Event, Outcome};
 
     /// A run of `stack` (`None`: an old journal, the default stack `t@ap-southeast-1`)
     /// that ended with `outcome` (`None`: crashed).

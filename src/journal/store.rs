@@ -129,11 +129,27 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, JournalError> {
 /// Parse journal bytes. Lines are checked one by one, so a torn write that cut a multi-byte
 /// character in half only damages the last line.
 pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded, JournalError> {
+    parse_stored(
+        path,
+        bytes
+            .split_inclusive(|byte| *byte == b'\n')
+            .map(|line| (None, line)),
+    )
+}
+
+/// Parse stored records in order, each one line (newline included), with the number its
+/// storage gives it if any (an object store's key); a number that is not the record's
+/// sequence number damages that record. A damaged *last* record is dropped and reported
+/// in [`Loaded::dropped_tail`]; damage anywhere else is an error.
+pub fn parse_stored<'a>(
+    path: &Path,
+    stored: impl IntoIterator<Item = (Option<u64>, &'a [u8])>,
+) -> Result<Loaded, JournalError> {
     let mut records = Vec::new();
     let mut intact_len = 0u64;
     let mut dropped_tail = None;
-    let lines: Vec<&[u8]> = bytes.split_inclusive(|byte| *byte == b'\n').collect();
-    for (index, raw) in lines.iter().enumerate() {
+    let lines: Vec<(Option<u64>, &[u8])> = stored.into_iter().collect();
+    for (index, (number, raw)) in lines.iter().enumerate() {
         let is_last = index + 1 == lines.len();
         let complete = raw.ends_with(b"\n");
         let decoded = if complete {
@@ -146,14 +162,19 @@ pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded, JournalError> {
             ))
         };
         let decoded = decoded.and_then(|record| {
-            if record.seq == records.len() as u64 + 1 {
-                Ok(record)
-            } else {
+            let expected = records.len() as u64 + 1;
+            if record.seq != expected {
                 Err(DecodeError::Malformed(format!(
-                    "sequence number {} where {} was expected",
+                    "sequence number {} where {expected} was expected",
                     record.seq,
-                    records.len() + 1
                 )))
+            } else if let Some(number) = number.filter(|number| *number != record.seq) {
+                Err(DecodeError::Malformed(format!(
+                    "record {} is stored as number {number}",
+                    record.seq
+                )))
+            } else {
+                Ok(record)
             }
         });
         match decoded {

@@ -40,6 +40,9 @@ pub struct Playbook {
     pub source_region: Spanned<String>,
     /// The region to rebuild in when `--target` is not given.
     pub default_target: Option<Spanned<String>>,
+    /// Where a team keeps its runs, journals and locks (`state: s3://BUCKET/PREFIX`);
+    /// `--state` overrides it, and without either they are in the local `--state-dir`.
+    pub state: Option<Spanned<crate::state_url::StateUrl>>,
     /// The oldest snapshot a restore may use without `--accept-rpo`.
     pub rpo_limit: Option<Duration>,
     /// Tags put on every resource, beside `rebuild:run-id` and `rebuild:step`.

@@ -18,6 +18,7 @@ use super::{
     FORMAT_VERSION, InputSpec, Location, ParamValue, Playbook, Problem, RetryPolicy, Spanned,
     StepSpec,
 };
+use crate::state_url::StateUrl;
 
 const TOP_LEVEL_FIELDS: &[&str] = &[
     "version",
@@ -25,6 +26,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "description",
     "source_region",
     "default_target",
+    "state",
     "rpo_limit",
     "tags",
     "inputs",
@@ -48,6 +50,7 @@ pub(super) struct Parsed {
     description: Option<String>,
     source_region: Spanned<String>,
     default_target: Option<Spanned<String>>,
+    state: Option<Spanned<StateUrl>>,
     rpo_limit: Option<Duration>,
     tags: BTreeMap<String, String>,
     inputs: Vec<InputSpec>,
@@ -64,6 +67,7 @@ impl Parsed {
             description: self.description,
             source_region: self.source_region,
             default_target: self.default_target,
+            state: self.state,
             rpo_limit: self.rpo_limit,
             tags: self.tags,
             inputs: self.inputs,
@@ -127,6 +131,18 @@ pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
     let source_region = required_string(mapping, "source_region", root_location, problems)
         .unwrap_or_else(|| Spanned::new(String::new(), root_location));
     let default_target = optional_string(mapping, "default_target", problems);
+    let state = optional_string(mapping, "state", problems).and_then(|given| {
+        match StateUrl::parse(&given.value) {
+            Ok(url) => Some(Spanned::new(url, given.location)),
+            Err(reason) => {
+                problems.push(
+                    Problem::new(given.location, format!("`state: {}`: {reason}", given.value))
+                        .hint("write `state: s3://BUCKET/PREFIX`, with a bucket outside the source region"),
+                );
+                None
+            }
+        }
+    });
     let rpo_limit = mapping
         .get_node("rpo_limit")
         .and_then(|node| parse_duration(node, "rpo_limit", problems));
@@ -147,6 +163,7 @@ pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         description,
         source_region,
         default_target,
+        state,
         rpo_limit,
         tags,
         inputs,

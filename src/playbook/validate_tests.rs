@@ -686,3 +686,39 @@ steps:
         (9, 13, "refers to input `vpc_cidr`, which is not declared"),
     ],
 }
+
+analysis_error! {
+    name: state_must_be_an_s3_url_with_a_valid_bucket,
+    input: concat!(header!(), "state: s3://Team_State/dr\n", "steps:\n", network!()),
+    line: 3,
+    column: 8,
+    message: "`state: s3://Team_State/dr`: `Team_State` is not an S3 bucket name",
+    hint: "write `state: s3://BUCKET/PREFIX`",
+}
+
+analysis_error! {
+    name: state_is_not_a_local_directory,
+    input: concat!(header!(), "state: /srv/rebuild\n", "steps:\n", network!()),
+    line: 3,
+    column: 8,
+    message: "only `s3://BUCKET/PREFIX` is supported here",
+}
+
+#[test]
+fn state_names_a_bucket_and_prefix() {
+    let input = concat!(
+        header!(),
+        "state: s3://team-rebuild-state/dr/\n",
+        "steps:\n",
+        network!()
+    );
+    let playbook = from_str(
+        Path::new("playbook.yaml"),
+        input,
+        &StepKinds::builtin().specs(),
+    )
+    .unwrap_or_else(|problems| panic!("{problems}"));
+    let state = playbook.state.expect("a state location");
+    assert_eq!(state.value.to_string(), "s3://team-rebuild-state/dr");
+    assert_eq!((state.location.line, state.location.column), (3, 8));
+}

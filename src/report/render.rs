@@ -68,9 +68,12 @@ fn step_seconds(step: &crate::journal::state::StepState, now: Timestamp) -> Opti
     Some(end.duration_since(start).as_secs_f64().max(0.0))
 }
 
-/// The command that resumes a run.
+/// The command that resumes a run whose state is at `state_dir` (a local directory, or
+/// the `s3://` location of shared state).
 pub fn resume_command(run_id: &str, state_dir: &str) -> String {
-    if state_dir == ".rebuild" {
+    if state_dir.starts_with("s3://") {
+        format!("rebuild resume {run_id} --state {state_dir}")
+    } else if state_dir == ".rebuild" {
         format!("rebuild resume {run_id}")
     } else {
         let needs_quotes = state_dir
@@ -249,6 +252,10 @@ mod tests {
         assert_eq!(
             resume_command("r1", "/my dr"),
             "rebuild resume r1 --state-dir '/my dr'"
+        );
+        assert_eq!(
+            resume_command("r1", "s3://team-state/dr"),
+            "rebuild resume r1 --state s3://team-state/dr"
         );
     }
 }
