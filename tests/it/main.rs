@@ -41,5 +41,6 @@ mod rds;
 mod rebuild;
 mod scenarios;
 mod stack;
+mod state_s3;
 mod strict_cluster;
 mod validate;

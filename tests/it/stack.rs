@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 
+use crate::on_both_backends;
 use crate::support::inventory::{ONE_RUN, inventory};
 use crate::support::playbooks::infrastructure_playbook;
 use crate::support::seed::{DR_REGION, block_on, ec2_client, rds_client};
@@ -43,155 +44,159 @@ fn resume_command_from(stderr: &str) -> Vec<String> {
     command[..end].split(' ').map(str::to_string).collect()
 }
 
-#[test]
-fn the_same_command_after_a_kill_is_refused_with_the_resume_command_and_builds_nothing() {
-    let world = World::new();
-    world.rebuild_killed_at("network/after-subnets");
-    let status = world.status();
-    let run_id = status["run_id"].as_str().unwrap().to_string();
-    assert_eq!(status["stack"], STACK);
-    assert_eq!(vpc_stack_tags(&world), vec![Some(STACK.to_string())]);
-    let before = inventory(&world.moto.endpoint);
-    assert_eq!(before.vpcs, 1);
+on_both_backends! {
+    fn the_same_command_after_a_kill_is_refused_with_the_resume_command_and_builds_nothing(backend) {
+        let world = World::on(backend);
+        world.rebuild_killed_at("network/after-subnets");
+        let status = world.status();
+        let run_id = status["run_id"].as_str().unwrap().to_string();
+        assert_eq!(status["stack"], STACK);
+        assert_eq!(vpc_stack_tags(&world), vec![Some(STACK.to_string())]);
+        let before = inventory(&world.moto.endpoint);
+        assert_eq!(before.vpcs, 1);
 
-    world.proxy().reset_counts();
-    let refused = world.rebuild();
-    refused
-        .code(2)
-        .stderr_contains(&format!(
-            "stack `{STACK}` has an unfinished run `{run_id}` (crashed, started "
-        ))
-        .stderr_contains("last step `network` running")
-        .stderr_contains(&format!("hint: continue it with: rebuild resume {run_id} "));
-    // Refused before planning: not one call to AWS, no new run, nothing new in the region.
-    assert_eq!(world.proxy().operations(), Vec::<String>::new());
-    assert_eq!(world.journal_files().len(), 1);
-    assert_eq!(inventory(&world.moto.endpoint), before);
+        world.proxy().reset_counts();
+        let refused = world.rebuild();
+        refused
+            .code(2)
+            .stderr_contains(&format!(
+                "stack `{STACK}` has an unfinished run `{run_id}` (crashed, started "
+            ))
+            .stderr_contains("last step `network` running")
+            .stderr_contains(&format!("hint: continue it with: rebuild resume {run_id} "));
+        // Refused before planning: not one call to AWS (but to the state bucket), no new
+        // run, nothing new in the region.
+        assert_eq!(world.cloud_operations(), Vec::<String>::new());
+        assert_eq!(world.journals().len(), 1);
+        assert_eq!(inventory(&world.moto.endpoint), before);
 
-    // Without `--target` (the playbook's default target is the same stack): refused too.
-    world
-        .test()
-        .arg("--yes")
-        .playbook(&infrastructure_playbook())
-        .run()
-        .code(2)
-        .stderr_contains(&format!("rebuild resume {run_id}"));
+        // Without `--target` (the playbook's default target is the same stack): refused too.
+        world
+            .test()
+            .arg("--yes")
+            .playbook(&infrastructure_playbook())
+            .run()
+            .code(2)
+            .stderr_contains(&format!("rebuild resume {run_id}"));
 
-    // The command the message gives finishes the run, with one stack.
-    let resume = resume_command_from(refused.stderr());
-    assert_eq!(resume[..2], ["resume".to_string(), run_id.clone()]);
-    world.test().args(&resume).arg("--yes").run().success();
-    let status = world.status();
-    assert_eq!(
-        (&status["run_id"], &status["state"]),
-        (&Value::from(run_id.as_str()), &Value::from("succeeded"))
-    );
-    assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
-    let database_tags = block_on(async {
-        let rds = rds_client(&world.moto.endpoint, DR_REGION).await;
-        let instances = rds.describe_db_instances().send().await.unwrap();
-        let arn = instances.db_instances()[0]
-            .db_instance_arn()
-            .unwrap()
-            .to_string();
-        let tags = rds
-            .list_tags_for_resource()
-            .resource_name(arn)
-            .send()
-            .await
-            .unwrap();
-        tags.tag_list()
-            .iter()
-            .filter_map(|tag| Some((tag.key()?.to_string(), tag.value()?.to_string())))
-            .collect::<Vec<_>>()
-    });
-    assert!(
-        database_tags.contains(&("rebuild:stack".to_string(), STACK.to_string())),
-        "{database_tags:?}"
-    );
+        // The command the message gives finishes the run, with one stack.
+        let resume = resume_command_from(refused.stderr());
+        assert_eq!(resume[..2], ["resume".to_string(), run_id.clone()]);
+        world.test().args(&resume).arg("--yes").run().success();
+        let status = world.status();
+        assert_eq!(
+            (&status["run_id"], &status["state"]),
+            (&Value::from(run_id.as_str()), &Value::from("succeeded"))
+        );
+        assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
+        let database_tags = block_on(async {
+            let rds = rds_client(&world.moto.endpoint, DR_REGION).await;
+            let instances = rds.describe_db_instances().send().await.unwrap();
+            let arn = instances.db_instances()[0]
+                .db_instance_arn()
+                .unwrap()
+                .to_string();
+            let tags = rds
+                .list_tags_for_resource()
+                .resource_name(arn)
+                .send()
+                .await
+                .unwrap();
+            tags.tag_list()
+                .iter()
+                .filter_map(|tag| Some((tag.key()?.to_string(), tag.value()?.to_string())))
+                .collect::<Vec<_>>()
+        });
+        assert!(
+            database_tags.contains(&("rebuild:stack".to_string(), STACK.to_string())),
+            "{database_tags:?}"
+        );
 
-    // After a success, a new run of the stack may start (killed as soon as it is journaled:
-    // it is enough to see it pass the check; the quotas have room for its plan).
-    world.proxy().set_ec2_quotas(10, 10);
-    world
-        .rebuild_test(&infrastructure_playbook())
-        .failpoint("run/after-start")
-        .run()
-        .killed("run/after-start");
-    assert_eq!(world.journal_files().len(), 2);
+        // After a success, a new run of the stack may start (killed as soon as it is journaled:
+        // it is enough to see it pass the check; the quotas have room for its plan).
+        world.proxy().set_ec2_quotas(10, 10);
+        world
+            .rebuild_test(&infrastructure_playbook())
+            .failpoint("run/after-start")
+            .run()
+            .killed("run/after-start");
+        assert_eq!(world.journals().len(), 2);
+    }
 }
 
-#[test]
-fn another_stack_is_not_blocked_and_new_run_goes_ahead_with_a_warning() {
-    let world = World::new();
-    world.rebuild_killed_at("network/after-subnets");
-    let unfinished = world.status()["run_id"].as_str().unwrap().to_string();
+on_both_backends! {
+    fn another_stack_is_not_blocked_and_new_run_goes_ahead_with_a_warning(backend) {
+        let world = World::on(backend);
+        world.rebuild_killed_at("network/after-subnets");
+        let unfinished = world.status()["run_id"].as_str().unwrap().to_string();
 
-    // Another stack in the same region: its own run, tagged with its own name.
-    world
-        .rebuild_test(&infrastructure_playbook())
-        .args(["--stack", "shop-drill"])
-        .failpoint("run/after-start")
-        .run()
-        .killed("run/after-start");
-    assert_eq!(world.journal_files().len(), 2);
-    assert_eq!(world.status()["stack"], "shop-drill");
-    // `rebuild runs` lists each run with its stack.
-    let listed = world.run(&["runs"]).success().stdout().to_string();
-    let stack_of = |run: &str| {
-        let line = listed.lines().find(|line| line.starts_with(run));
-        line.and_then(|line| line.split_whitespace().nth(2))
-            .map(str::to_string)
-    };
-    assert_eq!(
-        stack_of(&unfinished).as_deref(),
-        Some("region-rebuild@ap-southeast-1"),
-        "{listed}"
-    );
-    assert!(
-        listed.lines().next().unwrap_or_default().contains("STACK"),
-        "{listed}"
-    );
-    assert!(listed.contains(" shop-drill "), "{listed}");
-    world
-        .rebuild_test(&infrastructure_playbook())
-        .args(["--stack", "Shop Drill"])
-        .run()
-        .code(2)
-        .stderr_contains("`--stack Shop Drill`: the stack name may not contain `S`");
+        // Another stack in the same region: its own run, tagged with its own name.
+        world
+            .rebuild_test(&infrastructure_playbook())
+            .args(["--stack", "shop-drill"])
+            .failpoint("run/after-start")
+            .run()
+            .killed("run/after-start");
+        world.unlock_after_a_crash();
+        assert_eq!(world.journals().len(), 2);
+        assert_eq!(world.status()["stack"], "shop-drill");
+        // `rebuild runs` lists each run with its stack.
+        let listed = world.run(&["runs"]).success().stdout().to_string();
+        let stack_of = |run: &str| {
+            let line = listed.lines().find(|line| line.starts_with(run));
+            line.and_then(|line| line.split_whitespace().nth(2))
+                .map(str::to_string)
+        };
+        assert_eq!(
+            stack_of(&unfinished).as_deref(),
+            Some("region-rebuild@ap-southeast-1"),
+            "{listed}"
+        );
+        assert!(
+            listed.lines().next().unwrap_or_default().contains("STACK"),
+            "{listed}"
+        );
+        assert!(listed.contains(" shop-drill "), "{listed}");
+        world
+            .rebuild_test(&infrastructure_playbook())
+            .args(["--stack", "Shop Drill"])
+            .run()
+            .code(2)
+            .stderr_contains("`--stack Shop Drill`: the stack name may not contain `S`");
 
-    // `--new-run` on purpose: the warning, then a whole new run. Nothing is adopted yet, so
-    // the unfinished run's VPC stays next to the new one (the next slice adopts it).
-    let output = world
-        .rebuild_test(&infrastructure_playbook())
-        .arg("--new-run")
-        .run();
-    output
-        .success()
-        .stderr_contains(&format!(
-            "WARNING: `--new-run`: starting a new run of stack `{STACK}` although run `{unfinished}` is unfinished"
-        ))
-        .stderr_contains("NOT adopted yet");
-    let status = world.status();
-    assert_eq!(
-        (&status["state"], &status["stack"]),
-        (&Value::from("succeeded"), &Value::from(STACK))
-    );
-    assert_ne!(status["run_id"], unfinished.as_str());
-    assert_eq!(
-        vpc_stack_tags(&world),
-        vec![Some(STACK.to_string()), Some(STACK.to_string())]
-    );
-    assert_eq!(inventory(&world.moto.endpoint).vpcs, 2);
+        // `--new-run` on purpose: the warning, then a whole new run. Nothing is adopted yet, so
+        // the unfinished run's VPC stays next to the new one (the next slice adopts it).
+        let output = world
+            .rebuild_test(&infrastructure_playbook())
+            .arg("--new-run")
+            .run();
+        output
+            .success()
+            .stderr_contains(&format!(
+                "WARNING: `--new-run`: starting a new run of stack `{STACK}` although run `{unfinished}` is unfinished"
+            ))
+            .stderr_contains("NOT adopted yet");
+        let status = world.status();
+        assert_eq!(
+            (&status["state"], &status["stack"]),
+            (&Value::from("succeeded"), &Value::from(STACK))
+        );
+        assert_ne!(status["run_id"], unfinished.as_str());
+        assert_eq!(
+            vpc_stack_tags(&world),
+            vec![Some(STACK.to_string()), Some(STACK.to_string())]
+        );
+        assert_eq!(inventory(&world.moto.endpoint).vpcs, 2);
 
-    // The stack's newest run succeeded: the one it left behind no longer blocks (the
-    // quotas have room for a third network's plan).
-    world.proxy().set_ec2_quotas(10, 10);
-    world
-        .rebuild_test(&infrastructure_playbook())
-        .failpoint("run/after-start")
-        .run()
-        .killed("run/after-start");
+        // The stack's newest run succeeded: the one it left behind no longer blocks (the
+        // quotas have room for a third network's plan).
+        world.proxy().set_ec2_quotas(10, 10);
+        world
+            .rebuild_test(&infrastructure_playbook())
+            .failpoint("run/after-start")
+            .run()
+            .killed("run/after-start");
+    }
 }
 
 /// A journal written before stacks existed (no `stack` in its start record) still loads,

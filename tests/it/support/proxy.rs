@@ -10,6 +10,11 @@
 //! parameter (body or query string); for JSON services the part of `X-Amz-Target` after the
 //! last `.` (e.g. `CreateRepository`); for REST services `"METHOD /path"` (no query string).
 //! A fault rule whose operation ends with `*` matches every operation with that prefix.
+//!
+//! S3 conditional creates (`PutObject` with `If-None-Match: *`) are forwarded one at a
+//! time: moto checks that the key is free and then writes it in two steps, so two
+//! concurrent creates could both win there, where S3 lets exactly one win (the other gets
+//! 412). Serialised, moto's check is as atomic as S3's.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -111,6 +116,8 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// Held while an S3 conditional create is forwarded (see the module docs).
+    conditional_creates: tokio::sync::Mutex<()>,
     upstream: String,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -155,6 +162,7 @@ impl Proxy {
                     let client = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
                     let shared = Arc::new(Shared {
                         state: Mutex::new(State::default()),
+                        conditional_creates: tokio::sync::Mutex::new(()),
                         upstream,
                         client,
                     });
@@ -566,10 +574,21 @@ async fn handle(
         }
     }
 
+    let conditional_create = service == "s3"
+        && parts.method == hyper::Method::PUT
+        && parts
+            .headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|value| value == "*");
+    let serialised = match conditional_create {
+        true => Some(shared.conditional_creates.lock().await),
+        false => None,
+    };
     let upstream = match forward(&shared, &parts, forwarded).await {
         Ok(upstream) => upstream,
         Err(message) => return Ok(text_response(StatusCode::BAD_GATEWAY, &message)),
     };
+    drop(serialised);
     let (upstream_parts, mut upstream_body) = upstream;
     if !lenient
         && upstream_parts.status.is_success()

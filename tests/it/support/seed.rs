@@ -81,6 +81,15 @@ pub async fn rds_client(endpoint: &str, region: &str) -> aws_sdk_rds::Client {
     aws_sdk_rds::Client::new(&sdk_config(endpoint, region).await)
 }
 
+/// An S3 client talking to `endpoint` in `region` (path-style addressing: the endpoint is
+/// an address, not a name).
+pub async fn s3_client(endpoint: &str, region: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(&sdk_config(endpoint, region).await)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// An EC2 client talking to `endpoint` in `region`.
 pub async fn ec2_client(endpoint: &str, region: &str) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&sdk_config(endpoint, region).await)

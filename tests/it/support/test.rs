@@ -36,13 +36,14 @@ impl Default for Test {
 
 impl Test {
     /// The binary with no arguments, in the crate's folder, with an empty standard input,
-    /// and none of the environment that steers it (`REBUILD_STATE_DIR`,
+    /// and none of the environment that steers it (`REBUILD_STATE_DIR`, `REBUILD_STATE`,
     /// `REBUILD_FAILPOINTS`) inherited.
     pub fn new() -> Self {
         let mut command = Command::new(BINARY);
         command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("REBUILD_STATE_DIR")
+            .env_remove("REBUILD_STATE")
             .env_remove("REBUILD_FAILPOINTS");
         Self {
             command,
