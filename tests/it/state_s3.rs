@@ -76,7 +76,7 @@ fn two_writers_never_both_write_record_n() {
     // appending record 2 at the same moment: exactly one wins.
     let writers = 8;
     let barrier = Arc::new(Barrier::new(writers));
-    let outcomes: Vec<_> = (0..writers)
+    let threads: Vec<_> = (0..writers)
         .map(|writer| {
             let endpoint = proxy.endpoint.clone();
             let barrier = barrier.clone();
@@ -89,6 +89,9 @@ fn two_writers_never_both_write_record_n() {
                     .map_err(|error| error.to_string())
             })
         })
+        .collect();
+    let outcomes: Vec<_> = threads
+        .into_iter()
         .map(|thread| thread.join().unwrap())
         .collect();
     let won: Vec<_> = outcomes.iter().filter(|outcome| outcome.is_ok()).collect();
