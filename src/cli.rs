@@ -22,8 +22,8 @@ pub struct Cli {
     #[command(flatten)]
     pub run: RunArgs,
     /// Start a new run even though the stack has an unfinished one (which is otherwise
-    /// refused, naming the `rebuild resume` command). The new run does not yet adopt what
-    /// the unfinished run built.
+    /// refused, naming the `rebuild resume` command). The new run adopts what the
+    /// unfinished run built, since its stack owns it.
     #[arg(long)]
     pub new_run: bool,
     /// Options every command takes.

@@ -122,7 +122,7 @@ pub enum UsageError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "stack `{stack}` has an unfinished run `{run_id}` ({state}, started {started}, {last_step}); \
-     a new run would build a second copy of everything it built"
+     resume it to keep what it pinned (inputs, the snapshot)"
 )]
 pub struct UnfinishedRun {
     /// The stack.
@@ -180,8 +180,9 @@ impl UsageError {
                     .into()
             }
             Self::UnfinishedRun(unfinished) => format!(
-                "continue it with: {resume} (`--new-run` starts another run anyway, \
-                 which does not adopt the unfinished run's resources yet)",
+                "continue it with: {resume} (`--new-run` starts another run of the stack \
+                 anyway: it adopts what the unfinished run built and chooses inputs and the \
+                 snapshot afresh)",
                 resume = unfinished.resume
             ),
             Self::NoUnfinishedRun { .. } => {

@@ -13,7 +13,7 @@ use crate::journal::{Loaded, RunState, StateStore};
 use crate::playbook::{self, LoadError, Playbook, region};
 use crate::runtime::{Backoff, RunFacts};
 use crate::secret::Redactor;
-use crate::stack::Stack;
+use crate::stack::{OwnedBy, Stack};
 use crate::steps::StepKinds;
 use crate::usage::UsageError;
 
@@ -155,6 +155,9 @@ impl RunConfig {
             run_id,
             playbook_name: self.playbook.name.clone(),
             stack: self.stack.to_string(),
+            owned_by: self
+                .state()
+                .map_or(OwnedBy::Stack, |state| state.header.owned_by),
             source_region: self.playbook.source_region.value.clone(),
             target_region: self.target.clone(),
             rpo_limit: self.playbook.rpo_limit,

@@ -64,6 +64,7 @@ async fn survey_plan(config: &RunConfig, mut plan: Plan, cloud: Arc<Cloud>) -> P
         kinds: &kinds,
         // Plan-time checkouts are kept next to the runs, outside any one run's folder.
         plan_cache: Some(Workspace::plan_cache_under(&config.scratch)),
+        expected: config.store.succeeded_outputs_of(&config.stack),
     };
     survey(&mut plan, &input).await;
     // Planning errors can quote parameter values; never show a secret.
@@ -178,9 +179,10 @@ fn new_run_warning(refusal: &UsageError) -> String {
     } = &**unfinished;
     format!(
         "WARNING: `--new-run`: starting a new run of stack `{stack}` although run `{run_id}` \
-         is unfinished. Resources that run created are NOT adopted yet: this run builds its \
-         own, next to them (double cost; default quotas may run out). To continue the \
-         unfinished run instead, stop now and run: {resume}"
+         is unfinished. This run adopts what that run built (the plan says `adopt`) and \
+         plans the rest afresh: inputs and the snapshot that run pinned are chosen again, \
+         and run `{run_id}` is left behind. To continue the unfinished run instead, with \
+         what it pinned, stop now and run: {resume}"
     )
 }
 
@@ -258,6 +260,7 @@ fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
                 source_region: playbook.source_region.value.clone(),
                 target_region: config.target.clone(),
                 stack: Some(config.stack.to_string()),
+                owned_by: crate::stack::OwnedBy::Stack,
                 inputs: config.inputs.journaled().clone(),
                 accept_rpo: config.accept_rpo,
                 host: lock::host_name(),
@@ -404,6 +407,7 @@ mod tests {
                 source_region: "ap-southeast-2".into(),
                 target_region: "ap-southeast-1".into(),
                 stack: None,
+                owned_by: crate::stack::OwnedBy::default(),
                 inputs: crate::journal::Values::new(),
                 accept_rpo: false,
                 host: "h".into(),
@@ -420,7 +424,7 @@ mod tests {
             refusal.to_string(),
             "stack `region-rebuild@ap-southeast-1` has an unfinished run `20260101-000000-aaaa` \
              (crashed, started 1970-01-01 00:00:00 UTC, no step started); \
-             a new run would build a second copy of everything it built"
+             resume it to keep what it pinned (inputs, the snapshot)"
         );
         assert!(
             refusal

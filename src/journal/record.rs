@@ -8,6 +8,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::stack::OwnedBy;
+
 /// The record schema this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -93,6 +95,10 @@ pub enum Event {
         /// and target.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stack: Option<String>,
+        /// Whose resources the run adopts. Journals written before stacks owned resources
+        /// have none: such a run adopts only its own (named after its run id).
+        #[serde(default = "OwnedBy::journaled_before_stacks")]
+        owned_by: OwnedBy,
         /// Inputs, secrets redacted.
         inputs: Values,
         /// Whether an over-age snapshot was accepted on purpose.

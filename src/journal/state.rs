@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::record::{Event, Outcome, Record, Values};
-use crate::stack::Stack;
+use crate::stack::{OwnedBy, Stack};
 
 /// Where a step stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -85,6 +85,8 @@ pub struct RunHeader {
     pub target_region: String,
     /// The stack the run works on (journaled, or the default of an old journal).
     pub stack: Stack,
+    /// Whose resources the run adopts (its stack's; an old journal's run: its own).
+    pub owned_by: OwnedBy,
     /// Pinned inputs (secrets redacted).
     pub inputs: Values,
     /// Whether an over-age snapshot was accepted.
@@ -177,6 +179,7 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
         source_region,
         target_region,
         stack,
+        owned_by,
         inputs,
         accept_rpo,
         host,
@@ -197,6 +200,7 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
                 || Stack::default_for(playbook_name, target_region),
                 Stack::journaled,
             ),
+            owned_by: *owned_by,
             inputs: inputs.clone(),
             accept_rpo: *accept_rpo,
             host: host.clone(),
@@ -328,6 +332,7 @@ mod tests {
             source_region: "ap-southeast-2".into(),
             target_region: "ap-southeast-1".into(),
             stack: None,
+            owned_by: crate::stack::OwnedBy::default(),
             inputs: Values::new(),
             accept_rpo: false,
             host: "h".into(),

@@ -388,6 +388,7 @@ mod tests {
                     source_region: "ap-southeast-2".into(),
                     target_region: "ap-southeast-1".into(),
                     stack: None,
+                    owned_by: crate::stack::OwnedBy::default(),
                     inputs: Values::new(),
                     accept_rpo: false,
                     host: "h".into(),

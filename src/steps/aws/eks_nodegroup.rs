@@ -26,7 +26,7 @@ use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, 
 
 use super::iam::{NODE_ROLE, missing_role, role_arn, role_problems};
 use super::ownership::{Kind, Ownership, ensure};
-use super::tags::{Existing, eks_run_id, eks_tags};
+use super::tags::{Existing, Marks, eks_tags};
 use super::{optional, required};
 
 static SPEC: KindSpec = KindSpec {
@@ -200,7 +200,7 @@ async fn describe(
             .status()
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
-        run_id: eks_run_id(group.tags()),
+        tags: Marks::eks(group.tags()),
         resource: group.clone(),
     }))
 }
@@ -250,22 +250,23 @@ impl Step for AwsEksNodegroup {
                 Some(vcpus::check(&context.cloud, region, types, max, group).await?)
             }
         };
-        let action = match (&params.cluster, &context.run_id) {
-            (Some(cluster), Some(run_id)) => {
+        let action = match &params.cluster {
+            Some(cluster) => {
                 let client = context.cloud.eks(&context.target_region);
                 let found = describe(&client, cluster, &name).await?;
-                match Ownership::named(found, Some(run_id)) {
+                match Ownership::named(found, &context.owner) {
                     Ownership::Ours(_) => Action::Adopt,
                     Ownership::Stranger(_) => {
+                        let owner = context.owner.describe();
                         problems.push(StepProblem::from(format!(
-                            "node group `{name}` in `{cluster}` was not created by this run"
+                            "node group `{name}` in `{cluster}` does not belong to {owner}"
                         )));
                         Action::Unknown
                     }
                     Ownership::Absent => Action::Create,
                 }
             }
-            _ => Action::Create,
+            None => Action::Create,
         };
         let mut plan = StepPlan::new(action, format!("{action} node group `{name}`"))
             .detail("instance types", params.instance_types.join(", "))
@@ -389,7 +390,7 @@ async fn ensure_nodegroup(
     let (min, desired, max) = params.sizes()?;
     let find = || async move {
         let found = describe(client, cluster, name).await?;
-        Ok(Ownership::named(found, Some(&context.run_id)))
+        Ok(Ownership::named(found, &context.owner))
     };
     let create = || async move {
         let resource = format!("{cluster}/{name}");

@@ -19,7 +19,7 @@ use crate::steps::context::Poll;
 use crate::steps::{StepContext, StepError};
 
 use super::super::ownership::{Ensured, Kind, Ownership, ensure};
-use super::super::tags::{Existing, rds_run_id};
+use super::super::tags::{Existing, Marks};
 use super::Params;
 use super::snapshot::Snapshot;
 
@@ -445,7 +445,7 @@ async fn describe_instance(
             .db_instance_status()
             .unwrap_or("unknown")
             .to_string(),
-        run_id: rds_run_id(instance.tag_list()),
+        tags: Marks::rds(instance.tag_list()),
         resource: instance.endpoint().and_then(|endpoint| {
             Some((
                 endpoint.address()?.to_string(),
@@ -472,7 +472,7 @@ async fn describe_cluster(
     Ok(answer.db_clusters().first().map(|cluster| Existing {
         id: id.to_string(),
         status: cluster.status().unwrap_or("unknown").to_string(),
-        run_id: rds_run_id(cluster.tag_list()),
+        tags: Marks::rds(cluster.tag_list()),
         resource: cluster
             .endpoint()
             .map(|address| (address.to_string(), cluster.port().unwrap_or(5432))),
@@ -482,11 +482,11 @@ async fn describe_cluster(
 impl Rds<'_> {
     /// Whose a resource found by name is.
     fn ownership<T>(&self, found: Option<Existing<T>>) -> Ownership<Existing<T>> {
-        Ownership::named(found, Some(&self.context.run_id))
+        Ownership::named(found, &self.context.owner)
     }
 
     /// The DB subnet group `ID-subnets` on `subnets`; its name. One that exists is ours
-    /// only if its tags (`ListTagsForResource`) name this run.
+    /// only if its tags (`ListTagsForResource`) name this stack.
     pub(super) async fn subnet_group(
         &self,
         id: &str,
@@ -522,7 +522,7 @@ impl Rds<'_> {
             Ok(self.ownership(Some(Existing {
                 id: name.to_string(),
                 status,
-                run_id: rds_run_id(tags.tag_list()),
+                tags: Marks::rds(tags.tag_list()),
                 resource: (),
             })))
         };
