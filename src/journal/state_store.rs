@@ -368,6 +368,7 @@ mod tests {
             source_region: "ap-southeast-2".into(),
             target_region: "ap-southeast-1".into(),
             stack: None,
+            playbook_parts: None,
             inputs: Values::new(),
             accept_rpo: false,
             host: "h".into(),

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::journal::{Outcome, RunState, StepStatus, Values};
+use crate::journal::{ChangeKind, Outcome, RunState, StepStatus, Values};
 use crate::playbook::{Playbook, duration};
 
 /// Output keys whose values are never shown (an ARN or id names a secret, it is not one:
@@ -140,9 +140,72 @@ pub fn status_json(
         "updated": state.updated.to_string(),
         "resumes": state.resumes,
         "inputs": redact(&state.header.inputs),
+        "changes": changes_json(state),
         "steps": steps,
         "resume_command": (word != "succeeded" && word != "running").then(|| resume_command(&state.header.run_id, state_dir)),
     })
+}
+
+/// What resumes changed mid-run, as JSON (input values hidden like the inputs).
+fn changes_json(state: &RunState) -> Value {
+    let mut changes = serde_json::to_value(&state.changes).unwrap_or_else(|_| json!([]));
+    for (change, journaled) in changes
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .zip(&state.changes)
+    {
+        if let ChangeKind::InputChanged { name, .. } = &journaled.kind
+            && is_secret_key(name)
+        {
+            change["from"] = json!("<redacted>");
+            change["to"] = json!("<redacted>");
+        }
+    }
+    changes
+}
+
+/// One change a resume made, in one line.
+fn change_text(change: &Value) -> String {
+    let names = |key: &str| {
+        let names: Vec<String> = change[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|name| format!("`{name}`"))
+            .collect();
+        (!names.is_empty()).then(|| format!("{key} {}", names.join(", ")))
+    };
+    match change["type"].as_str() {
+        Some("input_changed") => format!(
+            "input `{}` changed: {} → {}",
+            change["name"].as_str().unwrap_or_default(),
+            change["from"],
+            change["to"]
+        ),
+        Some("playbook_replanned") => {
+            let what: Vec<String> = ["changed", "added", "removed", "settings"]
+                .iter()
+                .filter_map(|key| names(key))
+                .collect();
+            let digest = |key: &str| {
+                let digest = change[key].as_str().unwrap_or_default();
+                digest.get(..12).unwrap_or(digest).to_string()
+            };
+            format!(
+                "playbook replanned ({} → {}): {}",
+                digest("previous_digest"),
+                digest("playbook_digest"),
+                if what.is_empty() {
+                    "no step changed".to_string()
+                } else {
+                    what.join("; ")
+                }
+            )
+        }
+        _ => change.to_string(),
+    }
 }
 
 /// A run's status as text.
@@ -166,6 +229,17 @@ pub fn status_text(
         state.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         state.updated.strftime("%H:%M:%S UTC"),
     );
+    if let Some(changes) = value["changes"].as_array().filter(|list| !list.is_empty()) {
+        let _ = writeln!(out, "\n  changed while resuming:");
+        for change in changes {
+            let at = change["at"]
+                .as_str()
+                .and_then(|at| at.parse::<Timestamp>().ok())
+                .map(|at| at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default();
+            let _ = writeln!(out, "    {at}  {}", change_text(change));
+        }
+    }
     let _ = writeln!(
         out,
         "\n  {:<16} {:<18} {:<12} {:>8} {:>9}",
