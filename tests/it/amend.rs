@@ -98,7 +98,8 @@ fn a_class_refused_at_the_database_step_is_fixed_by_resuming_with_another_class(
         .wait()
         .code(1)
         .stderr_contains("step `database` (aws.rds.restore) failed")
-        .stderr_contains("InvalidParameterCombination");
+        .stderr_contains("InvalidParameterCombination")
+        .stderr_contains("rebuild resume --input NAME=VALUE");
     let status = world.status();
     assert_eq!(step(&status, "network")["state"], "succeeded", "{status}");
     assert_eq!(step(&status, "database")["state"], "failed", "{status}");
