@@ -93,14 +93,21 @@ pub fn status_json(
     state_dir: &str,
 ) -> Value {
     let now = Timestamp::now();
-    let order: Vec<String> = match playbook {
+    // The playbook's steps in its order, then any the journal knows that it no longer has
+    // (removed by a `--replan`, or by an edit): what they made still exists.
+    let mut order: Vec<String> = match playbook {
         Some(playbook) => playbook
             .steps
             .iter()
             .map(|step| step.id.value.clone())
             .collect(),
-        None => state.steps.keys().cloned().collect(),
+        None => Vec::new(),
     };
+    for id in state.steps.keys() {
+        if !order.contains(id) {
+            order.push(id.clone());
+        }
+    }
     let steps: Vec<Value> = order
         .iter()
         .map(|id| {
@@ -311,6 +318,97 @@ mod tests {
             "{shown}"
         );
         assert_eq!(show_value(&json!(["a", "b"])), "a, b");
+    }
+
+    #[test]
+    fn steps_the_playbook_no_longer_has_are_still_shown_and_so_are_changes() {
+        use crate::journal::{Event, Record, record::SCHEMA_VERSION, state};
+        use crate::playbook::{self, KindSpec};
+        const KINDS: &[KindSpec] = &[KindSpec {
+            kind: "test.noop",
+            summary: "",
+            parameters: &[],
+            outputs: &[],
+        }];
+        let playbook = playbook::from_str(
+            std::path::Path::new("t.yaml"),
+            "name: t\nsource_region: ap-southeast-2\nsteps:\n  - {id: kept, kind: test.noop}\n",
+            KINDS,
+        )
+        .unwrap();
+        let record = |seq, event| Record {
+            v: SCHEMA_VERSION,
+            seq,
+            at: Timestamp::UNIX_EPOCH,
+            event,
+        };
+        let records = vec![
+            record(
+                1,
+                Event::RunStarted {
+                    run_id: "r1".into(),
+                    playbook_path: "t.yaml".into(),
+                    playbook_name: "t".into(),
+                    playbook_digest: "d".into(),
+                    source_region: "ap-southeast-2".into(),
+                    target_region: "ap-southeast-1".into(),
+                    stack: None,
+                    playbook_parts: None,
+                    inputs: Values::new(),
+                    accept_rpo: false,
+                    host: "h".into(),
+                    tool_version: "0".into(),
+                },
+            ),
+            record(
+                2,
+                Event::StepFailed {
+                    step: "removed".into(),
+                    attempt: 1,
+                    error: "boom".into(),
+                    retryable: false,
+                    will_retry: false,
+                },
+            ),
+            record(
+                3,
+                Event::InputChanged {
+                    name: "class".into(),
+                    from: json!("db.m1.small"),
+                    to: json!("db.m7g.large"),
+                },
+            ),
+            record(
+                4,
+                Event::InputChanged {
+                    name: "api_token".into(),
+                    from: json!("old"),
+                    to: json!("new"),
+                },
+            ),
+        ];
+        let state = state::fold(&records).unwrap();
+        let value = status_json(&state, Some(&playbook), false, ".rebuild");
+        let ids: Vec<&str> = value["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|step| step["id"].as_str())
+            .collect();
+        assert_eq!(ids, vec!["kept", "removed"]);
+        assert_eq!(value["changes"][0]["type"], "input_changed");
+        assert_eq!(value["changes"][0]["to"], "db.m7g.large");
+        assert_eq!(
+            value["changes"][1]["to"], "<redacted>",
+            "shown like the inputs"
+        );
+        let text = status_text(&state, Some(&playbook), false, ".rebuild");
+        assert!(
+            text.contains(
+                "changed while resuming:\n    1970-01-01 00:00:00 UTC  input `class` changed: \"db.m1.small\" → \"db.m7g.large\""
+            ),
+            "{text}"
+        );
     }
 
     #[test]
