@@ -132,9 +132,15 @@ pub enum Command {
         /// Most steps running at once.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         parallelism: u16,
-        /// Set a secret input again (secrets are never journaled): `NAME=VALUE`.
+        /// Set an input: a secret again (secrets are never journaled), or another value for
+        /// an input no succeeded step has used (refused, naming the steps, otherwise):
+        /// `NAME=VALUE` (repeatable).
         #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
         inputs: Vec<String>,
+        /// Take up the edited playbook: allowed when the steps the edit changes, adds or
+        /// removes have not succeeded (refused, naming the steps, otherwise).
+        #[arg(long)]
+        replan: bool,
     },
     /// What happened in a run, step by step.
     Status {

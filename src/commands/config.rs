@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::cli::{DEFAULT_PLAYBOOK, GlobalArgs, RunArgs};
 use crate::error::Error;
 use crate::journal::{Loaded, RunState, StateStore};
+use crate::plan::amend::Requested;
 use crate::playbook::{self, LoadError, Playbook, region};
 use crate::runtime::{Backoff, RunFacts};
 use crate::secret::Redactor;
@@ -66,6 +67,8 @@ pub(crate) enum RunKind {
         loaded: Loaded,
         /// Its state.
         state: Box<RunState>,
+        /// What the resume asks to change (inputs given another value, `--replan`).
+        requested: Requested,
     },
 }
 
@@ -96,7 +99,8 @@ impl RunConfig {
     }
 
     /// A resume of the run `loaded`/`state` journaled: its playbook, target, pinned inputs
-    /// and `--accept-rpo`; secrets given again with `--input`.
+    /// and `--accept-rpo`; secrets given again with `--input`, and pinned inputs given
+    /// another value (which the planner checks against the steps that consumed them).
     pub(crate) fn for_resume(
         global: &GlobalArgs,
         resume: &ResumeArgs<'_>,
@@ -109,6 +113,10 @@ impl RunConfig {
             &parse_pairs(resume.inputs)?,
             Some(&state.header.inputs),
         )?;
+        let requested = Requested {
+            inputs: inputs.changes().to_vec(),
+            replan: resume.replan,
+        };
         Ok(Self {
             playbook,
             target: state.header.target_region.clone(),
@@ -124,6 +132,7 @@ impl RunConfig {
             run: RunKind::Resume {
                 loaded,
                 state: Box::new(state),
+                requested,
             },
         })
     }
@@ -133,6 +142,14 @@ impl RunConfig {
         match &self.run {
             RunKind::New { run_id } => run_id,
             RunKind::Resume { state, .. } => &state.header.run_id,
+        }
+    }
+
+    /// What a resume asks to change (nothing for a new run).
+    pub(crate) fn requested(&self) -> Requested {
+        match &self.run {
+            RunKind::New { .. } => Requested::default(),
+            RunKind::Resume { requested, .. } => requested.clone(),
         }
     }
 
@@ -173,8 +190,10 @@ pub(crate) struct ResumeArgs<'a> {
     pub(crate) yes: bool,
     /// `--parallelism`.
     pub(crate) parallelism: u16,
-    /// `--input`s (secrets again).
+    /// `--input`s: secrets again, or pinned inputs given another value.
     pub(crate) inputs: &'a [String],
+    /// `--replan`: take up an edited playbook.
+    pub(crate) replan: bool,
 }
 
 /// A new run id: the UTC start second (`second`, `YYYYMMDD-HHMMSS`) plus a suffix, random

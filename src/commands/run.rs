@@ -9,7 +9,8 @@ use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::executor::{Executor, RunResult};
 use crate::journal::lock::{self, RunLock};
-use crate::journal::{Event, Journal, Outcome, RunState, StepStatus, state};
+use crate::journal::{Event, Journal, Outcome, PlaybookParts, RunState, StepStatus, state};
+use crate::plan::amend::Amendment;
 use crate::plan::render::{plan_json, plan_text};
 use crate::plan::survey::{SurveyInput, survey};
 use crate::plan::{self, Cause, Plan};
@@ -31,6 +32,7 @@ fn skeleton(config: &RunConfig) -> Result<Plan, Error> {
         &config.target,
         &config.stack,
         config.state(),
+        &config.requested(),
     );
     for problem in &plan.problems {
         match &problem.cause {
@@ -44,6 +46,41 @@ fn skeleton(config: &RunConfig) -> Result<Plan, Error> {
                 return Err(UsageError::PlaybookChanged {
                     path: path.clone(),
                     run_id: run_id.clone(),
+                }
+                .into());
+            }
+            Cause::ReplanNotJournaled { run_id, path } => {
+                return Err(UsageError::ReplanNotJournaled {
+                    run_id: run_id.clone(),
+                    path: path.clone(),
+                }
+                .into());
+            }
+            Cause::ReplanTouchesSucceeded {
+                run_id,
+                path,
+                steps,
+                settings,
+            } => {
+                return Err(UsageError::ReplanTouchesSucceeded {
+                    run_id: run_id.clone(),
+                    path: path.clone(),
+                    steps: steps.clone(),
+                    settings: settings.clone(),
+                }
+                .into());
+            }
+            Cause::InputConsumed {
+                name,
+                pinned,
+                given,
+                consumers,
+            } => {
+                return Err(UsageError::PinnedInputChanged {
+                    name: name.clone(),
+                    pinned: pinned.clone(),
+                    given: given.clone(),
+                    consumers: consumers.clone(),
                 }
                 .into());
             }
@@ -216,7 +253,7 @@ pub(super) async fn run(
     ensure_runnable(&plan)?;
     // The progress display starts with the run (`RunStarted`), after this answer.
     confirm(reporter.as_ref(), &question(&config), config.yes)?;
-    let journal = Arc::new(open_journal(&config)?);
+    let journal = Arc::new(open_journal(&config, &plan)?);
     let result = execute(&config, &plan, journal, cloud, reporter).await;
     drop(run_lock);
     outcome(global, &config, result)
@@ -244,9 +281,10 @@ fn take_lock(config: &RunConfig, reporter: &Arc<dyn Reporter>) -> Result<RunLock
     Ok(taken)
 }
 
-/// A new run's journal, started with its header; or a resumed run's, noting the resume.
-/// Either scrubs the run's secrets from every record it writes.
-fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
+/// A new run's journal, started with its header; or a resumed run's, noting the resume and
+/// what it changes (the plan's amendments). Either scrubs the run's secrets from every
+/// record it writes.
+fn open_journal(config: &RunConfig, plan: &Plan) -> Result<Journal, Error> {
     let store = &config.store;
     match &config.run {
         RunKind::New { run_id } => {
@@ -261,6 +299,10 @@ fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
                 target_region: config.target.clone(),
                 stack: Some(config.stack.to_string()),
                 owned_by: crate::stack::OwnedBy::Stack,
+                playbook_parts: Some(PlaybookParts {
+                    steps: playbook.step_digests(),
+                    settings: playbook.settings_digests(),
+                }),
                 inputs: config.inputs.journaled().clone(),
                 accept_rpo: config.accept_rpo,
                 host: lock::host_name(),
@@ -274,7 +316,7 @@ fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
             crate::failpoint::hit("run/after-start");
             Ok(journal)
         }
-        RunKind::Resume { loaded, .. } => {
+        RunKind::Resume { loaded, state, .. } => {
             let journal = store
                 .reopen_run(config.run_id(), loaded)?
                 .redacting(config.redactor.clone());
@@ -282,8 +324,44 @@ fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
                 host: lock::host_name(),
                 pid: std::process::id(),
             })?;
+            for amendment in &plan.amendments {
+                journal.append(amendment_event(amendment, config, state))?;
+            }
             Ok(journal)
         }
+    }
+}
+
+/// The journal record of a change a resume makes. A replanned playbook's inputs that the
+/// run has no value for yet are pinned with it.
+fn amendment_event(amendment: &Amendment, config: &RunConfig, state: &RunState) -> Event {
+    match amendment {
+        Amendment::InputChanged(change) => Event::InputChanged {
+            name: change.name.clone(),
+            from: change.from.clone(),
+            to: change.to.clone(),
+        },
+        Amendment::PlaybookReplanned {
+            previous_digest,
+            playbook_digest,
+            parts,
+            diff,
+        } => Event::PlaybookReplanned {
+            previous_digest: previous_digest.clone(),
+            playbook_digest: playbook_digest.clone(),
+            parts: parts.clone(),
+            changed: diff.changed.clone(),
+            added: diff.added.clone(),
+            removed: diff.removed.clone(),
+            settings: diff.settings.clone(),
+            inputs: config
+                .inputs
+                .journaled()
+                .iter()
+                .filter(|(name, _)| !state.header.inputs.contains_key(*name))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        },
     }
 }
 
@@ -381,6 +459,7 @@ mod tests {
                 })
                 .collect(),
             resumed: false,
+            amendments: Vec::new(),
         }
     }
 
@@ -408,6 +487,7 @@ mod tests {
                 target_region: "ap-southeast-1".into(),
                 stack: None,
                 owned_by: crate::stack::OwnedBy::default(),
+                playbook_parts: None,
                 inputs: crate::journal::Values::new(),
                 accept_rpo: false,
                 host: "h".into(),
@@ -458,7 +538,10 @@ mod tests {
         assert_eq!(Error::from(refusal.clone()).exit_code(), 2);
         let warning = new_run_warning(&refusal);
         assert!(warning.starts_with("WARNING: `--new-run`"), "{warning}");
-        assert!(warning.contains("NOT adopted"), "{warning}");
+        assert!(
+            warning.contains("This run adopts what that run built"),
+            "{warning}"
+        );
     }
 
     #[test]

@@ -203,6 +203,7 @@ impl Harness {
             "ap-southeast-1",
             &crate::stack::Stack::default_for("t", "ap-southeast-1"),
             Some(&state),
+            &crate::plan::amend::Requested::default(),
         );
         let facts = crate::runtime::RunFacts {
             run_id: Some("r1".into()),
@@ -256,6 +257,7 @@ fn header() -> Event {
         target_region: "ap-southeast-1".into(),
         stack: None,
         owned_by: crate::stack::OwnedBy::default(),
+        playbook_parts: None,
         inputs: Values::new(),
         accept_rpo: false,
         host: "h".into(),

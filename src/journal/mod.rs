@@ -11,8 +11,8 @@ pub mod store;
 
 use std::path::PathBuf;
 
-pub use record::{Event, Outcome, Record, ResourceAction, Values};
-pub use state::{RunState, StepStatus};
+pub use record::{Event, Outcome, PlaybookParts, Record, ResourceAction, Values};
+pub use state::{Change, ChangeKind, RunState, StepStatus};
 pub use state_store::{FileStore, MemoryStore, RunEntry, StateStore};
 pub use store::{Journal, JournalError, Loaded};
 

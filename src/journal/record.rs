@@ -16,6 +16,15 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Step outputs and pinned values.
 pub type Values = BTreeMap<String, serde_json::Value>;
 
+/// The digests of a playbook's parts (see [`crate::playbook::parts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybookParts {
+    /// Each step's digest, by step id.
+    pub steps: BTreeMap<String, String>,
+    /// Each run-wide setting's digest (`name`, `source_region`, `rpo_limit`, `tags`).
+    pub settings: BTreeMap<String, String>,
+}
+
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -99,6 +108,11 @@ pub enum Event {
         /// have none: such a run adopts only its own (named after its run id).
         #[serde(default = "OwnedBy::journaled_before_stacks")]
         owned_by: OwnedBy,
+        /// The digest of each step and run-wide setting of the playbook, so that a resume
+        /// with `--replan` can tell which steps an edit changed. Journals written before
+        /// replanning existed have none: their playbook cannot be replanned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        playbook_parts: Option<PlaybookParts>,
         /// Inputs, secrets redacted.
         inputs: Values,
         /// Whether an over-age snapshot was accepted on purpose.
@@ -114,6 +128,39 @@ pub enum Event {
         host: String,
         /// Its process id.
         pid: u32,
+    },
+    /// A resume changed the value of a (non-secret) input that no succeeded step had used;
+    /// the steps still to run use the new value.
+    InputChanged {
+        /// The input.
+        name: String,
+        /// The value it had.
+        from: serde_json::Value,
+        /// The value it has from now on.
+        to: serde_json::Value,
+    },
+    /// A resume (`--replan`) took up an edited playbook, whose changes touch only steps that
+    /// had not succeeded.
+    PlaybookReplanned {
+        /// SHA-256 of the playbook file as it was.
+        previous_digest: String,
+        /// SHA-256 of the playbook file from now on.
+        playbook_digest: String,
+        /// The digests of the edited playbook's parts.
+        parts: PlaybookParts,
+        /// Steps whose definition changed.
+        changed: Vec<String>,
+        /// Steps the edit added.
+        added: Vec<String>,
+        /// Steps the edit removed.
+        removed: Vec<String>,
+        /// Run-wide settings the edit changed (only while no step had succeeded).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        settings: Vec<String>,
+        /// Values of inputs the edited playbook declares and the run had none of (secrets
+        /// redacted), pinned from now on.
+        #[serde(default, skip_serializing_if = "Values::is_empty")]
+        inputs: Values,
     },
     /// An attempt of a step began.
     StepStarted {
@@ -274,6 +321,43 @@ mod tests {
         let line = encode(&sample()).unwrap();
         assert!(!line.contains('\n'));
         assert_eq!(decode(&line).unwrap(), sample());
+    }
+
+    #[test]
+    fn a_start_record_written_before_replanning_existed_still_loads() {
+        let old = r#"{"v":1,"seq":1,"at":"2025-03-01T04:15:22Z","event":{"type":"run_started","run_id":"r1","playbook_path":"/p.yaml","playbook_name":"p","playbook_digest":"d","source_region":"ap-southeast-2","target_region":"ap-southeast-1","inputs":{},"accept_rpo":false,"host":"h","tool_version":"0.1.0"}}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        let Event::RunStarted { playbook_parts, .. } = record.event else {
+            panic!("not a start record: {record:?}");
+        };
+        assert_eq!(playbook_parts, None);
+    }
+
+    #[test]
+    fn changes_made_by_a_resume_round_trip() {
+        for event in [
+            Event::InputChanged {
+                name: "db_instance_class".into(),
+                from: serde_json::json!("db.m1.small"),
+                to: serde_json::json!("db.m7g.large"),
+            },
+            Event::PlaybookReplanned {
+                previous_digest: "a".into(),
+                playbook_digest: "b".into(),
+                parts: PlaybookParts {
+                    steps: BTreeMap::from([("nodes".to_string(), "c".to_string())]),
+                    settings: BTreeMap::new(),
+                },
+                changed: vec!["nodes".into()],
+                added: Vec::new(),
+                removed: Vec::new(),
+                settings: Vec::new(),
+                inputs: Values::new(),
+            },
+        ] {
+            let record = Record { event, ..sample() };
+            assert_eq!(decode(&encode(&record).unwrap()).unwrap(), record);
+        }
     }
 
     #[test]

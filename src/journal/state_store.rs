@@ -402,6 +402,7 @@ mod tests {
             target_region: "ap-southeast-1".into(),
             stack: None,
             owned_by: crate::stack::OwnedBy::default(),
+            playbook_parts: None,
             inputs: Values::new(),
             accept_rpo: false,
             host: "h".into(),

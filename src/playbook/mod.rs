@@ -6,6 +6,7 @@ pub mod duration;
 mod fields;
 mod location;
 mod parse;
+pub mod parts;
 pub mod reference;
 pub mod region;
 pub mod resolve;

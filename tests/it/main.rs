@@ -21,6 +21,7 @@
 
 mod support;
 
+mod amend;
 mod bench_rto;
 mod certificate;
 mod cutover;

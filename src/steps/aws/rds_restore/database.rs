@@ -76,7 +76,7 @@ const VISIBILITY_GRACE: Duration = Duration::from_secs(120);
 fn failure_hint(status: &str) -> &'static str {
     match status {
         "insufficient-capacity" => {
-            "RDS has no capacity for this instance class in the subnets' Availability Zones: choose another `instance_class` (a new run with `--input db_instance_class=…`), or delete the database and `rebuild resume` later"
+            "RDS has no capacity for this instance class in the subnets' Availability Zones: choose another `instance_class`: delete the database, then `rebuild resume --input db_instance_class=…` (or delete it and `rebuild resume` later)"
         }
         "restore-error" | "incompatible-restore" => {
             "the restore failed (the database's RDS events say why): delete the database, then `rebuild resume` to restore again, or copy another snapshot into the target region"
