@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use crate::cli::{DEFAULT_PLAYBOOK, GlobalArgs, RunArgs};
 use crate::error::Error;
-use crate::journal::{Loaded, RunState, StateStore};
+use crate::journal::{Actor, Loaded, RunState, StateStore};
 use crate::plan::amend::Requested;
+use crate::plan::survey::ExpectedAccount;
 use crate::playbook::{self, LoadError, Playbook, region};
 use crate::runtime::{Backoff, RunFacts};
 use crate::secret::Redactor;
@@ -161,6 +162,37 @@ impl RunConfig {
         }
     }
 
+    /// The AWS accounts the run must act in: the playbook's `account_id`, and for a resume
+    /// the account the run started in (a resume with another account's credentials would
+    /// build a second stack there).
+    pub(crate) fn accounts(&self) -> Vec<ExpectedAccount> {
+        let mut accounts = Vec::new();
+        if let Some(account) = &self.playbook.account_id {
+            accounts.push(ExpectedAccount {
+                account: account.value.clone(),
+                because: format!(
+                    "the playbook's `account_id` ({}:{}) names",
+                    self.playbook.path.display(),
+                    account.location.line
+                ),
+            });
+        }
+        let started = self.state().and_then(|state| state.activity.first());
+        let journaled = started.and_then(|started| started.by.as_ref()?.aws_account.clone());
+        if let Some(account) = journaled {
+            accounts.push(ExpectedAccount {
+                account,
+                because: format!("run `{}` started in", self.run_id()),
+            });
+        }
+        accounts
+    }
+
+    /// Who is running it: the local user and host, and the AWS identity `plan` found.
+    pub(crate) fn actor(&self, plan: &crate::plan::Plan) -> Actor {
+        local_actor(plan.identity.as_ref())
+    }
+
     /// The facts of the run, as its steps see them while it runs (`planning: false`) or
     /// while it is planned (`planning: true`: a new run has no id yet).
     pub(crate) fn facts(&self, planning: bool) -> RunFacts {
@@ -181,6 +213,21 @@ impl RunConfig {
             accept_rpo: self.accept_rpo,
             tags: self.playbook.tags.clone(),
         }
+    }
+}
+
+/// Who is at the keyboard: the local user (`USER`, else `LOGNAME`) and host, and the AWS
+/// identity the tool acts as, when known.
+pub(crate) fn local_actor(identity: Option<&crate::cloud::CallerIdentity>) -> Actor {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|user| !user.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string());
+    Actor {
+        user,
+        host: crate::journal::lock::host_name(),
+        aws_arn: identity.map(|identity| identity.arn.clone()),
+        aws_account: identity.map(|identity| identity.account.clone()),
     }
 }
 

@@ -53,7 +53,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
         Some(Command::Status { run_id }) => inspect::status(&global, run_id),
         Some(Command::Runs) => inspect::runs(&global),
         Some(Command::Validate { playbook }) => inspect::validate(&global, playbook),
-        Some(Command::Unlock { target }) => inspect::unlock(&global, target),
+        Some(Command::Unlock { target }) => inspect::unlock(&global, target).await,
         Some(Command::EksToken { cluster, region }) => inspect::eks_token(&cluster, &region).await,
     }
 }

@@ -102,6 +102,7 @@ async fn survey_plan(config: &RunConfig, mut plan: Plan, cloud: Arc<Cloud>) -> P
         // Plan-time checkouts are kept next to the runs, outside any one run's folder.
         plan_cache: Some(Workspace::plan_cache_under(&config.scratch)),
         expected: config.store.succeeded_outputs_of(&config.stack),
+        accounts: config.accounts(),
     };
     survey(&mut plan, &input).await;
     // Planning errors can quote parameter values; never show a secret.
@@ -307,6 +308,7 @@ fn open_journal(config: &RunConfig, plan: &Plan) -> Result<Journal, Error> {
                 accept_rpo: config.accept_rpo,
                 host: lock::host_name(),
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                by: Some(config.actor(plan)),
             })?;
             // The header must fold into a run, or nothing can ever resume it.
             state::fold(&[header]).map_err(|source| crate::journal::LoadRunError::Fold {
@@ -323,6 +325,7 @@ fn open_journal(config: &RunConfig, plan: &Plan) -> Result<Journal, Error> {
             journal.append(Event::RunResumed {
                 host: lock::host_name(),
                 pid: std::process::id(),
+                by: Some(config.actor(plan)),
             })?;
             for amendment in &plan.amendments {
                 journal.append(amendment_event(amendment, config, state))?;
@@ -492,6 +495,7 @@ mod tests {
                 accept_rpo: false,
                 host: "h".into(),
                 tool_version: "0".into(),
+                by: None,
             },
         }
     }

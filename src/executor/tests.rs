@@ -262,6 +262,7 @@ fn header() -> Event {
         accept_rpo: false,
         host: "h".into(),
         tool_version: "0".into(),
+        by: None,
     }
 }
 

@@ -81,6 +81,33 @@ impl Outcome {
     }
 }
 
+/// Who did something to a run: the local user and host, and the AWS identity the tool
+/// acted as (absent when it could not tell, e.g. no AWS step was planned).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The local user name.
+    pub user: String,
+    /// The host name.
+    pub host: String,
+    /// The AWS caller identity's ARN (`sts:GetCallerIdentity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_arn: Option<String>,
+    /// Its AWS account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_account: Option<String>,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}@{}", self.user, self.host)?;
+        match (&self.aws_arn, &self.aws_account) {
+            (Some(arn), Some(account)) => write!(formatter, " as {arn} (account {account})"),
+            (Some(arn), None) => write!(formatter, " as {arn}"),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -121,6 +148,9 @@ pub enum Event {
         host: String,
         /// This tool's version.
         tool_version: String,
+        /// Who started it (absent in journals written before this was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Actor>,
     },
     /// A process took the run up again.
     RunResumed {
@@ -128,6 +158,16 @@ pub enum Event {
         host: String,
         /// Its process id.
         pid: u32,
+        /// Who resumed it (absent in journals written before this was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Actor>,
+    },
+    /// Someone broke the run's lock on purpose (`rebuild unlock`), its holder gone.
+    LockBroken {
+        /// Who broke it.
+        by: Actor,
+        /// The holder it named, as shown to them.
+        holder: String,
     },
     /// A resume changed the value of a (non-secret) input that no succeeded step had used;
     /// the steps still to run use the new value.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::record::{Event, Outcome, PlaybookParts, Record, Values};
+use super::record::{Actor, Event, Outcome, PlaybookParts, Record, Values};
 use crate::stack::{OwnedBy, Stack};
 
 /// Where a step stands.
@@ -115,6 +115,22 @@ pub struct RunState {
     pub resumes: u32,
     /// What resumes changed (inputs, the playbook), in journal order.
     pub changes: Vec<Change>,
+    /// Who started, resumed or unlocked it, in journal order.
+    pub activity: Vec<Activity>,
+}
+
+/// Something someone did to the run, and who.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Activity {
+    /// When it was journaled.
+    pub at: Timestamp,
+    /// What they did: `started`, `resumed` or `unlocked`.
+    pub action: &'static str,
+    /// Who (absent in journals written before this was recorded).
+    pub by: Option<Actor>,
+    /// More about it (for `unlocked`: the holder whose lock was broken).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Something a resume changed mid-run.
@@ -229,6 +245,7 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
         inputs,
         accept_rpo,
         host,
+        by,
         ..
     } = &first.event
     else {
@@ -258,6 +275,12 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
         outcome: None,
         resumes: 0,
         changes: Vec::new(),
+        activity: vec![Activity {
+            at: first.at,
+            action: "started",
+            by: by.clone(),
+            detail: None,
+        }],
     };
     for record in &records[1..] {
         state.updated = record.at;
@@ -270,10 +293,22 @@ fn apply(state: &mut RunState, record: &Record) {
     let at = record.at;
     match &record.event {
         Event::RunStarted { .. } => {}
-        Event::RunResumed { .. } => {
+        Event::RunResumed { by, .. } => {
             state.resumes += 1;
             state.outcome = None;
+            state.activity.push(Activity {
+                at,
+                action: "resumed",
+                by: by.clone(),
+                detail: None,
+            });
         }
+        Event::LockBroken { by, holder } => state.activity.push(Activity {
+            at,
+            action: "unlocked",
+            by: Some(by.clone()),
+            detail: Some(holder.clone()),
+        }),
         Event::RunFinished { outcome } => state.outcome = Some(*outcome),
         Event::InputChanged { name, from, to } => {
             state.header.inputs.insert(name.clone(), to.clone());
@@ -428,7 +463,75 @@ mod tests {
             accept_rpo: false,
             host: "h".into(),
             tool_version: "0".into(),
+            by: None,
         }
+    }
+
+    #[test]
+    fn who_started_resumed_and_unlocked_is_folded_in_order() {
+        let alice = Actor {
+            user: "alice".into(),
+            host: "laptop".into(),
+            aws_arn: Some("arn:aws:sts::123456789012:assumed-role/oncall/alice".into()),
+            aws_account: Some("123456789012".into()),
+        };
+        let bob = Actor {
+            user: "bob".into(),
+            host: "desk".into(),
+            ..Actor::default()
+        };
+        let mut started = header();
+        if let Event::RunStarted { by, .. } = &mut started {
+            *by = Some(alice.clone());
+        }
+        let records = vec![
+            record(1, started),
+            record(
+                2,
+                Event::LockBroken {
+                    by: bob.clone(),
+                    holder: "run `r1` on host `laptop` (pid 7)".into(),
+                },
+            ),
+            record(
+                3,
+                Event::RunResumed {
+                    host: "desk".into(),
+                    pid: 9,
+                    by: Some(bob.clone()),
+                },
+            ),
+            // Written before who was recorded: still folds, with nobody named.
+            record(
+                4,
+                Event::RunResumed {
+                    host: "desk".into(),
+                    pid: 10,
+                    by: None,
+                },
+            ),
+        ];
+        let state = fold(&records).unwrap();
+        let seen: Vec<(&str, Option<&Actor>)> = state
+            .activity
+            .iter()
+            .map(|activity| (activity.action, activity.by.as_ref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("started", Some(&alice)),
+                ("unlocked", Some(&bob)),
+                ("resumed", Some(&bob)),
+                ("resumed", None)
+            ]
+        );
+        assert_eq!(state.resumes, 2);
+        assert_eq!(
+            alice.to_string(),
+            "alice@laptop as arn:aws:sts::123456789012:assumed-role/oncall/alice (account 123456789012)"
+        );
+        assert_eq!(bob.to_string(), "bob@desk");
     }
 
     #[test]

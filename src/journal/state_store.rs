@@ -407,6 +407,7 @@ mod tests {
             accept_rpo: false,
             host: "h".into(),
             tool_version: "0".into(),
+            by: None,
         }
     }
 

@@ -145,6 +145,8 @@ pub enum Cause {
         /// The succeeded steps that consumed it.
         consumers: Vec<String>,
     },
+    /// The credentials act in another AWS account than the one the run must act in.
+    WrongAccount,
     /// A snapshot is older than the RPO limit.
     RpoExceeded,
     /// No usable cloud credentials.
@@ -156,6 +158,9 @@ pub enum Cause {
     Other,
 }
 
+/// What to do when the credentials are for another account.
+pub const WRONG_ACCOUNT_HINT: &str = "sign in to the account named above (e.g. `export AWS_PROFILE=...` or `aws sso login --profile ...`), then run the same command again; nothing was created or changed";
+
 impl PlanProblem {
     /// What to do about it, when its cause says.
     pub fn hint(&self) -> Option<&'static str> {
@@ -165,6 +170,7 @@ impl PlanProblem {
             }
             .hint(),
             Cause::NoCredentials => Some(crate::steps::NO_CREDENTIALS_HINT),
+            Cause::WrongAccount => Some(WRONG_ACCOUNT_HINT),
             Cause::Certificate => Some(crate::steps::CERTIFICATE_HINT),
             Cause::TargetIsSource { .. }
             | Cause::PlaybookChanged { .. }
@@ -431,6 +437,7 @@ mod tests {
                     accept_rpo: false,
                     host: "h".into(),
                     tool_version: "0".into(),
+                    by: None,
                 },
             ),
             record(

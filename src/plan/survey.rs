@@ -30,6 +30,19 @@ pub struct SurveyInput<'a> {
     /// plan adopts its resources is expected to give the same outputs, and later steps are
     /// planned with them (see [`expected`]).
     pub expected: BTreeMap<String, Succeeded>,
+    /// The AWS accounts the run must act in (the playbook's `account_id`, the account a
+    /// resumed run started in): acting in another is a plan problem.
+    pub accounts: Vec<ExpectedAccount>,
+}
+
+/// An AWS account the run must act in, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedAccount {
+    /// The account id.
+    pub account: String,
+    /// Why, as the message ends it before the account: "the playbook's `account_id`
+    /// (file:line) names", "run `R` started in".
+    pub because: String,
 }
 
 /// Fill every non-skipped step of `plan` by asking its kind. StepKinds are asked one after the
@@ -127,8 +140,28 @@ async fn identify(plan: &mut Plan, input: &SurveyInput<'_>) -> bool {
         .await
     {
         Ok(identity) => {
+            for expected in &input.accounts {
+                if expected.account != identity.account {
+                    plan.problems.push(PlanProblem {
+                        step: None,
+                        message: format!(
+                            "the credentials act as {} in AWS account {}, but {} account {}",
+                            identity.arn, identity.account, expected.because, expected.account
+                        ),
+                        cause: Cause::WrongAccount,
+                    });
+                }
+            }
+            let wrong = plan
+                .problems
+                .iter()
+                .any(|problem| problem.cause == Cause::WrongAccount);
             plan.identity = Some(identity);
-            true
+            if wrong {
+                // Nothing else is asked of an account the run must not touch.
+                not_planned(plan);
+            }
+            !wrong
         }
         Err(error) => {
             let credentials = error.missing_credentials;
@@ -142,16 +175,21 @@ async fn identify(plan: &mut Plan, input: &SurveyInput<'_>) -> bool {
                 },
             });
             if credentials {
-                for step in plan
-                    .steps
-                    .iter_mut()
-                    .filter(|step| step.action != Action::Skip)
-                {
-                    step.summary = "not planned (see the problem below)".to_string();
-                }
+                not_planned(plan);
             }
             !credentials
         }
+    }
+}
+
+/// Mark every step still to plan as not planned, because of a problem of the whole run.
+fn not_planned(plan: &mut Plan) {
+    for step in plan
+        .steps
+        .iter_mut()
+        .filter(|step| step.action != Action::Skip)
+    {
+        step.summary = "not planned (see the problem below)".to_string();
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Playbook {
     pub default_target: Option<Spanned<String>>,
     /// The oldest snapshot a restore may use without `--accept-rpo`.
     pub rpo_limit: Option<Duration>,
+    /// The AWS account the stack runs in: a run acting in another is refused in its plan.
+    pub account_id: Option<Spanned<String>>,
     /// Tags put on every resource, beside `rebuild:run-id` and `rebuild:step`.
     pub tags: BTreeMap<String, String>,
     /// Declared inputs in file order.

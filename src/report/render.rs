@@ -148,6 +148,7 @@ pub fn status_json(
         "resumes": state.resumes,
         "inputs": redact(&state.header.inputs),
         "changes": changes_json(state),
+        "activity": state.activity,
         "steps": steps,
         "resume_command": (word != "succeeded" && word != "running").then(|| resume_command(&state.header.run_id, state_dir)),
     })
@@ -236,6 +237,24 @@ pub fn status_text(
         state.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         state.updated.strftime("%H:%M:%S UTC"),
     );
+    let _ = writeln!(out, "\n  who:");
+    for activity in &state.activity {
+        let by = activity
+            .by
+            .as_ref()
+            .map_or_else(|| "(not recorded)".to_string(), ToString::to_string);
+        let detail = activity
+            .detail
+            .as_ref()
+            .map(|detail| format!(" (held by {detail})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {}  {} by {by}{detail}",
+            activity.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            activity.action
+        );
+    }
     if let Some(changes) = value["changes"].as_array().filter(|list| !list.is_empty()) {
         let _ = writeln!(out, "\n  changed while resuming:");
         for change in changes {
@@ -359,6 +378,7 @@ mod tests {
                     accept_rpo: false,
                     host: "h".into(),
                     tool_version: "0".into(),
+                    by: None,
                 },
             ),
             record(

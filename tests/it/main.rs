@@ -32,6 +32,7 @@ mod eks;
 mod eks_auth;
 mod git_fetch;
 mod harness;
+mod identity;
 mod kube_testbed;
 mod network;
 mod plan;
