@@ -57,6 +57,10 @@ pub struct GlobalArgs {
     /// `text` for people, `json` for machines (data on stdout, one JSON event per line).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Log to stderr too: `-v` info, `-vv` debug (with every AWS call), `-vvv` trace.
+    /// `RUST_LOG` overrides it. Every run writes a debug log next to its journal anyway.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// First interval between polls of long waits, in milliseconds (doubles up to 60 s).
     #[arg(
         long,

@@ -243,6 +243,7 @@ pub(super) async fn run(
     notices: Vec<String>,
 ) -> Result<(), Error> {
     let plan = skeleton(&config)?;
+    crate::logging::capture(config.redactor.clone());
     let reporter = RedactingReporter::wrap(reporter(global), config.redactor.clone());
     for message in notices {
         reporter.report(ReportEvent::Notice { message });
@@ -255,10 +256,23 @@ pub(super) async fn run(
     // The progress display starts with the run (`RunStarted`), after this answer.
     confirm(reporter.as_ref(), &question(&config), config.yes)?;
     let journal = Arc::new(open_journal(&config, &plan)?);
+    let log = Workspace::for_run(&config.scratch, config.run_id(), std::path::PathBuf::new())
+        .run_dir()
+        .join(DEBUG_LOG);
+    if let Err(error) = std::fs::create_dir_all(log.parent().unwrap_or(&log))
+        .and_then(|()| crate::logging::open(&log))
+    {
+        reporter.report(ReportEvent::Notice {
+            message: format!("warning: no debug log at {}: {error}", log.display()),
+        });
+    }
     let result = execute(&config, &plan, journal, cloud, reporter).await;
     drop(run_lock);
     outcome(global, &config, result)
 }
+
+/// The debug log's name in the run's folder, next to its journal.
+pub(crate) const DEBUG_LOG: &str = "debug.log";
 
 fn question(config: &RunConfig) -> String {
     match &config.run {

@@ -183,3 +183,65 @@ fn a_resume_with_another_accounts_credentials_is_refused() {
         "the refused resume journaled nothing"
     );
 }
+
+/// Every run writes a debug log next to its journal: the AWS SDK's lines for every call
+/// (the plan's too) and every progress event, never a secret input nor a request signature.
+#[test]
+fn every_run_writes_a_debug_log_with_every_aws_call_and_no_secret() {
+    let world = World::new();
+    let password = "Debug-Log-Must-Not-Show-This-42";
+    world
+        .rebuild_test(&crate::support::playbooks::password_playbook())
+        .env("REBUILD_DB_MASTER_PASSWORD", password)
+        .run()
+        .success();
+    let journal = world.journal_files().pop().unwrap();
+    let log = journal.with_file_name("debug.log");
+    let text = std::fs::read_to_string(&log)
+        .unwrap_or_else(|error| panic!("no debug log at {}: {error}", log.display()));
+    for call in [
+        "GetCallerIdentity",
+        "DescribeDBSnapshots",
+        "CreateVpc",
+        "RestoreDBInstanceFromDBSnapshot",
+        "ModifyDBInstance",
+    ] {
+        assert!(
+            text.contains(call),
+            "{call} not in the debug log:\n{}",
+            &text[..text.len().min(3000)]
+        );
+    }
+    assert!(
+        text.contains("rebuild::progress"),
+        "progress events are logged"
+    );
+    assert!(
+        !text.contains(password),
+        "the secret input is in the debug log"
+    );
+    assert!(
+        !text.to_ascii_lowercase().contains("signature="),
+        "a request signature is in the debug log"
+    );
+
+    // `-vv` shows the same on stderr; without it, stderr has none of it.
+    let plan = |verbose: &[&str]| {
+        world
+            .test()
+            .args(["plan", "--target", crate::support::world::TARGET])
+            .args(verbose)
+            .playbook(&infrastructure_playbook())
+            .run()
+    };
+    let loud = plan(&["-vv"]);
+    loud.success()
+        .stderr_contains("STS.GetCallerIdentity")
+        .stderr_contains("DEBUG");
+    let quiet = plan(&[]);
+    assert!(
+        !quiet.success().stderr().contains("DEBUG"),
+        "{}",
+        quiet.stderr()
+    );
+}
