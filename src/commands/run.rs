@@ -495,22 +495,7 @@ mod tests {
             v: crate::journal::record::SCHEMA_VERSION,
             seq: 1,
             at: jiff::Timestamp::UNIX_EPOCH,
-            event: Event::RunStarted {
-                run_id: run_id.into(),
-                playbook_path: "p.yaml".into(),
-                playbook_name: "region-rebuild".into(),
-                playbook_digest: "d".into(),
-                source_region: "ap-southeast-2".into(),
-                target_region: "ap-southeast-1".into(),
-                stack: None,
-                owned_by: crate::stack::OwnedBy::default(),
-                playbook_parts: None,
-                inputs: crate::journal::Values::new(),
-                accept_rpo: false,
-                host: "h".into(),
-                tool_version: "0".into(),
-                by: None,
-            },
+            event: Event::test_start(run_id, "region-rebuild"),
         }
     }
 

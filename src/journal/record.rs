@@ -108,6 +108,49 @@ impl std::fmt::Display for Actor {
     }
 }
 
+#[cfg(test)]
+impl Event {
+    /// The start record unit tests begin with: run `run_id` of playbook `playbook` (read
+    /// from `PLAYBOOK.yaml`, digest `d`), ap-southeast-2 → ap-southeast-1, as the oldest
+    /// journals wrote it (no stack, owner, step digests or actor). Tests change what they
+    /// need with [`Event::started_with`].
+    pub(crate) fn test_start(run_id: &str, playbook: &str) -> Self {
+        Self::RunStarted {
+            run_id: run_id.into(),
+            playbook_path: format!("{playbook}.yaml"),
+            playbook_name: playbook.into(),
+            playbook_digest: "d".into(),
+            source_region: "ap-southeast-2".into(),
+            target_region: "ap-southeast-1".into(),
+            stack: None,
+            owned_by: OwnedBy::journaled_before_stacks(),
+            playbook_parts: None,
+            inputs: Values::new(),
+            accept_rpo: false,
+            host: "h".into(),
+            tool_version: "0".into(),
+            by: None,
+        }
+    }
+
+    /// A start record changed by `change` (given its digest, parts and inputs).
+    pub(crate) fn started_with(
+        mut self,
+        change: impl FnOnce(&mut String, &mut Option<PlaybookParts>, &mut Values),
+    ) -> Self {
+        if let Self::RunStarted {
+            playbook_digest,
+            playbook_parts,
+            inputs,
+            ..
+        } = &mut self
+        {
+            change(playbook_digest, playbook_parts, inputs);
+        }
+        self
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

@@ -449,22 +449,7 @@ mod tests {
     }
 
     fn header() -> Event {
-        Event::RunStarted {
-            run_id: "r1".into(),
-            playbook_path: "p.yaml".into(),
-            playbook_name: "p".into(),
-            playbook_digest: "d".into(),
-            source_region: "ap-southeast-2".into(),
-            target_region: "ap-southeast-1".into(),
-            stack: None,
-            owned_by: crate::stack::OwnedBy::default(),
-            playbook_parts: None,
-            inputs: Values::new(),
-            accept_rpo: false,
-            host: "h".into(),
-            tool_version: "0".into(),
-            by: None,
-        }
+        Event::test_start("r1", "p")
     }
 
     #[test]

@@ -393,22 +393,7 @@ mod tests {
     use crate::journal::{Event, Outcome, Values};
 
     fn header(run_id: &str) -> Event {
-        Event::RunStarted {
-            run_id: run_id.into(),
-            playbook_path: "t.yaml".into(),
-            playbook_name: "t".into(),
-            playbook_digest: "d".into(),
-            source_region: "ap-southeast-2".into(),
-            target_region: "ap-southeast-1".into(),
-            stack: None,
-            owned_by: crate::stack::OwnedBy::default(),
-            playbook_parts: None,
-            inputs: Values::new(),
-            accept_rpo: false,
-            host: "h".into(),
-            tool_version: "0".into(),
-            by: None,
-        }
+        Event::test_start(run_id, "t")
     }
 
     /// The contract every store keeps, checked on each implementation.

@@ -289,25 +289,14 @@ mod tests {
         };
         let mut records = vec![record(
             1,
-            Event::RunStarted {
-                run_id: "r1".into(),
-                playbook_path: "t.yaml".into(),
-                playbook_name: "t".into(),
-                playbook_digest: playbook.digest.clone(),
-                source_region: "ap-southeast-2".into(),
-                target_region: "ap-southeast-1".into(),
-                stack: None,
-                owned_by: crate::stack::OwnedBy::default(),
-                playbook_parts: (!old_journal).then(|| parts(playbook)),
-                inputs: Values::from([
+            Event::test_start("r1", "t").started_with(|digest, parts_of, inputs| {
+                digest.clone_from(&playbook.digest);
+                *parts_of = (!old_journal).then(|| parts(playbook));
+                *inputs = Values::from([
                     ("cidr".to_string(), json!("10.0.0.0/16")),
                     ("class".to_string(), json!("db.m1.small")),
-                ]),
-                accept_rpo: false,
-                host: "h".into(),
-                tool_version: "0".into(),
-                by: None,
-            },
+                ]);
+            }),
         )];
         for id in succeeded {
             let seq = records.len() as u64 + 1;

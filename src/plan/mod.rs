@@ -423,22 +423,9 @@ mod tests {
         let records = vec![
             record(
                 1,
-                Event::RunStarted {
-                    run_id: "r1".into(),
-                    playbook_path: "t.yaml".into(),
-                    playbook_name: "t".into(),
-                    playbook_digest: playbook.digest.clone(),
-                    source_region: "ap-southeast-2".into(),
-                    target_region: "ap-southeast-1".into(),
-                    stack: None,
-                    owned_by: crate::stack::OwnedBy::default(),
-                    playbook_parts: None,
-                    inputs: Values::new(),
-                    accept_rpo: false,
-                    host: "h".into(),
-                    tool_version: "0".into(),
-                    by: None,
-                },
+                Event::test_start("r1", "t").started_with(|digest, _, _| {
+                    digest.clone_from(&playbook.digest);
+                }),
             ),
             record(
                 2,

@@ -31,6 +31,22 @@ fn vpc_stack_tags(world: &World) -> Vec<Option<String>> {
     })
 }
 
+/// Rewrite the newest journal as an older version wrote it: `field` removed from its start
+/// record (with the record's checksum made again). Returns the value it had.
+fn remove_from_start_record(world: &World, field: &str) -> Value {
+    let journal = world.journal_files().pop().unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    let line: Value = serde_json::from_str(first).unwrap();
+    let mut record = line["record"].clone();
+    let removed = record["event"].as_object_mut().unwrap().remove(field);
+    let body = serde_json::to_string(&record).unwrap();
+    let crc = crc32fast::hash(body.as_bytes());
+    let old = format!("{{\"crc\":\"{crc:08x}\",\"record\":{body}}}");
+    std::fs::write(&journal, format!("{old}\n{rest}")).unwrap();
+    removed.unwrap_or_else(|| panic!("the start record had no `{field}`"))
+}
+
 /// The command line the refusal's hint says continues the run (without `rebuild`).
 fn resume_command_from(stderr: &str) -> Vec<String> {
     let start = stderr
@@ -196,17 +212,7 @@ fn another_stack_is_not_blocked_and_new_run_adopts_what_the_unfinished_run_built
 fn a_journal_without_a_stack_loads_with_the_default_stack() {
     let world = World::new();
     world.rebuild_killed_at("network/after-subnets");
-    let journal = world.journal_files().pop().unwrap();
-    let text = std::fs::read_to_string(&journal).unwrap();
-    let (first, rest) = text.split_once('\n').unwrap();
-    let line: Value = serde_json::from_str(first).unwrap();
-    let mut record = line["record"].clone();
-    assert_eq!(record["event"]["stack"], STACK);
-    record["event"].as_object_mut().unwrap().remove("stack");
-    let body = serde_json::to_string(&record).unwrap();
-    let crc = crc32fast::hash(body.as_bytes());
-    let old = format!("{{\"crc\":\"{crc:08x}\",\"record\":{body}}}");
-    std::fs::write(&journal, format!("{old}\n{rest}")).unwrap();
+    assert_eq!(remove_from_start_record(&world, "stack"), STACK);
 
     let status = world.status();
     assert_eq!(status["stack"], STACK);
@@ -329,17 +335,7 @@ fn the_playbook_again_after_a_success_plans_no_change_and_changes_nothing() {
 fn a_run_from_before_stacks_owned_resources_resumes_with_its_own() {
     let world = World::new();
     world.rebuild_killed_at("network/after-subnets");
-    let journal = world.journal_files().pop().unwrap();
-    let text = std::fs::read_to_string(&journal).unwrap();
-    let (first, rest) = text.split_once('\n').unwrap();
-    let line: Value = serde_json::from_str(first).unwrap();
-    let mut record = line["record"].clone();
-    assert_eq!(record["event"]["owned_by"], "stack");
-    record["event"].as_object_mut().unwrap().remove("owned_by");
-    let body = serde_json::to_string(&record).unwrap();
-    let crc = crc32fast::hash(body.as_bytes());
-    let old = format!("{{\"crc\":\"{crc:08x}\",\"record\":{body}}}");
-    std::fs::write(&journal, format!("{old}\n{rest}")).unwrap();
+    assert_eq!(remove_from_start_record(&world, "owned_by"), "stack");
     let run_id = world.status()["run_id"].as_str().unwrap().to_string();
 
     world.resume_to_completion();

@@ -200,16 +200,6 @@ pub(super) async fn instance_class(
     client: &Client,
     id: &str,
 ) -> Result<Option<String>, CloudError> {
-    let answer = client
-        .describe_db_instances()
-        .db_instance_identifier(id)
-        .send()
-        .await
-        .cloud("DescribeDBInstances", Some(id.to_string()));
-    let answer = match answer {
-        Err(error) if error.is_not_found() => return Ok(None),
-        answer => answer?,
-    };
-    let instance = answer.db_instances().first();
+    let instance = super::database::find_instance(client, id).await?;
     Ok(instance.and_then(|instance| instance.db_instance_class().map(str::to_string)))
 }

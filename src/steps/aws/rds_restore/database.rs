@@ -425,21 +425,29 @@ impl Database {
     }
 }
 
-async fn describe_instance(
+/// The DB instance `id` as RDS describes it, if it exists.
+pub(super) async fn find_instance(
     client: &Client,
     id: &str,
-) -> Result<Option<Existing<Option<Endpoint>>>, CloudError> {
+) -> Result<Option<aws_sdk_rds::types::DbInstance>, CloudError> {
     let answer = client
         .describe_db_instances()
         .db_instance_identifier(id)
         .send()
         .await
         .cloud("DescribeDBInstances", Some(id.to_string()));
-    let answer = match answer {
-        Err(error) if error.is_not_found() => return Ok(None),
-        answer => answer?,
-    };
-    Ok(answer.db_instances().first().map(|instance| Existing {
+    match answer {
+        Err(error) if error.is_not_found() => Ok(None),
+        answer => Ok(answer?.db_instances().first().cloned()),
+    }
+}
+
+async fn describe_instance(
+    client: &Client,
+    id: &str,
+) -> Result<Option<Existing<Option<Endpoint>>>, CloudError> {
+    let found = find_instance(client, id).await?;
+    Ok(found.as_ref().map(|instance| Existing {
         id: id.to_string(),
         status: instance
             .db_instance_status()
