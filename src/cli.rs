@@ -22,8 +22,8 @@ pub struct Cli {
     #[command(flatten)]
     pub run: RunArgs,
     /// Start a new run even though the stack has an unfinished one (which is otherwise
-    /// refused, naming the `rebuild resume` command). The new run does not yet adopt what
-    /// the unfinished run built.
+    /// refused, naming the `rebuild resume` command). The new run adopts what the
+    /// unfinished run built, since its stack owns it.
     #[arg(long)]
     pub new_run: bool,
     /// Options every command takes.
@@ -67,6 +67,10 @@ pub struct GlobalArgs {
     /// `text` for people, `json` for machines (data on stdout, one JSON event per line).
     #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Log to stderr too: `-v` info, `-vv` debug (with every AWS call), `-vvv` trace.
+    /// `RUST_LOG` overrides it. Every run writes a debug log next to its journal anyway.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// First interval between polls of long waits, in milliseconds (doubles up to 60 s).
     #[arg(
         long,
@@ -142,9 +146,15 @@ pub enum Command {
         /// Most steps running at once.
         #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
         parallelism: u16,
-        /// Set a secret input again (secrets are never journaled): `NAME=VALUE`.
+        /// Set an input: a secret again (secrets are never journaled), or another value for
+        /// an input no succeeded step has used (refused, naming the steps, otherwise):
+        /// `NAME=VALUE` (repeatable).
         #[arg(long = "input", short = 'i', value_name = "NAME=VALUE")]
         inputs: Vec<String>,
+        /// Take up the edited playbook: allowed when the steps the edit changes, adds or
+        /// removes have not succeeded (refused, naming the steps, otherwise).
+        #[arg(long)]
+        replan: bool,
     },
     /// What happened in a run, step by step.
     Status {

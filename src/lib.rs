@@ -13,6 +13,7 @@ pub mod error;
 pub mod executor;
 pub mod failpoint;
 pub mod journal;
+pub mod logging;
 pub mod plan;
 pub mod playbook;
 pub mod report;

@@ -10,6 +10,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = rebuild::cli::Cli::parse();
+    rebuild::logging::init(cli.global.verbose);
     // Several TLS stacks are linked in (AWS, Kubernetes, GitHub clients); pick one crypto
     // provider for all of them. An error only means one was installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
     // Not waiting for blocking work still under way: a question left unanswered when a
     // stop signal ended the run must not keep the process alive until a line is typed.
     runtime.shutdown_background();
+    rebuild::logging::flush();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+
 /// Most characters in a stack name given with `--stack` (well under the 256 that AWS
 /// allows in a tag value, so the name fits every service's tags).
 pub const MAX_LENGTH: usize = 128;
@@ -83,7 +85,61 @@ impl Stack {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The stack's name as part of an AWS resource name (`db-<part>`, `cluster-<part>`):
+    /// lowercase letters, digits and single hyphens, at most [`NAME_PART_LENGTH`]
+    /// characters, which every name rule fits (RDS identifiers: 63 characters, no `--`;
+    /// EKS names: 100). When the name had to change to fit (`@`, `.`, `_`, a long name),
+    /// a digest of the whole name follows, so two stacks never share a name part.
+    pub fn name_part(&self) -> String {
+        let mut part = String::new();
+        for c in self.0.chars() {
+            let c = if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                c
+            } else {
+                '-'
+            };
+            if !(c == '-' && (part.is_empty() || part.ends_with('-'))) {
+                part.push(c);
+            }
+        }
+        let part = part.trim_end_matches('-');
+        if part == self.0 && part.len() <= NAME_PART_LENGTH {
+            return part.to_string();
+        }
+        let digest = Sha256::digest(self.0.as_bytes());
+        let digest: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        let keep = NAME_PART_LENGTH - digest.len() - 1;
+        let head = part[..part.len().min(keep)].trim_end_matches('-');
+        if head.is_empty() {
+            digest
+        } else {
+            format!("{head}-{digest}")
+        }
+    }
 }
+
+/// Which resources a run's steps find, adopt and name as their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnedBy {
+    /// Its stack's, whichever run made them (every run since stacks own resources).
+    #[default]
+    Stack,
+    /// Its own run's only: a run journaled before stacks owned resources, whose resources
+    /// are named after its run id and may lack the stack's tag.
+    Run,
+}
+
+impl OwnedBy {
+    /// What a journal that does not say means: a run from before stacks owned resources.
+    pub fn journaled_before_stacks() -> Self {
+        Self::Run
+    }
+}
+
+/// Most characters of [`Stack::name_part`].
+pub const NAME_PART_LENGTH: usize = 40;
 
 impl fmt::Display for Stack {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,6 +160,36 @@ mod tests {
         let stack = Stack::default_for("region-rebuild", "ap-southeast-1");
         assert_eq!(stack.as_str(), "region-rebuild@ap-southeast-1");
         assert_eq!(Stack::parse(stack.as_str()), Ok(stack));
+    }
+
+    #[test]
+    fn name_parts_fit_aws_names_and_never_collide() {
+        let part = |name: &str| Stack::parse(name).unwrap().name_part();
+        assert_eq!(part("shop-drill"), "shop-drill");
+        let default = part("region-rebuild@ap-southeast-1");
+        assert!(
+            default.starts_with("region-rebuild-ap-southeast-1-"),
+            "{default}"
+        );
+        assert_eq!(default.len(), "region-rebuild-ap-southeast-1-".len() + 8);
+        // Names that map to the same characters still differ.
+        assert_ne!(part("a.b"), part("a_b"));
+        assert_ne!(part("a.b"), part("a-b"));
+        assert_ne!(part("a--b"), part("a-b"));
+        let long = "x".repeat(MAX_LENGTH);
+        for name in [long.as_str(), "a-", "1@2", "9.a"] {
+            let Ok(stack) = Stack::parse(name) else {
+                continue;
+            };
+            let part = stack.name_part();
+            assert!(part.len() <= NAME_PART_LENGTH, "{part}");
+            assert!(!part.contains("--") && !part.ends_with('-'), "{part}");
+            assert!(
+                part.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{part}"
+            );
+        }
     }
 
     #[test]

@@ -64,13 +64,20 @@ pub enum UsageError {
         /// The inputs it declares, comma-separated.
         declared: String,
     },
-    /// A resume tried to change a pinned input.
-    #[error("input `{name}` is pinned to `{pinned}` by this run; it cannot change on resume")]
+    /// A resume tried to change a pinned input that a succeeded step consumed.
+    #[error(
+        "input `{name}` is pinned to `{pinned}` by this run, and {} that used it succeeded; it cannot change to `{given}` on resume",
+        steps(.consumers)
+    )]
     PinnedInputChanged {
         /// The input.
         name: String,
         /// Its pinned value, rendered.
         pinned: String,
+        /// The value given, rendered.
+        given: String,
+        /// The succeeded steps that consumed it.
+        consumers: Vec<String>,
     },
     /// A secret the run started with is missing on resume.
     #[error("secret input `{name}` was set when the run started, and secrets are never journaled")]
@@ -135,16 +142,74 @@ pub enum UsageError {
         /// The bucket.
         bucket: String,
     },
+    /// `--replan` of a run whose journal holds no digests of its steps.
+    #[error(
+        "run `{run_id}` was started by a `rebuild` that journaled no digests of its steps, so the edited playbook `{path}` cannot be compared with the one it started with"
+    )]
+    ReplanNotJournaled {
+        /// The run.
+        run_id: String,
+        /// The playbook file.
+        path: String,
+    },
+    /// `--replan` of an edit that touches what already succeeded.
+    #[error("{}", replan_refusal(.run_id, .path, .steps, .settings))]
+    ReplanTouchesSucceeded {
+        /// The run.
+        run_id: String,
+        /// The playbook file.
+        path: String,
+        /// The succeeded steps the edit changes or removes.
+        steps: Vec<String>,
+        /// The run-wide settings it changes (when a step succeeded).
+        settings: Vec<String>,
+    },
     /// `rebuild eks-token` could not make a token.
     #[error("{0}")]
     EksToken(String),
+}
+
+/// ``step `a` `` or ``steps `a` and `b` ``.
+fn steps(ids: &[String]) -> String {
+    let named: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
+    match named.as_slice() {
+        [one] => format!("step {one}"),
+        [rest @ .., last] => format!("steps {} and {last}", rest.join(", ")),
+        [] => "no step".to_string(),
+    }
+}
+
+fn replan_refusal(run_id: &str, path: &str, changed: &[String], settings: &[String]) -> String {
+    let mut what = Vec::new();
+    if !changed.is_empty() {
+        what.push(format!(
+            "{} that already succeeded in run `{run_id}`",
+            steps(changed)
+        ));
+    }
+    if !settings.is_empty() {
+        let named: Vec<String> = settings.iter().map(|name| format!("`{name}`")).collect();
+        what.push(format!(
+            "the run-wide {} {}, which every step uses, after steps of run `{run_id}` succeeded",
+            if settings.len() == 1 {
+                "setting"
+            } else {
+                "settings"
+            },
+            named.join(", ")
+        ));
+    }
+    format!(
+        "the edit of playbook `{path}` changes {}; `--replan` takes up edits of steps that have not succeeded only",
+        what.join(", and ")
+    )
 }
 
 /// The unfinished run that stops a new run of the same stack.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "stack `{stack}` has an unfinished run `{run_id}` ({state}, started {started}, {last_step}); \
-     a new run would build a second copy of everything it built"
+     resume it to keep what it pinned (inputs, the snapshot)"
 )]
 pub struct UnfinishedRun {
     /// The stack.
@@ -182,7 +247,11 @@ impl UsageError {
             Self::NoKubeconfigFile { .. } => "give the kubeconfig of the running cluster".into(),
             Self::InputType { default, .. } => format!("its default is `{default}`"),
             Self::UnknownInput { declared, .. } => format!("declared inputs: {declared}"),
-            Self::PinnedInputChanged { .. } => "start a new run to use another value".into(),
+            Self::PinnedInputChanged { name, .. } => format!(
+                "a succeeded step is never run again, so it keeps what it built with the pinned value: \
+                 resume without `--input {name}=...`; to rebuild with another value, start a new run \
+                 (`--new-run`), which builds everything again"
+            ),
             Self::SecretMissingOnResume { name, env } => {
                 let how = env
                     .as_ref()
@@ -202,8 +271,9 @@ impl UsageError {
                     .into()
             }
             Self::UnfinishedRun(unfinished) => format!(
-                "continue it with: {resume} (`--new-run` starts another run anyway, \
-                 which does not adopt the unfinished run's resources yet)",
+                "continue it with: {resume} (`--new-run` starts another run of the stack \
+                 anyway: it adopts what the unfinished run built and chooses inputs and the \
+                 snapshot afresh)",
                 resume = unfinished.resume
             ),
             Self::NoUnfinishedRun { .. } => {
@@ -211,6 +281,11 @@ impl UsageError {
                     .into()
             }
             Self::PlaybookChanged { .. } => {
+                "restore the playbook as it was (the journal pins its SHA-256); to run an edit of \
+                 steps that have not succeeded yet, resume with `--replan`"
+                    .into()
+            }
+            Self::ReplanNotJournaled { .. } => {
                 "restore the playbook as it was (the journal pins its SHA-256), or start a new run"
                     .into()
             }
@@ -227,9 +302,68 @@ impl UsageError {
                  (see the runbook, \"State in S3\")"
                     .into()
             }
+            Self::ReplanTouchesSucceeded { .. } => {
+                "a succeeded step is never run again, so its edit could not take effect: undo the \
+                 edit of what is named (edits of steps that have not succeeded may stay), then \
+                 `rebuild resume --replan`; or start a new run"
+                    .into()
+            }
             Self::EksToken(_) => {
                 "log in to AWS (profile, SSO or environment credentials) and try again".into()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_of_changes_mid_run_name_the_steps_that_succeeded() {
+        let consumed = UsageError::PinnedInputChanged {
+            name: "existing_cluster".into(),
+            pinned: "\"\"".into(),
+            given: "\"pilot\"".into(),
+            consumers: vec!["network".into(), "cluster".into()],
+        };
+        assert_eq!(
+            consumed.to_string(),
+            "input `existing_cluster` is pinned to `\"\"` by this run, and steps `network` and \
+             `cluster` that used it succeeded; it cannot change to `\"pilot\"` on resume"
+        );
+        assert!(consumed.hint().contains("--new-run"));
+
+        let replan = UsageError::ReplanTouchesSucceeded {
+            run_id: "r1".into(),
+            path: "/p.yaml".into(),
+            steps: vec!["network".into()],
+            settings: Vec::new(),
+        };
+        assert_eq!(
+            replan.to_string(),
+            "the edit of playbook `/p.yaml` changes step `network` that already succeeded in run \
+             `r1`; `--replan` takes up edits of steps that have not succeeded only"
+        );
+        let settings = UsageError::ReplanTouchesSucceeded {
+            run_id: "r1".into(),
+            path: "/p.yaml".into(),
+            steps: Vec::new(),
+            settings: vec!["tags".into()],
+        };
+        assert!(
+            settings
+                .to_string()
+                .contains("changes the run-wide setting `tags`, which every step uses"),
+            "{settings}"
+        );
+        assert!(
+            UsageError::PlaybookChanged {
+                path: "/p.yaml".into(),
+                run_id: "r1".into()
+            }
+            .hint()
+            .contains("--replan")
+        );
     }
 }

@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use crate::cli::{DEFAULT_PLAYBOOK, GlobalArgs, RunArgs};
 use crate::error::Error;
-use crate::journal::{Loaded, RunState, StateStore};
+use crate::journal::{Actor, Loaded, RunState, StateStore};
+use crate::plan::amend::Requested;
+use crate::plan::survey::ExpectedAccount;
 use crate::playbook::{self, LoadError, Playbook, region};
 use crate::runtime::{Backoff, RunFacts};
 use crate::secret::Redactor;
-use crate::stack::Stack;
+use crate::stack::{OwnedBy, Stack};
 use crate::steps::StepKinds;
 use crate::usage::UsageError;
 
@@ -66,6 +68,8 @@ pub(crate) enum RunKind {
         loaded: Loaded,
         /// Its state.
         state: Box<RunState>,
+        /// What the resume asks to change (inputs given another value, `--replan`).
+        requested: Requested,
     },
 }
 
@@ -98,7 +102,8 @@ impl RunConfig {
     }
 
     /// A resume of the run `loaded`/`state` journaled: its playbook, target, pinned inputs
-    /// and `--accept-rpo`; secrets given again with `--input`.
+    /// and `--accept-rpo`; secrets given again with `--input`, and pinned inputs given
+    /// another value (which the planner checks against the steps that consumed them).
     pub(crate) fn for_resume(
         global: &GlobalArgs,
         resume: &ResumeArgs<'_>,
@@ -113,6 +118,10 @@ impl RunConfig {
             &parse_pairs(resume.inputs)?,
             Some(&state.header.inputs),
         )?;
+        let requested = Requested {
+            inputs: inputs.changes().to_vec(),
+            replan: resume.replan,
+        };
         Ok(Self {
             playbook,
             target: state.header.target_region.clone(),
@@ -128,6 +137,7 @@ impl RunConfig {
             run: RunKind::Resume {
                 loaded,
                 state: Box::new(state),
+                requested,
             },
         })
     }
@@ -140,12 +150,51 @@ impl RunConfig {
         }
     }
 
+    /// What a resume asks to change (nothing for a new run).
+    pub(crate) fn requested(&self) -> Requested {
+        match &self.run {
+            RunKind::New { .. } => Requested::default(),
+            RunKind::Resume { requested, .. } => requested.clone(),
+        }
+    }
+
     /// The journaled state of a resumed run.
     pub(crate) fn state(&self) -> Option<&RunState> {
         match &self.run {
             RunKind::New { .. } => None,
             RunKind::Resume { state, .. } => Some(state),
         }
+    }
+
+    /// The AWS accounts the run must act in: the playbook's `account_id`, and for a resume
+    /// the account the run started in (a resume with another account's credentials would
+    /// build a second stack there).
+    pub(crate) fn accounts(&self) -> Vec<ExpectedAccount> {
+        let mut accounts = Vec::new();
+        if let Some(account) = &self.playbook.account_id {
+            accounts.push(ExpectedAccount {
+                account: account.value.clone(),
+                because: format!(
+                    "the playbook's `account_id` ({}:{}) names",
+                    self.playbook.path.display(),
+                    account.location.line
+                ),
+            });
+        }
+        let started = self.state().and_then(|state| state.activity.first());
+        let journaled = started.and_then(|started| started.by.as_ref()?.aws_account.clone());
+        if let Some(account) = journaled {
+            accounts.push(ExpectedAccount {
+                account,
+                because: format!("run `{}` started in", self.run_id()),
+            });
+        }
+        accounts
+    }
+
+    /// Who is running it: the local user and host, and the AWS identity `plan` found.
+    pub(crate) fn actor(&self, plan: &crate::plan::Plan) -> Actor {
+        local_actor(plan.identity.as_ref())
     }
 
     /// The facts of the run, as its steps see them while it runs (`planning: false`) or
@@ -159,6 +208,9 @@ impl RunConfig {
             run_id,
             playbook_name: self.playbook.name.clone(),
             stack: self.stack.to_string(),
+            owned_by: self
+                .state()
+                .map_or(OwnedBy::Stack, |state| state.header.owned_by),
             source_region: self.playbook.source_region.value.clone(),
             target_region: self.target.clone(),
             rpo_limit: self.playbook.rpo_limit,
@@ -168,14 +220,31 @@ impl RunConfig {
     }
 }
 
+/// Who is at the keyboard: the local user (`USER`, else `LOGNAME`) and host, and the AWS
+/// identity the tool acts as, when known.
+pub(crate) fn local_actor(identity: Option<&crate::cloud::CallerIdentity>) -> Actor {
+    let user = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|user| !user.is_empty()))
+        .unwrap_or_else(|| "unknown".to_string());
+    Actor {
+        user,
+        host: crate::journal::lock::host_name(),
+        aws_arn: identity.map(|identity| identity.arn.clone()),
+        aws_account: identity.map(|identity| identity.account.clone()),
+    }
+}
+
 /// What `rebuild resume` was given.
 pub(crate) struct ResumeArgs<'a> {
     /// `--yes`.
     pub(crate) yes: bool,
     /// `--parallelism`.
     pub(crate) parallelism: u16,
-    /// `--input`s (secrets again).
+    /// `--input`s: secrets again, or pinned inputs given another value.
     pub(crate) inputs: &'a [String],
+    /// `--replan`: take up an edited playbook.
+    pub(crate) replan: bool,
 }
 
 /// A new run id: the UTC start second (`second`, `YYYYMMDD-HHMMSS`) plus a suffix, random

@@ -1,11 +1,14 @@
 //! A run's input values: `--input NAME=VALUE`, else the input's environment variable, else
 //! its default — typed like the default. A resumed run keeps its journaled values (they are
-//! pinned); only secrets, which are never journaled, are read again. Secret values are
-//! [`Secret`]s from here on.
+//! pinned, whatever the environment says now); an `--input` giving a pinned input another
+//! value is taken and listed as an [`InputChange`], which the planner allows only while no
+//! succeeded step consumed the input. Secrets, which are never journaled, are read again.
+//! Secret values are [`Secret`]s from here on.
 
 use std::collections::BTreeMap;
 
 use crate::journal::Values;
+use crate::plan::amend::InputChange;
 use crate::playbook::{InputSpec, Playbook};
 use crate::secret::{REDACTED, Redactor, Secret};
 use crate::usage::UsageError;
@@ -19,6 +22,8 @@ pub(crate) struct Inputs {
     journaled: Values,
     /// The secret values.
     secrets: Vec<Secret>,
+    /// Pinned (journaled) inputs given another value on resume.
+    changes: Vec<InputChange>,
 }
 
 impl Inputs {
@@ -30,6 +35,11 @@ impl Inputs {
     /// Values safe to journal.
     pub(crate) fn journaled(&self) -> &Values {
         &self.journaled
+    }
+
+    /// Pinned inputs an `--input` gave another value (resume only).
+    pub(crate) fn changes(&self) -> &[InputChange] {
+        &self.changes
     }
 
     /// The run's redactor: scrubs every secret input from text.
@@ -54,7 +64,17 @@ impl Inputs {
                     serde_json::Value::String(secret.expose().to_string())
                 })
             } else {
-                plain_value(input, given, pinned)?
+                let value = plain_value(input, given, pinned)?;
+                if let (Some(pinned), Some(value)) = (pinned, &value)
+                    && pinned != value
+                {
+                    inputs.changes.push(InputChange {
+                        name: input.name.value.clone(),
+                        from: pinned.clone(),
+                        to: value.clone(),
+                    });
+                }
+                value
             };
             inputs.insert(input, value)?;
         }
@@ -117,7 +137,8 @@ fn given_text(input: &InputSpec, given: &BTreeMap<String, String>) -> Option<Str
     })
 }
 
-/// A plain input: pinned on resume (an `--input` may repeat it, not change it).
+/// A plain input: pinned on resume, unless an `--input` gives it again (the same value, or
+/// another one that the planner then checks against the steps that consumed it).
 fn plain_value(
     input: &InputSpec,
     given: &BTreeMap<String, String>,
@@ -125,18 +146,10 @@ fn plain_value(
 ) -> Result<Option<serde_json::Value>, UsageError> {
     let name = &input.name.value;
     match pinned {
-        Some(pinned) => {
-            if let Some(text) = given.get(name) {
-                let wanted = typed(name, text, input.default.as_ref())?;
-                if &wanted != pinned {
-                    return Err(UsageError::PinnedInputChanged {
-                        name: name.clone(),
-                        pinned: pinned.to_string(),
-                    });
-                }
-            }
-            Ok(Some(pinned.clone()))
-        }
+        Some(pinned) => match given.get(name) {
+            Some(text) => typed(name, text, input.default.as_ref()).map(Some),
+            None => Ok(Some(pinned.clone())),
+        },
         None => match given_text(input, given) {
             Some(text) => typed(name, &text, input.default.as_ref()).map(Some),
             None => Ok(input.default.clone()),
@@ -201,5 +214,68 @@ fn typed(
                 .collect(),
         )),
         _ => Ok(serde_json::Value::String(text.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::playbook::{self, KindSpec};
+
+    const KINDS: &[KindSpec] = &[KindSpec {
+        kind: "test.noop",
+        summary: "",
+        parameters: &[],
+        outputs: &[],
+    }];
+
+    fn playbook() -> Playbook {
+        let text = "name: t\nsource_region: ap-southeast-2\ninputs:\n  class: {default: db.t3.medium}\n  multi_az: {default: true}\nsteps:\n  - {id: a, kind: test.noop}\n";
+        playbook::from_str(Path::new("t.yaml"), text, KINDS).unwrap()
+    }
+
+    fn given(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_string(), (*value).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_resume_keeps_pinned_values_and_lists_the_ones_given_another_value() {
+        let pinned = Values::from([
+            ("class".to_string(), json!("db.m1.small")),
+            ("multi_az".to_string(), json!(false)),
+        ]);
+        let kept = Inputs::resolve(&playbook(), &given(&[]), Some(&pinned)).unwrap();
+        assert_eq!(kept.values(), &pinned);
+        assert!(kept.changes().is_empty());
+
+        let same = given(&[("multi_az", "false")]);
+        let repeated = Inputs::resolve(&playbook(), &same, Some(&pinned)).unwrap();
+        assert!(repeated.changes().is_empty(), "the same value is no change");
+
+        let other = given(&[("class", "db.m7g.large"), ("multi_az", "false")]);
+        let changed = Inputs::resolve(&playbook(), &other, Some(&pinned)).unwrap();
+        assert_eq!(changed.values()["class"], json!("db.m7g.large"));
+        assert_eq!(changed.journaled()["class"], json!("db.m7g.large"));
+        assert_eq!(
+            changed.changes(),
+            &[InputChange {
+                name: "class".into(),
+                from: json!("db.m1.small"),
+                to: json!("db.m7g.large"),
+            }]
+        );
+
+        let wrong = given(&[("multi_az", "maybe")]);
+        assert!(matches!(
+            Inputs::resolve(&playbook(), &wrong, Some(&pinned)),
+            Err(UsageError::InputType { .. })
+        ));
     }
 }

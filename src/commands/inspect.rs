@@ -7,12 +7,12 @@ use serde_json::json;
 
 use crate::cli::{GlobalArgs, Output};
 use crate::error::Error;
-use crate::journal::LoadRunError;
-use crate::journal::lock::Unlocked;
+use crate::journal::lock::{Holder, Unlocked};
+use crate::journal::{Actor, Event, LoadRunError, StateStore};
 use crate::report::render;
 use crate::usage::UsageError;
 
-use super::config::load_playbook;
+use super::config::{load_playbook, local_actor};
 use super::{state_store, torn_note};
 
 pub(super) async fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), Error> {
@@ -68,6 +68,7 @@ pub(super) async fn runs(global: &GlobalArgs) -> Result<(), Error> {
                     "started": state.started.to_string(),
                     "updated": state.updated.to_string(),
                     "steps_succeeded": done,
+                    "started_by": state.activity.first().and_then(|first| first.by.clone()),
                 }));
             }
             Err(error) => {
@@ -80,12 +81,17 @@ pub(super) async fn runs(global: &GlobalArgs) -> Result<(), Error> {
         Output::Text if rows.is_empty() => eprintln!("no runs in `{}`", store.location()),
         Output::Text => {
             println!(
-                "{:<24} {:<12} {:<32} {:<16} {:<22} {:>5}",
+                "{:<24} {:<12} {:<32} {:<16} {:<22} {:>5}  BY",
                 "RUN", "STATE", "STACK", "TARGET", "STARTED", "DONE"
             );
             for row in rows {
+                let by = &row["started_by"];
+                let by = match (by["user"].as_str(), by["host"].as_str()) {
+                    (Some(user), Some(host)) => format!("{user}@{host}"),
+                    _ => "-".to_string(),
+                };
                 println!(
-                    "{:<24} {:<12} {:<32} {:<16} {:<22} {:>5}",
+                    "{:<24} {:<12} {:<32} {:<16} {:<22} {:>5}  {by}",
                     row["run_id"].as_str().unwrap_or_default(),
                     row["state"].as_str().unwrap_or_default(),
                     row["stack"].as_str().unwrap_or("-"),
@@ -119,6 +125,7 @@ pub(super) fn validate(global: &GlobalArgs, playbook: Option<PathBuf>) -> Result
     Ok(())
 }
 
+/// `rebuild unlock`: break stale locks, and journal who broke each in its holder's run.
 pub(super) async fn unlock(global: &GlobalArgs, target: Option<String>) -> Result<(), Error> {
     let store = state_store(global, None).await?;
     let targets: Vec<String> = match target {
@@ -139,7 +146,14 @@ pub(super) async fn unlock(global: &GlobalArgs, target: Option<String>) -> Resul
         match store.unlock(&target)? {
             Unlocked::NotLocked => eprintln!("`{target}` is not locked"),
             Unlocked::Removed(Some(holder)) => {
-                eprintln!("broke the lock for `{target}` held by {holder}")
+                eprintln!("broke the lock for `{target}` held by {holder}");
+                let by = unlocker(&target).await;
+                if let Err(error) = journal_unlock(store.as_ref(), &holder, by) {
+                    eprintln!(
+                        "warning: could not note the broken lock in run `{}`'s journal: {error}",
+                        holder.run_id
+                    );
+                }
             }
             Unlocked::Removed(None) => {
                 eprintln!("broke the lock for `{target}` (holder unreadable)")
@@ -155,6 +169,30 @@ pub(super) async fn unlock(global: &GlobalArgs, target: Option<String>) -> Resul
             ),
         }
     }
+    Ok(())
+}
+
+/// Who breaks a lock: the local user and host, and the AWS identity if AWS answers within
+/// a few seconds (a lock is broken when things are already wrong; never wait on it).
+async fn unlocker(target: &str) -> Actor {
+    let cloud = crate::cloud::Cloud::from_env().await;
+    let identity = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        cloud.caller_identity(target),
+    )
+    .await;
+    local_actor(identity.ok().and_then(Result::ok).as_ref())
+}
+
+/// Note in the holder's run that its lock was broken, and by whom (its process is gone, so
+/// nothing else appends to that journal).
+fn journal_unlock(store: &dyn StateStore, holder: &Holder, by: Actor) -> Result<(), Error> {
+    let (loaded, _) = store.load_run(&holder.run_id)?;
+    let journal = store.reopen_run(&holder.run_id, &loaded)?;
+    journal.append(Event::LockBroken {
+        by,
+        holder: holder.to_string(),
+    })?;
     Ok(())
 }
 

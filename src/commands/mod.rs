@@ -42,11 +42,13 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
             yes,
             parallelism,
             inputs,
+            replan,
         }) => {
             let args = ResumeArgs {
                 yes,
                 parallelism,
                 inputs: &inputs,
+                replan,
             };
             resume(&global, run_id, &args).await
         }

@@ -9,7 +9,8 @@ use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::executor::{Executor, RunResult};
 use crate::journal::lock::{self, RunLock};
-use crate::journal::{Event, Journal, Outcome, RunState, StepStatus, state};
+use crate::journal::{Event, Journal, Outcome, PlaybookParts, RunState, StepStatus, state};
+use crate::plan::amend::Amendment;
 use crate::plan::render::{plan_json, plan_text};
 use crate::plan::survey::{SurveyInput, survey};
 use crate::plan::{self, Cause, Plan};
@@ -31,6 +32,7 @@ fn skeleton(config: &RunConfig) -> Result<Plan, Error> {
         &config.target,
         &config.stack,
         config.state(),
+        &config.requested(),
     );
     for problem in &plan.problems {
         match &problem.cause {
@@ -44,6 +46,41 @@ fn skeleton(config: &RunConfig) -> Result<Plan, Error> {
                 return Err(UsageError::PlaybookChanged {
                     path: path.clone(),
                     run_id: run_id.clone(),
+                }
+                .into());
+            }
+            Cause::ReplanNotJournaled { run_id, path } => {
+                return Err(UsageError::ReplanNotJournaled {
+                    run_id: run_id.clone(),
+                    path: path.clone(),
+                }
+                .into());
+            }
+            Cause::ReplanTouchesSucceeded {
+                run_id,
+                path,
+                steps,
+                settings,
+            } => {
+                return Err(UsageError::ReplanTouchesSucceeded {
+                    run_id: run_id.clone(),
+                    path: path.clone(),
+                    steps: steps.clone(),
+                    settings: settings.clone(),
+                }
+                .into());
+            }
+            Cause::InputConsumed {
+                name,
+                pinned,
+                given,
+                consumers,
+            } => {
+                return Err(UsageError::PinnedInputChanged {
+                    name: name.clone(),
+                    pinned: pinned.clone(),
+                    given: given.clone(),
+                    consumers: consumers.clone(),
                 }
                 .into());
             }
@@ -64,6 +101,8 @@ async fn survey_plan(config: &RunConfig, mut plan: Plan, cloud: Arc<Cloud>) -> P
         kinds: &kinds,
         // Plan-time checkouts are kept next to the runs, outside any one run's folder.
         plan_cache: Some(Workspace::plan_cache_under(&config.scratch)),
+        expected: config.store.succeeded_outputs_of(&config.stack),
+        accounts: config.accounts(),
     };
     survey(&mut plan, &input).await;
     // Planning errors can quote parameter values; never show a secret.
@@ -178,9 +217,10 @@ fn new_run_warning(refusal: &UsageError) -> String {
     } = &**unfinished;
     format!(
         "WARNING: `--new-run`: starting a new run of stack `{stack}` although run `{run_id}` \
-         is unfinished. Resources that run created are NOT adopted yet: this run builds its \
-         own, next to them (double cost; default quotas may run out). To continue the \
-         unfinished run instead, stop now and run: {resume}"
+         is unfinished. This run adopts what that run built (the plan says `adopt`) and \
+         plans the rest afresh: inputs and the snapshot that run pinned are chosen again, \
+         and run `{run_id}` is left behind. To continue the unfinished run instead, with \
+         what it pinned, stop now and run: {resume}"
     )
 }
 
@@ -203,6 +243,7 @@ pub(super) async fn run(
     notices: Vec<String>,
 ) -> Result<(), Error> {
     let plan = skeleton(&config)?;
+    crate::logging::capture(config.redactor.clone());
     let reporter = RedactingReporter::wrap(reporter(global), config.redactor.clone());
     for message in notices {
         reporter.report(ReportEvent::Notice { message });
@@ -214,11 +255,24 @@ pub(super) async fn run(
     ensure_runnable(&plan)?;
     // The progress display starts with the run (`RunStarted`), after this answer.
     confirm(reporter.as_ref(), &question(&config), config.yes)?;
-    let journal = Arc::new(open_journal(&config)?);
+    let journal = Arc::new(open_journal(&config, &plan)?);
+    let log = Workspace::for_run(&config.scratch, config.run_id(), std::path::PathBuf::new())
+        .run_dir()
+        .join(DEBUG_LOG);
+    if let Err(error) = std::fs::create_dir_all(log.parent().unwrap_or(&log))
+        .and_then(|()| crate::logging::open(&log))
+    {
+        reporter.report(ReportEvent::Notice {
+            message: format!("warning: no debug log at {}: {error}", log.display()),
+        });
+    }
     let result = execute(&config, &plan, journal, cloud, reporter).await;
     drop(run_lock);
     outcome(global, &config, result)
 }
+
+/// The debug log's name in the run's folder, next to its journal.
+pub(crate) const DEBUG_LOG: &str = "debug.log";
 
 fn question(config: &RunConfig) -> String {
     match &config.run {
@@ -242,9 +296,10 @@ fn take_lock(config: &RunConfig, reporter: &Arc<dyn Reporter>) -> Result<RunLock
     Ok(taken)
 }
 
-/// A new run's journal, started with its header; or a resumed run's, noting the resume.
-/// Either scrubs the run's secrets from every record it writes.
-fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
+/// A new run's journal, started with its header; or a resumed run's, noting the resume and
+/// what it changes (the plan's amendments). Either scrubs the run's secrets from every
+/// record it writes.
+fn open_journal(config: &RunConfig, plan: &Plan) -> Result<Journal, Error> {
     let store = &config.store;
     match &config.run {
         RunKind::New { run_id } => {
@@ -258,10 +313,16 @@ fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
                 source_region: playbook.source_region.value.clone(),
                 target_region: config.target.clone(),
                 stack: Some(config.stack.to_string()),
+                owned_by: crate::stack::OwnedBy::Stack,
+                playbook_parts: Some(PlaybookParts {
+                    steps: playbook.step_digests(),
+                    settings: playbook.settings_digests(),
+                }),
                 inputs: config.inputs.journaled().clone(),
                 accept_rpo: config.accept_rpo,
                 host: lock::host_name(),
                 tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                by: Some(config.actor(plan)),
             })?;
             // The header must fold into a run, or nothing can ever resume it.
             state::fold(&[header]).map_err(|source| crate::journal::LoadRunError::Fold {
@@ -271,16 +332,53 @@ fn open_journal(config: &RunConfig) -> Result<Journal, Error> {
             crate::failpoint::hit("run/after-start");
             Ok(journal)
         }
-        RunKind::Resume { loaded, .. } => {
+        RunKind::Resume { loaded, state, .. } => {
             let journal = store
                 .reopen_run(config.run_id(), loaded)?
                 .redacting(config.redactor.clone());
             journal.append(Event::RunResumed {
                 host: lock::host_name(),
                 pid: std::process::id(),
+                by: Some(config.actor(plan)),
             })?;
+            for amendment in &plan.amendments {
+                journal.append(amendment_event(amendment, config, state))?;
+            }
             Ok(journal)
         }
+    }
+}
+
+/// The journal record of a change a resume makes. A replanned playbook's inputs that the
+/// run has no value for yet are pinned with it.
+fn amendment_event(amendment: &Amendment, config: &RunConfig, state: &RunState) -> Event {
+    match amendment {
+        Amendment::InputChanged(change) => Event::InputChanged {
+            name: change.name.clone(),
+            from: change.from.clone(),
+            to: change.to.clone(),
+        },
+        Amendment::PlaybookReplanned {
+            previous_digest,
+            playbook_digest,
+            parts,
+            diff,
+        } => Event::PlaybookReplanned {
+            previous_digest: previous_digest.clone(),
+            playbook_digest: playbook_digest.clone(),
+            parts: parts.clone(),
+            changed: diff.changed.clone(),
+            added: diff.added.clone(),
+            removed: diff.removed.clone(),
+            settings: diff.settings.clone(),
+            inputs: config
+                .inputs
+                .journaled()
+                .iter()
+                .filter(|(name, _)| !state.header.inputs.contains_key(*name))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        },
     }
 }
 
@@ -378,6 +476,7 @@ mod tests {
                 })
                 .collect(),
             resumed: false,
+            amendments: Vec::new(),
         }
     }
 
@@ -396,19 +495,7 @@ mod tests {
             v: crate::journal::record::SCHEMA_VERSION,
             seq: 1,
             at: jiff::Timestamp::UNIX_EPOCH,
-            event: Event::RunStarted {
-                run_id: run_id.into(),
-                playbook_path: "p.yaml".into(),
-                playbook_name: "region-rebuild".into(),
-                playbook_digest: "d".into(),
-                source_region: "ap-southeast-2".into(),
-                target_region: "ap-southeast-1".into(),
-                stack: None,
-                inputs: crate::journal::Values::new(),
-                accept_rpo: false,
-                host: "h".into(),
-                tool_version: "0".into(),
-            },
+            event: Event::test_start(run_id, "region-rebuild"),
         }
     }
 
@@ -420,7 +507,7 @@ mod tests {
             refusal.to_string(),
             "stack `region-rebuild@ap-southeast-1` has an unfinished run `20260101-000000-aaaa` \
              (crashed, started 1970-01-01 00:00:00 UTC, no step started); \
-             a new run would build a second copy of everything it built"
+             resume it to keep what it pinned (inputs, the snapshot)"
         );
         assert!(
             refusal
@@ -454,7 +541,10 @@ mod tests {
         assert_eq!(Error::from(refusal.clone()).exit_code(), 2);
         let warning = new_run_warning(&refusal);
         assert!(warning.starts_with("WARNING: `--new-run`"), "{warning}");
-        assert!(warning.contains("NOT adopted"), "{warning}");
+        assert!(
+            warning.contains("This run adopts what that run built"),
+            "{warning}"
+        );
     }
 
     #[test]

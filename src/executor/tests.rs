@@ -203,11 +203,13 @@ impl Harness {
             "ap-southeast-1",
             &crate::stack::Stack::default_for("t", "ap-southeast-1"),
             Some(&state),
+            &crate::plan::amend::Requested::default(),
         );
         let facts = crate::runtime::RunFacts {
             run_id: Some("r1".into()),
             playbook_name: playbook.name.clone(),
             stack: "t@ap-southeast-1".into(),
+            owned_by: crate::stack::OwnedBy::Stack,
             source_region: playbook.source_region.value.clone(),
             target_region: "ap-southeast-1".into(),
             rpo_limit: playbook.rpo_limit,
@@ -246,19 +248,7 @@ impl Harness {
 }
 
 fn header() -> Event {
-    Event::RunStarted {
-        run_id: "r1".into(),
-        playbook_path: "t.yaml".into(),
-        playbook_name: "t".into(),
-        playbook_digest: "d".into(),
-        source_region: "ap-southeast-2".into(),
-        target_region: "ap-southeast-1".into(),
-        stack: None,
-        inputs: Values::new(),
-        accept_rpo: false,
-        host: "h".into(),
-        tool_version: "0".into(),
-    }
+    Event::test_start("r1", "t")
 }
 
 fn status(state: &RunState, id: &str) -> Option<StepStatus> {

@@ -18,10 +18,13 @@ pub fn header(run_id: &str) -> Event {
         source_region: "ap-southeast-2".into(),
         target_region: "ap-southeast-1".into(),
         stack: None,
+        owned_by: crate::stack::OwnedBy::journaled_before_stacks(),
+        playbook_parts: None,
         inputs: Values::new(),
         accept_rpo: false,
         host: "h".into(),
         tool_version: "0".into(),
+        by: None,
     }
 }
 

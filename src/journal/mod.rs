@@ -14,9 +14,9 @@ pub mod store;
 
 use std::path::PathBuf;
 
-pub use record::{Event, Outcome, Record, ResourceAction, Values};
+pub use record::{Actor, Event, Outcome, PlaybookParts, Record, ResourceAction, Values};
 pub use s3::S3Store;
-pub use state::{RunState, StepStatus};
+pub use state::{Change, ChangeKind, RunState, StepStatus};
 pub use state_store::{FileStore, MemoryStore, RunEntry, StateStore};
 pub use store::{Journal, JournalError, Loaded};
 

@@ -8,11 +8,22 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::stack::OwnedBy;
+
 /// The record schema this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Step outputs and pinned values.
 pub type Values = BTreeMap<String, serde_json::Value>;
+
+/// The digests of a playbook's parts (see [`crate::playbook::parts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybookParts {
+    /// Each step's digest, by step id.
+    pub steps: BTreeMap<String, String>,
+    /// Each run-wide setting's digest (`name`, `source_region`, `rpo_limit`, `tags`).
+    pub settings: BTreeMap<String, String>,
+}
 
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +81,76 @@ impl Outcome {
     }
 }
 
+/// Who did something to a run: the local user and host, and the AWS identity the tool
+/// acted as (absent when it could not tell, e.g. no AWS step was planned).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The local user name.
+    pub user: String,
+    /// The host name.
+    pub host: String,
+    /// The AWS caller identity's ARN (`sts:GetCallerIdentity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_arn: Option<String>,
+    /// Its AWS account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_account: Option<String>,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}@{}", self.user, self.host)?;
+        match (&self.aws_arn, &self.aws_account) {
+            (Some(arn), Some(account)) => write!(formatter, " as {arn} (account {account})"),
+            (Some(arn), None) => write!(formatter, " as {arn}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Event {
+    /// The start record unit tests begin with: run `run_id` of playbook `playbook` (read
+    /// from `PLAYBOOK.yaml`, digest `d`), ap-southeast-2 → ap-southeast-1, as the oldest
+    /// journals wrote it (no stack, owner, step digests or actor). Tests change what they
+    /// need with [`Event::started_with`].
+    pub(crate) fn test_start(run_id: &str, playbook: &str) -> Self {
+        Self::RunStarted {
+            run_id: run_id.into(),
+            playbook_path: format!("{playbook}.yaml"),
+            playbook_name: playbook.into(),
+            playbook_digest: "d".into(),
+            source_region: "ap-southeast-2".into(),
+            target_region: "ap-southeast-1".into(),
+            stack: None,
+            owned_by: OwnedBy::journaled_before_stacks(),
+            playbook_parts: None,
+            inputs: Values::new(),
+            accept_rpo: false,
+            host: "h".into(),
+            tool_version: "0".into(),
+            by: None,
+        }
+    }
+
+    /// A start record changed by `change` (given its digest, parts and inputs).
+    pub(crate) fn started_with(
+        mut self,
+        change: impl FnOnce(&mut String, &mut Option<PlaybookParts>, &mut Values),
+    ) -> Self {
+        if let Self::RunStarted {
+            playbook_digest,
+            playbook_parts,
+            inputs,
+            ..
+        } = &mut self
+        {
+            change(playbook_digest, playbook_parts, inputs);
+        }
+        self
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -93,6 +174,15 @@ pub enum Event {
         /// and target.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stack: Option<String>,
+        /// Whose resources the run adopts. Journals written before stacks owned resources
+        /// have none: such a run adopts only its own (named after its run id).
+        #[serde(default = "OwnedBy::journaled_before_stacks")]
+        owned_by: OwnedBy,
+        /// The digest of each step and run-wide setting of the playbook, so that a resume
+        /// with `--replan` can tell which steps an edit changed. Journals written before
+        /// replanning existed have none: their playbook cannot be replanned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        playbook_parts: Option<PlaybookParts>,
         /// Inputs, secrets redacted.
         inputs: Values,
         /// Whether an over-age snapshot was accepted on purpose.
@@ -101,6 +191,9 @@ pub enum Event {
         host: String,
         /// This tool's version.
         tool_version: String,
+        /// Who started it (absent in journals written before this was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Actor>,
     },
     /// A process took the run up again.
     RunResumed {
@@ -108,6 +201,49 @@ pub enum Event {
         host: String,
         /// Its process id.
         pid: u32,
+        /// Who resumed it (absent in journals written before this was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Actor>,
+    },
+    /// Someone broke the run's lock on purpose (`rebuild unlock`), its holder gone.
+    LockBroken {
+        /// Who broke it.
+        by: Actor,
+        /// The holder it named, as shown to them.
+        holder: String,
+    },
+    /// A resume changed the value of a (non-secret) input that no succeeded step had used;
+    /// the steps still to run use the new value.
+    InputChanged {
+        /// The input.
+        name: String,
+        /// The value it had.
+        from: serde_json::Value,
+        /// The value it has from now on.
+        to: serde_json::Value,
+    },
+    /// A resume (`--replan`) took up an edited playbook, whose changes touch only steps that
+    /// had not succeeded.
+    PlaybookReplanned {
+        /// SHA-256 of the playbook file as it was.
+        previous_digest: String,
+        /// SHA-256 of the playbook file from now on.
+        playbook_digest: String,
+        /// The digests of the edited playbook's parts.
+        parts: PlaybookParts,
+        /// Steps whose definition changed.
+        changed: Vec<String>,
+        /// Steps the edit added.
+        added: Vec<String>,
+        /// Steps the edit removed.
+        removed: Vec<String>,
+        /// Run-wide settings the edit changed (only while no step had succeeded).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        settings: Vec<String>,
+        /// Values of inputs the edited playbook declares and the run had none of (secrets
+        /// redacted), pinned from now on.
+        #[serde(default, skip_serializing_if = "Values::is_empty")]
+        inputs: Values,
     },
     /// An attempt of a step began.
     StepStarted {
@@ -268,6 +404,43 @@ mod tests {
         let line = encode(&sample()).unwrap();
         assert!(!line.contains('\n'));
         assert_eq!(decode(&line).unwrap(), sample());
+    }
+
+    #[test]
+    fn a_start_record_written_before_replanning_existed_still_loads() {
+        let old = r#"{"v":1,"seq":1,"at":"2025-03-01T04:15:22Z","event":{"type":"run_started","run_id":"r1","playbook_path":"/p.yaml","playbook_name":"p","playbook_digest":"d","source_region":"ap-southeast-2","target_region":"ap-southeast-1","inputs":{},"accept_rpo":false,"host":"h","tool_version":"0.1.0"}}"#;
+        let record: Record = serde_json::from_str(old).unwrap();
+        let Event::RunStarted { playbook_parts, .. } = record.event else {
+            panic!("not a start record: {record:?}");
+        };
+        assert_eq!(playbook_parts, None);
+    }
+
+    #[test]
+    fn changes_made_by_a_resume_round_trip() {
+        for event in [
+            Event::InputChanged {
+                name: "db_instance_class".into(),
+                from: serde_json::json!("db.m1.small"),
+                to: serde_json::json!("db.m7g.large"),
+            },
+            Event::PlaybookReplanned {
+                previous_digest: "a".into(),
+                playbook_digest: "b".into(),
+                parts: PlaybookParts {
+                    steps: BTreeMap::from([("nodes".to_string(), "c".to_string())]),
+                    settings: BTreeMap::new(),
+                },
+                changed: vec!["nodes".into()],
+                added: Vec::new(),
+                removed: Vec::new(),
+                settings: Vec::new(),
+                inputs: Values::new(),
+            },
+        ] {
+            let record = Record { event, ..sample() };
+            assert_eq!(decode(&encode(&record).unwrap()).unwrap(), record);
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::record::{Event, Outcome, Record, Values};
-use crate::stack::Stack;
+use super::record::{Actor, Event, Outcome, PlaybookParts, Record, Values};
+use crate::stack::{OwnedBy, Stack};
 
 /// Where a step stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,15 +77,20 @@ pub struct RunHeader {
     pub playbook_path: String,
     /// Playbook name.
     pub playbook_name: String,
-    /// Playbook digest.
+    /// Playbook digest (the replanned playbook's after a `--replan`).
     pub playbook_digest: String,
+    /// The digests of the playbook's parts (`None` for a journal written before
+    /// replanning existed).
+    pub playbook_parts: Option<PlaybookParts>,
     /// Failed region.
     pub source_region: String,
     /// Target region.
     pub target_region: String,
     /// The stack the run works on (journaled, or the default of an old journal).
     pub stack: Stack,
-    /// Pinned inputs (secrets redacted).
+    /// Whose resources the run adopts (its stack's; an old journal's run: its own).
+    pub owned_by: OwnedBy,
+    /// Pinned inputs (secrets redacted), with the changes resumes made.
     pub inputs: Values,
     /// Whether an over-age snapshot was accepted.
     pub accept_rpo: bool,
@@ -108,6 +113,64 @@ pub struct RunState {
     pub outcome: Option<Outcome>,
     /// Times it was resumed.
     pub resumes: u32,
+    /// What resumes changed (inputs, the playbook), in journal order.
+    pub changes: Vec<Change>,
+    /// Who started, resumed or unlocked it, in journal order.
+    pub activity: Vec<Activity>,
+}
+
+/// Something someone did to the run, and who.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Activity {
+    /// When it was journaled.
+    pub at: Timestamp,
+    /// What they did: `started`, `resumed` or `unlocked`.
+    pub action: &'static str,
+    /// Who (absent in journals written before this was recorded).
+    pub by: Option<Actor>,
+    /// More about it (for `unlocked`: the holder whose lock was broken).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Something a resume changed mid-run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    /// When it was journaled.
+    pub at: Timestamp,
+    /// What changed.
+    #[serde(flatten)]
+    pub kind: ChangeKind,
+}
+
+/// What a resume changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// An input's value (`rebuild resume --input`).
+    InputChanged {
+        /// The input.
+        name: String,
+        /// Its value before.
+        from: serde_json::Value,
+        /// Its value after.
+        to: serde_json::Value,
+    },
+    /// The playbook (`rebuild resume --replan`).
+    PlaybookReplanned {
+        /// The digest before.
+        previous_digest: String,
+        /// The digest after.
+        playbook_digest: String,
+        /// Steps whose definition changed.
+        changed: Vec<String>,
+        /// Steps added.
+        added: Vec<String>,
+        /// Steps removed.
+        removed: Vec<String>,
+        /// Run-wide settings changed.
+        settings: Vec<String>,
+    },
 }
 
 impl RunState {
@@ -177,9 +240,12 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
         source_region,
         target_region,
         stack,
+        owned_by,
+        playbook_parts,
         inputs,
         accept_rpo,
         host,
+        by,
         ..
     } = &first.event
     else {
@@ -191,12 +257,14 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
             playbook_path: playbook_path.clone(),
             playbook_name: playbook_name.clone(),
             playbook_digest: playbook_digest.clone(),
+            playbook_parts: playbook_parts.clone(),
             source_region: source_region.clone(),
             target_region: target_region.clone(),
             stack: stack.as_deref().map_or_else(
                 || Stack::default_for(playbook_name, target_region),
                 Stack::journaled,
             ),
+            owned_by: *owned_by,
             inputs: inputs.clone(),
             accept_rpo: *accept_rpo,
             host: host.clone(),
@@ -206,6 +274,13 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
         steps: BTreeMap::new(),
         outcome: None,
         resumes: 0,
+        changes: Vec::new(),
+        activity: vec![Activity {
+            at: first.at,
+            action: "started",
+            by: by.clone(),
+            detail: None,
+        }],
     };
     for record in &records[1..] {
         state.updated = record.at;
@@ -218,11 +293,65 @@ fn apply(state: &mut RunState, record: &Record) {
     let at = record.at;
     match &record.event {
         Event::RunStarted { .. } => {}
-        Event::RunResumed { .. } => {
+        Event::RunResumed { by, .. } => {
             state.resumes += 1;
             state.outcome = None;
+            state.activity.push(Activity {
+                at,
+                action: "resumed",
+                by: by.clone(),
+                detail: None,
+            });
         }
+        Event::LockBroken { by, holder } => state.activity.push(Activity {
+            at,
+            action: "unlocked",
+            by: Some(by.clone()),
+            detail: Some(holder.clone()),
+        }),
         Event::RunFinished { outcome } => state.outcome = Some(*outcome),
+        Event::InputChanged { name, from, to } => {
+            state.header.inputs.insert(name.clone(), to.clone());
+            state.changes.push(Change {
+                at,
+                kind: ChangeKind::InputChanged {
+                    name: name.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                },
+            });
+        }
+        Event::PlaybookReplanned {
+            previous_digest,
+            playbook_digest,
+            parts,
+            changed,
+            added,
+            removed,
+            settings,
+            inputs,
+        } => {
+            state.header.playbook_digest = playbook_digest.clone();
+            state.header.playbook_parts = Some(parts.clone());
+            for (name, value) in inputs {
+                state
+                    .header
+                    .inputs
+                    .entry(name.clone())
+                    .or_insert_with(|| value.clone());
+            }
+            state.changes.push(Change {
+                at,
+                kind: ChangeKind::PlaybookReplanned {
+                    previous_digest: previous_digest.clone(),
+                    playbook_digest: playbook_digest.clone(),
+                    changed: changed.clone(),
+                    added: added.clone(),
+                    removed: removed.clone(),
+                    settings: settings.clone(),
+                },
+            });
+        }
         Event::StepStarted { step: id, attempt } => {
             let entry = entry(state, id);
             entry.status = StepStatus::Running;
@@ -320,19 +449,74 @@ mod tests {
     }
 
     fn header() -> Event {
-        Event::RunStarted {
-            run_id: "r1".into(),
-            playbook_path: "p.yaml".into(),
-            playbook_name: "p".into(),
-            playbook_digest: "d".into(),
-            source_region: "ap-southeast-2".into(),
-            target_region: "ap-southeast-1".into(),
-            stack: None,
-            inputs: Values::new(),
-            accept_rpo: false,
-            host: "h".into(),
-            tool_version: "0".into(),
+        Event::test_start("r1", "p")
+    }
+
+    #[test]
+    fn who_started_resumed_and_unlocked_is_folded_in_order() {
+        let alice = Actor {
+            user: "alice".into(),
+            host: "laptop".into(),
+            aws_arn: Some("arn:aws:sts::123456789012:assumed-role/oncall/alice".into()),
+            aws_account: Some("123456789012".into()),
+        };
+        let bob = Actor {
+            user: "bob".into(),
+            host: "desk".into(),
+            ..Actor::default()
+        };
+        let mut started = header();
+        if let Event::RunStarted { by, .. } = &mut started {
+            *by = Some(alice.clone());
         }
+        let records = vec![
+            record(1, started),
+            record(
+                2,
+                Event::LockBroken {
+                    by: bob.clone(),
+                    holder: "run `r1` on host `laptop` (pid 7)".into(),
+                },
+            ),
+            record(
+                3,
+                Event::RunResumed {
+                    host: "desk".into(),
+                    pid: 9,
+                    by: Some(bob.clone()),
+                },
+            ),
+            // Written before who was recorded: still folds, with nobody named.
+            record(
+                4,
+                Event::RunResumed {
+                    host: "desk".into(),
+                    pid: 10,
+                    by: None,
+                },
+            ),
+        ];
+        let state = fold(&records).unwrap();
+        let seen: Vec<(&str, Option<&Actor>)> = state
+            .activity
+            .iter()
+            .map(|activity| (activity.action, activity.by.as_ref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("started", Some(&alice)),
+                ("unlocked", Some(&bob)),
+                ("resumed", Some(&bob)),
+                ("resumed", None)
+            ]
+        );
+        assert_eq!(state.resumes, 2);
+        assert_eq!(
+            alice.to_string(),
+            "alice@laptop as arn:aws:sts::123456789012:assumed-role/oncall/alice (account 123456789012)"
+        );
+        assert_eq!(bob.to_string(), "bob@desk");
     }
 
     #[test]
@@ -413,6 +597,62 @@ mod tests {
         assert_eq!(state.header.stack.as_str(), "p@ap-southeast-1");
         assert!(state.all_succeeded(["a"].into_iter()));
         assert!(!state.all_succeeded(["a", "b"].into_iter()));
+    }
+
+    #[test]
+    fn input_changes_and_replans_fold_into_the_header_and_the_list_of_changes() {
+        let mut records = vec![record(1, header())];
+        if let Event::RunStarted { inputs, .. } = &mut records[0].event {
+            inputs.insert("class".into(), serde_json::json!("db.m1.small"));
+        }
+        records.push(record(
+            2,
+            Event::InputChanged {
+                name: "class".into(),
+                from: serde_json::json!("db.m1.small"),
+                to: serde_json::json!("db.m7g.large"),
+            },
+        ));
+        let parts = PlaybookParts {
+            steps: BTreeMap::from([("a".to_string(), "1".to_string())]),
+            settings: BTreeMap::new(),
+        };
+        records.push(record(
+            3,
+            Event::PlaybookReplanned {
+                previous_digest: "d".into(),
+                playbook_digest: "e".into(),
+                parts: parts.clone(),
+                changed: vec!["a".into()],
+                added: Vec::new(),
+                removed: Vec::new(),
+                settings: Vec::new(),
+                inputs: Values::from([
+                    ("new".to_string(), serde_json::json!(1)),
+                    (
+                        "class".to_string(),
+                        serde_json::json!("ignored: already pinned"),
+                    ),
+                ]),
+            },
+        ));
+        let state = fold(&records).unwrap();
+        assert_eq!(
+            state.header.inputs["class"],
+            serde_json::json!("db.m7g.large")
+        );
+        assert_eq!(state.header.inputs["new"], serde_json::json!(1));
+        assert_eq!(state.header.playbook_digest, "e");
+        assert_eq!(state.header.playbook_parts, Some(parts));
+        assert_eq!(state.changes.len(), 2);
+        assert!(matches!(
+            &state.changes[0].kind,
+            ChangeKind::InputChanged { name, .. } if name == "class"
+        ));
+        let shown = serde_json::to_value(&state.changes[1]).unwrap();
+        assert_eq!(shown["type"], "playbook_replanned");
+        assert_eq!(shown["changed"], serde_json::json!(["a"]));
+        assert!(shown.get("at").is_some());
     }
 
     #[test]

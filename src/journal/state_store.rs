@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use super::lock::{self, Holder, LockError, RunLock, Unlocked};
 use super::store::{self, MemorySink};
-use super::{Journal, JournalError, LoadRunError, Loaded, RunState, state};
+use super::{Journal, JournalError, LoadRunError, Loaded, RunState, StepStatus, Values, state};
 use crate::stack::Stack;
 
 /// A run found in the store.
@@ -89,6 +89,12 @@ pub trait StateStore: Send + Sync {
         unfinished_run_of(self.runs(), stack)
     }
 
+    /// What the runs of `stack` journaled for each step when it last succeeded (see
+    /// [`succeeded_outputs_of`]).
+    fn succeeded_outputs_of(&self, stack: &Stack) -> BTreeMap<String, Succeeded> {
+        succeeded_outputs_of(self.runs(), stack)
+    }
+
     /// The newest run.
     fn latest(&self) -> Option<String> {
         self.run_ids().pop()
@@ -111,6 +117,33 @@ pub fn unfinished_run_of(runs: Vec<RunEntry>, stack: &Stack) -> Option<RunState>
         .filter_map(|entry| entry.state.ok())
         .find(|state| state.header.stack == *stack)
         .filter(RunState::is_unfinished)
+}
+
+/// A step's outputs as the run that last finished it journaled them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Succeeded {
+    /// The run.
+    pub run_id: String,
+    /// The step's outputs.
+    pub outputs: Values,
+}
+
+/// For each step, the outputs the newest run of `stack` (among `runs`, oldest first) that
+/// finished it journaled: what a new run of the stack expects to find when it adopts that
+/// step's resources (the plan of later steps is made with them).
+pub fn succeeded_outputs_of(runs: Vec<RunEntry>, stack: &Stack) -> BTreeMap<String, Succeeded> {
+    let mut found = BTreeMap::new();
+    let states = runs.into_iter().filter_map(|entry| entry.state.ok());
+    for state in states.filter(|state| state.header.stack == *stack) {
+        for (step, journaled) in state.steps {
+            if journaled.status == StepStatus::Succeeded {
+                let outputs = journaled.outputs;
+                let run_id = state.header.run_id.clone();
+                found.insert(step, Succeeded { run_id, outputs });
+            }
+        }
+    }
+    found
 }
 
 /// State in a local directory.
@@ -446,6 +479,62 @@ mod tests {
         assert!(
             store.unfinished_run_of(&default).is_none(),
             "a newer success supersedes the runs it replaced"
+        );
+    }
+
+    #[test]
+    fn a_stack_expects_the_outputs_its_newest_runs_journaled_per_step() {
+        let store = MemoryStore::default();
+        let default = Stack::default_for("t", "ap-southeast-1");
+        let succeeded = |journal: &Journal, step: &str, value: &str| {
+            let start = Event::StepStarted {
+                step: step.into(),
+                attempt: 1,
+            };
+            journal.append(start).unwrap();
+            let outputs = Values::from([("id".to_string(), serde_json::json!(value))]);
+            let done = Event::StepSucceeded {
+                step: step.into(),
+                attempt: 1,
+                outputs,
+            };
+            journal.append(done).unwrap();
+        };
+        let first = store.create_run("20260101-000000-aaaa").unwrap();
+        first.append(header("20260101-000000-aaaa")).unwrap();
+        succeeded(&first, "network", "vpc-1");
+        succeeded(&first, "cluster", "c-1");
+        // A later run of the stack (killed) redid the cluster; the network it only began.
+        let second = store.create_run("20260102-000000-bbbb").unwrap();
+        second.append(header("20260102-000000-bbbb")).unwrap();
+        succeeded(&second, "cluster", "c-2");
+        let start = Event::StepStarted {
+            step: "network".into(),
+            attempt: 1,
+        };
+        second.append(start).unwrap();
+        // Another stack's run is never looked at.
+        add_run(&store, "20260103-000000-cccc", Some("drill"), None);
+        let drill = store.create_run("20260104-000000-dddd").unwrap();
+        let mut started = header("20260104-000000-dddd");
+        if let Event::RunStarted { stack, .. } = &mut started {
+            *stack = Some("drill".into());
+        }
+        drill.append(started).unwrap();
+        succeeded(&drill, "network", "vpc-drill");
+
+        let found = store.succeeded_outputs_of(&default);
+        let id = |step: &str| {
+            let found = &found[step];
+            (found.run_id.as_str(), found.outputs["id"].as_str().unwrap())
+        };
+        assert_eq!(id("network"), ("20260101-000000-aaaa", "vpc-1"));
+        assert_eq!(id("cluster"), ("20260102-000000-bbbb", "c-2"));
+        assert_eq!(found.len(), 2);
+        let drill = Stack::parse("drill").unwrap();
+        assert_eq!(
+            store.succeeded_outputs_of(&drill)["network"].outputs["id"],
+            "vpc-drill"
         );
     }
 

@@ -3,6 +3,7 @@
 //! collects problems — and is unit-tested without a cloud. The read-only questions to the
 //! cloud (does it exist, which snapshot) are asked by [`survey`], which fills in each step.
 
+pub mod amend;
 pub mod render;
 pub mod survey;
 
@@ -10,10 +11,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::journal::{RunState, StepStatus, Values};
+use crate::journal::{PlaybookParts, RunState, StepStatus, Values};
 use crate::playbook::{Playbook, StepSpec};
 use crate::stack::Stack;
 use crate::steps::{Action, StepPlan, StepProblem};
+
+use self::amend::{Amendment, Requested};
 
 /// A plan: what a run would do, step by step.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +45,10 @@ pub struct Plan {
     /// Whether the run was under way before (a step started, or it was resumed before).
     #[serde(skip)]
     pub resumed: bool,
+    /// What this resume changes (an input's value, the playbook), journaled when the run
+    /// goes ahead.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub amendments: Vec<Amendment>,
 }
 
 /// One step of a plan.
@@ -100,13 +107,46 @@ pub enum Cause {
         /// The region.
         target: String,
     },
-    /// The playbook changed since the run being resumed started (a usage error).
+    /// The playbook changed since the run being resumed started, and `--replan` was not
+    /// given (a usage error).
     PlaybookChanged {
         /// The run.
         run_id: String,
         /// The playbook file.
         path: String,
     },
+    /// `--replan` of a run whose journal holds no digests of its steps (a usage error).
+    ReplanNotJournaled {
+        /// The run.
+        run_id: String,
+        /// The playbook file.
+        path: String,
+    },
+    /// `--replan` of an edit that changes or removes steps that succeeded, or a run-wide
+    /// setting once a step succeeded (a usage error).
+    ReplanTouchesSucceeded {
+        /// The run.
+        run_id: String,
+        /// The playbook file.
+        path: String,
+        /// The succeeded steps the edit changes or removes.
+        steps: Vec<String>,
+        /// The run-wide settings it changes (when a step succeeded).
+        settings: Vec<String>,
+    },
+    /// `--input` changing an input that a succeeded step consumed (a usage error).
+    InputConsumed {
+        /// The input.
+        name: String,
+        /// Its pinned value, rendered.
+        pinned: String,
+        /// The value given, rendered.
+        given: String,
+        /// The succeeded steps that consumed it.
+        consumers: Vec<String>,
+    },
+    /// The credentials act in another AWS account than the one the run must act in.
+    WrongAccount,
     /// A snapshot is older than the RPO limit.
     RpoExceeded,
     /// No usable cloud credentials.
@@ -118,6 +158,9 @@ pub enum Cause {
     Other,
 }
 
+/// What to do when the credentials are for another account.
+pub const WRONG_ACCOUNT_HINT: &str = "sign in to the account named above (e.g. `export AWS_PROFILE=...` or `aws sso login --profile ...`), then run the same command again; nothing was created or changed";
+
 impl PlanProblem {
     /// What to do about it, when its cause says.
     pub fn hint(&self) -> Option<&'static str> {
@@ -127,8 +170,14 @@ impl PlanProblem {
             }
             .hint(),
             Cause::NoCredentials => Some(crate::steps::NO_CREDENTIALS_HINT),
+            Cause::WrongAccount => Some(WRONG_ACCOUNT_HINT),
             Cause::Certificate => Some(crate::steps::CERTIFICATE_HINT),
-            Cause::TargetIsSource { .. } | Cause::PlaybookChanged { .. } | Cause::Other => None,
+            Cause::TargetIsSource { .. }
+            | Cause::PlaybookChanged { .. }
+            | Cause::ReplanNotJournaled { .. }
+            | Cause::ReplanTouchesSucceeded { .. }
+            | Cause::InputConsumed { .. }
+            | Cause::Other => None,
         }
     }
 
@@ -195,13 +244,15 @@ pub fn waves(playbook: &Playbook) -> Vec<Vec<String>> {
     waves
 }
 
-/// The pure part of planning: order the steps and mark as `skip` what the journal says
-/// succeeded. Every other step starts as `unknown` until [`survey`] asks its kind.
+/// The pure part of planning: order the steps, mark as `skip` what the journal says
+/// succeeded, and check what a resume asks to change (`requested`, see [`amend`]). Every
+/// other step starts as `unknown` until [`survey`] asks its kind.
 pub fn skeleton(
     playbook: &Playbook,
     target: &str,
     stack: &Stack,
     state: Option<&RunState>,
+    requested: &Requested,
 ) -> Plan {
     let waves = waves(playbook);
     let order: Vec<&String> = waves.iter().flatten().collect();
@@ -251,22 +302,15 @@ pub fn skeleton(
             },
         });
     }
-    if let Some(state) = state
-        && state.header.playbook_digest != playbook.digest
-    {
-        problems.push(PlanProblem {
-            step: None,
-            message: format!(
-                "the playbook changed since run `{}` started (digest {} → {})",
-                state.header.run_id,
-                short(&state.header.playbook_digest),
-                short(&playbook.digest)
-            ),
-            cause: Cause::PlaybookChanged {
-                run_id: state.header.run_id.clone(),
-                path: state.header.playbook_path.clone(),
-            },
-        });
+    let mut amendments = Vec::new();
+    if let Some(state) = state {
+        let parts = PlaybookParts {
+            steps: playbook.step_digests(),
+            settings: playbook.settings_digests(),
+        };
+        let (allowed, refused) = amend::check(playbook, &parts, state, requested);
+        amendments = allowed;
+        problems.extend(refused);
     }
     Plan {
         run_id: state.map(|state| state.header.run_id.clone()),
@@ -280,11 +324,8 @@ pub fn skeleton(
         problems,
         identity: None,
         resumed: state.is_some_and(|state| state.resumes > 0 || !state.steps.is_empty()),
+        amendments,
     }
-}
-
-fn short(digest: &str) -> &str {
-    digest.get(..12).unwrap_or(digest)
 }
 
 /// Record what a kind's planning found for a step.
@@ -353,6 +394,7 @@ mod tests {
             "ap-southeast-2",
             &Stack::default_for("t", "ap-southeast-2"),
             None,
+            &Requested::default(),
         );
         assert!(!plan.is_runnable());
         assert!(plan.problems[0].message.contains("is the source region"));
@@ -361,6 +403,7 @@ mod tests {
             "ap-southeast-1",
             &Stack::default_for("t", "ap-southeast-1"),
             None,
+            &Requested::default(),
         );
         assert!(plan.is_runnable());
         assert_eq!(plan.steps[0].action, Action::Unknown);
@@ -380,19 +423,9 @@ mod tests {
         let records = vec![
             record(
                 1,
-                Event::RunStarted {
-                    run_id: "r1".into(),
-                    playbook_path: "t.yaml".into(),
-                    playbook_name: "t".into(),
-                    playbook_digest: playbook.digest.clone(),
-                    source_region: "ap-southeast-2".into(),
-                    target_region: "ap-southeast-1".into(),
-                    stack: None,
-                    inputs: Values::new(),
-                    accept_rpo: false,
-                    host: "h".into(),
-                    tool_version: "0".into(),
-                },
+                Event::test_start("r1", "t").started_with(|digest, _, _| {
+                    digest.clone_from(&playbook.digest);
+                }),
             ),
             record(
                 2,
@@ -423,6 +456,7 @@ mod tests {
             "ap-southeast-1",
             &Stack::default_for("t", "ap-southeast-1"),
             Some(&state),
+            &Requested::default(),
         );
         assert_eq!(plan.run_id.as_deref(), Some("r1"));
         assert_eq!(plan.step("a").unwrap().action, Action::Skip);
@@ -448,6 +482,7 @@ mod tests {
             "ap-southeast-1",
             &Stack::default_for("t", "ap-southeast-1"),
             Some(&changed),
+            &Requested::default(),
         );
         assert!(
             plan.problems[0]
@@ -464,6 +499,7 @@ mod tests {
             "ap-southeast-1",
             &Stack::default_for("t", "ap-southeast-1"),
             None,
+            &Requested::default(),
         );
         let mut found = StepPlan::new(Action::Create, "make it");
         found.problems.push("snapshot too old".into());

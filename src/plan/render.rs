@@ -6,6 +6,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::Plan;
+use super::amend::{Amendment, StepDiff};
 
 /// A plan as text.
 pub fn plan_text(plan: &Plan) -> String {
@@ -26,6 +27,15 @@ pub fn plan_text(plan: &Plan) -> String {
             "  as {} (AWS account {})",
             identity.arn, identity.account
         );
+    }
+    if !plan.amendments.is_empty() {
+        let _ = writeln!(
+            out,
+            "  changes this resume makes (journaled when it goes ahead):"
+        );
+        for amendment in &plan.amendments {
+            let _ = writeln!(out, "    {}", amendment_text(amendment));
+        }
     }
     out.push('\n');
     for (index, wave) in plan.waves.iter().enumerate() {
@@ -74,6 +84,42 @@ pub fn plan_text(plan: &Plan) -> String {
     out
 }
 
+/// One change a resume makes, in one line.
+fn amendment_text(amendment: &Amendment) -> String {
+    match amendment {
+        Amendment::InputChanged(change) => {
+            format!("input `{}`: {} → {}", change.name, change.from, change.to)
+        }
+        Amendment::PlaybookReplanned { diff, .. } => {
+            format!("playbook replanned: {}", diff_text(diff))
+        }
+    }
+}
+
+/// What an edit of the playbook changed, in words: ``changed `nodes`; added `smoke` ``.
+pub fn diff_text(diff: &StepDiff) -> String {
+    let named = |what: &str, names: &[String]| {
+        (!names.is_empty()).then(|| {
+            let names: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+            format!("{what} {}", names.join(", "))
+        })
+    };
+    let parts: Vec<String> = [
+        named("changed", &diff.changed),
+        named("added", &diff.added),
+        named("removed", &diff.removed),
+        named("settings changed:", &diff.settings),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if parts.is_empty() {
+        "no step changed".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// A plan as JSON.
 pub fn plan_json(plan: &Plan) -> Value {
     serde_json::to_value(plan).unwrap_or_default()
@@ -120,6 +166,7 @@ mod tests {
             waves: vec![vec!["network".into()], vec!["database".into()]],
             problems: vec![],
             resumed: false,
+            amendments: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::cloud::Cloud;
 use crate::journal::Values;
+use crate::journal::state_store::Succeeded;
 use crate::playbook::resolve::{Scope, resolve_step};
 use crate::playbook::{Reference, StepSpec};
 use crate::runtime::RunFacts;
@@ -25,6 +26,23 @@ pub struct SurveyInput<'a> {
     pub kinds: &'a StepKinds,
     /// Where planning may keep local files (see [`PlanContext::plan_cache`]).
     pub plan_cache: Option<std::path::PathBuf>,
+    /// What earlier runs of the stack journaled for each step they finished: a step whose
+    /// plan adopts its resources is expected to give the same outputs, and later steps are
+    /// planned with them (see [`expected`]).
+    pub expected: BTreeMap<String, Succeeded>,
+    /// The AWS accounts the run must act in (the playbook's `account_id`, the account a
+    /// resumed run started in): acting in another is a plan problem.
+    pub accounts: Vec<ExpectedAccount>,
+}
+
+/// An AWS account the run must act in, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedAccount {
+    /// The account id.
+    pub account: String,
+    /// Why, as the message ends it before the account: "the playbook's `account_id`
+    /// (file:line) names", "run `R` started in".
+    pub because: String,
 }
 
 /// Fill every non-skipped step of `plan` by asking its kind. StepKinds are asked one after the
@@ -68,11 +86,41 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
             input.plan_cache.clone(),
         );
         let result = kind.plan(&context, &resolved.known_only()).await;
-        if let Some(known) = record(plan, &id, &resolved.unknown, result) {
+        let mut known = record(plan, &id, &resolved.unknown, result);
+        if let Some(step) = plan.steps.iter_mut().find(|step| step.id == id)
+            && step.action == Action::Adopt
+            && let Some(journaled) = input.expected.get(&id)
+            && let Some(merged) = expected(known.as_ref(), journaled)
+        {
+            step.details.push((
+                "outputs".into(),
+                format!("as run `{}` left them", journaled.run_id),
+            ));
+            known = Some(merged);
+        }
+        if let Some(known) = known {
             // Known before the step runs: later steps are planned with them.
             outputs.insert(id, known);
         }
     }
+}
+
+/// The outputs a step whose plan adopts its resources will give, for planning the steps
+/// after it: those an earlier run of the stack journaled when it finished the step, unless
+/// they contradict what the plan found (`known`, e.g. another VPC id): then only `known`.
+/// Only the plan uses them; the step's apply reports what it really finds.
+fn expected(known: Option<&Values>, journaled: &Succeeded) -> Option<Values> {
+    let Some(known) = known else {
+        return Some(journaled.outputs.clone());
+    };
+    let agrees = known
+        .iter()
+        .all(|(key, value)| journaled.outputs.get(key).is_none_or(|old| old == value));
+    agrees.then(|| {
+        let mut merged = journaled.outputs.clone();
+        merged.extend(known.clone());
+        merged
+    })
 }
 
 /// Find who the run acts as, once, before anything else is asked of AWS. Without usable
@@ -92,8 +140,28 @@ async fn identify(plan: &mut Plan, input: &SurveyInput<'_>) -> bool {
         .await
     {
         Ok(identity) => {
+            for expected in &input.accounts {
+                if expected.account != identity.account {
+                    plan.problems.push(PlanProblem {
+                        step: None,
+                        message: format!(
+                            "the credentials act as {} in AWS account {}, but {} account {}",
+                            identity.arn, identity.account, expected.because, expected.account
+                        ),
+                        cause: Cause::WrongAccount,
+                    });
+                }
+            }
+            let wrong = plan
+                .problems
+                .iter()
+                .any(|problem| problem.cause == Cause::WrongAccount);
             plan.identity = Some(identity);
-            true
+            if wrong {
+                // Nothing else is asked of an account the run must not touch.
+                not_planned(plan);
+            }
+            !wrong
         }
         Err(error) => {
             let credentials = error.missing_credentials;
@@ -107,16 +175,21 @@ async fn identify(plan: &mut Plan, input: &SurveyInput<'_>) -> bool {
                 },
             });
             if credentials {
-                for step in plan
-                    .steps
-                    .iter_mut()
-                    .filter(|step| step.action != Action::Skip)
-                {
-                    step.summary = "not planned (see the problem below)".to_string();
-                }
+                not_planned(plan);
             }
             !credentials
         }
+    }
+}
+
+/// Mark every step still to plan as not planned, because of a problem of the whole run.
+fn not_planned(plan: &mut Plan) {
+    for step in plan
+        .steps
+        .iter_mut()
+        .filter(|step| step.action != Action::Skip)
+    {
+        step.summary = "not planned (see the problem below)".to_string();
     }
 }
 
@@ -178,5 +251,37 @@ fn record(
             });
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str)]) -> Values {
+        pairs
+            .iter()
+            .map(|(key, value)| ((*key).to_string(), serde_json::json!(value)))
+            .collect()
+    }
+
+    #[test]
+    fn journaled_outputs_fill_in_unless_the_plan_found_otherwise() {
+        let journaled = Succeeded {
+            run_id: "r1".into(),
+            outputs: values(&[("vpc_id", "vpc-1"), ("subnet", "s-1")]),
+        };
+        assert_eq!(expected(None, &journaled), Some(journaled.outputs.clone()));
+        let same = values(&[("vpc_id", "vpc-1"), ("zones", "a")]);
+        assert_eq!(
+            expected(Some(&same), &journaled),
+            Some(values(&[
+                ("vpc_id", "vpc-1"),
+                ("subnet", "s-1"),
+                ("zones", "a")
+            ]))
+        );
+        let other = values(&[("vpc_id", "vpc-2")]);
+        assert_eq!(expected(Some(&other), &journaled), None);
     }
 }

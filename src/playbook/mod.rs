@@ -6,6 +6,7 @@ pub mod duration;
 mod fields;
 mod location;
 mod parse;
+pub mod parts;
 pub mod reference;
 pub mod region;
 pub mod resolve;
@@ -45,6 +46,8 @@ pub struct Playbook {
     pub state: Option<Spanned<crate::state_url::StateUrl>>,
     /// The oldest snapshot a restore may use without `--accept-rpo`.
     pub rpo_limit: Option<Duration>,
+    /// The AWS account the stack runs in: a run acting in another is refused in its plan.
+    pub account_id: Option<Spanned<String>>,
     /// Tags put on every resource, beside `rebuild:run-id` and `rebuild:step`.
     pub tags: BTreeMap<String, String>,
     /// Declared inputs in file order.

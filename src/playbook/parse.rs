@@ -28,6 +28,7 @@ const TOP_LEVEL_FIELDS: &[&str] = &[
     "default_target",
     "state",
     "rpo_limit",
+    "account_id",
     "tags",
     "inputs",
     "steps",
@@ -52,6 +53,7 @@ pub(super) struct Parsed {
     default_target: Option<Spanned<String>>,
     state: Option<Spanned<StateUrl>>,
     rpo_limit: Option<Duration>,
+    account_id: Option<Spanned<String>>,
     tags: BTreeMap<String, String>,
     inputs: Vec<InputSpec>,
     steps: Vec<StepSpec>,
@@ -69,6 +71,7 @@ impl Parsed {
             default_target: self.default_target,
             state: self.state,
             rpo_limit: self.rpo_limit,
+            account_id: self.account_id,
             tags: self.tags,
             inputs: self.inputs,
             steps: self.steps,
@@ -146,6 +149,19 @@ pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
     let rpo_limit = mapping
         .get_node("rpo_limit")
         .and_then(|node| parse_duration(node, "rpo_limit", problems));
+    let account_id = optional_string(mapping, "account_id", problems).filter(|account| {
+        let valid = account.value.len() == 12 && account.value.bytes().all(|b| b.is_ascii_digit());
+        if !valid {
+            problems.push(
+                Problem::new(
+                    account.location,
+                    format!("`account_id` must be 12 digits, found `{}`", account.value),
+                )
+                .hint("write the AWS account id the stack runs in, e.g. `account_id: \"123456789012\"`"),
+            );
+        }
+        valid
+    });
     let tags = parse_tags(mapping.get_node("tags"), problems);
     let inputs = parse_inputs(mapping.get_node("inputs"), problems);
     let steps = match mapping.get_node("steps") {
@@ -165,6 +181,7 @@ pub(super) fn parse(text: &str, problems: &mut Vec<Problem>) -> Option<Parsed> {
         default_target,
         state,
         rpo_limit,
+        account_id,
         tags,
         inputs,
         steps,

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::journal::{Outcome, RunState, StepStatus, Values};
+use crate::journal::{ChangeKind, Outcome, RunState, StepStatus, Values};
 use crate::playbook::{Playbook, duration};
 
 /// Output keys whose values are never shown (an ARN or id names a secret, it is not one:
@@ -96,14 +96,21 @@ pub fn status_json(
     state_dir: &str,
 ) -> Value {
     let now = Timestamp::now();
-    let order: Vec<String> = match playbook {
+    // The playbook's steps in its order, then any the journal knows that it no longer has
+    // (removed by a `--replan`, or by an edit): what they made still exists.
+    let mut order: Vec<String> = match playbook {
         Some(playbook) => playbook
             .steps
             .iter()
             .map(|step| step.id.value.clone())
             .collect(),
-        None => state.steps.keys().cloned().collect(),
+        None => Vec::new(),
     };
+    for id in state.steps.keys() {
+        if !order.contains(id) {
+            order.push(id.clone());
+        }
+    }
     let steps: Vec<Value> = order
         .iter()
         .map(|id| {
@@ -143,9 +150,73 @@ pub fn status_json(
         "updated": state.updated.to_string(),
         "resumes": state.resumes,
         "inputs": redact(&state.header.inputs),
+        "changes": changes_json(state),
+        "activity": state.activity,
         "steps": steps,
         "resume_command": (word != "succeeded" && word != "running").then(|| resume_command(&state.header.run_id, state_dir)),
     })
+}
+
+/// What resumes changed mid-run, as JSON (input values hidden like the inputs).
+fn changes_json(state: &RunState) -> Value {
+    let mut changes = serde_json::to_value(&state.changes).unwrap_or_else(|_| json!([]));
+    for (change, journaled) in changes
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .zip(&state.changes)
+    {
+        if let ChangeKind::InputChanged { name, .. } = &journaled.kind
+            && is_secret_key(name)
+        {
+            change["from"] = json!("<redacted>");
+            change["to"] = json!("<redacted>");
+        }
+    }
+    changes
+}
+
+/// One change a resume made, in one line.
+fn change_text(change: &Value) -> String {
+    let names = |key: &str| {
+        let names: Vec<String> = change[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|name| format!("`{name}`"))
+            .collect();
+        (!names.is_empty()).then(|| format!("{key} {}", names.join(", ")))
+    };
+    match change["type"].as_str() {
+        Some("input_changed") => format!(
+            "input `{}` changed: {} → {}",
+            change["name"].as_str().unwrap_or_default(),
+            change["from"],
+            change["to"]
+        ),
+        Some("playbook_replanned") => {
+            let what: Vec<String> = ["changed", "added", "removed", "settings"]
+                .iter()
+                .filter_map(|key| names(key))
+                .collect();
+            let digest = |key: &str| {
+                let digest = change[key].as_str().unwrap_or_default();
+                digest.get(..12).unwrap_or(digest).to_string()
+            };
+            format!(
+                "playbook replanned ({} → {}): {}",
+                digest("previous_digest"),
+                digest("playbook_digest"),
+                if what.is_empty() {
+                    "no step changed".to_string()
+                } else {
+                    what.join("; ")
+                }
+            )
+        }
+        _ => change.to_string(),
+    }
 }
 
 /// A run's status as text.
@@ -169,6 +240,35 @@ pub fn status_text(
         state.started.strftime("%Y-%m-%d %H:%M:%S UTC"),
         state.updated.strftime("%H:%M:%S UTC"),
     );
+    let _ = writeln!(out, "\n  who:");
+    for activity in &state.activity {
+        let by = activity
+            .by
+            .as_ref()
+            .map_or_else(|| "(not recorded)".to_string(), ToString::to_string);
+        let detail = activity
+            .detail
+            .as_ref()
+            .map(|detail| format!(" (held by {detail})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    {}  {} by {by}{detail}",
+            activity.at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+            activity.action
+        );
+    }
+    if let Some(changes) = value["changes"].as_array().filter(|list| !list.is_empty()) {
+        let _ = writeln!(out, "\n  changed while resuming:");
+        for change in changes {
+            let at = change["at"]
+                .as_str()
+                .and_then(|at| at.parse::<Timestamp>().ok())
+                .map(|at| at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default();
+            let _ = writeln!(out, "    {at}  {}", change_text(change));
+        }
+    }
     let _ = writeln!(
         out,
         "\n  {:<16} {:<18} {:<12} {:>8} {:>9}",
@@ -240,6 +340,81 @@ mod tests {
             "{shown}"
         );
         assert_eq!(show_value(&json!(["a", "b"])), "a, b");
+    }
+
+    #[test]
+    fn steps_the_playbook_no_longer_has_are_still_shown_and_so_are_changes() {
+        use crate::journal::{Event, Record, record::SCHEMA_VERSION, state};
+        use crate::playbook::{self, KindSpec};
+        const KINDS: &[KindSpec] = &[KindSpec {
+            kind: "test.noop",
+            summary: "",
+            parameters: &[],
+            outputs: &[],
+        }];
+        let playbook = playbook::from_str(
+            std::path::Path::new("t.yaml"),
+            "name: t\nsource_region: ap-southeast-2\nsteps:\n  - {id: kept, kind: test.noop}\n",
+            KINDS,
+        )
+        .unwrap();
+        let record = |seq, event| Record {
+            v: SCHEMA_VERSION,
+            seq,
+            at: Timestamp::UNIX_EPOCH,
+            event,
+        };
+        let records = vec![
+            record(1, Event::test_start("r1", "t")),
+            record(
+                2,
+                Event::StepFailed {
+                    step: "removed".into(),
+                    attempt: 1,
+                    error: "boom".into(),
+                    retryable: false,
+                    will_retry: false,
+                },
+            ),
+            record(
+                3,
+                Event::InputChanged {
+                    name: "class".into(),
+                    from: json!("db.m1.small"),
+                    to: json!("db.m7g.large"),
+                },
+            ),
+            record(
+                4,
+                Event::InputChanged {
+                    name: "api_token".into(),
+                    from: json!("old"),
+                    to: json!("new"),
+                },
+            ),
+        ];
+        let state = state::fold(&records).unwrap();
+        let value = status_json(&state, Some(&playbook), false, ".rebuild");
+        let ids: Vec<&str> = value["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|step| step["id"].as_str())
+            .collect();
+        assert_eq!(ids, vec!["kept", "removed"]);
+        assert_eq!(value["changes"][0]["type"], "input_changed");
+        assert_eq!(value["changes"][0]["to"], "db.m7g.large");
+        assert_eq!(
+            value["changes"][1]["to"], "<redacted>",
+            "shown like the inputs"
+        );
+        let text = status_text(&state, Some(&playbook), false, ".rebuild");
+        assert!(
+            text.contains(
+                "changed while resuming:\n    1970-01-01 00:00:00 UTC  input `class` changed: \"db.m1.small\" → \"db.m7g.large\""
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -128,7 +128,10 @@ impl RedactingReporter {
 
 impl Reporter for RedactingReporter {
     fn report(&self, event: ReportEvent) {
-        self.inner.report(self.redactor.scrub_data(event));
+        let event = self.redactor.scrub_data(event);
+        // Every progress event also goes to the debug log, scrubbed the same way.
+        tracing::info!(target: "rebuild::progress", event = ?event);
+        self.inner.report(event);
     }
 
     fn suspend(&self, work: &mut dyn FnMut()) {

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::stack::{OwnedBy, Stack};
+
 /// Tag key naming the run that created a resource.
 pub const TAG_RUN_ID: &str = "rebuild:run-id";
 /// Tag key naming the stack a resource belongs to (see [`crate::stack`]).
@@ -13,6 +15,67 @@ pub const TAG_STACK: &str = "rebuild:stack";
 pub const TAG_STEP: &str = "rebuild:step";
 /// Tag key naming the resource's role inside its step (e.g. `public-a`).
 pub const TAG_NAME: &str = "rebuild:name";
+
+/// Whose resources a step finds and adopts: those whose tag `tag` has the value `value`
+/// (`rebuild:stack` = the stack, or for an old run `rebuild:run-id` = the run), and how
+/// it names the ones that need a name (an EKS cluster, an RDS instance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    tag: &'static str,
+    value: String,
+    name_part: String,
+}
+
+impl Owner {
+    /// The owner a stack is: resources tagged `rebuild:stack` = `stack`, names from it.
+    pub fn stack(stack: &Stack) -> Self {
+        Self {
+            tag: TAG_STACK,
+            value: stack.to_string(),
+            name_part: stack.name_part(),
+        }
+    }
+
+    /// The owner an old run is: resources tagged `rebuild:run-id` = `run_id`, named after it.
+    pub fn run(run_id: &str) -> Self {
+        Self {
+            tag: TAG_RUN_ID,
+            value: run_id.to_string(),
+            name_part: run_id.to_string(),
+        }
+    }
+
+    /// The tag key ownership is judged by.
+    pub fn tag(&self) -> &'static str {
+        self.tag
+    }
+
+    /// The value that tag has on an owned resource.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether a resource whose owning tag has the value `tagged` is this owner's.
+    pub fn owns(&self, tagged: Option<&str>) -> bool {
+        tagged == Some(self.value.as_str())
+    }
+
+    /// The deterministic name of step `step`'s named resource: `STEP-STACK` (the stack's
+    /// name as AWS names allow it, see [`Stack::name_part`]), or `STEP-RUN_ID` for an old
+    /// run.
+    pub fn resource_name(&self, step: &str) -> String {
+        format!("{step}-{}", self.name_part)
+    }
+
+    /// The owner in words, for messages: "stack `s`" or "run `r`".
+    pub fn describe(&self) -> String {
+        if self.tag == TAG_STACK {
+            format!("stack `{}`", self.value)
+        } else {
+            format!("run `{}`", self.value)
+        }
+    }
+}
 
 /// What every step of a run may know about the run.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +86,8 @@ pub struct RunFacts {
     pub playbook_name: String,
     /// The stack the run works on (tagged on every resource).
     pub stack: String,
+    /// Whose resources the run adopts: its stack's, or (a run from before that) its own.
+    pub owned_by: OwnedBy,
     /// The region that failed.
     pub source_region: String,
     /// The region being rebuilt in.
@@ -36,10 +101,19 @@ pub struct RunFacts {
 }
 
 impl RunFacts {
+    /// Whose resources the run's steps find and adopt (see [`Owner`]).
+    pub fn owner(&self) -> Owner {
+        match (self.owned_by, &self.run_id) {
+            (OwnedBy::Run, Some(run_id)) => Owner::run(run_id),
+            // An old run is always planned and applied with its id; without one it can
+            // only be a new run, which its stack owns.
+            _ => Owner::stack(&Stack::journaled(&self.stack)),
+        }
+    }
+
     /// Tags for a resource named `name` within step `step`: the playbook's tags, `Name`,
-    /// `rebuild:stack`, `rebuild:run-id`, `rebuild:step` and `rebuild:name`. (Resources
-    /// are still found by their run's tags; the stack's tag is what adopting a stack's
-    /// resources across runs will look for.)
+    /// `rebuild:stack`, `rebuild:run-id`, `rebuild:step` and `rebuild:name`. A step finds
+    /// its resources by the stack's tag (see [`Owner`]); the run's says which run made it.
     pub fn tags_for(&self, step: &str, name: &str) -> Vec<(String, String)> {
         let run_id = self.run_id.clone().unwrap_or_default();
         let mut tags: Vec<(String, String)> = self

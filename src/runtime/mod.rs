@@ -14,4 +14,4 @@ pub use backoff::Backoff;
 pub use cancel::Cancel;
 pub use confirm::{AlwaysYes, Asking, Confirmer, QuestionClock};
 pub use events::{RedactingReporter, ReportEvent, Reporter, SilentReporter};
-pub use facts::{RunFacts, TAG_NAME, TAG_RUN_ID, TAG_STACK, TAG_STEP};
+pub use facts::{Owner, RunFacts, TAG_NAME, TAG_RUN_ID, TAG_STACK, TAG_STEP};

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::cloud::Cloud;
 use crate::journal::{Event, Journal, ResourceAction, Values};
 use crate::runtime::{
-    AlwaysYes, Backoff, Cancel, Confirmer, QuestionClock, ReportEvent, Reporter, RunFacts,
+    AlwaysYes, Backoff, Cancel, Confirmer, Owner, QuestionClock, ReportEvent, Reporter, RunFacts,
 };
 use crate::workspace::Workspace;
 
@@ -25,6 +25,8 @@ pub use crate::runtime::{TAG_NAME, TAG_RUN_ID, TAG_STACK, TAG_STEP};
 pub struct PlanContext {
     /// The run being resumed, if any.
     pub run_id: Option<String>,
+    /// Whose resources the step finds and adopts (the stack's).
+    pub owner: Owner,
     /// The step's id.
     pub step_id: String,
     /// Region that failed.
@@ -55,6 +57,7 @@ impl PlanContext {
     ) -> Self {
         Self {
             run_id: facts.run_id.clone(),
+            owner: facts.owner(),
             step_id: step_id.to_string(),
             source_region: facts.source_region.clone(),
             target_region: facts.target_region.clone(),
@@ -112,6 +115,8 @@ impl StepServices {
 pub struct StepContext {
     /// The run's id.
     pub run_id: String,
+    /// Whose resources the step finds and adopts (the stack's).
+    pub owner: Owner,
     /// The step's id.
     pub step_id: String,
     /// Region that failed.
@@ -152,6 +157,7 @@ impl StepContext {
     ) -> Self {
         Self {
             run_id: facts.run_id.clone().unwrap_or_default(),
+            owner: facts.owner(),
             step_id: step_id.to_string(),
             source_region: facts.source_region.clone(),
             target_region: facts.target_region.clone(),

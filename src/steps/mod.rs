@@ -284,7 +284,10 @@ impl StepError {
                 "the credentials lack a permission; fix the IAM policy, then `rebuild resume`".to_string(),
             ),
             Self::Cloud(error) if error.is("InsufficientDBInstanceCapacity") => Some(
-                "RDS has no capacity for this instance class in the subnets' Availability Zones: choose another `instance_class` (a new run with `--input db_instance_class=…`), or `rebuild resume` later".to_string(),
+                "RDS has no capacity for this instance class in the subnets' Availability Zones: choose another `instance_class` (`rebuild resume --input db_instance_class=…`), or `rebuild resume` later".to_string(),
+            ),
+            Self::Cloud(error) if error.is("InvalidParameterCombination") => Some(
+                "AWS refuses these values together (for a restore: a class not offered for the engine version, or not as Multi-AZ): change the one at fault, then resume; an input with `rebuild resume --input NAME=VALUE`, a step's `with:` with `rebuild resume --replan` (either allowed while no step that used it has succeeded)".to_string(),
             ),
             Self::Cloud(_) => None,
             Self::ClusterRefused(_) => Some(CLUSTER_REFUSED_HINT.to_string()),

@@ -21,6 +21,7 @@
 
 mod support;
 
+mod amend;
 mod bench_rto;
 mod certificate;
 mod cutover;
@@ -31,6 +32,7 @@ mod eks;
 mod eks_auth;
 mod git_fetch;
 mod harness;
+mod identity;
 mod kube_testbed;
 mod network;
 mod plan;

@@ -158,15 +158,13 @@ fn inputs_are_typed_by_their_default_and_pinned_for_the_whole_run() {
         .run()
         .killed("network/succeeded");
 
+    // The network used `vpc_cidr` and succeeded: its value stays.
     world
-        .run(&[
-            "resume",
-            "--yes",
-            "--input",
-            "db_instance_class=db.r5.large",
-        ])
+        .run(&["resume", "--yes", "--input", "vpc_cidr=10.99.0.0/16"])
         .code(2)
-        .output_contains("input `db_instance_class` is pinned to `\"db.t3.medium\"` by this run");
+        .output_contains(
+            "input `vpc_cidr` is pinned to `\"10.42.0.0/16\"` by this run, and step `network` that used it succeeded",
+        );
 
     let status = world.resume_to_completion();
     assert_eq!(status["inputs"]["db_multi_az"], false);

@@ -32,6 +32,22 @@ fn vpc_stack_tags(world: &World) -> Vec<Option<String>> {
     })
 }
 
+/// Rewrite the newest journal as an older version wrote it: `field` removed from its start
+/// record (with the record's checksum made again). Returns the value it had.
+fn remove_from_start_record(world: &World, field: &str) -> Value {
+    let journal = world.journal_files().pop().unwrap();
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let (first, rest) = text.split_once('\n').unwrap();
+    let line: Value = serde_json::from_str(first).unwrap();
+    let mut record = line["record"].clone();
+    let removed = record["event"].as_object_mut().unwrap().remove(field);
+    let body = serde_json::to_string(&record).unwrap();
+    let crc = crc32fast::hash(body.as_bytes());
+    let old = format!("{{\"crc\":\"{crc:08x}\",\"record\":{body}}}");
+    std::fs::write(&journal, format!("{old}\n{rest}")).unwrap();
+    removed.unwrap_or_else(|| panic!("the start record had no `{field}`"))
+}
+
 /// The command line the refusal's hint says continues the run (without `rebuild`).
 fn resume_command_from(stderr: &str) -> Vec<String> {
     let start = stderr
@@ -64,10 +80,9 @@ on_both_backends! {
             ))
             .stderr_contains("last step `network` running")
             .stderr_contains(&format!("hint: continue it with: rebuild resume {run_id} "));
-        // Refused before planning: not one call to AWS (but to the state bucket), no new
-        // run, nothing new in the region.
-        assert_eq!(world.cloud_operations(), Vec::<String>::new());
-        assert_eq!(world.journals().len(), 1);
+        // Refused before planning: not one call to AWS, no new run, nothing new in the region.
+        assert_eq!(world.proxy().operations(), Vec::<String>::new());
+        assert_eq!(world.journal_files().len(), 1);
         assert_eq!(inventory(&world.moto.endpoint), before);
 
         // Without `--target` (the playbook's default target is the same stack): refused too.
@@ -120,12 +135,12 @@ on_both_backends! {
             .failpoint("run/after-start")
             .run()
             .killed("run/after-start");
-        assert_eq!(world.journals().len(), 2);
+        assert_eq!(world.journal_files().len(), 2);
     }
 }
 
 on_both_backends! {
-    fn another_stack_is_not_blocked_and_new_run_goes_ahead_with_a_warning(backend) {
+    fn another_stack_is_not_blocked_and_new_run_adopts_what_the_unfinished_run_built(backend) {
         let world = World::on(backend);
         world.rebuild_killed_at("network/after-subnets");
         let unfinished = world.status()["run_id"].as_str().unwrap().to_string();
@@ -137,8 +152,7 @@ on_both_backends! {
             .failpoint("run/after-start")
             .run()
             .killed("run/after-start");
-        world.unlock_after_a_crash();
-        assert_eq!(world.journals().len(), 2);
+        assert_eq!(world.journal_files().len(), 2);
         assert_eq!(world.status()["stack"], "shop-drill");
         // `rebuild runs` lists each run with its stack.
         let listed = world.run(&["runs"]).success().stdout().to_string();
@@ -164,8 +178,8 @@ on_both_backends! {
             .code(2)
             .stderr_contains("`--stack Shop Drill`: the stack name may not contain `S`");
 
-        // `--new-run` on purpose: the warning, then a whole new run. Nothing is adopted yet, so
-        // the unfinished run's VPC stays next to the new one (the next slice adopts it).
+        // `--new-run` on purpose: the warning, then a new run that adopts what the unfinished
+        // one built (the stack owns it), so there is still one VPC.
         let output = world
             .rebuild_test(&infrastructure_playbook())
             .arg("--new-run")
@@ -175,22 +189,18 @@ on_both_backends! {
             .stderr_contains(&format!(
                 "WARNING: `--new-run`: starting a new run of stack `{STACK}` although run `{unfinished}` is unfinished"
             ))
-            .stderr_contains("NOT adopted yet");
+            .stderr_contains("This run adopts what that run built")
+            .output_contains("adopt    network [aws.network]");
         let status = world.status();
         assert_eq!(
             (&status["state"], &status["stack"]),
             (&Value::from("succeeded"), &Value::from(STACK))
         );
         assert_ne!(status["run_id"], unfinished.as_str());
-        assert_eq!(
-            vpc_stack_tags(&world),
-            vec![Some(STACK.to_string()), Some(STACK.to_string())]
-        );
-        assert_eq!(inventory(&world.moto.endpoint).vpcs, 2);
+        assert_eq!(vpc_stack_tags(&world), vec![Some(STACK.to_string())]);
+        assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
 
-        // The stack's newest run succeeded: the one it left behind no longer blocks (the
-        // quotas have room for a third network's plan).
-        world.proxy().set_ec2_quotas(10, 10);
+        // The stack's newest run succeeded: the one it left behind no longer blocks.
         world
             .rebuild_test(&infrastructure_playbook())
             .failpoint("run/after-start")
@@ -205,17 +215,7 @@ on_both_backends! {
 fn a_journal_without_a_stack_loads_with_the_default_stack() {
     let world = World::new();
     world.rebuild_killed_at("network/after-subnets");
-    let journal = world.journal_files().pop().unwrap();
-    let text = std::fs::read_to_string(&journal).unwrap();
-    let (first, rest) = text.split_once('\n').unwrap();
-    let line: Value = serde_json::from_str(first).unwrap();
-    let mut record = line["record"].clone();
-    assert_eq!(record["event"]["stack"], STACK);
-    record["event"].as_object_mut().unwrap().remove("stack");
-    let body = serde_json::to_string(&record).unwrap();
-    let crc = crc32fast::hash(body.as_bytes());
-    let old = format!("{{\"crc\":\"{crc:08x}\",\"record\":{body}}}");
-    std::fs::write(&journal, format!("{old}\n{rest}")).unwrap();
+    assert_eq!(remove_from_start_record(&world, "stack"), STACK);
 
     let status = world.status();
     assert_eq!(status["stack"], STACK);
@@ -228,4 +228,132 @@ fn a_journal_without_a_stack_loads_with_the_default_stack() {
         .rebuild()
         .code(2)
         .stderr_contains(&format!("rebuild resume {run_id}"));
+}
+
+/// The steps of a plan printed with `--output json`, as (id, action).
+fn actions(plan: &Value) -> Vec<(String, String)> {
+    plan["steps"]
+        .as_array()
+        .expect("the plan lists its steps")
+        .iter()
+        .map(|step| {
+            let field = |key: &str| step[key].as_str().unwrap_or_default().to_string();
+            (field("id"), field("action"))
+        })
+        .collect()
+}
+
+/// The test: a rebuild killed with its cluster just created and the database on
+/// the way, then the same command with `--new-run`: the plan adopts what the first run
+/// built and afterwards there is exactly one of each resource, counted through the APIs.
+#[test]
+fn a_new_run_after_a_kill_adopts_everything_built_and_leaves_one_of_each() {
+    let world = World::new();
+    world.rebuild_killed_at("cluster/after-create");
+    let killed = world.status();
+    assert_eq!(inventory(&world.moto.endpoint).eks_clusters, 1);
+    assert_eq!(inventory(&world.moto.endpoint).vpcs, 1);
+
+    world.rebuild().code(2).stderr_contains("rebuild resume ");
+    let plan = world
+        .rebuild_test(&infrastructure_playbook())
+        .args(["--new-run", "--dry-run", "--output", "json"])
+        .run()
+        .stdout_json();
+    let plan = actions(&plan);
+    assert!(
+        plan.contains(&("network".into(), "adopt".into()))
+            && plan.contains(&("cluster".into(), "adopt".into())),
+        "{plan:?}"
+    );
+
+    world.proxy().reset_counts();
+    world
+        .rebuild_test(&infrastructure_playbook())
+        .arg("--new-run")
+        .run()
+        .success();
+    let status = world.status();
+    assert_ne!(status["run_id"], killed["run_id"]);
+    assert_eq!(status["state"], "succeeded");
+    assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
+    for create in ["CreateVpc", "CreateCluster", "CreateNatGateway"] {
+        assert_eq!(world.proxy().count(create), 0, "{create} again");
+    }
+}
+
+/// After a successful run, the playbook again is a no-op: every step adopts (the plan of
+/// later steps is made with what the earlier run journaled), and the new run makes no
+/// mutating call. What it cannot change in place is shown in the plan as a warning.
+#[test]
+fn the_playbook_again_after_a_success_plans_no_change_and_changes_nothing() {
+    let world = World::new();
+    world.rebuild().success();
+    let first = world.status()["run_id"].as_str().unwrap().to_string();
+    let before = inventory(&world.moto.endpoint);
+    assert_eq!(before, ONE_RUN);
+
+    world.proxy().reset_counts();
+    let plan = world
+        .rebuild_test(&infrastructure_playbook())
+        .args(["--dry-run", "--output", "json"])
+        .run()
+        .stdout_json();
+    let steps = actions(&plan);
+    assert!(steps.len() >= 6, "{steps:?}");
+    for (step, action) in &steps {
+        assert_eq!(action, "adopt", "step `{step}` in {steps:?}");
+    }
+    assert!(plan["problems"].as_array().unwrap().is_empty(), "{plan}");
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+
+    // A different instance class and Kubernetes version cannot be applied to what exists:
+    // said, with the command that would, not silently ignored.
+    world
+        .rebuild_test(&infrastructure_playbook())
+        .args(["--dry-run"])
+        .args(["--input", "db_instance_class=db.m6g.large"])
+        .args(["--input", "eks_version=1.34"])
+        .run()
+        .success()
+        .stdout_contains("adopt    database")
+        .stdout_contains("data: kept: the database is adopted as it is")
+        .stdout_contains("is a db.r6g.large, the playbook asks for db.m6g.large: an adopted database is not changed in place")
+        .stdout_contains("aws rds modify-db-instance --region ap-southeast-1 --db-instance-identifier database-region-rebuild-ap-southeast-1-")
+        .stdout_contains("runs Kubernetes 1.35, the playbook asks for 1.34: an adopted cluster is not upgraded in place");
+
+    world.proxy().reset_counts();
+    world.rebuild().success();
+    let second = world.status();
+    assert_ne!(second["run_id"], first.as_str());
+    assert_eq!(second["state"], "succeeded");
+    assert_eq!(inventory(&world.moto.endpoint), before);
+    assert_eq!(world.proxy().mutating_operations(), Vec::<String>::new());
+}
+
+/// A run journaled before stacks owned resources (no `owned_by` in its start record)
+/// resumes as it began: it adopts only what its run id tags, and names its cluster and
+/// database after its run id, so it never builds a second set next to its own.
+#[test]
+fn a_run_from_before_stacks_owned_resources_resumes_with_its_own() {
+    let world = World::new();
+    world.rebuild_killed_at("network/after-subnets");
+    assert_eq!(remove_from_start_record(&world, "owned_by"), "stack");
+    let run_id = world.status()["run_id"].as_str().unwrap().to_string();
+
+    world.resume_to_completion();
+    assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
+    let status = world.status();
+    let output = |step: &str, key: &str| {
+        let outputs = &crate::support::world::step(&status, step)["outputs"];
+        outputs[key].as_str().unwrap_or_default().to_string()
+    };
+    assert_eq!(
+        output("cluster", "cluster_name"),
+        format!("cluster-{run_id}")
+    );
+    assert_eq!(
+        output("database", "db_identifier"),
+        format!("database-{run_id}")
+    );
 }

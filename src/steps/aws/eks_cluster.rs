@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::cloud::{CloudError, CloudResultExt};
 use crate::journal::{ResourceAction, Values};
 use crate::playbook::KindSpec;
+use crate::runtime::Owner;
 use crate::steps::context::Poll;
 use crate::steps::interface::{self, Applying, Phase, Planning};
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
@@ -36,7 +37,7 @@ use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, 
 use super::iam::{CLUSTER_ROLE, missing_role, role_arn, role_name, role_problems};
 use super::ownership::{Kind, Ownership, ensure};
 use super::pilot::{self, PILOT_HINT, Pilot};
-use super::tags::{Existing, eks_run_id, eks_tags};
+use super::tags::{Existing, Marks, eks_tags};
 use super::{optional, required};
 
 static SPEC: KindSpec = KindSpec {
@@ -186,10 +187,10 @@ impl<P: Phase> Params<P> {
         path.filter(|path| !path.is_empty())
     }
 
-    /// The cluster's name: given, or `<step>-<run-id>`.
-    fn cluster_name(&self, step: &str, run_id: &str) -> String {
+    /// The cluster's name: given, or `<step>-<stack>` (see [`Owner::resource_name`]).
+    fn cluster_name(&self, step: &str, owner: &Owner) -> String {
         let name = self.name.clone();
-        name.unwrap_or_else(|| format!("{step}-{run_id}"))
+        name.unwrap_or_else(|| owner.resource_name(step))
     }
 }
 
@@ -263,7 +264,7 @@ pub(super) async fn describe(
             .status()
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
-        run_id: eks_run_id(cluster.tags()),
+        tags: Marks::eks(cluster.tags()),
         resource: cluster.clone(),
     }))
 }
@@ -350,13 +351,24 @@ impl Step for AwsEksCluster {
             &CLUSTER_ROLE,
         )
         .await?;
-        let (action, summary) = plan_cluster(context, &params, &mut problems).await?;
+        let (action, summary, running) = plan_cluster(context, &params, &mut problems).await?;
         if action == Action::Create {
             problems.extend(version_problem(context, &params.version).await?);
         }
         let mut plan = StepPlan::new(action, summary)
             .detail("kubernetes version", params.version.clone())
             .detail("role", role_name(&params.role).to_string());
+        if let Some(running) = running.filter(|running| *running != params.version) {
+            let name = params.cluster_name(&context.step_id, &context.owner);
+            let wanted = &params.version;
+            plan = plan.detail(
+                "warning",
+                format!(
+                    "cluster `{name}` runs Kubernetes {running}, the playbook asks for {wanted}: an adopted cluster is not upgraded in place; upgrade it one minor version at a time with `aws eks update-cluster-version --region {} --name {name} --kubernetes-version VERSION`, or build another copy with `--stack NAME`",
+                    context.target_region
+                ),
+            );
+        }
         if let Some(note) = role_note {
             plan = plan.detail("role policies", note);
         }
@@ -419,7 +431,7 @@ impl Step for AwsEksCluster {
             .await?
             .ok_or_else(|| missing_role(&params.role))?;
         let client = context.cloud.eks(&context.target_region);
-        let name = params.cluster_name(&context.step_id, &context.run_id);
+        let name = params.cluster_name(&context.step_id, &context.owner);
         ensure_cluster(context, &client, &params, &name, &role).await?;
         context.checkpoint("after-create")?;
         let cluster = wait_active(context, &client, &name).await?;
@@ -483,45 +495,33 @@ fn plan_existing(path: &Path) -> Result<StepPlan, StepError> {
     }
 }
 
-/// What the plan says of the cluster: adopt it (a resumed run's), create it, or a
-/// conflict with one of that name (looked up when resuming, or with a fixed name).
+/// What the plan says of the cluster: adopt it (the stack's, made by this run or an
+/// earlier one; with the Kubernetes version it runs), create it, or a conflict with a
+/// stranger of that name.
 async fn plan_cluster(
     context: &PlanContext,
     params: &Params<Planning>,
     problems: &mut Vec<StepProblem>,
-) -> Result<(Action, String), StepError> {
+) -> Result<(Action, String, Option<String>), StepError> {
     let client = context.cloud.eks(&context.target_region);
     let region = &context.target_region;
-    Ok(match (&context.run_id, &params.name) {
-        (Some(run_id), _) => {
-            let name = params.cluster_name(&context.step_id, run_id);
-            let found = describe(&client, &name).await?;
-            match Ownership::named(found, Some(run_id)) {
-                Ownership::Ours(found) => (
-                    Action::Adopt,
-                    format!("adopt cluster `{name}` ({})", found.status),
-                ),
-                Ownership::Stranger(_) => {
-                    let problem =
-                        format!("cluster `{name}` exists and was not created by this run");
-                    problems.push(StepProblem::from(problem));
-                    (Action::Unknown, format!("`{name}` exists already"))
-                }
-                Ownership::Absent => (Action::Create, format!("create cluster `{name}`")),
-            }
-        }
-        (None, Some(name)) => match describe(&client, name).await? {
-            Some(_) => {
-                let problem = format!("cluster `{name}` already exists in `{region}`");
-                problems.push(StepProblem::from(problem));
-                (Action::Unknown, format!("`{name}` exists already"))
-            }
-            None => (Action::Create, format!("create cluster `{name}`")),
-        },
-        (None, None) => (
-            Action::Create,
-            format!("create cluster `{}-<run-id>`", context.step_id),
+    let name = params.cluster_name(&context.step_id, &context.owner);
+    let found = describe(&client, &name).await?;
+    Ok(match Ownership::named(found, &context.owner) {
+        Ownership::Ours(found) => (
+            Action::Adopt,
+            format!("adopt cluster `{name}` ({})", found.status),
+            found.resource.version().map(str::to_string),
         ),
+        Ownership::Stranger(_) => {
+            let owner = context.owner.describe();
+            let problem = format!(
+                "cluster `{name}` already exists in `{region}` and does not belong to {owner}"
+            );
+            problems.push(StepProblem::from(problem));
+            (Action::Unknown, format!("`{name}` exists already"), None)
+        }
+        Ownership::Absent => (Action::Create, format!("create cluster `{name}`"), None),
     })
 }
 
@@ -536,7 +536,7 @@ async fn ensure_cluster(
     let find = || async move {
         Ok(Ownership::named(
             describe(client, name).await?,
-            Some(&context.run_id),
+            &context.owner,
         ))
     };
     let create = || async move {

@@ -26,7 +26,7 @@ use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, 
 
 use super::iam::{NODE_ROLE, missing_role, role_arn, role_problems};
 use super::ownership::{Kind, Ownership, ensure};
-use super::tags::{Existing, eks_run_id, eks_tags};
+use super::tags::{Existing, Marks, eks_tags};
 use super::{optional, required};
 
 static SPEC: KindSpec = KindSpec {
@@ -200,7 +200,7 @@ async fn describe(
             .status()
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
-        run_id: eks_run_id(group.tags()),
+        tags: Marks::eks(group.tags()),
         resource: group.clone(),
     }))
 }
@@ -250,26 +250,39 @@ impl Step for AwsEksNodegroup {
                 Some(vcpus::check(&context.cloud, region, types, max, group).await?)
             }
         };
-        let action = match (&params.cluster, &context.run_id) {
-            (Some(cluster), Some(run_id)) => {
+        let mut warnings = Vec::new();
+        let action = match &params.cluster {
+            Some(cluster) => {
                 let client = context.cloud.eks(&context.target_region);
                 let found = describe(&client, cluster, &name).await?;
-                match Ownership::named(found, Some(run_id)) {
-                    Ownership::Ours(_) => Action::Adopt,
+                match Ownership::named(found, &context.owner) {
+                    Ownership::Ours(found) => {
+                        let wanted = Wanted {
+                            instance_types: &params.instance_types,
+                            sizes: (min, desired, max),
+                        };
+                        let region = &context.target_region;
+                        warnings = differences(&found.resource, &wanted, cluster, &name, region);
+                        Action::Adopt
+                    }
                     Ownership::Stranger(_) => {
+                        let owner = context.owner.describe();
                         problems.push(StepProblem::from(format!(
-                            "node group `{name}` in `{cluster}` was not created by this run"
+                            "node group `{name}` in `{cluster}` does not belong to {owner}"
                         )));
                         Action::Unknown
                     }
                     Ownership::Absent => Action::Create,
                 }
             }
-            _ => Action::Create,
+            None => Action::Create,
         };
         let mut plan = StepPlan::new(action, format!("{action} node group `{name}`"))
             .detail("instance types", params.instance_types.join(", "))
             .detail("nodes", format!("{desired} (min {min}, max {max})"));
+        for warning in warnings {
+            plan = plan.detail("warning", warning);
+        }
         match vcpus {
             Some(check) => {
                 plan = plan.detail("on-demand vcpus", check.summary);
@@ -377,6 +390,52 @@ fn not_offered(
         .collect()
 }
 
+/// What the playbook asks of a node group, to compare with one adopted.
+struct Wanted<'a> {
+    instance_types: &'a [String],
+    /// Min, desired and max size.
+    sizes: (i32, i32, i32),
+}
+
+/// What an adopted node group differs in from `wanted` and the step does not change: each
+/// a warning with the way to change it (instance types: only by a new node group; sizes:
+/// `update-nodegroup-config`).
+fn differences(
+    group: &Nodegroup,
+    wanted: &Wanted<'_>,
+    cluster: &str,
+    name: &str,
+    region: &str,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut has: Vec<&str> = group.instance_types().iter().map(String::as_str).collect();
+    let mut asks: Vec<&str> = wanted.instance_types.iter().map(String::as_str).collect();
+    has.sort_unstable();
+    asks.sort_unstable();
+    if !has.is_empty() && has != asks {
+        warnings.push(format!(
+            "node group `{name}` runs {}, the playbook asks for {}: the instance types of a node group cannot change in place; add a node group with them (another step `name`) and delete this one when its pods have moved",
+            has.join(", "),
+            asks.join(", ")
+        ));
+    }
+    if let Some(scaling) = group.scaling_config() {
+        let (min, desired, max) = wanted.sizes;
+        let now = (
+            scaling.min_size().unwrap_or_default(),
+            scaling.desired_size().unwrap_or_default(),
+            scaling.max_size().unwrap_or_default(),
+        );
+        if now != wanted.sizes {
+            warnings.push(format!(
+                "node group `{name}` has {} nodes (min {}, max {}), the playbook asks for {desired} (min {min}, max {max}): an adopted node group is not resized; `aws eks update-nodegroup-config --region {region} --cluster-name {cluster} --nodegroup-name {name} --scaling-config minSize={min},maxSize={max},desiredSize={desired}` resizes it",
+                now.1, now.0, now.2
+            ));
+        }
+    }
+    warnings
+}
+
 /// Adopt or create the node group `name`, with the node role `role`.
 async fn ensure_nodegroup(
     context: &StepContext,
@@ -389,7 +448,7 @@ async fn ensure_nodegroup(
     let (min, desired, max) = params.sizes()?;
     let find = || async move {
         let found = describe(client, cluster, name).await?;
-        Ok(Ownership::named(found, Some(&context.run_id)))
+        Ok(Ownership::named(found, &context.owner))
     };
     let create = || async move {
         let resource = format!("{cluster}/{name}");
@@ -479,6 +538,36 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn an_adopted_group_that_differs_is_warned_about_with_how_to_change_it() {
+        let group = |types: &[&str], sizes: (i32, i32, i32)| {
+            let scaling = NodegroupScalingConfig::builder()
+                .min_size(sizes.0)
+                .desired_size(sizes.1)
+                .max_size(sizes.2)
+                .build();
+            Nodegroup::builder()
+                .set_instance_types(Some(types.iter().map(|t| (*t).to_string()).collect()))
+                .scaling_config(scaling)
+                .build()
+        };
+        let types = ["m6i.large".to_string(), "m5.large".to_string()];
+        let wanted = Wanted {
+            instance_types: &types,
+            sizes: (3, 3, 9),
+        };
+        let same = group(&["m5.large", "m6i.large"], (3, 3, 9));
+        assert!(differences(&same, &wanted, "c", "nodes", "r").is_empty());
+        let other = group(&["t3.large"], (1, 2, 4));
+        let warnings = differences(&other, &wanted, "c", "nodes", "ap-southeast-1");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("runs t3.large, the playbook asks for m5.large, m6i.large"));
+        assert!(warnings[1].contains("has 2 nodes (min 1, max 4)"));
+        assert!(warnings[1].contains(
+            "--cluster-name c --nodegroup-name nodes --scaling-config minSize=3,maxSize=9,desiredSize=3"
+        ));
+    }
 
     #[test]
     fn a_type_missing_in_any_zone_is_a_problem_naming_the_zones() {

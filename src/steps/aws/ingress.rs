@@ -19,6 +19,7 @@ use crate::playbook::KindSpec;
 use crate::steps::interface::{self, Applying, Phase, Planning};
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
+use super::rules;
 use super::tags::ec2_tags;
 use super::{optional, required};
 
@@ -117,28 +118,10 @@ async fn describe(client: &aws_sdk_ec2::Client, id: &str) -> Result<SecurityGrou
     })
 }
 
-/// Whether `group` already admits `source` on `port` over `protocol` (a rule for all
-/// traffic, or a port range holding `port`).
+/// Whether `group` already admits `source` on `port` over `protocol` (see
+/// [`rules::admits`]).
 fn admits(group: &SecurityGroup, source: &str, protocol: Protocol, port: u16) -> bool {
-    group.ip_permissions().iter().any(|permission| {
-        let protocol_matches = match permission.ip_protocol() {
-            Some("-1") => true,
-            Some(name) => name == protocol.as_str(),
-            None => false,
-        };
-        let port = i32::from(port);
-        let port_matches = permission.ip_protocol() == Some("-1")
-            || match (permission.from_port(), permission.to_port()) {
-                (Some(from), Some(to)) => from <= port && port <= to,
-                _ => true,
-            };
-        protocol_matches
-            && port_matches
-            && permission
-                .user_id_group_pairs()
-                .iter()
-                .any(|pair| pair.group_id() == Some(source))
-    })
+    rules::admits(group, source, protocol.as_str(), Some(i32::from(port)))
 }
 
 fn summary(params: &Params<Planning>) -> String {

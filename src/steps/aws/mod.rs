@@ -19,6 +19,7 @@ mod pilot;
 mod quotas;
 mod rds_restore;
 mod route53_cutover;
+mod rules;
 mod tags;
 
 pub(super) use acm_certificate::AwsAcmCertificate;

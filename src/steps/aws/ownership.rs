@@ -1,7 +1,8 @@
 //! The AWS ownership protocol, written once for every resource of every AWS step: find the
-//! resource (by this run's tags, or by its deterministic name and then its tags); adopt it
-//! if it is ours (journaled `adopted`); refuse a stranger that holds the name (a conflict:
-//! nothing is touched); otherwise create it tagged as ours (journaled `created`). The
+//! resource (by its stack's and step's tags, or by its deterministic name and then its
+//! tags); adopt it if it is ours (journaled `adopted`), whichever run of the stack made it;
+//! refuse a stranger that holds the name (a conflict: nothing is touched); otherwise
+//! create it tagged as ours (journaled `created`). The
 //! caller then finishes what a create does (an attribute, an attachment) whichever way it
 //! went, since an earlier attempt may have died between the create and those calls.
 //! kube-rs's `Api<K>` in spirit: one protocol, many resource types, each giving only its
@@ -12,35 +13,35 @@ use std::future::Future;
 use crate::journal::ResourceAction;
 use crate::steps::{StepContext, StepError};
 
+use crate::runtime::Owner;
+
 use super::tags::Existing;
 
 /// What a lookup found.
 #[derive(Debug)]
 pub(super) enum Ownership<T> {
-    /// A resource this run and step made: adopt it.
+    /// A resource this stack's step made (in this run or an earlier one): adopt it.
     Ours(T),
-    /// A resource holding the name (given here) that this run did not make: never touched.
+    /// A resource holding the name (given here) that this stack did not make: never touched.
     Stranger(String),
     /// Nothing: create it.
     Absent,
 }
 
 impl<T> Ownership<T> {
-    /// A lookup by this run's tags: whatever it found is ours.
+    /// A lookup by the owner's tags: whatever it found is ours.
     pub(super) fn tagged(found: Option<T>) -> Self {
         found.map_or(Self::Absent, Self::Ours)
     }
 }
 
 impl<T> Ownership<Existing<T>> {
-    /// A lookup by name: ours only when the resource's `rebuild:run-id` tag names `run_id`
-    /// (with no run yet, as when planning a new run, anything found is a stranger).
-    pub(super) fn named(found: Option<Existing<T>>, run_id: Option<&str>) -> Self {
+    /// A lookup by name: ours only when the resource's tags say `owner` owns it (its
+    /// `rebuild:stack` tag names the run's stack).
+    pub(super) fn named(found: Option<Existing<T>>, owner: &Owner) -> Self {
         match found {
             None => Self::Absent,
-            Some(existing) if run_id.is_some() && existing.run_id.as_deref() == run_id => {
-                Self::Ours(existing)
-            }
+            Some(existing) if existing.tags.owned_by(owner) => Self::Ours(existing),
             Some(existing) => Self::Stranger(existing.id),
         }
     }
@@ -56,7 +57,7 @@ pub(super) struct Kind {
 }
 
 impl Kind {
-    /// A type found by this run's tags (EC2's): a stranger never matches them.
+    /// A type found by its owner's tags (EC2's): a stranger never matches them.
     pub(super) const fn tagged(journal: &'static str) -> Self {
         Self {
             journal,
@@ -131,37 +132,63 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stack::Stack;
+    use crate::steps::context::{TAG_RUN_ID, TAG_STACK};
 
-    fn existing(run_id: Option<&str>) -> Option<Existing<()>> {
+    use super::super::tags::Marks;
+
+    fn existing(tags: &[(&str, &str)]) -> Option<Existing<()>> {
+        let tags = tags
+            .iter()
+            .map(|(key, value)| (*key, *value))
+            .map(|(key, value)| {
+                aws_sdk_rds::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+            })
+            .collect::<Vec<_>>();
         Some(Existing {
             id: "db".into(),
             status: "available".into(),
-            run_id: run_id.map(str::to_string),
+            tags: Marks::rds(&tags),
             resource: (),
         })
     }
 
     #[test]
-    fn a_named_resource_is_ours_only_with_our_run_id() {
-        let run = Some("r1");
+    fn a_named_resource_is_ours_only_with_our_stack() {
+        let stack = Owner::stack(&Stack::parse("shop").unwrap());
+        // Any run of the stack made it: ours.
+        let ours = [(TAG_STACK, "shop"), (TAG_RUN_ID, "an-earlier-run")];
         assert!(matches!(
-            Ownership::named(existing(Some("r1")), run),
+            Ownership::named(existing(&ours), &stack),
             Ownership::Ours(_)
         ));
         assert!(matches!(
-            Ownership::named(existing(Some("r2")), run),
+            Ownership::named(existing(&[(TAG_STACK, "drill")]), &stack),
             Ownership::Stranger(name) if name == "db"
         ));
         assert!(matches!(
-            Ownership::named(existing(None), run),
+            Ownership::named(existing(&[(TAG_RUN_ID, "r1")]), &stack),
             Ownership::Stranger(_)
         ));
         assert!(matches!(
-            Ownership::named(existing(None), None),
+            Ownership::named(existing(&[]), &stack),
+            Ownership::Stranger(_)
+        ));
+        // A run from before stacks owned resources: only what its run id tags.
+        let run = Owner::run("r1");
+        assert!(matches!(
+            Ownership::named(existing(&[(TAG_RUN_ID, "r1")]), &run),
+            Ownership::Ours(_)
+        ));
+        assert!(matches!(
+            Ownership::named(existing(&ours), &run),
             Ownership::Stranger(_)
         ));
         assert!(matches!(
-            Ownership::<Existing<()>>::named(None, run),
+            Ownership::<Existing<()>>::named(None, &stack),
             Ownership::Absent
         ));
         assert!(matches!(Ownership::tagged(Some(1)), Ownership::Ours(1)));

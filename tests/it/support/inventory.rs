@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use super::seed::{DR_REGION, PROD_REGION, block_on, ec2_client, rds_client};
+use super::seed::{DR_REGION, PROD_REGION, block_on, ec2_client, eks_client, rds_client};
 
 /// Everything in the target region, counted through the APIs.
 #[derive(Debug, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct Inventory {
     pub security_groups: usize,
     pub db_subnet_groups: usize,
     pub db_instances: usize,
+    pub eks_clusters: usize,
+    pub eks_nodegroups: usize,
 }
 
 /// What one complete run of the default playbook leaves in the target region.
@@ -35,6 +37,8 @@ pub const ONE_RUN: Inventory = Inventory {
     security_groups: 3,
     db_subnet_groups: 1,
     db_instances: 1,
+    eks_clusters: 1,
+    eks_nodegroups: 1,
 };
 
 /// Count what exists in the target region at `endpoint`.
@@ -113,6 +117,13 @@ pub fn inventory(endpoint: &str) -> Inventory {
             .send()
             .await
             .expect("DescribeDBInstances");
+        let eks = eks_client(endpoint, DR_REGION).await;
+        let clusters = eks.list_clusters().send().await.expect("ListClusters");
+        let mut eks_nodegroups = 0;
+        for cluster in clusters.clusters() {
+            let groups = eks.list_nodegroups().cluster_name(cluster).send().await;
+            eks_nodegroups += groups.expect("ListNodegroups").nodegroups().len();
+        }
         Inventory {
             vpcs: vpcs.len(),
             public_subnets: named("public-"),
@@ -154,6 +165,8 @@ pub fn inventory(endpoint: &str) -> Inventory {
                 .count(),
             db_subnet_groups: subnet_groups.db_subnet_groups().len(),
             db_instances: instances.db_instances().len(),
+            eks_clusters: clusters.clusters().len(),
+            eks_nodegroups,
         }
     })
 }

@@ -1,6 +1,7 @@
 //! Snapshots of the binary's output (insta) are compared after filters replace what changes
 //! from run to run or from machine to machine: run ids, times and measured durations, the
-//! crate's folder and temporary paths, and the ids and addresses moto makes up.
+//! crate's folder and temporary paths, the user and host, and the ids and addresses moto
+//! makes up.
 
 /// Settings with the filters; bind them around `insta::assert_snapshot!`.
 pub fn settings() -> insta::Settings {
@@ -52,6 +53,8 @@ const FILTERS: &[(&str, &str)] = &[
         r"https://\S+\.eks\.amazonaws\.com/",
         "https://[EKS_ENDPOINT]/",
     ),
+    // Who ran it: the machine's user and host (`started by alice@laptop as …`).
+    (r" by [^@\s]+@[^\s]+", " by [USER]@[HOST]"),
     // Resource ids moto makes up.
     (
         r"\b(vpc|subnet|igw|nat|eipalloc|eipassoc|rtb|rtbassoc|sg|sgr|eni|i)-[0-9a-f]{8,17}\b",

@@ -13,7 +13,7 @@ use crate::steps::interface;
 use crate::steps::{Action, PlanContext, StepContext, StepError, StepPlan, StepProblem};
 
 use super::super::pilot::{PILOT_HINT, Pilot};
-use super::super::tags::{Owner, filter};
+use super::super::tags::{Mark, filter};
 use super::resources::{Ec2, Protocol};
 use super::settle::Settle;
 use super::{Outputs, Params, Pins};
@@ -106,10 +106,10 @@ async fn vpc_cidr(client: &Client, vpc: &str) -> Result<String, StepError> {
         .to_string())
 }
 
-/// Whether this run's step made the database's group already.
+/// Whether the stack's step made the database's group already.
 async fn database_group(
     client: &Client,
-    owner: Owner<'_>,
+    owner: Mark<'_>,
     vpc: &str,
 ) -> Result<Option<String>, StepError> {
     let mut filters = owner.filters("database");
@@ -153,16 +153,11 @@ pub(super) async fn plan(
         Ok(layout) => layout,
         Err(text) => return problem(format!("cluster `{name}`: {text}")),
     };
-    let made = match &context.run_id {
-        Some(run_id) => {
-            let owner = Owner {
-                run_id,
-                step: &context.step_id,
-            };
-            database_group(&client, owner, &pilot.vpc_id).await?
-        }
-        None => None,
+    let mark = Mark {
+        owner: &context.owner,
+        step: &context.step_id,
     };
+    let made = database_group(&client, mark, &pilot.vpc_id).await?;
     let (action, group) = match made {
         Some(group) => (Action::Adopt, format!("adopt the database's group {group}")),
         None => (Action::Create, "create the database's group".to_string()),
@@ -222,7 +217,7 @@ pub(super) async fn apply(
                 "the existing cluster `{name}` is now in VPC {}, but this run's database group was made in {vpc}",
                 pilot.vpc_id
             ),
-            hint: "start a new run for the cluster as it is now".to_string(),
+            hint: "start a new run of the stack for the cluster as it is now (`--new-run`): it makes the group in the cluster's VPC".to_string(),
         });
     }
     context.pin(Pins::EXISTING_VPC_ID, serde_json::json!(pilot.vpc_id))?;

@@ -24,7 +24,7 @@ use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, 
 
 use super::pilot;
 use super::quotas::room;
-use super::tags::Owner;
+use super::tags::Mark;
 use super::{optional, required};
 use crate::steps::interface::read_pins;
 use cidr::{Block, zone_letter};
@@ -213,16 +213,11 @@ impl Step for AwsNetwork {
                 Vec::new()
             })
         });
-        let existing = match &context.run_id {
-            Some(run_id) => {
-                let owner = Owner {
-                    run_id,
-                    step: &context.step_id,
-                };
-                find_vpc(&client, owner).await?
-            }
-            None => None,
+        let mark = Mark {
+            owner: &context.owner,
+            step: &context.step_id,
         };
+        let existing = find_vpc(&client, mark).await?;
         let (action, summary) = match &existing {
             Some(vpc) => (
                 Action::Adopt,
@@ -243,14 +238,10 @@ impl Step for AwsNetwork {
             .detail("zones", zones.join(", "));
         {
             let region = &context.target_region;
-            let owner = context
-                .run_id
-                .as_deref()
-                .map(|run| (run, context.step_id.as_str()));
-            let used = quotas::usage(&client, owner).await?;
-            let cloud = &context.cloud;
             let step = &context.step_id;
-            // What this run's step made already needs no more room.
+            let used = quotas::usage(&client, &context.owner, step).await?;
+            let cloud = &context.cloud;
+            // What the stack's step made already needs no more room.
             let rooms = [
                 (
                     room(cloud, region, quotas::VPCS, used.vpcs).await,

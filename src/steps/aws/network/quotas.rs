@@ -11,9 +11,11 @@ use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{Filter, Tag};
 
 use crate::cloud::{CloudError, CloudResultExt};
-use crate::steps::context::{TAG_RUN_ID, TAG_STEP};
+use crate::runtime::Owner;
+use crate::steps::context::TAG_STEP;
 
 use super::super::quotas::Quota;
+use super::super::tags::Marks;
 
 /// VPCs per region.
 pub(super) const VPCS: Quota = Quota {
@@ -43,8 +45,8 @@ pub(super) const NAT_GATEWAYS: Quota = Quota {
 };
 
 /// What the region holds now: every VPC (the default VPC included), Elastic IP and live NAT
-/// gateway (by zone), and how many of each this run's step made already (a resume needs
-/// only the rest).
+/// gateway (by zone), and how many of each the stack's step made already (a resume or a
+/// new run of the stack needs only the rest).
 #[derive(Debug, Default)]
 pub(super) struct Usage {
     pub vpcs: usize,
@@ -53,25 +55,16 @@ pub(super) struct Usage {
     pub our_addresses: usize,
     /// Zone → pending and available NAT gateways there.
     pub nat_gateways: HashMap<String, usize>,
-    /// Zone → those of them this run's step made.
+    /// Zone → those of them the stack's step made.
     pub our_nat_gateways: HashMap<String, usize>,
 }
 
-/// Count the region's VPCs, Elastic IPs and NAT gateways; `owner` (run id, step id): whose
-/// are ours.
-pub(super) async fn usage(
-    client: &Client,
-    owner: Option<(&str, &str)>,
-) -> Result<Usage, CloudError> {
+/// Count the region's VPCs, Elastic IPs and NAT gateways; `owner` and `step`: whose are
+/// ours.
+pub(super) async fn usage(client: &Client, owner: &Owner, step: &str) -> Result<Usage, CloudError> {
     let ours = |tags: &[Tag]| {
-        let value = |key: &str| {
-            tags.iter()
-                .find(|tag| tag.key() == Some(key))
-                .and_then(Tag::value)
-        };
-        owner.is_some_and(|(run, step)| {
-            value(TAG_RUN_ID) == Some(run) && value(TAG_STEP) == Some(step)
-        })
+        let tags = Marks::ec2(tags);
+        tags.owned_by(owner) && tags.get(TAG_STEP) == Some(step)
     };
     let mut usage = Usage::default();
     let mut pages = client.describe_vpcs().into_paginator().send();

@@ -11,7 +11,7 @@ use std::future::Future;
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
     AttributeBooleanValue, DomainType, IpPermission, ResourceType, RouteTable, Tag,
-    TagSpecification, UserIdGroupPair,
+    TagSpecification, UserIdGroupPair, VpcAttributeName,
 };
 
 use sha2::{Digest, Sha256};
@@ -21,7 +21,8 @@ use crate::steps::context::Poll;
 use crate::steps::{StepContext, StepError};
 
 use super::super::ownership::{Ensured, Found, Kind, Ownership, ensure};
-use super::super::tags::{Owner, ec2_tags, filter};
+use super::super::rules;
+use super::super::tags::{Mark, ec2_tags, filter};
 use super::settle::Settle;
 
 /// The zones of the client's region that are available, sorted by name (no Local or
@@ -49,7 +50,7 @@ pub(super) async fn available_zones(client: &Client) -> Result<Vec<String>, Clou
 /// The VPC `owner` made, if any.
 pub(super) async fn find_vpc(
     client: &Client,
-    owner: Owner<'_>,
+    owner: Mark<'_>,
 ) -> Result<Option<String>, CloudError> {
     let answer = client
         .describe_vpcs()
@@ -116,8 +117,8 @@ fn missing(operation: &str, field: &str) -> StepError {
 }
 
 impl Ec2<'_> {
-    fn owner(&self) -> Owner<'_> {
-        Owner::of(self.context)
+    fn owner(&self) -> Mark<'_> {
+        Mark::of(self.context)
     }
 
     fn filters(&self, name: &str) -> Option<Vec<aws_sdk_ec2::types::Filter>> {
@@ -209,7 +210,11 @@ impl Ec2<'_> {
             id.map(str::to_string)
                 .ok_or_else(|| missing("CreateVpc", "VpcId"))
         };
-        let id = self.ensure("vpc", find, create).await?.id;
+        let ensured = self.ensure("vpc", find, create).await?;
+        let id = ensured.id;
+        if ensured.adopted.is_some() && self.vpc_has_dns_hostnames(&id).await? {
+            return Ok(id);
+        }
         let modify = || async {
             self.client
                 .modify_vpc_attribute()
@@ -221,6 +226,35 @@ impl Ec2<'_> {
         };
         self.settle.call(self.context, &[&id], modify).await?;
         Ok(id)
+    }
+
+    /// Whether the adopted VPC `id` has DNS hostnames on already (then a re-run leaves it).
+    async fn vpc_has_dns_hostnames(&self, id: &str) -> Result<bool, StepError> {
+        let answer = self
+            .client
+            .describe_vpc_attribute()
+            .vpc_id(id)
+            .attribute(VpcAttributeName::EnableDnsHostnames)
+            .send()
+            .await
+            .cloud("DescribeVpcAttribute", Some(id.to_string()))?;
+        let on = answer
+            .enable_dns_hostnames()
+            .and_then(|value| value.value());
+        Ok(on == Some(true))
+    }
+
+    /// Whether the adopted subnet `id` maps public IPs on launch already.
+    async fn maps_public_ips(&self, id: &str) -> Result<bool, StepError> {
+        let answer = self
+            .client
+            .describe_subnets()
+            .subnet_ids(id)
+            .send()
+            .await
+            .cloud("DescribeSubnets", Some(id.to_string()))?;
+        let subnet = answer.subnets().first();
+        Ok(subnet.and_then(|subnet| subnet.map_public_ip_on_launch()) == Some(true))
     }
 
     /// A subnet with its ELB role tag; a public one maps public IPs on launch (also when
@@ -267,8 +301,9 @@ impl Ec2<'_> {
             id.map(str::to_string)
                 .ok_or_else(|| missing("CreateSubnet", "SubnetId"))
         };
-        let id = self.ensure("subnet", find, create).await?.id;
-        if public {
+        let ensured = self.ensure("subnet", find, create).await?;
+        let id = ensured.id;
+        if public && !(ensured.adopted.is_some() && self.maps_public_ips(&id).await?) {
             let modify = || async {
                 self.client
                     .modify_subnet_attribute()
@@ -499,7 +534,8 @@ impl Ec2<'_> {
         Ok(self.ensure("security-group", find, create).await?.id)
     }
 
-    /// Let `protocol` from the group `source` into `group` (a duplicate rule is success).
+    /// Let `protocol` from the group `source` into `group`, unless it lets it in already (a
+    /// duplicate rule is success too).
     pub(super) async fn allow(
         &self,
         group: &str,
@@ -508,6 +544,22 @@ impl Ec2<'_> {
         why: &str,
     ) -> Result<(), StepError> {
         let (name, port) = protocol.ec2();
+        let describe = || async {
+            self.client
+                .describe_security_groups()
+                .group_ids(group)
+                .send()
+                .await
+                .cloud("DescribeSecurityGroups", Some(group.to_string()))
+        };
+        let found = self.settle.call(self.context, &[group], describe).await?;
+        let groups = found.security_groups();
+        if groups
+            .iter()
+            .any(|found| rules::admits(found, source, name, port))
+        {
+            return Ok(());
+        }
         let pair = UserIdGroupPair::builder()
             .group_id(source)
             .description(why)

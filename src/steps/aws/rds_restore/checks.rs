@@ -194,3 +194,12 @@ async fn option_group_exists(client: &Client, group: &str) -> Result<bool, Cloud
         found => Ok(!found?.option_groups_list().is_empty()),
     }
 }
+
+/// The instance class of DB instance `id`, if it exists.
+pub(super) async fn instance_class(
+    client: &Client,
+    id: &str,
+) -> Result<Option<String>, CloudError> {
+    let instance = super::database::find_instance(client, id).await?;
+    Ok(instance.and_then(|instance| instance.db_instance_class().map(str::to_string)))
+}

@@ -19,7 +19,7 @@ use crate::steps::context::Poll;
 use crate::steps::{StepContext, StepError};
 
 use super::super::ownership::{Ensured, Kind, Ownership, ensure};
-use super::super::tags::{Existing, rds_run_id};
+use super::super::tags::{Existing, Marks};
 use super::Params;
 use super::snapshot::Snapshot;
 
@@ -76,7 +76,7 @@ const VISIBILITY_GRACE: Duration = Duration::from_secs(120);
 fn failure_hint(status: &str) -> &'static str {
     match status {
         "insufficient-capacity" => {
-            "RDS has no capacity for this instance class in the subnets' Availability Zones: choose another `instance_class` (a new run with `--input db_instance_class=…`), or delete the database and `rebuild resume` later"
+            "RDS has no capacity for this instance class in the subnets' Availability Zones: choose another `instance_class`: delete the database, then `rebuild resume --input db_instance_class=…` (or delete it and `rebuild resume` later)"
         }
         "restore-error" | "incompatible-restore" => {
             "the restore failed (the database's RDS events say why): delete the database, then `rebuild resume` to restore again, or copy another snapshot into the target region"
@@ -425,27 +425,35 @@ impl Database {
     }
 }
 
-async fn describe_instance(
+/// The DB instance `id` as RDS describes it, if it exists.
+pub(super) async fn find_instance(
     client: &Client,
     id: &str,
-) -> Result<Option<Existing<Option<Endpoint>>>, CloudError> {
+) -> Result<Option<aws_sdk_rds::types::DbInstance>, CloudError> {
     let answer = client
         .describe_db_instances()
         .db_instance_identifier(id)
         .send()
         .await
         .cloud("DescribeDBInstances", Some(id.to_string()));
-    let answer = match answer {
-        Err(error) if error.is_not_found() => return Ok(None),
-        answer => answer?,
-    };
-    Ok(answer.db_instances().first().map(|instance| Existing {
+    match answer {
+        Err(error) if error.is_not_found() => Ok(None),
+        answer => Ok(answer?.db_instances().first().cloned()),
+    }
+}
+
+async fn describe_instance(
+    client: &Client,
+    id: &str,
+) -> Result<Option<Existing<Option<Endpoint>>>, CloudError> {
+    let found = find_instance(client, id).await?;
+    Ok(found.as_ref().map(|instance| Existing {
         id: id.to_string(),
         status: instance
             .db_instance_status()
             .unwrap_or("unknown")
             .to_string(),
-        run_id: rds_run_id(instance.tag_list()),
+        tags: Marks::rds(instance.tag_list()),
         resource: instance.endpoint().and_then(|endpoint| {
             Some((
                 endpoint.address()?.to_string(),
@@ -472,7 +480,7 @@ async fn describe_cluster(
     Ok(answer.db_clusters().first().map(|cluster| Existing {
         id: id.to_string(),
         status: cluster.status().unwrap_or("unknown").to_string(),
-        run_id: rds_run_id(cluster.tag_list()),
+        tags: Marks::rds(cluster.tag_list()),
         resource: cluster
             .endpoint()
             .map(|address| (address.to_string(), cluster.port().unwrap_or(5432))),
@@ -482,11 +490,11 @@ async fn describe_cluster(
 impl Rds<'_> {
     /// Whose a resource found by name is.
     fn ownership<T>(&self, found: Option<Existing<T>>) -> Ownership<Existing<T>> {
-        Ownership::named(found, Some(&self.context.run_id))
+        Ownership::named(found, &self.context.owner)
     }
 
     /// The DB subnet group `ID-subnets` on `subnets`; its name. One that exists is ours
-    /// only if its tags (`ListTagsForResource`) name this run.
+    /// only if its tags (`ListTagsForResource`) name this stack.
     pub(super) async fn subnet_group(
         &self,
         id: &str,
@@ -522,7 +530,7 @@ impl Rds<'_> {
             Ok(self.ownership(Some(Existing {
                 id: name.to_string(),
                 status,
-                run_id: rds_run_id(tags.tag_list()),
+                tags: Marks::rds(tags.tag_list()),
                 resource: (),
             })))
         };

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::journal::Values;
 use crate::playbook::{KindSpec, duration};
+use crate::runtime::Owner;
 use crate::secret::Secret;
 use crate::steps::interface::{self, Applying, Phase, Planning};
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
@@ -187,10 +188,11 @@ impl<P: Phase> Params<P> {
         self.option_group.as_deref().filter(|name| !name.is_empty())
     }
 
-    /// The restored database's name: given, or `<step>-<run-id>`; lowercased.
-    fn database_id(&self, step: &str, run_id: &str) -> String {
+    /// The restored database's name: given, or `<step>-<stack>` (see
+    /// [`Owner::resource_name`]); lowercased.
+    fn database_id(&self, step: &str, owner: &Owner) -> String {
         let id = self.db_identifier.clone();
-        id.unwrap_or_else(|| format!("{step}-{run_id}"))
+        id.unwrap_or_else(|| owner.resource_name(step))
             .to_lowercase()
     }
 }
@@ -212,24 +214,30 @@ impl Step for AwsRdsRestore {
         let client = context.cloud.rds(&context.target_region);
         let now = Timestamp::now();
         let mut problems = Vec::new();
+        let (action, summary) =
+            plan_database(context, &client, database, &params, &mut problems).await?;
+        let adopting = action == Action::Adopt;
         let pins: Pins = read_pins(&context.pins).unwrap_or_default();
+        let pinned = pins.snapshot.is_some();
         let snapshot = match pins.snapshot {
             Some(snapshot) => Some(snapshot),
             None => {
                 let found = snapshot::newest(&client, database, name).await?;
-                problems.extend(snapshot_problem(
-                    context,
-                    found.as_ref(),
-                    database,
-                    name,
-                    now,
-                    limit,
-                ));
+                // An adopted database keeps its data: no snapshot is restored, so neither
+                // a missing one nor its age stops the run.
+                if !adopting {
+                    problems.extend(snapshot_problem(
+                        context,
+                        found.as_ref(),
+                        database,
+                        name,
+                        now,
+                        limit,
+                    ));
+                }
                 found
             }
         };
-        let (action, summary) =
-            plan_database(context, &client, database, &params, &mut problems).await?;
         if action == Action::Create {
             let wanted = checks::Wanted {
                 region: &context.target_region,
@@ -247,7 +255,25 @@ impl Step for AwsRdsRestore {
         }
         let mut plan = StepPlan::new(action, summary)
             .detail("source", format!("{name} ({})", database.label()));
-        if let Some(snapshot) = &snapshot {
+        if adopting && !pinned {
+            plan = plan.detail(
+                "data",
+                "kept: the database is adopted as it is, no snapshot is restored again",
+            );
+            let id = params.database_id(&context.step_id, &context.owner);
+            if let (Database::Instance, Some(wanted)) = (database, &params.instance_class)
+                && let Some(class) = checks::instance_class(&client, &id).await?
+                && class != *wanted
+            {
+                plan = plan.detail(
+                    "warning",
+                    format!(
+                        "`{id}` is a {class}, the playbook asks for {wanted}: an adopted database is not changed in place; change it with `aws rds modify-db-instance --region {} --db-instance-identifier {id} --db-instance-class {wanted} --apply-immediately` (a short outage), or restore another copy with `--stack NAME`",
+                        context.target_region
+                    ),
+                );
+            }
+        } else if let Some(snapshot) = &snapshot {
             plan = plan
                 .detail("snapshot", snapshot.id.clone())
                 .detail("snapshot type", snapshot.origin());
@@ -299,10 +325,14 @@ impl Step for AwsRdsRestore {
             return Err(StepError::Params(problem.into()));
         }
         let client = context.cloud.rds(&context.target_region);
-        let limit = params.rpo_limit.or(context.rpo_limit);
+        let id = params.database_id(&context.step_id, &context.owner);
+        // A database the stack has already (made by an earlier run) keeps its data: its age
+        // is not the snapshot's, so the RPO limit does not stop adopting it.
+        let found = database.describe(&client, &id).await?;
+        let adopting = matches!(Ownership::named(found, &context.owner), Ownership::Ours(_));
+        let limit = params.rpo_limit.or(context.rpo_limit).filter(|_| !adopting);
         let snapshot = choose_snapshot(context, &client, database, name, limit).await?;
         context.checkpoint("after-pin")?;
-        let id = params.database_id(&context.step_id, &context.run_id);
         let rds = Rds {
             client: &client,
             context,
@@ -381,8 +411,8 @@ fn snapshot_problem(
     }
 }
 
-/// What the plan says of the database itself: adopt it (a resumed run's), create it, or
-/// a conflict with one of that name (looked up when resuming, or with a fixed name).
+/// What the plan says of the database itself: adopt it (the stack's, made by this run or
+/// an earlier one), create it, or a conflict with a stranger of that name.
 async fn plan_database(
     context: &PlanContext,
     client: &Client,
@@ -390,25 +420,18 @@ async fn plan_database(
     params: &Params<Planning>,
     problems: &mut Vec<StepProblem>,
 ) -> Result<(Action, String), StepError> {
-    let Some(run_id) = context
-        .run_id
-        .as_deref()
-        .or(params.db_identifier.as_deref())
-    else {
-        let id = format!("{}-<run-id>", context.step_id);
-        return Ok((Action::Create, format!("restore into new database `{id}`")));
-    };
-    let id = params.database_id(&context.step_id, run_id);
+    let id = params.database_id(&context.step_id, &context.owner);
     let found = database.describe(client, &id).await?;
-    Ok(match Ownership::named(found, context.run_id.as_deref()) {
+    Ok(match Ownership::named(found, &context.owner) {
         Ownership::Ours(found) => (
             Action::Adopt,
             format!("adopt database `{id}` ({})", found.status),
         ),
         Ownership::Stranger(_) => {
             problems.push(StepProblem::from(format!(
-                "database `{id}` already exists in `{}` and was not created by this run",
-                context.target_region
+                "database `{id}` already exists in `{}` and does not belong to {}",
+                context.target_region,
+                context.owner.describe()
             )));
             (Action::Unknown, format!("`{id}` exists already"))
         }
