@@ -40,6 +40,8 @@ pub(crate) struct RunConfig {
     pub(crate) accept_rpo: bool,
     /// Most steps running at once.
     pub(crate) parallelism: usize,
+    /// `--keep-going`: a failed step holds back only the steps that depend on it.
+    pub(crate) keep_going: bool,
     /// `--yes`: no question is asked, by the run or its steps.
     pub(crate) yes: bool,
     /// How waits poll.
@@ -90,6 +92,7 @@ impl RunConfig {
             inputs,
             accept_rpo: args.accept_rpo,
             parallelism: usize::from(args.parallelism),
+            keep_going: args.keep_going,
             yes: args.yes,
             poll: poll(global),
             store,
@@ -125,6 +128,7 @@ impl RunConfig {
             inputs,
             accept_rpo: state.header.accept_rpo,
             parallelism: usize::from(resume.parallelism),
+            keep_going: resume.keep_going,
             yes: resume.yes,
             poll: poll(global),
             store: state_store(global),
@@ -194,6 +198,8 @@ pub(crate) struct ResumeArgs<'a> {
     pub(crate) inputs: &'a [String],
     /// `--replan`: take up an edited playbook.
     pub(crate) replan: bool,
+    /// `--keep-going`.
+    pub(crate) keep_going: bool,
 }
 
 /// A new run id: the UTC start second (`second`, `YYYYMMDD-HHMMSS`) plus a suffix, random

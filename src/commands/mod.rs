@@ -11,6 +11,7 @@
 mod config;
 mod inputs;
 mod inspect;
+mod operate;
 mod run;
 mod terminal;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use crate::cli::{Cli, Command, GlobalArgs, Output};
 use crate::error::Error;
 use crate::journal::store::Loaded;
-use crate::journal::{FileStore, StateStore};
+use crate::journal::{FileStore, StateStore, Verdict};
 use crate::report::{
     JsonReporter, LineReporter, ReportEvent, Reporter, progress::ProgressReporter,
 };
@@ -41,15 +42,34 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
             parallelism,
             inputs,
             replan,
+            keep_going,
         }) => {
             let args = ResumeArgs {
                 yes,
                 parallelism,
                 inputs: &inputs,
                 replan,
+                keep_going,
             };
             resume(&global, run_id, &args).await
         }
+        Some(Command::Approve {
+            run_id,
+            step,
+            reason,
+        }) => operate::answer(&global, run_id, step, Verdict::Approve, reason),
+        Some(Command::Reject {
+            run_id,
+            step,
+            reason,
+        }) => operate::answer(&global, run_id, step, Verdict::Reject, reason),
+        Some(Command::Skip {
+            run_id,
+            step,
+            reason,
+            outputs,
+        }) => operate::skip(&global, run_id, &step, reason, &outputs),
+        Some(Command::Retry { run_id, step }) => operate::retry(&global, run_id, &step),
         Some(Command::Status { run_id }) => inspect::status(&global, run_id),
         Some(Command::Runs) => inspect::runs(&global),
         Some(Command::Validate { playbook }) => inspect::validate(&global, playbook),

@@ -231,6 +231,7 @@ impl Harness {
                 None,
                 "rebuild".into(),
             ),
+            answers: Arc::new(crate::journal::requests::NoAnswers),
         };
         let executor = Executor::new(
             Arc::new(facts),

@@ -5,13 +5,15 @@
 
 pub mod lock;
 pub mod record;
+pub mod requests;
 pub mod state;
 pub mod state_store;
 pub mod store;
 
 use std::path::PathBuf;
 
-pub use record::{Event, Outcome, PlaybookParts, Record, ResourceAction, Values};
+pub use record::{Actor, Event, Outcome, PlaybookParts, Record, ResourceAction, Values, Verdict};
+pub use requests::Request;
 pub use state::{Change, ChangeKind, RunState, StepStatus};
 pub use state_store::{FileStore, MemoryStore, RunEntry, StateStore};
 pub use store::{Journal, JournalError, Loaded};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::record::{Event, Outcome, PlaybookParts, Record, Values};
+use super::record::{Actor, Event, Outcome, PlaybookParts, Record, Values, Verdict};
 use crate::stack::{OwnedBy, Stack};
 
 /// Where a step stands.
@@ -24,6 +24,8 @@ pub enum StepStatus {
     Failed,
     /// Stopped at a safe point.
     Interrupted,
+    /// Marked skipped by an operator (`rebuild skip`): a resume goes on past it.
+    Skipped,
 }
 
 /// One step's state.
@@ -49,6 +51,66 @@ pub struct StepState {
     pub last_started: Option<Timestamp>,
     /// When it ended (succeeded, failed or interrupted).
     pub ended: Option<Timestamp>,
+    /// Its latest approval question, for a gate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// Who marked it skipped, and why (while it is skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<Mark>,
+    /// Who asked for it to run again on the next resume (until it starts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_requested: Option<Mark>,
+}
+
+/// An operator's mark on a step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mark {
+    /// Who.
+    pub by: Actor,
+    /// Why, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was journaled.
+    pub at: Timestamp,
+}
+
+/// A gate's question and, once answered, its answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approval {
+    /// Which time the gate asks, from 1.
+    pub round: u32,
+    /// What approvers are shown.
+    pub message: String,
+    /// Who may answer (empty: anyone).
+    pub approvers: Vec<String>,
+    /// When the default is taken.
+    pub deadline: Timestamp,
+    /// The default.
+    pub on_timeout: Verdict,
+    /// The answer, once given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+}
+
+/// How a gate's question was answered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Approve or reject.
+    pub verdict: Verdict,
+    /// Who (`None`: the timeout took the default).
+    pub by: Option<Actor>,
+    /// Why, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was journaled.
+    pub at: Timestamp,
+}
+
+impl Approval {
+    /// Whether the question waits for an answer.
+    pub fn is_open(&self) -> bool {
+        self.decision.is_none()
+    }
 }
 
 impl StepState {
@@ -64,6 +126,9 @@ impl StepState {
             first_started: None,
             last_started: None,
             ended: None,
+            approval: None,
+            skipped: None,
+            retry_requested: None,
         }
     }
 }
@@ -115,6 +180,9 @@ pub struct RunState {
     pub resumes: u32,
     /// What resumes changed (inputs, the playbook), in journal order.
     pub changes: Vec<Change>,
+    /// An operator marked a step of a run that had succeeded to run again (`rebuild
+    /// retry`): it is unfinished until resumed.
+    pub marked_for_resume: bool,
 }
 
 /// Something a resume changed mid-run.
@@ -258,6 +326,7 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
         outcome: None,
         resumes: 0,
         changes: Vec::new(),
+        marked_for_resume: false,
     };
     for record in &records[1..] {
         state.updated = record.at;
@@ -273,6 +342,7 @@ fn apply(state: &mut RunState, record: &Record) {
         Event::RunResumed { .. } => {
             state.resumes += 1;
             state.outcome = None;
+            state.marked_for_resume = false;
         }
         Event::RunFinished { outcome } => state.outcome = Some(*outcome),
         Event::InputChanged { name, from, to } => {
@@ -325,6 +395,8 @@ fn apply(state: &mut RunState, record: &Record) {
             entry.last_started = Some(at);
             entry.waiting_for = None;
             entry.ended = None;
+            entry.skipped = None;
+            entry.retry_requested = None;
         }
         Event::StepWaiting {
             step: id,
@@ -367,6 +439,76 @@ fn apply(state: &mut RunState, record: &Record) {
             entry.last_error = Some(error.clone());
             entry.waiting_for = None;
             entry.ended = Some(at);
+        }
+        Event::ApprovalRequested {
+            step: id,
+            round,
+            message,
+            approvers,
+            deadline,
+            on_timeout,
+        } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Waiting;
+            entry.waiting_for = Some(format!("approval: {message}"));
+            entry.approval = Some(Approval {
+                round: *round,
+                message: message.clone(),
+                approvers: approvers.clone(),
+                deadline: *deadline,
+                on_timeout: *on_timeout,
+                decision: None,
+            });
+        }
+        Event::ApprovalDecided {
+            step: id,
+            round,
+            verdict,
+            by,
+            reason,
+        } => {
+            let entry = entry(state, id);
+            if let Some(approval) = entry.approval.as_mut().filter(|a| a.round == *round) {
+                approval.decision = Some(Decision {
+                    verdict: *verdict,
+                    by: by.clone(),
+                    reason: reason.clone(),
+                    at,
+                });
+            }
+            entry.waiting_for = None;
+        }
+        Event::StepSkipped {
+            step: id,
+            by,
+            reason,
+            outputs,
+        } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Skipped;
+            entry.outputs = outputs.clone();
+            entry.waiting_for = None;
+            entry.retry_requested = None;
+            entry.skipped = Some(Mark {
+                by: by.clone(),
+                reason: reason.clone(),
+                at,
+            });
+        }
+        Event::StepRetryRequested { step: id, by } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Pending;
+            entry.outputs = Values::new();
+            entry.skipped = None;
+            entry.retry_requested = Some(Mark {
+                by: by.clone(),
+                reason: None,
+                at,
+            });
+            if state.outcome == Some(Outcome::Succeeded) {
+                state.outcome = None;
+                state.marked_for_resume = true;
+            }
         }
         Event::StepInterrupted {
             step: id, reason, ..
