@@ -59,6 +59,7 @@ impl<'plan> Schedule<'plan> {
     fn is_ready(&self, step: &PlannedStep) -> bool {
         !self.done.contains(&step.id)
             && !self.running.contains(&step.id)
+            && !self.failures.iter().any(|failure| failure.step == step.id)
             && step.needs.iter().all(|need| self.done.contains(need))
     }
 }

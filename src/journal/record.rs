@@ -479,6 +479,44 @@ mod tests {
     }
 
     #[test]
+    fn gate_and_operator_records_round_trip() {
+        let by = Actor {
+            user: "ana".into(),
+            host: "laptop".into(),
+        };
+        for event in [
+            Event::ApprovalRequested {
+                step: "gate".into(),
+                round: 1,
+                message: "go?".into(),
+                approvers: Vec::new(),
+                deadline: Timestamp::UNIX_EPOCH,
+                on_timeout: Verdict::Reject,
+            },
+            Event::ApprovalDecided {
+                step: "gate".into(),
+                round: 1,
+                verdict: Verdict::Approve,
+                by: Some(by.clone()),
+                reason: None,
+            },
+            Event::StepSkipped {
+                step: "smoke".into(),
+                by: by.clone(),
+                reason: Some("broken for good".into()),
+                outputs: Values::new(),
+            },
+            Event::StepRetryRequested {
+                step: "smoke".into(),
+                by,
+            },
+        ] {
+            let record = Record { event, ..sample() };
+            assert_eq!(decode(&encode(&record).unwrap()).unwrap(), record);
+        }
+    }
+
+    #[test]
     fn detects_altered_bytes() {
         let line = encode(&sample())
             .unwrap()

@@ -709,6 +709,184 @@ mod tests {
         assert!(shown.get("at").is_some());
     }
 
+    fn actor() -> Actor {
+        Actor {
+            user: "ana".into(),
+            host: "laptop".into(),
+        }
+    }
+
+    #[test]
+    fn a_gate_waits_then_is_decided_and_a_new_round_opens_it_again() {
+        let asked = |seq, round| {
+            record(
+                seq,
+                Event::ApprovalRequested {
+                    step: "gate".into(),
+                    round,
+                    message: "cut over?".into(),
+                    approvers: vec!["ana".into()],
+                    deadline: Timestamp::UNIX_EPOCH,
+                    on_timeout: Verdict::Reject,
+                },
+            )
+        };
+        let mut records = vec![
+            record(1, header()),
+            record(
+                2,
+                Event::StepStarted {
+                    step: "gate".into(),
+                    attempt: 1,
+                },
+            ),
+            asked(3, 1),
+        ];
+        let state = fold(&records).unwrap();
+        let gate = state.step("gate").unwrap();
+        assert_eq!(gate.status, StepStatus::Waiting);
+        assert_eq!(gate.waiting_for.as_deref(), Some("approval: cut over?"));
+        assert!(gate.approval.as_ref().unwrap().is_open());
+
+        records.push(record(
+            4,
+            Event::ApprovalDecided {
+                step: "gate".into(),
+                round: 1,
+                verdict: Verdict::Reject,
+                by: Some(actor()),
+                reason: Some("not now".into()),
+            },
+        ));
+        let state = fold(&records).unwrap();
+        let decision = state
+            .step("gate")
+            .unwrap()
+            .approval
+            .clone()
+            .unwrap()
+            .decision;
+        let decision = decision.unwrap();
+        assert_eq!(decision.verdict, Verdict::Reject);
+        assert_eq!(decision.by, Some(actor()));
+        assert_eq!(decision.reason.as_deref(), Some("not now"));
+
+        // An answer journaled for another round does not close the open one.
+        records.push(asked(5, 2));
+        records.push(record(
+            6,
+            Event::ApprovalDecided {
+                step: "gate".into(),
+                round: 1,
+                verdict: Verdict::Approve,
+                by: None,
+                reason: None,
+            },
+        ));
+        let state = fold(&records).unwrap();
+        let approval = state.step("gate").unwrap().approval.clone().unwrap();
+        assert_eq!(approval.round, 2);
+        assert!(approval.is_open());
+    }
+
+    #[test]
+    fn a_skipped_step_keeps_the_outputs_given_and_a_retry_reopens_a_finished_run() {
+        let records = vec![
+            record(1, header()),
+            record(
+                2,
+                Event::StepStarted {
+                    step: "a".into(),
+                    attempt: 1,
+                },
+            ),
+            record(
+                3,
+                Event::StepFailed {
+                    step: "a".into(),
+                    attempt: 1,
+                    error: "boom".into(),
+                    retryable: false,
+                    will_retry: false,
+                },
+            ),
+            record(
+                4,
+                Event::RunFinished {
+                    outcome: Outcome::Failed,
+                },
+            ),
+            record(
+                5,
+                Event::StepSkipped {
+                    step: "a".into(),
+                    by: actor(),
+                    reason: Some("down for good".into()),
+                    outputs: Values::from([("url".to_string(), serde_json::json!("u"))]),
+                },
+            ),
+        ];
+        let state = fold(&records).unwrap();
+        let a = state.step("a").unwrap();
+        assert_eq!(a.status, StepStatus::Skipped);
+        assert_eq!(a.outputs["url"], serde_json::json!("u"));
+        assert_eq!(a.skipped.as_ref().unwrap().by, actor());
+        assert_eq!(a.attempts, 1);
+        assert!(state.is_unfinished(), "a skip does not finish the run");
+
+        let mut records = records;
+        records.extend([
+            record(
+                6,
+                Event::RunResumed {
+                    host: "h".into(),
+                    pid: 1,
+                },
+            ),
+            record(
+                7,
+                Event::RunFinished {
+                    outcome: Outcome::Succeeded,
+                },
+            ),
+            record(
+                8,
+                Event::StepRetryRequested {
+                    step: "a".into(),
+                    by: actor(),
+                },
+            ),
+        ]);
+        let state = fold(&records).unwrap();
+        let a = state.step("a").unwrap();
+        assert_eq!(a.status, StepStatus::Pending);
+        assert!(a.outputs.is_empty() && a.skipped.is_none());
+        assert!(a.retry_requested.is_some());
+        assert_eq!(state.outcome, None);
+        assert!(state.marked_for_resume && state.is_unfinished());
+
+        let mut records = records;
+        records.extend([
+            record(
+                9,
+                Event::RunResumed {
+                    host: "h".into(),
+                    pid: 2,
+                },
+            ),
+            record(
+                10,
+                Event::StepStarted {
+                    step: "a".into(),
+                    attempt: 2,
+                },
+            ),
+        ]);
+        let state = fold(&records).unwrap();
+        assert!(!state.marked_for_resume);
+        assert!(state.step("a").unwrap().retry_requested.is_none());
+    }
+
     #[test]
     fn needs_a_header() {
         assert_eq!(fold(&[]).unwrap_err(), FoldError::Empty);

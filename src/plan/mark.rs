@@ -295,3 +295,191 @@ pub fn check_retry(playbook: &Playbook, state: &RunState, step: &str) -> Result<
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use jiff::Timestamp;
+    use serde_json::json;
+
+    use super::*;
+    use crate::journal::record::SCHEMA_VERSION;
+    use crate::journal::{Actor, Event, Record, Verdict, state};
+    use crate::playbook::{self, KindSpec, ParamSpec};
+
+    const KINDS: &[KindSpec] = &[KindSpec {
+        kind: "test.noop",
+        summary: "",
+        parameters: &[ParamSpec {
+            name: "value",
+            required: false,
+            help: "",
+        }],
+        outputs: &["url", "other"],
+    }];
+
+    fn playbook() -> Playbook {
+        playbook::from_str(
+            Path::new("t.yaml"),
+            "name: t\nsource_region: ap-southeast-2\nsteps:\n  - {id: a, kind: test.noop}\n  - {id: b, kind: test.noop, needs: [a], with: {value: '${steps.a.url}'}}\n  - {id: c, kind: test.noop, needs: [a], with: {value: 'x ${steps.a.url}'}}\n",
+            KINDS,
+        )
+        .unwrap()
+    }
+
+    fn run(events: Vec<Event>) -> RunState {
+        let header = Event::RunStarted {
+            run_id: "r1".into(),
+            playbook_path: "t.yaml".into(),
+            playbook_name: "t".into(),
+            playbook_digest: "d".into(),
+            source_region: "ap-southeast-2".into(),
+            target_region: "ap-southeast-1".into(),
+            stack: None,
+            owned_by: crate::stack::OwnedBy::default(),
+            playbook_parts: None,
+            inputs: Values::new(),
+            accept_rpo: false,
+            host: "h".into(),
+            tool_version: "0".into(),
+        };
+        let records: Vec<Record> = std::iter::once(header)
+            .chain(events)
+            .enumerate()
+            .map(|(index, event)| Record {
+                v: SCHEMA_VERSION,
+                seq: index as u64 + 1,
+                at: Timestamp::UNIX_EPOCH,
+                event,
+            })
+            .collect();
+        state::fold(&records).unwrap()
+    }
+
+    fn failed(step: &str) -> Event {
+        Event::StepFailed {
+            step: step.into(),
+            attempt: 1,
+            error: "boom".into(),
+            retryable: false,
+            will_retry: false,
+        }
+    }
+
+    fn succeeded(step: &str) -> Event {
+        Event::StepSucceeded {
+            step: step.into(),
+            attempt: 1,
+            outputs: Values::new(),
+        }
+    }
+
+    #[test]
+    fn a_skip_needs_every_output_later_steps_use() {
+        let playbook = playbook();
+        let state = run(vec![failed("a")]);
+        let outputs = KINDS[0].outputs;
+        let refused = skip_outputs(&playbook, &state, "a", outputs, Values::new()).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "later steps use outputs of step `a` that were not given: `url` (used by `b`, `c`)"
+        );
+        assert!(
+            refused
+                .hint()
+                .contains("rebuild skip --step a --output url=VALUE")
+        );
+        let given = Values::from([("url".to_string(), json!("http://old"))]);
+        assert_eq!(
+            skip_outputs(&playbook, &state, "a", outputs, given.clone()),
+            Ok(given)
+        );
+        let unknown = Values::from([("nope".to_string(), json!(1))]);
+        assert!(matches!(
+            skip_outputs(&playbook, &state, "a", outputs, unknown),
+            Err(Refusal::UnknownOutput { .. })
+        ));
+        // Nothing uses the outputs of `b`, which has not started: skipped as it is.
+        assert_eq!(
+            skip_outputs(&playbook, &state, "b", outputs, Values::new()),
+            Ok(Values::new())
+        );
+    }
+
+    #[test]
+    fn a_succeeded_or_unknown_step_is_not_skipped() {
+        let playbook = playbook();
+        let state = run(vec![succeeded("a")]);
+        let refused = skip_outputs(&playbook, &state, "a", &[], Values::new()).unwrap_err();
+        assert!(matches!(
+            refused,
+            Refusal::CannotSkip {
+                status: "succeeded",
+                ..
+            }
+        ));
+        assert!(refused.hint().contains("rebuild retry --step a"));
+        let unknown = skip_outputs(&playbook, &state, "zz", &[], Values::new()).unwrap_err();
+        assert_eq!(unknown.to_string(), "run `r1` has no step `zz`");
+        assert_eq!(unknown.hint(), "its steps: `a`, `b`, `c`");
+    }
+
+    #[test]
+    fn only_a_succeeded_or_skipped_step_is_retried() {
+        let playbook = playbook();
+        let by = Actor {
+            user: "ana".into(),
+            host: "h".into(),
+        };
+        let skipped = Event::StepSkipped {
+            step: "b".into(),
+            by,
+            reason: None,
+            outputs: Values::new(),
+        };
+        let state = run(vec![succeeded("a"), skipped, failed("c")]);
+        assert_eq!(check_retry(&playbook, &state, "a"), Ok(()));
+        assert_eq!(check_retry(&playbook, &state, "b"), Ok(()));
+        let refused = check_retry(&playbook, &state, "c").unwrap_err();
+        assert!(matches!(
+            refused,
+            Refusal::CannotRetry {
+                status: "failed",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_answer_goes_to_the_one_gate_waiting_from_an_approver() {
+        let asked = |step: &str, approvers: Vec<String>| Event::ApprovalRequested {
+            step: step.into(),
+            round: 3,
+            message: "go?".into(),
+            approvers,
+            deadline: Timestamp::UNIX_EPOCH,
+            on_timeout: Verdict::Reject,
+        };
+        let none = run(vec![]);
+        assert!(matches!(
+            gate_to_answer(&none, None, "ana"),
+            Err(Refusal::NoGateWaiting { step: None, .. })
+        ));
+        let one = run(vec![asked("gate", vec!["ana".into()])]);
+        assert_eq!(gate_to_answer(&one, None, "ana"), Ok(("gate".into(), 3)));
+        let refused = gate_to_answer(&one, None, "bo").unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "`bo` is not an approver of gate `gate` (approvers: `ana`)"
+        );
+        let wrong = gate_to_answer(&one, Some("a"), "ana").unwrap_err();
+        assert!(wrong.hint().contains("`gate`"), "{}", wrong.hint());
+        let two = run(vec![asked("g1", Vec::new()), asked("g2", Vec::new())]);
+        assert!(matches!(
+            gate_to_answer(&two, None, "ana"),
+            Err(Refusal::SeveralGates { .. })
+        ));
+        assert_eq!(gate_to_answer(&two, Some("g2"), "bo"), Ok(("g2".into(), 3)));
+    }
+}
