@@ -187,7 +187,7 @@ pub enum Command {
         /// An output the step would have given, for the steps that use it:
         /// `KEY=VALUE` (repeatable; a JSON value, else text). Required for every output a
         /// later step references.
-        #[arg(long = "output", value_name = "KEY=VALUE")]
+        #[arg(long = "output-value", value_name = "KEY=VALUE")]
         outputs: Vec<String>,
     },
     /// Mark a succeeded or skipped step to run again on the next `rebuild resume`.

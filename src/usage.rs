@@ -110,7 +110,7 @@ pub enum UsageError {
     #[error(transparent)]
     Mark(#[from] crate::plan::mark::Refusal),
     /// `--output` without `=`.
-    #[error("`--output {pair}` is not KEY=VALUE")]
+    #[error("`--output-value {pair}` is not KEY=VALUE")]
     NotAnOutputPair {
         /// What was given.
         pair: String,
@@ -265,7 +265,7 @@ impl UsageError {
             ),
             Self::Mark(refusal) => refusal.hint(),
             Self::NotAnOutputPair { .. } => {
-                "write it as `--output KEY=VALUE`; VALUE is read as JSON when it is JSON, else as text".into()
+                "write it as `--output-value KEY=VALUE`; VALUE is read as JSON when it is JSON, else as text".into()
             }
             Self::NoUnfinishedRun { .. } => {
                 "`rebuild runs` lists the runs; start a new one with `rebuild --target REGION`"

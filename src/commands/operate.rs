@@ -172,7 +172,7 @@ fn append_marked(
     Ok(())
 }
 
-/// `--output KEY=VALUE`s: a JSON value when VALUE is JSON, else text.
+/// `--output-value KEY=VALUE`s: a JSON value when VALUE is JSON, else text.
 fn parse_outputs(pairs: &[String]) -> Result<Values, Error> {
     pairs
         .iter()

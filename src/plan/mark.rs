@@ -5,7 +5,7 @@
 //! hint; the commands turn it into a usage error (exit 2) before anything is written.
 //!
 //! The rule for a skipped step's outputs: a step whose outputs later steps reference
-//! (`${steps.ID.OUTPUT}`) can be skipped only when `--output KEY=VALUE` gives every such
+//! (`${steps.ID.OUTPUT}`) can be skipped only when `--output-value KEY=VALUE` gives every such
 //! output; what is given is journaled as the step's outputs, so its dependants resolve
 //! their parameters as if it had succeeded. Outputs the kind does not have are refused.
 
@@ -137,7 +137,7 @@ impl Refusal {
                 "give them, e.g. `rebuild skip --step {step} {}`, with the values the real step would have produced",
                 missing
                     .iter()
-                    .map(|(key, _)| format!("--output {key}=VALUE"))
+                    .map(|(key, _)| format!("--output-value {key}=VALUE"))
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
@@ -388,7 +388,7 @@ mod tests {
         assert!(
             refused
                 .hint()
-                .contains("rebuild skip --step a --output url=VALUE")
+                .contains("rebuild skip --step a --output-value url=VALUE")
         );
         let given = Values::from([("url".to_string(), json!("http://old"))]);
         assert_eq!(

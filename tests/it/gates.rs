@@ -209,7 +209,7 @@ fn a_rejected_gate_fails_the_run_with_the_reason_and_a_skip_needs_the_outputs_ot
         .stderr_contains("gates waiting: `gate`");
     // The run's process holds the run: it cannot be marked meanwhile.
     rebuild(&state)
-        .args(["skip", "--step", "gate", "--output", "decided_by=x"])
+        .args(["skip", "--step", "gate", "--output-value", "decided_by=x"])
         .run()
         .code(3);
     rebuild(&state)
@@ -246,14 +246,14 @@ fn a_rejected_gate_fails_the_run_with_the_reason_and_a_skip_needs_the_outputs_ot
         .run()
         .code(2)
         .stderr_contains("later steps use outputs of step `gate` that were not given: `decided_by` (used by `after`)")
-        .stderr_contains("--output decided_by=VALUE");
+        .stderr_contains("--output-value decided_by=VALUE");
     rebuild(&state)
         .args([
             "skip",
             &run_id,
             "--step",
             "gate",
-            "--output",
+            "--output-value",
             "decided_by=the-phone-call",
         ])
         .args(["--reason", "approved on the bridge call"])
