@@ -61,7 +61,7 @@ pub enum Refusal {
         approvers: Vec<String>,
     },
     /// `skip` of a step that is not failed or unstarted.
-    #[error("step `{step}` is {status}; only a step that has not succeeded can be skipped")]
+    #[error("step `{step}` is `{status}`; only a step that has not succeeded can be skipped")]
     CannotSkip {
         /// The step.
         step: String,
@@ -92,7 +92,7 @@ pub enum Refusal {
         missing: Vec<(String, Vec<String>)>,
     },
     /// `retry` of a step that has not succeeded or been skipped.
-    #[error("step `{step}` is {status}; only a succeeded or skipped step is marked to run again")]
+    #[error("step `{step}` is `{status}`; only a succeeded or skipped step is marked to run again")]
     CannotRetry {
         /// The step.
         step: String,
@@ -250,7 +250,7 @@ pub fn skip_outputs(
         return Err(Refusal::CannotSkip {
             step: step.to_string(),
             status: match status {
-                StepStatus::Skipped => "skipped already",
+                StepStatus::Skipped => "skipped",
                 _ => "succeeded",
             },
         });

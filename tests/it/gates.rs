@@ -339,13 +339,13 @@ fn a_step_that_fails_for_good_is_skipped_and_a_succeeded_one_runs_again() {
         .args(["skip", "--step", "smoke"])
         .run()
         .code(2)
-        .stderr_contains("step `smoke` is succeeded")
+        .stderr_contains("step `smoke` is `succeeded`")
         .stderr_contains("rebuild retry --step smoke");
     rebuild(&state)
         .args(["retry", "--step", "legacy"])
         .run()
         .code(2)
-        .stderr_contains("step `legacy` is failed");
+        .stderr_contains("step `legacy` is `failed`");
     rebuild(&state)
         .args(["skip", "--step", "nope"])
         .run()
