@@ -41,6 +41,9 @@ Exit codes:
   3    another rebuild holds the lock for this state (directory or bucket) and target
   4    the plan found problems (snapshot missing or too old, zones unavailable...); nothing changed
   5    state error: no such run, or a damaged journal
+  (a rejected gate, by someone or by its timeout, fails its step: 1; `approve`, `reject`,
+  `skip` and `retry` refusals are usage errors: 2; `skip`/`retry` while the run is
+  running: 3)
   130  interrupted (SIGINT/SIGTERM); the run is journaled and resumable";
 
 /// Options every command takes.
@@ -114,6 +117,10 @@ pub struct RunArgs {
     /// Most steps running at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
+    /// When a step fails for good, go on with every step that does not depend on it; the
+    /// run then ends failed, listing every failed step (exit 1).
+    #[arg(long)]
+    pub keep_going: bool,
     /// Restore a snapshot even if it is older than the playbook's RPO limit.
     #[arg(long)]
     pub accept_rpo: bool,
@@ -155,6 +162,55 @@ pub enum Command {
         /// removes have not succeeded (refused, naming the steps, otherwise).
         #[arg(long)]
         replan: bool,
+        /// When a step fails for good, go on with every step that does not depend on it.
+        #[arg(long)]
+        keep_going: bool,
+    },
+    /// Approve a gate (`gate.approval`) a run waits at; the run goes on when it next looks.
+    Approve {
+        /// The run (default: the latest unfinished run in the state directory).
+        run_id: Option<String>,
+        /// The gate (default: the one gate waiting).
+        #[arg(long, value_name = "ID")]
+        step: Option<String>,
+        /// Why, kept in the journal.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Reject a gate (`gate.approval`) a run waits at: the gate's step fails.
+    Reject {
+        /// The run (default: the latest unfinished run in the state directory).
+        run_id: Option<String>,
+        /// The gate (default: the one gate waiting).
+        #[arg(long, value_name = "ID")]
+        step: Option<String>,
+        /// Why, kept in the journal and shown in `rebuild status`.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Mark a failed (or not yet started) step skipped, so `rebuild resume` goes on past it.
+    Skip {
+        /// The run (default: the latest unfinished run in the state directory).
+        run_id: Option<String>,
+        /// The step to skip.
+        #[arg(long, value_name = "ID")]
+        step: String,
+        /// Why, kept in the journal and shown in `rebuild status`.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// An output the step would have given, for the steps that use it:
+        /// `KEY=VALUE` (repeatable; a JSON value, else text). Required for every output a
+        /// later step references.
+        #[arg(long = "output-value", value_name = "KEY=VALUE")]
+        outputs: Vec<String>,
+    },
+    /// Mark a succeeded or skipped step to run again on the next `rebuild resume`.
+    Retry {
+        /// The run (default: the latest run in the state directory).
+        run_id: Option<String>,
+        /// The step to run again.
+        #[arg(long, value_name = "ID")]
+        step: String,
     },
     /// What happened in a run, step by step.
     Status {

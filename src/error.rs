@@ -91,6 +91,12 @@ impl From<LoadRunError> for Error {
     }
 }
 
+impl From<crate::plan::mark::Refusal> for Error {
+    fn from(refusal: crate::plan::mark::Refusal) -> Self {
+        Self::Usage(UsageError::Mark(refusal))
+    }
+}
+
 impl From<JournalError> for Error {
     fn from(error: JournalError) -> Self {
         Self::Journal(Box::new(error))

@@ -106,6 +106,15 @@ pub enum UsageError {
     /// A new run of a stack whose last run is unfinished.
     #[error(transparent)]
     UnfinishedRun(Box<UnfinishedRun>),
+    /// An operator's mark (`approve`, `reject`, `skip`, `retry`) the run cannot take.
+    #[error(transparent)]
+    Mark(#[from] crate::plan::mark::Refusal),
+    /// `--output` without `=`.
+    #[error("`--output-value {pair}` is not KEY=VALUE")]
+    NotAnOutputPair {
+        /// What was given.
+        pair: String,
+    },
     /// `rebuild resume` with nothing to resume.
     #[error("no unfinished run in `{state_dir}`")]
     NoUnfinishedRun {
@@ -276,6 +285,10 @@ impl UsageError {
                  snapshot afresh)",
                 resume = unfinished.resume
             ),
+            Self::Mark(refusal) => refusal.hint(),
+            Self::NotAnOutputPair { .. } => {
+                "write it as `--output-value KEY=VALUE`; VALUE is read as JSON when it is JSON, else as text".into()
+            }
             Self::NoUnfinishedRun { .. } => {
                 "`rebuild runs` lists the runs; start a new one with `rebuild --target REGION`"
                     .into()

@@ -41,6 +41,8 @@ pub(crate) struct RunConfig {
     pub(crate) accept_rpo: bool,
     /// Most steps running at once.
     pub(crate) parallelism: usize,
+    /// `--keep-going`: a failed step holds back only the steps that depend on it.
+    pub(crate) keep_going: bool,
     /// `--yes`: no question is asked, by the run or its steps.
     pub(crate) yes: bool,
     /// How waits poll.
@@ -93,6 +95,7 @@ impl RunConfig {
             inputs,
             accept_rpo: args.accept_rpo,
             parallelism: usize::from(args.parallelism),
+            keep_going: args.keep_going,
             yes: args.yes,
             poll: poll(global),
             store,
@@ -130,6 +133,7 @@ impl RunConfig {
             inputs,
             accept_rpo: state.header.accept_rpo,
             parallelism: usize::from(resume.parallelism),
+            keep_going: resume.keep_going,
             yes: resume.yes,
             poll: poll(global),
             store,
@@ -235,6 +239,19 @@ pub(crate) fn local_actor(identity: Option<&crate::cloud::CallerIdentity>) -> Ac
     }
 }
 
+/// Who runs a command outside a run (`unlock`, `approve`, `skip`, `retry`): the local user
+/// and host, and the AWS identity in `region` if AWS answers within a few seconds (these
+/// commands are used when things are already wrong; they never wait on it).
+pub(crate) async fn who(region: &str) -> Actor {
+    let cloud = crate::cloud::Cloud::from_env().await;
+    let identity = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        cloud.caller_identity(region),
+    )
+    .await;
+    local_actor(identity.ok().and_then(Result::ok).as_ref())
+}
+
 /// What `rebuild resume` was given.
 pub(crate) struct ResumeArgs<'a> {
     /// `--yes`.
@@ -245,6 +262,8 @@ pub(crate) struct ResumeArgs<'a> {
     pub(crate) inputs: &'a [String],
     /// `--replan`: take up an edited playbook.
     pub(crate) replan: bool,
+    /// `--keep-going`.
+    pub(crate) keep_going: bool,
 }
 
 /// A new run id: the UTC start second (`second`, `YYYYMMDD-HHMMSS`) plus a suffix, random

@@ -12,7 +12,7 @@ use crate::journal::{Actor, Event, LoadRunError, StateStore};
 use crate::report::render;
 use crate::usage::UsageError;
 
-use super::config::{load_playbook, local_actor};
+use super::config::{load_playbook, who};
 use super::{state_store, torn_note};
 
 pub(super) async fn status(global: &GlobalArgs, run_id: Option<String>) -> Result<(), Error> {
@@ -147,7 +147,7 @@ pub(super) async fn unlock(global: &GlobalArgs, target: Option<String>) -> Resul
             Unlocked::NotLocked => eprintln!("`{target}` is not locked"),
             Unlocked::Removed(Some(holder)) => {
                 eprintln!("broke the lock for `{target}` held by {holder}");
-                let by = unlocker(&target).await;
+                let by = who(&target).await;
                 if let Err(error) = journal_unlock(store.as_ref(), &holder, by) {
                     eprintln!(
                         "warning: could not note the broken lock in run `{}`'s journal: {error}",
@@ -170,18 +170,6 @@ pub(super) async fn unlock(global: &GlobalArgs, target: Option<String>) -> Resul
         }
     }
     Ok(())
-}
-
-/// Who breaks a lock: the local user and host, and the AWS identity if AWS answers within
-/// a few seconds (a lock is broken when things are already wrong; never wait on it).
-async fn unlocker(target: &str) -> Actor {
-    let cloud = crate::cloud::Cloud::from_env().await;
-    let identity = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        cloud.caller_identity(target),
-    )
-    .await;
-    local_actor(identity.ok().and_then(Result::ok).as_ref())
 }
 
 /// Note in the holder's run that its lock was broken, and by whom (its process is gone, so

@@ -11,6 +11,7 @@
 mod config;
 mod inputs;
 mod inspect;
+mod operate;
 mod run;
 mod terminal;
 
@@ -21,7 +22,7 @@ use crate::cli::{Cli, Command, GlobalArgs, Output};
 use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::journal::store::Loaded;
-use crate::journal::{FileStore, S3Store, StateStore};
+use crate::journal::{FileStore, S3Store, StateStore, Verdict};
 use crate::report::{
     JsonReporter, LineReporter, ReportEvent, Reporter, progress::ProgressReporter,
 };
@@ -43,15 +44,34 @@ pub async fn dispatch(cli: Cli) -> Result<(), Error> {
             parallelism,
             inputs,
             replan,
+            keep_going,
         }) => {
             let args = ResumeArgs {
                 yes,
                 parallelism,
                 inputs: &inputs,
                 replan,
+                keep_going,
             };
             resume(&global, run_id, &args).await
         }
+        Some(Command::Approve {
+            run_id,
+            step,
+            reason,
+        }) => operate::answer(&global, run_id, step, Verdict::Approve, reason).await,
+        Some(Command::Reject {
+            run_id,
+            step,
+            reason,
+        }) => operate::answer(&global, run_id, step, Verdict::Reject, reason).await,
+        Some(Command::Skip {
+            run_id,
+            step,
+            reason,
+            outputs,
+        }) => operate::skip(&global, run_id, &step, reason, &outputs).await,
+        Some(Command::Retry { run_id, step }) => operate::retry(&global, run_id, &step).await,
         Some(Command::Status { run_id }) => inspect::status(&global, run_id).await,
         Some(Command::Runs) => inspect::runs(&global).await,
         Some(Command::Validate { playbook }) => inspect::validate(&global, playbook),

@@ -9,6 +9,7 @@ use crate::cloud::Cloud;
 use crate::error::Error;
 use crate::executor::{Executor, RunResult};
 use crate::journal::lock::{self, RunLock};
+use crate::journal::requests::StoredAnswers;
 use crate::journal::{Event, Journal, Outcome, PlaybookParts, RunState, StepStatus, state};
 use crate::plan::amend::Amendment;
 use crate::plan::render::{plan_json, plan_text};
@@ -232,6 +233,7 @@ fn step_status_word(status: StepStatus) -> &'static str {
         StepStatus::Succeeded => "succeeded",
         StepStatus::Failed => "failed",
         StepStatus::Interrupted => "interrupted",
+        StepStatus::Skipped => "skipped",
     }
 }
 
@@ -405,6 +407,7 @@ async fn execute(
         confirmer,
         poll: config.poll,
         workspace: Workspace::for_run(&config.scratch, config.run_id(), program),
+        answers: Arc::new(StoredAnswers::new(config.store.clone(), config.run_id())),
     };
     let executor = Executor::new(
         Arc::new(config.facts(false)),
@@ -413,7 +416,8 @@ async fn execute(
         config.inputs.values().clone(),
         config.redactor.clone(),
         config.parallelism,
-    );
+    )
+    .keep_going(config.keep_going);
     executor.run(plan).await
 }
 

@@ -1,7 +1,8 @@
 //! The executor: carries out a [`Plan`] on tokio — every ready step concurrently up to the
 //! parallelism limit ([`scheduler`]) — with per-step timeouts ([`timeout`]) and retries
 //! ([`attempt`]), journaling each transition before the next side effect. On a failure or
-//! a signal it schedules nothing new, lets running steps reach a safe point, and reports
+//! a signal it schedules nothing new (with `--keep-going`, a failure only holds back the
+//! steps that depend on the failed one), lets running steps reach a safe point, and reports
 //! how it went ([`RunResult`]); the commands turn that into the resume command.
 
 mod attempt;
@@ -27,6 +28,7 @@ pub struct Executor {
     inputs: Arc<Values>,
     redactor: Redactor,
     parallelism: usize,
+    keep_going: bool,
 }
 
 /// How a run went.
@@ -74,7 +76,16 @@ impl Executor {
             inputs: Arc::new(inputs),
             redactor,
             parallelism: parallelism.max(1),
+            keep_going: false,
         }
+    }
+
+    /// Whether a step that fails for good leaves the steps that do not depend on it
+    /// running and starting (`--keep-going`); otherwise the first failure stops the run.
+    #[must_use]
+    pub fn keep_going(mut self, keep_going: bool) -> Self {
+        self.keep_going = keep_going;
+        self
     }
 
     /// Carry out `plan`: run every step it does not skip.

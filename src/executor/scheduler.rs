@@ -1,6 +1,7 @@
 //! Scheduling one run: start every step whose needs have succeeded (in playbook order, up
 //! to the parallelism limit), collect each as it ends, stop scheduling on the first failure
-//! or a stop signal, and journal the run's end.
+//! (with `keep_going`: only the failed step's dependants, which never become ready) or a
+//! stop signal, and journal the run's end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -58,6 +59,7 @@ impl<'plan> Schedule<'plan> {
     fn is_ready(&self, step: &PlannedStep) -> bool {
         !self.done.contains(&step.id)
             && !self.running.contains(&step.id)
+            && !self.failures.iter().any(|failure| failure.step == step.id)
             && step.needs.iter().all(|need| self.done.contains(need))
     }
 }
@@ -150,10 +152,12 @@ fn settle(executor: &Executor, schedule: &mut Schedule<'_>, attempted: Attempted
         }
         Err(StepError::Interrupted) => {}
         Err(error) => {
-            executor
-                .services
-                .cancel
-                .cancel(format!("step `{}` failed", attempted.step));
+            if !executor.keep_going {
+                executor
+                    .services
+                    .cancel
+                    .cancel(format!("step `{}` failed", attempted.step));
+            }
             let kind = kind_of(schedule, &attempted.step);
             schedule.failures.push(StepFailure {
                 step: attempted.step,
@@ -173,10 +177,12 @@ fn crashed(executor: &Executor, schedule: &mut Schedule<'_>, error: &JoinError) 
         .cloned()
         .unwrap_or_default();
     schedule.running.remove(&step);
-    executor
-        .services
-        .cancel
-        .cancel(format!("step `{step}` crashed"));
+    if !executor.keep_going {
+        executor
+            .services
+            .cancel
+            .cancel(format!("step `{step}` crashed"));
+    }
     let kind = kind_of(schedule, &step);
     let error = StepError::Crashed(error.to_string());
     schedule.failures.push(StepFailure {

@@ -135,6 +135,7 @@ impl Fake {
 struct Harness {
     kinds: StepKinds,
     counters: Vec<(&'static str, Arc<Counters>)>,
+    keep_going: bool,
 }
 
 impl Harness {
@@ -159,6 +160,7 @@ impl Harness {
         Self {
             kinds: StepKinds::new(kinds),
             counters,
+            keep_going: false,
         }
     }
 
@@ -231,6 +233,7 @@ impl Harness {
                 None,
                 "rebuild".into(),
             ),
+            answers: Arc::new(crate::journal::requests::NoAnswers),
         };
         let executor = Executor::new(
             Arc::new(facts),
@@ -239,7 +242,8 @@ impl Harness {
             Values::new(),
             Redactor::new([Secret::new("hunter2")]),
             parallelism,
-        );
+        )
+        .keep_going(self.keep_going);
         let result = executor.run(&plan).await;
         let all = format!("{earlier}{}", sink.text());
         let records = store::parse(Path::new("mem"), &all).unwrap().records;
@@ -526,4 +530,101 @@ async fn time_spent_waiting_for_an_answer_does_not_count_against_the_timeout() {
     });
     assert!(matches!(within.await, Err(StepError::Timeout(_))));
     assert_eq!(started.elapsed(), limit);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_keep_going_a_failure_holds_back_only_its_dependants() {
+    let mut harness = Harness::new(0, false);
+    harness.keep_going = true;
+    let playbook = harness.playbook(
+        "  - {id: fails, kind: test.broken}\n  - {id: after, kind: test.ok, needs: [fails]}\n  - {id: slow, kind: test.ok}\n  - {id: later, kind: test.ok, needs: [slow]}\n  - {id: also, kind: test.broken, needs: [slow]}\n",
+    );
+    let (result, state) = harness.run(playbook, 1, Cancel::default(), "").await;
+    assert_eq!(result.outcome, Outcome::Failed);
+    let failed: Vec<&str> = result.failures.iter().map(|f| f.step.as_str()).collect();
+    assert_eq!(failed, ["fails", "also"], "every failed step is listed");
+    assert_eq!(status(&state, "slow"), Some(StepStatus::Succeeded));
+    assert_eq!(status(&state, "later"), Some(StepStatus::Succeeded));
+    assert_eq!(status(&state, "after"), None, "a dependant never starts");
+    assert_eq!(state.outcome, Some(Outcome::Failed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_skipped_step_is_passed_with_its_given_outputs_and_a_retried_one_runs_again() {
+    let harness = Harness::new(0, false);
+    let playbook = harness.playbook(
+        "  - {id: broken, kind: test.broken}\n  - {id: uses, kind: test.ok, needs: [broken], with: {value: '${steps.broken.value}'}}\n  - {id: smoke, kind: test.ok, with: {value: s}}\n",
+    );
+    let (_, _) = harness
+        .run(playbook.clone(), 4, Cancel::default(), "")
+        .await;
+    // The journal of a run whose `broken` failed and `smoke` succeeded, then marked.
+    let by = crate::journal::Actor {
+        user: "ana".into(),
+        host: "h".into(),
+        ..crate::journal::Actor::default()
+    };
+    let earlier: String = [
+        header(),
+        Event::StepStarted {
+            step: "broken".into(),
+            attempt: 1,
+        },
+        Event::StepFailed {
+            step: "broken".into(),
+            attempt: 1,
+            error: "boom".into(),
+            retryable: false,
+            will_retry: false,
+        },
+        Event::StepStarted {
+            step: "smoke".into(),
+            attempt: 1,
+        },
+        Event::StepSucceeded {
+            step: "smoke".into(),
+            attempt: 1,
+            outputs: Values::new(),
+        },
+        Event::RunFinished {
+            outcome: Outcome::Failed,
+        },
+        Event::StepSkipped {
+            step: "broken".into(),
+            by: by.clone(),
+            reason: None,
+            outputs: Values::from([("value".to_string(), json!("given"))]),
+        },
+        Event::StepRetryRequested {
+            step: "smoke".into(),
+            by,
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(index, event)| {
+        let record = crate::journal::Record {
+            v: crate::journal::record::SCHEMA_VERSION,
+            seq: index as u64 + 1,
+            at: jiff::Timestamp::UNIX_EPOCH,
+            event,
+        };
+        format!("{}\n", crate::journal::record::encode(&record).unwrap())
+    })
+    .collect();
+    let harness = Harness::new(0, false);
+    let (result, state) = harness.run(playbook, 4, Cancel::default(), &earlier).await;
+    assert_eq!(result.outcome, Outcome::Succeeded);
+    assert_eq!(
+        harness.counters("test.broken").calls.load(Ordering::SeqCst),
+        0
+    );
+    assert_eq!(status(&state, "broken"), Some(StepStatus::Skipped));
+    assert_eq!(state.step("uses").unwrap().outputs["value"], json!("given"));
+    let smoke = state.step("smoke").unwrap();
+    assert_eq!(
+        (smoke.status, smoke.attempts),
+        (StepStatus::Succeeded, 2),
+        "attempt N+1"
+    );
 }

@@ -6,7 +6,7 @@
     reason = "a test's check stops at the first surprise, with a message"
 )]
 
-use super::{Event, LoadRunError, StateStore, Values};
+use super::{Event, LoadRunError, Request, StateStore, Values};
 
 /// A `run_started` record's event for `run_id`.
 pub fn header(run_id: &str) -> Event {
@@ -88,4 +88,41 @@ pub fn keeps_the_contract(store: &dyn StateStore) {
     assert!(!store.lock_is_held("ap-southeast-1"));
     let again = store.lock("ap-southeast-1", "other").unwrap();
     assert_eq!(again.holder.run_id, "other");
+
+    // Answers to gates: a stream of their own, beside a journal held open for append.
+    assert!(store.requests("20260101-000000-aaaa").unwrap().is_empty());
+    let answer = |step: &str| Request {
+        at: jiff::Timestamp::UNIX_EPOCH,
+        step: step.into(),
+        round: 1,
+        verdict: crate::journal::Verdict::Approve,
+        by: crate::journal::Actor {
+            user: "ana".into(),
+            host: "laptop".into(),
+            ..crate::journal::Actor::default()
+        },
+        reason: None,
+    };
+    store
+        .append_request("20260101-000000-aaaa", &answer("gate"))
+        .unwrap();
+    reopened
+        .append(Event::StepStarted {
+            step: "b".into(),
+            attempt: 1,
+        })
+        .unwrap();
+    store
+        .append_request("20260101-000000-aaaa", &answer("other"))
+        .unwrap();
+    let steps: Vec<String> = store
+        .requests("20260101-000000-aaaa")
+        .unwrap()
+        .into_iter()
+        .map(|request| request.step)
+        .collect();
+    assert_eq!(steps, ["gate", "other"]);
+    let (_, state) = store.load_run("20260101-000000-aaaa").unwrap();
+    assert_eq!(state.step("b").map(|step| step.attempts), Some(1));
+    assert!(store.append_request("nope", &answer("gate")).is_err());
 }

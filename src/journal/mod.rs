@@ -7,6 +7,7 @@
 pub mod contract;
 pub mod lock;
 pub mod record;
+pub mod requests;
 pub mod s3;
 pub mod state;
 pub mod state_store;
@@ -14,7 +15,8 @@ pub mod store;
 
 use std::path::PathBuf;
 
-pub use record::{Actor, Event, Outcome, PlaybookParts, Record, ResourceAction, Values};
+pub use record::{Actor, Event, Outcome, PlaybookParts, Record, ResourceAction, Values, Verdict};
+pub use requests::Request;
 pub use s3::S3Store;
 pub use state::{Change, ChangeKind, RunState, StepStatus};
 pub use state_store::{FileStore, MemoryStore, RunEntry, StateStore};

@@ -108,6 +108,34 @@ impl std::fmt::Display for Actor {
     }
 }
 
+/// What a gate decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The run goes on past the gate.
+    Approve,
+    /// The gate fails its step.
+    Reject,
+}
+
+impl Verdict {
+    /// `approve` or `reject`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Reject => "reject",
+        }
+    }
+
+    /// `approved` or `rejected`.
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            Self::Approve => "approved",
+            Self::Reject => "rejected",
+        }
+    }
+}
+
 #[cfg(test)]
 impl Event {
     /// The start record unit tests begin with: run `run_id` of playbook `playbook` (read
@@ -310,6 +338,60 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A gate began waiting for approval (round `round` of that gate: a gate run again
+    /// after a decision asks anew).
+    ApprovalRequested {
+        /// Step id.
+        step: String,
+        /// Which time this gate asks, from 1.
+        round: u32,
+        /// What approvers are shown.
+        message: String,
+        /// Who may answer (empty: anyone who can reach the state).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        approvers: Vec<String>,
+        /// When the default is taken.
+        deadline: Timestamp,
+        /// The decision taken at the deadline.
+        on_timeout: Verdict,
+    },
+    /// A gate's question was answered, by someone or by its timeout.
+    ApprovalDecided {
+        /// Step id.
+        step: String,
+        /// The round answered.
+        round: u32,
+        /// The decision.
+        verdict: Verdict,
+        /// Who answered (`None`: the timeout took the default).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Actor>,
+        /// Why, when given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// An operator marked a step skipped (`rebuild skip`): a resume goes on past it, with
+    /// the outputs given for it.
+    StepSkipped {
+        /// Step id.
+        step: String,
+        /// Who.
+        by: Actor,
+        /// Why, when given.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// The outputs its dependants use instead of the step's own.
+        #[serde(default, skip_serializing_if = "Values::is_empty")]
+        outputs: Values,
+    },
+    /// An operator asked for a succeeded or skipped step to run again on the next resume
+    /// (`rebuild retry`).
+    StepRetryRequested {
+        /// Step id.
+        step: String,
+        /// Who.
+        by: Actor,
+    },
     /// The run ended (this process's part of it).
     RunFinished {
         /// How.
@@ -332,7 +414,12 @@ struct LineIn<'a> {
 
 /// Encode a record as one line (without the newline).
 pub fn encode(record: &Record) -> Result<String, serde_json::Error> {
-    let body = serde_json::to_string(record)?;
+    encode_line(record)
+}
+
+/// Encode any value in the journal's line format: the value and the CRC-32 of its bytes.
+pub fn encode_line<T: Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    let body = serde_json::to_string(value)?;
     let raw = RawValue::from_string(body)?;
     let crc = format!("{:08x}", crc32fast::hash(raw.get().as_bytes()));
     serde_json::to_string(&LineOut { crc, record: &raw })
@@ -357,6 +444,21 @@ pub enum DecodeError {
         "journal schema version {0} is not supported by this build (it reads {SCHEMA_VERSION})"
     )]
     Version(u32),
+}
+
+/// Decode a line written by [`encode_line`], verifying the checksum (no schema version).
+pub fn decode_line<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, DecodeError> {
+    let parsed: LineIn<'_> =
+        serde_json::from_str(line).map_err(|error| DecodeError::Malformed(error.to_string()))?;
+    let actual = format!("{:08x}", crc32fast::hash(parsed.record.get().as_bytes()));
+    if actual != parsed.crc {
+        return Err(DecodeError::Checksum {
+            expected: parsed.crc,
+            actual,
+        });
+    }
+    serde_json::from_str(parsed.record.get())
+        .map_err(|error| DecodeError::Malformed(error.to_string()))
 }
 
 /// Decode one line (without the newline), verifying the checksum.
@@ -436,6 +538,45 @@ mod tests {
                 removed: Vec::new(),
                 settings: Vec::new(),
                 inputs: Values::new(),
+            },
+        ] {
+            let record = Record { event, ..sample() };
+            assert_eq!(decode(&encode(&record).unwrap()).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn gate_and_operator_records_round_trip() {
+        let by = Actor {
+            user: "ana".into(),
+            host: "laptop".into(),
+            ..Actor::default()
+        };
+        for event in [
+            Event::ApprovalRequested {
+                step: "gate".into(),
+                round: 1,
+                message: "go?".into(),
+                approvers: Vec::new(),
+                deadline: Timestamp::UNIX_EPOCH,
+                on_timeout: Verdict::Reject,
+            },
+            Event::ApprovalDecided {
+                step: "gate".into(),
+                round: 1,
+                verdict: Verdict::Approve,
+                by: Some(by.clone()),
+                reason: None,
+            },
+            Event::StepSkipped {
+                step: "smoke".into(),
+                by: by.clone(),
+                reason: Some("broken for good".into()),
+                outputs: Values::new(),
+            },
+            Event::StepRetryRequested {
+                step: "smoke".into(),
+                by,
             },
         ] {
             let record = Record { event, ..sample() };

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::record::{Actor, Event, Outcome, PlaybookParts, Record, Values};
+use super::record::{Actor, Event, Outcome, PlaybookParts, Record, Values, Verdict};
 use crate::stack::{OwnedBy, Stack};
 
 /// Where a step stands.
@@ -24,6 +24,8 @@ pub enum StepStatus {
     Failed,
     /// Stopped at a safe point.
     Interrupted,
+    /// Marked skipped by an operator (`rebuild skip`): a resume goes on past it.
+    Skipped,
 }
 
 /// One step's state.
@@ -49,6 +51,66 @@ pub struct StepState {
     pub last_started: Option<Timestamp>,
     /// When it ended (succeeded, failed or interrupted).
     pub ended: Option<Timestamp>,
+    /// Its latest approval question, for a gate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    /// Who marked it skipped, and why (while it is skipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<Mark>,
+    /// Who asked for it to run again on the next resume (until it starts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_requested: Option<Mark>,
+}
+
+/// An operator's mark on a step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mark {
+    /// Who.
+    pub by: Actor,
+    /// Why, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was journaled.
+    pub at: Timestamp,
+}
+
+/// A gate's question and, once answered, its answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approval {
+    /// Which time the gate asks, from 1.
+    pub round: u32,
+    /// What approvers are shown.
+    pub message: String,
+    /// Who may answer (empty: anyone).
+    pub approvers: Vec<String>,
+    /// When the default is taken.
+    pub deadline: Timestamp,
+    /// The default.
+    pub on_timeout: Verdict,
+    /// The answer, once given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+}
+
+/// How a gate's question was answered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    /// Approve or reject.
+    pub verdict: Verdict,
+    /// Who (`None`: the timeout took the default).
+    pub by: Option<Actor>,
+    /// Why, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was journaled.
+    pub at: Timestamp,
+}
+
+impl Approval {
+    /// Whether the question waits for an answer.
+    pub fn is_open(&self) -> bool {
+        self.decision.is_none()
+    }
 }
 
 impl StepState {
@@ -64,6 +126,9 @@ impl StepState {
             first_started: None,
             last_started: None,
             ended: None,
+            approval: None,
+            skipped: None,
+            retry_requested: None,
         }
     }
 }
@@ -115,7 +180,10 @@ pub struct RunState {
     pub resumes: u32,
     /// What resumes changed (inputs, the playbook), in journal order.
     pub changes: Vec<Change>,
-    /// Who started, resumed or unlocked it, in journal order.
+    /// An operator marked a step of a run that had succeeded to run again (`rebuild
+    /// retry`): it is unfinished until resumed.
+    pub marked_for_resume: bool,
+    /// Who started, resumed, unlocked, approved, skipped or retried it, in journal order.
     pub activity: Vec<Activity>,
 }
 
@@ -124,11 +192,13 @@ pub struct RunState {
 pub struct Activity {
     /// When it was journaled.
     pub at: Timestamp,
-    /// What they did: `started`, `resumed` or `unlocked`.
+    /// What they did: `started`, `resumed`, `unlocked`, `approved`, `rejected`, `skipped`
+    /// or `marked for retry`.
     pub action: &'static str,
     /// Who (absent in journals written before this was recorded).
     pub by: Option<Actor>,
-    /// More about it (for `unlocked`: the holder whose lock was broken).
+    /// More about it: the holder whose lock was broken, the step (and reason) of an
+    /// approval, skip or retry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
@@ -281,6 +351,7 @@ pub fn fold(records: &[Record]) -> Result<RunState, FoldError> {
             by: by.clone(),
             detail: None,
         }],
+        marked_for_resume: false,
     };
     for record in &records[1..] {
         state.updated = record.at;
@@ -302,6 +373,7 @@ fn apply(state: &mut RunState, record: &Record) {
                 by: by.clone(),
                 detail: None,
             });
+            state.marked_for_resume = false;
         }
         Event::LockBroken { by, holder } => state.activity.push(Activity {
             at,
@@ -360,6 +432,8 @@ fn apply(state: &mut RunState, record: &Record) {
             entry.last_started = Some(at);
             entry.waiting_for = None;
             entry.ended = None;
+            entry.skipped = None;
+            entry.retry_requested = None;
         }
         Event::StepWaiting {
             step: id,
@@ -402,6 +476,99 @@ fn apply(state: &mut RunState, record: &Record) {
             entry.last_error = Some(error.clone());
             entry.waiting_for = None;
             entry.ended = Some(at);
+        }
+        Event::ApprovalRequested {
+            step: id,
+            round,
+            message,
+            approvers,
+            deadline,
+            on_timeout,
+        } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Waiting;
+            entry.waiting_for = Some(format!("approval: {message}"));
+            entry.approval = Some(Approval {
+                round: *round,
+                message: message.clone(),
+                approvers: approvers.clone(),
+                deadline: *deadline,
+                on_timeout: *on_timeout,
+                decision: None,
+            });
+        }
+        Event::ApprovalDecided {
+            step: id,
+            round,
+            verdict,
+            by,
+            reason,
+        } => {
+            let entry = entry(state, id);
+            if let Some(approval) = entry.approval.as_mut().filter(|a| a.round == *round) {
+                approval.decision = Some(Decision {
+                    verdict: *verdict,
+                    by: by.clone(),
+                    reason: reason.clone(),
+                    at,
+                });
+            }
+            entry.waiting_for = None;
+            let why = reason.as_ref().map(|reason| format!(": {reason}"));
+            state.activity.push(Activity {
+                at,
+                action: verdict.past_tense(),
+                by: by.clone(),
+                detail: Some(match by {
+                    Some(_) => format!("step `{id}`{}", why.unwrap_or_default()),
+                    None => format!("step `{id}`, by its timeout's default"),
+                }),
+            });
+        }
+        Event::StepSkipped {
+            step: id,
+            by,
+            reason,
+            outputs,
+        } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Skipped;
+            entry.outputs = outputs.clone();
+            entry.waiting_for = None;
+            entry.retry_requested = None;
+            entry.skipped = Some(Mark {
+                by: by.clone(),
+                reason: reason.clone(),
+                at,
+            });
+            let why = reason.as_ref().map(|reason| format!(": {reason}"));
+            state.activity.push(Activity {
+                at,
+                action: "skipped",
+                by: Some(by.clone()),
+                detail: Some(format!("step `{id}`{}", why.unwrap_or_default())),
+            });
+        }
+        Event::StepRetryRequested { step: id, by } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Pending;
+            entry.outputs = Values::new();
+            entry.skipped = None;
+            entry.retry_requested = Some(Mark {
+                by: by.clone(),
+                reason: None,
+                at,
+            });
+            if state.outcome == Some(Outcome::Succeeded) {
+                state.outcome = None;
+                state.marked_for_resume = true;
+            }
+            state.activity.push(Activity {
+                at,
+                action: "marked for retry",
+                by: Some(by.clone()),
+                detail: Some(format!("step `{id}`")),
+            });
         }
         Event::StepInterrupted {
             step: id, reason, ..
@@ -653,6 +820,187 @@ mod tests {
         assert_eq!(shown["type"], "playbook_replanned");
         assert_eq!(shown["changed"], serde_json::json!(["a"]));
         assert!(shown.get("at").is_some());
+    }
+
+    fn actor() -> Actor {
+        Actor {
+            user: "ana".into(),
+            host: "laptop".into(),
+            ..Actor::default()
+        }
+    }
+
+    #[test]
+    fn a_gate_waits_then_is_decided_and_a_new_round_opens_it_again() {
+        let asked = |seq, round| {
+            record(
+                seq,
+                Event::ApprovalRequested {
+                    step: "gate".into(),
+                    round,
+                    message: "cut over?".into(),
+                    approvers: vec!["ana".into()],
+                    deadline: Timestamp::UNIX_EPOCH,
+                    on_timeout: Verdict::Reject,
+                },
+            )
+        };
+        let mut records = vec![
+            record(1, header()),
+            record(
+                2,
+                Event::StepStarted {
+                    step: "gate".into(),
+                    attempt: 1,
+                },
+            ),
+            asked(3, 1),
+        ];
+        let state = fold(&records).unwrap();
+        let gate = state.step("gate").unwrap();
+        assert_eq!(gate.status, StepStatus::Waiting);
+        assert_eq!(gate.waiting_for.as_deref(), Some("approval: cut over?"));
+        assert!(gate.approval.as_ref().unwrap().is_open());
+
+        records.push(record(
+            4,
+            Event::ApprovalDecided {
+                step: "gate".into(),
+                round: 1,
+                verdict: Verdict::Reject,
+                by: Some(actor()),
+                reason: Some("not now".into()),
+            },
+        ));
+        let state = fold(&records).unwrap();
+        let decision = state
+            .step("gate")
+            .unwrap()
+            .approval
+            .clone()
+            .unwrap()
+            .decision;
+        let decision = decision.unwrap();
+        assert_eq!(decision.verdict, Verdict::Reject);
+        assert_eq!(decision.by, Some(actor()));
+        assert_eq!(decision.reason.as_deref(), Some("not now"));
+
+        // An answer journaled for another round does not close the open one.
+        records.push(asked(5, 2));
+        records.push(record(
+            6,
+            Event::ApprovalDecided {
+                step: "gate".into(),
+                round: 1,
+                verdict: Verdict::Approve,
+                by: None,
+                reason: None,
+            },
+        ));
+        let state = fold(&records).unwrap();
+        let approval = state.step("gate").unwrap().approval.clone().unwrap();
+        assert_eq!(approval.round, 2);
+        assert!(approval.is_open());
+    }
+
+    #[test]
+    fn a_skipped_step_keeps_the_outputs_given_and_a_retry_reopens_a_finished_run() {
+        let records = vec![
+            record(1, header()),
+            record(
+                2,
+                Event::StepStarted {
+                    step: "a".into(),
+                    attempt: 1,
+                },
+            ),
+            record(
+                3,
+                Event::StepFailed {
+                    step: "a".into(),
+                    attempt: 1,
+                    error: "boom".into(),
+                    retryable: false,
+                    will_retry: false,
+                },
+            ),
+            record(
+                4,
+                Event::RunFinished {
+                    outcome: Outcome::Failed,
+                },
+            ),
+            record(
+                5,
+                Event::StepSkipped {
+                    step: "a".into(),
+                    by: actor(),
+                    reason: Some("down for good".into()),
+                    outputs: Values::from([("url".to_string(), serde_json::json!("u"))]),
+                },
+            ),
+        ];
+        let state = fold(&records).unwrap();
+        let a = state.step("a").unwrap();
+        assert_eq!(a.status, StepStatus::Skipped);
+        assert_eq!(a.outputs["url"], serde_json::json!("u"));
+        assert_eq!(a.skipped.as_ref().unwrap().by, actor());
+        assert_eq!(a.attempts, 1);
+        assert!(state.is_unfinished(), "a skip does not finish the run");
+
+        let mut records = records;
+        records.extend([
+            record(
+                6,
+                Event::RunResumed {
+                    host: "h".into(),
+                    pid: 1,
+                    by: None,
+                },
+            ),
+            record(
+                7,
+                Event::RunFinished {
+                    outcome: Outcome::Succeeded,
+                },
+            ),
+            record(
+                8,
+                Event::StepRetryRequested {
+                    step: "a".into(),
+                    by: actor(),
+                },
+            ),
+        ]);
+        let state = fold(&records).unwrap();
+        let a = state.step("a").unwrap();
+        assert_eq!(a.status, StepStatus::Pending);
+        assert!(a.outputs.is_empty() && a.skipped.is_none());
+        assert!(a.retry_requested.is_some());
+        assert_eq!(state.outcome, None);
+        assert!(state.marked_for_resume && state.is_unfinished());
+
+        let mut records = records;
+        records.extend([
+            record(
+                9,
+                Event::RunResumed {
+                    host: "h".into(),
+                    pid: 2,
+                    by: None,
+                },
+            ),
+            record(
+                10,
+                Event::StepStarted {
+                    step: "a".into(),
+                    attempt: 2,
+                },
+            ),
+        ]);
+        let state = fold(&records).unwrap();
+        assert!(!state.marked_for_resume);
+        assert!(state.step("a").unwrap().retry_requested.is_none());
     }
 
     #[test]

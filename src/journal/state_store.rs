@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::lock::{self, Holder, LockError, RunLock, Unlocked};
+use super::requests::{self, Request};
 use super::store::{self, MemorySink};
 use super::{Journal, JournalError, LoadRunError, Loaded, RunState, StepStatus, Values, state};
 use crate::stack::Stack;
@@ -60,6 +61,15 @@ pub trait StateStore: Send + Sync {
 
     /// Every target with a lock.
     fn locked_targets(&self) -> Vec<String>;
+
+    /// Add an answer to the gates of run `run_id` (see [`requests`](super::requests)): made
+    /// durable before returning, safe with any number of writers, and never in the way of
+    /// the run's own process appending to its journal.
+    fn append_request(&self, run_id: &str, request: &Request) -> Result<(), JournalError>;
+
+    /// Every intact answer to the gates of run `run_id`, in the order written (none yet:
+    /// empty).
+    fn requests(&self, run_id: &str) -> Result<Vec<Request>, JournalError>;
 
     /// Every run with its state, oldest first.
     fn runs(&self) -> Vec<RunEntry> {
@@ -166,6 +176,10 @@ impl FileStore {
     fn journal_path(&self, run_id: &str) -> PathBuf {
         self.root.join("runs").join(run_id).join("journal.jsonl")
     }
+
+    fn requests_path(&self, run_id: &str) -> PathBuf {
+        self.root.join("runs").join(run_id).join("requests.jsonl")
+    }
 }
 
 impl StateStore for FileStore {
@@ -223,6 +237,50 @@ impl StateStore for FileStore {
         lock::is_held(&self.root, target)
     }
 
+    fn append_request(&self, run_id: &str, request: &Request) -> Result<(), JournalError> {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let path = self.requests_path(run_id);
+        let io_error = |source| JournalError::Io {
+            path: path.clone(),
+            source,
+        };
+        if !self.journal_path(run_id).exists() {
+            return Err(io_error(std::io::Error::from(std::io::ErrorKind::NotFound)));
+        }
+        let line = requests::encode(request)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_error)?;
+        // Writers take turns; a line cut short by a writer that died gets its end first, so
+        // the new line is never joined to it.
+        file.lock().map_err(io_error)?;
+        let mut last = [0u8; 1];
+        let length = file.seek(SeekFrom::End(0)).map_err(io_error)?;
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        if length > 0 {
+            file.seek(SeekFrom::End(-1)).map_err(io_error)?;
+            file.read_exact(&mut last).map_err(io_error)?;
+            if last[0] != b'\n' {
+                bytes.push(b'\n');
+            }
+        }
+        bytes.extend_from_slice(line.as_bytes());
+        file.write_all(&bytes).map_err(io_error)?;
+        file.sync_data().map_err(io_error)
+    }
+
+    fn requests(&self, run_id: &str) -> Result<Vec<Request>, JournalError> {
+        let path = self.requests_path(run_id);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(requests::parse(&bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(JournalError::Io { path, source }),
+        }
+    }
+
     fn locked_targets(&self) -> Vec<String> {
         std::fs::read_dir(self.root.join("locks"))
             .map(|entries| {
@@ -240,6 +298,7 @@ impl StateStore for FileStore {
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStore {
     journals: Arc<Mutex<BTreeMap<String, MemorySink>>>,
+    requests: Arc<Mutex<BTreeMap<String, Vec<Request>>>>,
     locks: Arc<Mutex<BTreeMap<String, Holder>>>,
 }
 
@@ -375,6 +434,32 @@ impl StateStore for MemoryStore {
 
     fn lock_is_held(&self, target: &str) -> bool {
         self.lock_holder(target).is_some()
+    }
+
+    fn append_request(&self, run_id: &str, request: &Request) -> Result<(), JournalError> {
+        if self.journal_text(run_id).is_none() {
+            return Err(JournalError::Io {
+                path: Self::memory_path(run_id),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(run_id.to_string())
+            .or_default()
+            .push(request.clone());
+        Ok(())
+    }
+
+    fn requests(&self, run_id: &str) -> Result<Vec<Request>, JournalError> {
+        Ok(self
+            .requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(run_id)
+            .cloned()
+            .unwrap_or_default())
     }
 
     fn locked_targets(&self) -> Vec<String> {

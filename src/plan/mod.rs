@@ -4,6 +4,7 @@
 //! cloud (does it exist, which snapshot) are asked by [`survey`], which fills in each step.
 
 pub mod amend;
+pub mod mark;
 pub mod render;
 pub mod survey;
 
@@ -261,7 +262,8 @@ pub fn skeleton(
         .filter_map(|id| playbook.step(id))
         .map(|spec| {
             let journaled = state.and_then(|state| state.step(&spec.id.value));
-            let done = journaled.filter(|step| step.status == StepStatus::Succeeded);
+            let done = journaled
+                .filter(|step| matches!(step.status, StepStatus::Succeeded | StepStatus::Skipped));
             PlannedStep {
                 id: spec.id.value.clone(),
                 kind: spec.kind.value.clone(),
@@ -271,10 +273,19 @@ pub fn skeleton(
                 } else {
                     Action::Unknown
                 },
-                summary: if done.is_some() {
-                    "succeeded earlier in this run; outputs reused".to_string()
-                } else {
-                    String::new()
+                summary: match done {
+                    Some(step) => match &step.skipped {
+                        Some(mark) => format!(
+                            "skipped by {}{}; its dependants use the outputs given",
+                            mark.by,
+                            mark.reason
+                                .as_ref()
+                                .map(|reason| format!(" ({reason})"))
+                                .unwrap_or_default()
+                        ),
+                        None => "succeeded earlier in this run; outputs reused".to_string(),
+                    },
+                    None => String::new(),
                 },
                 details: Vec::new(),
                 outputs: done.map(|step| step.outputs.clone()).unwrap_or_default(),

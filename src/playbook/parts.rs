@@ -38,6 +38,27 @@ impl Playbook {
             .collect()
     }
 
+    /// For each output of step `producer` that other steps reference
+    /// (`${steps.PRODUCER.OUTPUT}` in their `with:`), the steps that reference it.
+    pub fn users_of_outputs(&self, producer: &str) -> BTreeMap<String, Vec<String>> {
+        let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for step in &self.steps {
+            for (_, value) in &step.with {
+                for (reference, _) in value.value.references(value.location) {
+                    if let Reference::StepOutput { step: from, output } = reference
+                        && from == producer
+                    {
+                        let list = users.entry(output).or_default();
+                        if !list.contains(&step.id.value) {
+                            list.push(step.id.value.clone());
+                        }
+                    }
+                }
+            }
+        }
+        users
+    }
+
     /// The digest of each step, by id.
     pub fn step_digests(&self) -> BTreeMap<String, String> {
         self.steps

@@ -58,6 +58,7 @@ pub fn run_state_word(state: &RunState, running: bool) -> &'static str {
         Some(Outcome::Failed) => "failed",
         Some(Outcome::Interrupted) => "interrupted",
         None if running => "running",
+        None if state.marked_for_resume => "marked for resume",
         None => "crashed",
     }
 }
@@ -71,21 +72,27 @@ fn step_seconds(step: &crate::journal::state::StepState, now: Timestamp) -> Opti
 /// The command that resumes a run whose state is at `state_dir` (a local directory, or
 /// the `s3://` location of shared state).
 pub fn resume_command(run_id: &str, state_dir: &str) -> String {
+    format!("rebuild resume {run_id}{}", state_dir_option(state_dir))
+}
+
+/// ` --state s3://…` for shared state, ` --state-dir DIR` (quoted for a shell when it must
+/// be) for another local directory, or nothing for the default.
+pub fn state_dir_option(state_dir: &str) -> String {
     if state_dir.starts_with("s3://") {
-        format!("rebuild resume {run_id} --state {state_dir}")
-    } else if state_dir == ".rebuild" {
-        format!("rebuild resume {run_id}")
-    } else {
-        let needs_quotes = state_dir
-            .chars()
-            .any(|c| c.is_whitespace() || "'\"$`\\".contains(c));
-        let shown = if needs_quotes {
-            format!("'{}'", state_dir.replace('\'', "'\\''"))
-        } else {
-            state_dir.to_string()
-        };
-        format!("rebuild resume {run_id} --state-dir {shown}")
+        return format!(" --state {state_dir}");
     }
+    if state_dir == ".rebuild" {
+        return String::new();
+    }
+    let needs_quotes = state_dir
+        .chars()
+        .any(|c| c.is_whitespace() || "'\"$`\\".contains(c));
+    let shown = if needs_quotes {
+        format!("'{}'", state_dir.replace('\'', "'\\''"))
+    } else {
+        state_dir.to_string()
+    };
+    format!(" --state-dir {shown}")
 }
 
 /// A run's status as JSON.
@@ -132,6 +139,9 @@ pub fn status_json(
                     "pinned": redact(&step.pins),
                     "resources": step.resources.iter().map(|(t, i, a)| json!({"type": t, "id": i, "action": a})).collect::<Vec<_>>(),
                     "last_error": step.last_error,
+                    "approval": step.approval.as_ref().map(|approval| approval_json(approval, &state.header.run_id, id, state_dir)),
+                    "skipped": step.skipped,
+                    "retry_requested": step.retry_requested,
                 }),
                 None => json!({"id": id, "kind": kind, "state": StepStatus::Pending, "attempts": 0}),
             }
@@ -155,6 +165,90 @@ pub fn status_json(
         "steps": steps,
         "resume_command": (word != "succeeded" && word != "running").then(|| resume_command(&state.header.run_id, state_dir)),
     })
+}
+
+/// A gate's question as JSON: what it asks, until when, and, while it waits, the exact
+/// commands that answer it.
+fn approval_json(
+    approval: &crate::journal::state::Approval,
+    run_id: &str,
+    step: &str,
+    state_dir: &str,
+) -> Value {
+    let mut value = serde_json::to_value(approval).unwrap_or_else(|_| json!({}));
+    if approval.is_open() {
+        let suffix = state_dir_option(state_dir);
+        value["approve_command"] = json!(format!("rebuild approve {run_id} --step {step}{suffix}"));
+        value["reject_command"] = json!(format!(
+            "rebuild reject {run_id} --step {step} --reason TEXT{suffix}"
+        ));
+    }
+    value
+}
+
+/// An operator's mark in one line: `by USER@HOST at TIME (REASON)`.
+fn mark_text(mark: &Value) -> String {
+    let at = mark["at"]
+        .as_str()
+        .and_then(|at| at.parse::<Timestamp>().ok())
+        .map(|at| at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default();
+    let by = format!(
+        "{}@{}",
+        mark["by"]["user"].as_str().unwrap_or_default(),
+        mark["by"]["host"].as_str().unwrap_or_default()
+    );
+    match mark["reason"].as_str() {
+        Some(reason) => format!("by {by} at {at}: {reason}"),
+        None => format!("by {by} at {at}"),
+    }
+}
+
+/// A gate's question and answer as status lines.
+fn approval_text(out: &mut String, approval: &Value) {
+    let deadline = approval["deadline"]
+        .as_str()
+        .and_then(|at| at.parse::<Timestamp>().ok())
+        .map(|at| at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default();
+    let default = approval["on_timeout"].as_str().unwrap_or_default();
+    let decision = &approval["decision"];
+    if decision.is_object() {
+        let verdict = match decision["verdict"].as_str() {
+            Some("approve") => "approved",
+            _ => "rejected",
+        };
+        let how = if decision["by"].is_object() {
+            mark_text(decision)
+        } else {
+            format!("by its timeout ({default} at {deadline})")
+        };
+        let _ = writeln!(out, "      {verdict} {how}");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "      waiting for approval: {}",
+        approval["message"].as_str().unwrap_or_default()
+    );
+    if let Some(approvers) = approval["approvers"]
+        .as_array()
+        .filter(|list| !list.is_empty())
+    {
+        let names: Vec<&str> = approvers.iter().filter_map(Value::as_str).collect();
+        let _ = writeln!(out, "      approvers: {}", names.join(", "));
+    }
+    let _ = writeln!(out, "      without an answer: {default} at {deadline}");
+    let _ = writeln!(
+        out,
+        "      approve: {}",
+        approval["approve_command"].as_str().unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "      reject:  {}",
+        approval["reject_command"].as_str().unwrap_or_default()
+    );
 }
 
 /// What resumes changed mid-run, as JSON (input values hidden like the inputs).
@@ -246,11 +340,11 @@ pub fn status_text(
             .by
             .as_ref()
             .map_or_else(|| "(not recorded)".to_string(), ToString::to_string);
-        let detail = activity
-            .detail
-            .as_ref()
-            .map(|detail| format!(" (held by {detail})"))
-            .unwrap_or_default();
+        let detail = match (&activity.detail, activity.action) {
+            (Some(holder), "unlocked") => format!(" (held by {holder})"),
+            (Some(detail), _) => format!(": {detail}"),
+            (None, _) => String::new(),
+        };
         let _ = writeln!(
             out,
             "    {}  {} by {by}{detail}",
@@ -288,8 +382,20 @@ pub fn status_text(
             step["attempts"],
             shown
         );
-        if let Some(waiting) = step["waiting_for"].as_str() {
+        if step["approval"].is_object() {
+            approval_text(&mut out, &step["approval"]);
+        } else if let Some(waiting) = step["waiting_for"].as_str() {
             let _ = writeln!(out, "      waiting for {waiting}");
+        }
+        if step["skipped"].is_object() {
+            let _ = writeln!(out, "      skipped {}", mark_text(&step["skipped"]));
+        }
+        if step["retry_requested"].is_object() {
+            let _ = writeln!(
+                out,
+                "      runs again on resume (marked {})",
+                mark_text(&step["retry_requested"])
+            );
         }
         if let Some(error) = step["last_error"].as_str() {
             let _ = writeln!(out, "      last error: {error}");

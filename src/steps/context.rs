@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::cloud::Cloud;
-use crate::journal::{Event, Journal, ResourceAction, Values};
+use crate::journal::requests::{Answers, NoAnswers};
+use crate::journal::{Actor, Event, Journal, Request, ResourceAction, Values, Verdict};
 use crate::runtime::{
     AlwaysYes, Backoff, Cancel, Confirmer, Owner, QuestionClock, ReportEvent, Reporter, RunFacts,
 };
@@ -89,6 +90,8 @@ pub struct StepServices {
     pub poll: Backoff,
     /// The run's local folders.
     pub workspace: Workspace,
+    /// The answers given to the run's gates (read through the state store).
+    pub answers: Arc<dyn Answers>,
 }
 
 impl StepServices {
@@ -107,6 +110,7 @@ impl StepServices {
             confirmer: Arc::new(AlwaysYes),
             poll: Backoff::default(),
             workspace,
+            answers: Arc::new(NoAnswers),
         }
     }
 }
@@ -222,6 +226,65 @@ impl StepContext {
                 hint: "nothing was changed by this step; `rebuild resume` asks again (`--yes` does not ask)".to_string(),
             })
         }
+    }
+
+    /// Journal that this gate waits for an answer to round `round` of its question (status
+    /// shows it waiting, with the message), and report it.
+    pub fn approval_requested(
+        &self,
+        round: u32,
+        message: &str,
+        approvers: &[String],
+        deadline: jiff::Timestamp,
+        on_timeout: Verdict,
+    ) -> Result<(), StepError> {
+        self.services.journal.append(Event::ApprovalRequested {
+            step: self.step_id.clone(),
+            round,
+            message: message.to_string(),
+            approvers: approvers.to_vec(),
+            deadline,
+            on_timeout,
+        })?;
+        self.services.reporter.report(ReportEvent::StepWaiting {
+            step: self.step_id.clone(),
+            waiting_for: format!(
+                "approval: {message} (`rebuild approve {run} --step {step}` or `rebuild reject {run} --step {step}`; {default} at {deadline})",
+                run = self.run_id,
+                step = self.step_id,
+                default = on_timeout.as_str(),
+                deadline = deadline.strftime("%H:%M:%S UTC"),
+            ),
+        });
+        Ok(())
+    }
+
+    /// The answers given to the run's gates so far.
+    pub fn answers(&self) -> Result<Vec<Request>, StepError> {
+        Ok(self.services.answers.answers()?)
+    }
+
+    /// Journal how this gate's round `round` was decided (`by` `None`: its timeout), and
+    /// report it.
+    pub fn approval_decided(
+        &self,
+        round: u32,
+        verdict: Verdict,
+        by: Option<Actor>,
+        reason: Option<String>,
+    ) -> Result<(), StepError> {
+        let who = by
+            .as_ref()
+            .map_or_else(|| "its timeout".to_string(), |by| format!("{by}"));
+        self.services.journal.append(Event::ApprovalDecided {
+            step: self.step_id.clone(),
+            round,
+            verdict,
+            by,
+            reason,
+        })?;
+        self.progress(format!("{} by {who}", verdict.past_tense()));
+        Ok(())
     }
 
     /// Tags for a resource named `name` within this step: the playbook's tags, `Name`,

@@ -6,6 +6,7 @@
 
 mod aws;
 pub mod context;
+mod gate;
 mod git;
 mod http;
 pub mod interface;
@@ -234,6 +235,15 @@ pub enum StepError {
         /// What to do.
         hint: String,
     },
+    /// A gate was rejected: by someone (`rebuild reject`), or by its timeout whose default
+    /// is `reject`.
+    #[error("rejected {}{}", .by.as_ref().map_or_else(|| "by its timeout".to_string(), |by| format!("by {by}")), .reason.as_ref().map(|reason| format!(": {reason}")).unwrap_or_default())]
+    Rejected {
+        /// Who (`None`: the timeout).
+        by: Option<crate::journal::Actor>,
+        /// Why, when given.
+        reason: Option<String>,
+    },
     /// The attempt ran past the step's timeout.
     #[error("timed out after {}", crate::playbook::duration::render(*.0))]
     Timeout(std::time::Duration),
@@ -297,6 +307,7 @@ impl StepError {
             }
             Self::BadState { .. } => Some("inspect the resource in the AWS console; delete it if it is broken, then `rebuild resume`".to_string()),
             Self::Timeout(_) => Some("raise the step's `timeout:` if the cloud is just slow, then `rebuild resume`".to_string()),
+            Self::Rejected { .. } => Some("the gate stopped the run on purpose: `rebuild resume` asks again; to go on without its approval, `rebuild skip --step STEP` then `rebuild resume`".to_string()),
             Self::Interrupted => Some("`rebuild resume` continues from here".to_string()),
             Self::Crashed(_) => {
                 Some("please report this bug; `rebuild resume` retries the step".to_string())
@@ -348,6 +359,7 @@ impl StepKinds {
             Arc::new(aws::DnsCutover),
             Arc::new(http::HttpCheck),
             Arc::new(git::GitFetch),
+            Arc::new(gate::GateApproval),
         ])
     }
 

@@ -30,6 +30,7 @@ mod drill;
 mod e2e;
 mod eks;
 mod eks_auth;
+mod gates;
 mod git_fetch;
 mod harness;
 mod identity;

@@ -63,6 +63,20 @@ impl Layout {
         well_formed.then(|| digits.parse().ok()).flatten()
     }
 
+    /// The prefix of the answers to a run's gates (`…/runs/ID/requests/`).
+    pub(crate) fn requests(&self, run_id: &str) -> String {
+        self.url.key(&format!("runs/{run_id}/requests/"))
+    }
+
+    /// The key of answer `number` to a run's gates.
+    pub(crate) fn request(&self, run_id: &str, number: u64) -> String {
+        format!(
+            "{}{number:0width$}.json",
+            self.requests(run_id),
+            width = RECORD_DIGITS
+        )
+    }
+
     /// The prefix of every lock (`…/locks/`).
     pub(crate) fn locks(&self) -> String {
         self.url.key("locks/")

@@ -26,6 +26,7 @@ use self::bridge::Bridge;
 use self::bucket::{Bucket, Created};
 use self::layout::Layout;
 use super::lock::{self, Holder, LockError, RunLock, Unlocked};
+use super::requests::{self, Request};
 use super::store::{self, Sink};
 use super::{Journal, JournalError, LoadRunError, Loaded, RunState, StateStore, state};
 use crate::cloud::CloudError;
@@ -332,6 +333,54 @@ impl StateStore for S3Store {
         // Never judged dead by its pid: a lock in the bucket is held until it is released
         // or broken on purpose.
         self.lock_holder(target).is_some()
+    }
+
+    fn append_request(&self, run_id: &str, request: &Request) -> Result<(), JournalError> {
+        let error = |source| self.journal_error(run_id, source);
+        if self.records(run_id).map_err(error)?.is_empty() {
+            return Err(JournalError::Io {
+                path: self.journal_path(run_id),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            });
+        }
+        let line = requests::encode(request)?;
+        // One object per answer, numbered; another writer that took a number first makes
+        // this one try the next, so answers are never lost or overwritten.
+        let (keys, _) = self
+            .bucket
+            .list(&self.layout.requests(run_id), None)
+            .map_err(error)?;
+        let mut number = u64::try_from(keys.len()).unwrap_or(u64::MAX) + 1;
+        for _ in 0..64 {
+            let key = self.layout.request(run_id, number);
+            match self
+                .bucket
+                .create(&key, line.clone().into_bytes())
+                .map_err(error)?
+            {
+                Created::Written => return Ok(()),
+                Created::Exists => number += 1,
+            }
+        }
+        Err(JournalError::Io {
+            path: self.journal_path(run_id),
+            source: io::Error::other("too many answers written at once; try again"),
+        })
+    }
+
+    fn requests(&self, run_id: &str) -> Result<Vec<Request>, JournalError> {
+        let error = |source| self.journal_error(run_id, source);
+        let (mut keys, _) = self
+            .bucket
+            .list(&self.layout.requests(run_id), None)
+            .map_err(error)?;
+        keys.sort();
+        let bodies = self.bucket.get_all(keys).map_err(error)?;
+        Ok(bodies
+            .into_iter()
+            .flatten()
+            .flat_map(|body| requests::parse(&body))
+            .collect())
     }
 
     fn locked_targets(&self) -> Vec<String> {
