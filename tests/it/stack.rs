@@ -80,9 +80,10 @@ on_both_backends! {
             ))
             .stderr_contains("last step `network` running")
             .stderr_contains(&format!("hint: continue it with: rebuild resume {run_id} "));
-        // Refused before planning: not one call to AWS, no new run, nothing new in the region.
-        assert_eq!(world.proxy().operations(), Vec::<String>::new());
-        assert_eq!(world.journal_files().len(), 1);
+        // Refused before planning: not one call to AWS (but to the state bucket), no new
+        // run, nothing new in the region.
+        assert_eq!(world.cloud_operations(), Vec::<String>::new());
+        assert_eq!(world.journals().len(), 1);
         assert_eq!(inventory(&world.moto.endpoint), before);
 
         // Without `--target` (the playbook's default target is the same stack): refused too.
@@ -135,7 +136,7 @@ on_both_backends! {
             .failpoint("run/after-start")
             .run()
             .killed("run/after-start");
-        assert_eq!(world.journal_files().len(), 2);
+        assert_eq!(world.journals().len(), 2);
     }
 }
 
@@ -152,7 +153,8 @@ on_both_backends! {
             .failpoint("run/after-start")
             .run()
             .killed("run/after-start");
-        assert_eq!(world.journal_files().len(), 2);
+        world.unlock_after_a_crash();
+        assert_eq!(world.journals().len(), 2);
         assert_eq!(world.status()["stack"], "shop-drill");
         // `rebuild runs` lists each run with its stack.
         let listed = world.run(&["runs"]).success().stdout().to_string();
