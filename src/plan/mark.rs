@@ -329,22 +329,7 @@ mod tests {
     }
 
     fn run(events: Vec<Event>) -> RunState {
-        let header = Event::RunStarted {
-            run_id: "r1".into(),
-            playbook_path: "t.yaml".into(),
-            playbook_name: "t".into(),
-            playbook_digest: "d".into(),
-            source_region: "ap-southeast-2".into(),
-            target_region: "ap-southeast-1".into(),
-            stack: None,
-            owned_by: crate::stack::OwnedBy::default(),
-            playbook_parts: None,
-            inputs: Values::new(),
-            accept_rpo: false,
-            host: "h".into(),
-            tool_version: "0".into(),
-            by: None,
-        };
+        let header = Event::test_start("r1", "t");
         let records: Vec<Record> = std::iter::once(header)
             .chain(events)
             .enumerate()

@@ -1,8 +1,6 @@
 //! `dns.cutover` against moto's Route 53 (previous values journaled, records UPSERTed) and
 //! `http.check` against a local HTTP server (passing, and failing with each check named).
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use crate::support::route53;
@@ -11,27 +9,7 @@ use crate::support::world::{TARGET, World, step};
 
 /// A tiny HTTP server: `/healthz` answers 200 `ok shop`, anything else 503.
 fn serve_http() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buffer = [0u8; 2048];
-            let read = stream.read(&mut buffer).unwrap_or(0);
-            let request = String::from_utf8_lossy(&buffer[..read]);
-            let (status, body) = if request.starts_with("GET /healthz ") {
-                ("200 OK", "ok shop")
-            } else {
-                ("503 Service Unavailable", "down")
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    format!("http://{address}")
+    crate::support::http::serve("/healthz", "ok shop")
 }
 
 fn playbook(dir: &Path, base_url: &str, health_path: &str) -> PathBuf {

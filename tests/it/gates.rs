@@ -4,8 +4,6 @@
 //! that fails for good skipped and the resume completing; a succeeded step marked to run
 //! again; `--keep-going` letting an independent branch finish.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,29 +11,9 @@ use serde_json::Value;
 
 use crate::support::test::Test;
 
-/// A tiny HTTP server: `/ok` answers 200, anything else 503.
+/// A tiny HTTP server: `/ok` answers 200 `ok`, anything else 503.
 fn serve_http() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buffer = [0u8; 2048];
-            let read = stream.read(&mut buffer).unwrap_or(0);
-            let request = String::from_utf8_lossy(&buffer[..read]);
-            let (status, body) = if request.starts_with("GET /ok ") {
-                ("200 OK", "ok")
-            } else {
-                ("503 Service Unavailable", "down")
-            };
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    format!("http://{address}")
+    crate::support::http::serve("/ok", "ok")
 }
 
 /// One `http.check` step of `path` on `server` (one try), after `needs`.

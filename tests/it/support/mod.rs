@@ -34,6 +34,7 @@ pub mod aws_wire;
 pub mod git;
 pub mod github;
 pub mod holds;
+pub mod http;
 pub mod inventory;
 pub mod kube;
 pub mod moto;
