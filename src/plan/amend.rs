@@ -242,18 +242,9 @@ mod tests {
 
     use super::*;
     use crate::journal::{Event, Record, Values, record::SCHEMA_VERSION, state};
-    use crate::playbook::{self, KindSpec, ParamSpec};
+    use crate::playbook::{self, KindSpec};
 
-    const KINDS: &[KindSpec] = &[KindSpec {
-        kind: "test.noop",
-        summary: "",
-        parameters: &[ParamSpec {
-            name: "value",
-            required: false,
-            help: "",
-        }],
-        outputs: &["out"],
-    }];
+    const KINDS: &[KindSpec] = &[KindSpec::test_noop(&["out"])];
 
     fn playbook(steps: &str) -> Playbook {
         let text = format!(

@@ -306,18 +306,9 @@ mod tests {
     use super::*;
     use crate::journal::record::SCHEMA_VERSION;
     use crate::journal::{Actor, Event, Record, Verdict, state};
-    use crate::playbook::{self, KindSpec, ParamSpec};
+    use crate::playbook::{self, KindSpec};
 
-    const KINDS: &[KindSpec] = &[KindSpec {
-        kind: "test.noop",
-        summary: "",
-        parameters: &[ParamSpec {
-            name: "value",
-            required: false,
-            help: "",
-        }],
-        outputs: &["url", "other"],
-    }];
+    const KINDS: &[KindSpec] = &[KindSpec::test_noop(&["url", "other"])];
 
     fn playbook() -> Playbook {
         playbook::from_str(

@@ -364,19 +364,10 @@ pub fn pending(plan: &Plan) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::playbook::{self, KindSpec, ParamSpec};
+    use crate::playbook::{self, KindSpec};
     use std::path::Path;
 
-    const KINDS: &[KindSpec] = &[KindSpec {
-        kind: "test.noop",
-        summary: "",
-        parameters: &[ParamSpec {
-            name: "value",
-            required: false,
-            help: "",
-        }],
-        outputs: &["out"],
-    }];
+    const KINDS: &[KindSpec] = &[KindSpec::test_noop(&["out"])];
 
     fn playbook(steps: &str) -> Playbook {
         let text = format!("name: t\nsource_region: ap-southeast-2\nsteps:\n{steps}");

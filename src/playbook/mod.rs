@@ -195,6 +195,25 @@ pub struct KindSpec {
     pub outputs: &'static [&'static str],
 }
 
+#[cfg(test)]
+impl KindSpec {
+    /// The step kind planner unit tests use: `test.noop`, with one optional parameter
+    /// `value` and the outputs `outputs`.
+    pub(crate) const fn test_noop(outputs: &'static [&'static str]) -> Self {
+        const VALUE: &[ParamSpec] = &[ParamSpec {
+            name: "value",
+            required: false,
+            help: "",
+        }];
+        Self {
+            kind: "test.noop",
+            summary: "",
+            parameters: VALUE,
+            outputs,
+        }
+    }
+}
+
 /// One parameter of a step kind.
 #[derive(Debug, Clone, Copy)]
 pub struct ParamSpec {
