@@ -22,7 +22,6 @@
 mod support;
 
 mod amend;
-mod bench_rto;
 mod certificate;
 mod cutover;
 mod deploy;

@@ -1,0 +1,104 @@
+//! The benchmarks: `cargo bench --bench rto` (add `--profile dev` to reuse the test build).
+//! Each section runs the real `rebuild` binary (or the crate's pure layers) against the
+//! testbed of the integration tests and prints figures: medians of several runs, measured
+//! side by side in one process run. Nothing here asserts a time: the machines are shared
+//! and noisy, so the figures are for reading and comparing, not for failing a build.
+//!
+//!     cargo bench --bench rto                  # every section, realistic durations
+//!     cargo bench --bench rto -- --quick       # durations ×0.1, one run each
+//!     cargo bench --bench rto -- rto --runs 5  # one section, five runs
+//!
+//! `cargo test` runs this binary too (without `--bench`): then every section runs once in
+//! quick mode, to prove the benchmark still works.
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmarks, like tests, stop at the first surprise, with a message"
+)]
+#![expect(
+    unreachable_pub,
+    reason = "the support module is shared with the integration tests, whose items are `pub`"
+)]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints what it ran and measured"
+)]
+
+#[path = "../it/support/mod.rs"]
+#[allow(
+    dead_code,
+    unused_imports,
+    reason = "the integration tests' support: the benchmarks use part of it"
+)]
+mod support;
+
+mod figures;
+mod rto;
+
+use std::time::Duration;
+
+/// What to run, from the command line.
+pub struct Options {
+    /// Durations ×0.1 and one run (also what `cargo test` runs).
+    pub quick: bool,
+    /// Runs per measured variant (medians are reported).
+    pub runs: usize,
+    /// Sections to run (empty: all).
+    pub sections: Vec<String>,
+}
+
+impl Options {
+    fn from_args() -> Self {
+        let mut args = std::env::args().skip(1);
+        let mut options = Options {
+            quick: true,
+            runs: 1,
+            sections: Vec::new(),
+        };
+        let mut benching = false;
+        let mut runs = None;
+        let mut quick = false;
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--bench" => benching = true,
+                "--quick" => quick = true,
+                "--runs" => runs = args.next().and_then(|value| value.parse().ok()),
+                // What `cargo test` passes to every test binary.
+                "--test-threads" | "--skip" => {
+                    args.next();
+                }
+                flag if flag.starts_with('-') => {}
+                section => options.sections.push(section.to_string()),
+            }
+        }
+        if benching {
+            options.quick = quick;
+            options.runs = runs.unwrap_or(if quick { 1 } else { 3 });
+        } else {
+            options.runs = runs.unwrap_or(1);
+        }
+        options
+    }
+
+    /// Whether section `name` was asked for.
+    pub fn wants(&self, name: &str) -> bool {
+        self.sections.is_empty() || self.sections.iter().any(|section| section == name)
+    }
+
+    /// How much of a simulated minute a bench waits: a second, or a tenth in quick mode.
+    pub fn minute(&self) -> Duration {
+        if self.quick {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(1)
+        }
+    }
+}
+
+fn main() {
+    let options = Options::from_args();
+    if options.wants("rto") {
+        rto::run(&options);
+    }
+}
