@@ -97,8 +97,23 @@ fn the_cluster_and_node_group_are_created_once_and_adopted_after_a_kill() {
 fn the_database_restore_runs_in_parallel_with_the_cluster() {
     let world = World::with_proxy();
     world.proxy().hold_eks_status(Duration::from_secs(2));
+    world
+        .proxy()
+        .hold_eks_nodegroup_status(Duration::from_secs(1));
     world.proxy().hold_rds_status(Duration::from_secs(2));
     world.rebuild().success();
+    // Each held resource was seen ready once its hold ran out (the benchmark's lateness).
+    let mut noticed: Vec<&str> = Vec::new();
+    for notice in world.proxy().notices() {
+        noticed.push(match notice.resource.as_str() {
+            eks if eks.contains("/node-groups/") => "node group",
+            eks if eks.starts_with("eks /clusters/") => "cluster",
+            rds if rds.starts_with("rds instance ") => "database",
+            other => panic!("unexpected {other}"),
+        });
+    }
+    noticed.sort_unstable();
+    assert_eq!(noticed, ["cluster", "database", "node group"]);
     let status = world.status();
     let time = |step_id: &str, field: &str| -> jiff::Timestamp {
         step(&status, step_id)[field]

@@ -486,4 +486,9 @@ fn proxy_holds_nat_gateways_pending() {
             aws_sdk_ec2::types::NatGatewayState::Available
         ]
     );
+    // The proxy noted when the gateway's hold ran out and when an answer first said so.
+    let notices = proxy.notices();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].resource, format!("nat gateway {nat_id}"));
+    assert!(notices[0].late() < Duration::from_secs(30), "{notices:?}");
 }

@@ -240,6 +240,29 @@ fn never_ready_pods_keep_a_rollout_unavailable_until_the_mode_changes() {
     });
 }
 
+#[test]
+fn pods_take_their_startup_time_and_their_readiness_is_recorded() {
+    let bed = KubeTestbed::start();
+    let startup = Duration::from_secs(2);
+    bed.set_pod_startup(startup);
+    create_namespace(&bed);
+    let applied = std::time::SystemTime::now();
+    bed.apply(
+        &format!("/apis/apps/v1/namespaces/{NS}/deployments/web"),
+        DEPLOYMENT,
+    );
+    bed.wait_for("Deployment web available", Duration::from_secs(60), || {
+        deployment_available(&bed, 2)
+    });
+    let ready = bed.pods_ready();
+    assert_eq!(ready.len(), 2, "{ready:?}");
+    for (pod, at) in ready {
+        assert!(pod.starts_with("smoke/web-"), "{pod}");
+        let after = at.duration_since(applied).unwrap();
+        assert!(after >= startup, "{pod} ready {after:?} after the apply");
+    }
+}
+
 // ---- The load balancer stand-in, as strict as AWS (review B4, D13; testbed item 9). ----
 
 /// A `LoadBalancer` Service `web` with an `http` and an `https` port, and `annotations`

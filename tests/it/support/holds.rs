@@ -25,6 +25,8 @@ pub(super) struct Holds {
     pub rds: Option<Duration>,
     pub nat: Option<Duration>,
     pub eks: Option<Duration>,
+    /// EKS node groups' own hold (`None`: as `eks`).
+    pub eks_nodegroup: Option<Duration>,
     /// RDS instances' sequences beyond `creating`.
     pub rds_instances: RdsInstanceHolds,
     /// New NAT gateways fail with this (code, message).
@@ -68,10 +70,31 @@ pub(super) struct Creations {
     /// (region, EKS path `/clusters/NAME` or `/clusters/NAME/node-groups/GROUP`) -> time
     /// the create was seen.
     eks_resources: HashMap<(String, String), Instant>,
+    /// Held resources (by label) -> when their hold ran out and when an answer first
+    /// showed them ready: how late the tool noticed.
+    noticed: HashMap<String, Notice>,
     /// NAT gateway id -> (failureCode, failureMessage), for those made to fail.
     failed_nats: HashMap<String, (String, String)>,
     /// (region, node group path) -> (issue code, message), for those made to fail.
     failed_nodegroups: HashMap<(String, String), (String, String)>,
+}
+
+/// When a held resource became ready and when an answer first said so.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// What it is: `rds instance ID`, `rds cluster ID`, `nat gateway ID`, `eks PATH`.
+    pub resource: String,
+    /// When its hold ran out.
+    pub ready_at: Instant,
+    /// When the first answer after that was sent.
+    pub noticed_at: Instant,
+}
+
+impl Notice {
+    /// How long it was ready before an answer said so.
+    pub fn late(&self) -> Duration {
+        self.noticed_at.saturating_duration_since(self.ready_at)
+    }
 }
 
 const RDS_INSTANCE_CREATES: [&str; 4] = [
@@ -188,8 +211,8 @@ impl Creations {
             };
             rewritten = Some(nat_pending(&String::from_utf8_lossy(answer.body), held));
         }
-        if let Some(hold) = holds.eks
-            && let Some(path) = eks_described_path(operation, answer.body)
+        if let Some(path) = eks_described_path(operation, answer.body)
+            && let Some(hold) = eks_hold(holds, &path)
             && self
                 .eks_resources
                 .get(&(region.to_string(), path))
@@ -198,6 +221,89 @@ impl Creations {
             rewritten = Some(eks_creating(answer.body));
         }
         rewritten
+    }
+
+    /// Note the held resources `answer` describes whose hold has run out, the first time
+    /// an answer shows each (see [`Notice`]).
+    pub(super) fn notice(&mut self, holds: &Holds, answer: &Answer<'_>) {
+        let now = Instant::now();
+        let region = answer.region.to_string();
+        let text = String::from_utf8_lossy(answer.body);
+        let values = |name: &str| -> Vec<String> {
+            scan_xml(&text)
+                .iter()
+                .filter(|node| node.name == name)
+                .map(|node| text[node.inner_start..node.inner_end].to_string())
+                .collect()
+        };
+        let mut ready: Vec<(String, Instant)> = Vec::new();
+        match answer.operation {
+            "DescribeDBInstances" if holds.rds.is_some() => {
+                let hold = holds.rds.unwrap_or_default()
+                    + holds.rds_instances.backing_up.unwrap_or_default();
+                for id in values("DBInstanceIdentifier") {
+                    let key = (region.clone(), id.to_ascii_lowercase());
+                    if let Some(instance) = self.rds_instances.get(&key)
+                        && instance.fails_with.is_none()
+                    {
+                        ready.push((format!("rds instance {id}"), instance.created + hold));
+                    }
+                }
+            }
+            "DescribeDBClusters" if holds.rds.is_some() => {
+                for id in values("DBClusterIdentifier") {
+                    let key = (region.clone(), id.to_ascii_lowercase());
+                    if let Some(created) = self.rds_clusters.get(&key) {
+                        let hold = holds.rds.unwrap_or_default();
+                        ready.push((format!("rds cluster {id}"), *created + hold));
+                    }
+                }
+            }
+            "DescribeNatGateways" if holds.nat.is_some() => {
+                for id in values("natGatewayId") {
+                    if let Some(created) = self.nat_gateways.get(&id)
+                        && !self.failed_nats.contains_key(&id)
+                    {
+                        let hold = holds.nat.unwrap_or_default();
+                        ready.push((format!("nat gateway {id}"), *created + hold));
+                    }
+                }
+            }
+            operation => {
+                if let Some(path) = eks_described_path(operation, answer.body)
+                    && let Some(hold) = eks_hold(holds, &path)
+                    && let Some(created) = self.eks_resources.get(&(region.clone(), path.clone()))
+                {
+                    ready.push((format!("eks {path}"), *created + hold));
+                }
+            }
+        }
+        for (resource, ready_at) in ready {
+            if ready_at <= now && !self.noticed.contains_key(&resource) {
+                let notice = Notice {
+                    resource: resource.clone(),
+                    ready_at,
+                    noticed_at: now,
+                };
+                self.noticed.insert(resource, notice);
+            }
+        }
+    }
+
+    /// Every held resource an answer has shown ready, in the order they became ready.
+    pub(super) fn notices(&self) -> Vec<Notice> {
+        let mut notices: Vec<Notice> = self.noticed.values().cloned().collect();
+        notices.sort_by_key(|notice| notice.ready_at);
+        notices
+    }
+}
+
+/// How long the EKS resource at `path` is held: node groups by their own hold if set.
+fn eks_hold(holds: &Holds, path: &str) -> Option<Duration> {
+    if path.contains("/node-groups/") {
+        holds.eks_nodegroup.or(holds.eks)
+    } else {
+        holds.eks
     }
 }
 

@@ -33,6 +33,7 @@ use super::aws_wire::{
     credential_scope, dialect, encode_form, fault_response, operation_name, request_params,
     xml_text,
 };
+pub use super::holds::Notice;
 use super::holds::{Answer, Creations, Holds, form_get};
 use super::strict;
 use super::strict::ec2::{Ec2Rules, Request as Ec2Request};
@@ -265,6 +266,18 @@ impl Proxy {
     /// clusters no endpoint) in their create and describe answers.
     pub fn hold_eks_status(&self, hold: Duration) {
         self.shared.lock().rules.holds.eks = Some(hold);
+    }
+
+    /// EKS node groups created less than `hold` ago report `CREATING` (instead of the
+    /// clusters' hold of [`Proxy::hold_eks_status`]).
+    pub fn hold_eks_nodegroup_status(&self, hold: Duration) {
+        self.shared.lock().rules.holds.eks_nodegroup = Some(hold);
+    }
+
+    /// Every held resource (see the `hold_*` methods) an answer has shown ready since it
+    /// stopped being held, with how late that answer came: the tool's polling lateness.
+    pub fn notices(&self) -> Vec<Notice> {
+        self.shared.lock().creations.notices()
     }
 
     /// NAT gateways created less than `hold` ago report `pending` in
@@ -628,6 +641,7 @@ async fn handle(
         };
         let state = &mut *state;
         state.creations.record(&state.rules.holds, &answer);
+        state.creations.notice(&state.rules.holds, &answer);
         let held = state.creations.held(&state.rules.holds, &answer);
         let held = held.map_or(upstream_body.clone(), Bytes::from);
         match state.creations.failed(&answer, &held) {

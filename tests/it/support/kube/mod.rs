@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 
 pub use authenticator::EksAuthenticator;
 use control_plane::ControlPlane;
-pub use kubelet::{AwsAccessCheck, NetworkCheck, PodChecks, Reach};
+pub use kubelet::{AwsAccessCheck, KubeletTiming, NetworkCheck, PodChecks, Reach};
 use load_balancer::LoadBalancers;
 pub use load_balancer::{
     LoadBalancerSettings, SSL_CERT, SSL_PORTS, ServedCertificate,
@@ -87,6 +87,7 @@ pub struct KubeTestbed {
     control_plane: ControlPlane,
     mode: Arc<AtomicU8>,
     checks: Arc<Mutex<PodChecks>>,
+    timing: Arc<Mutex<KubeletTiming>>,
     balancers: Arc<LoadBalancers>,
     stop: Arc<AtomicBool>,
     kubelet: Option<JoinHandle<()>>,
@@ -187,6 +188,7 @@ impl KubeTestbed {
         let mode = Arc::new(AtomicU8::new(mode.to_u8()));
         let stop = Arc::new(AtomicBool::new(false));
         let checks = Arc::new(Mutex::new(PodChecks::default()));
+        let timing = Arc::new(Mutex::new(KubeletTiming::default()));
         let names = tempfile::tempdir().expect("a folder for the load balancers' names");
         let balancers = Arc::new(LoadBalancers::new(LoadBalancerSettings {
             certificates: std::collections::BTreeMap::new(),
@@ -198,7 +200,8 @@ impl KubeTestbed {
             .spawn({
                 let (api, mode, stop) = (api.clone(), mode.clone(), stop.clone());
                 let (checks, balancers) = (checks.clone(), balancers.clone());
-                move || kubelet::run(&api, &mode, &checks, &balancers, &stop)
+                let timing = timing.clone();
+                move || kubelet::run(&api, &mode, &checks, &balancers, &timing, &stop)
             })
             .expect("spawn kubelet stand-in thread");
         KubeTestbed {
@@ -208,12 +211,32 @@ impl KubeTestbed {
             control_plane,
             mode,
             checks,
+            timing,
             balancers,
             stop,
             kubelet: Some(kubelet),
             authenticator,
             _names: names,
         }
+    }
+
+    /// Pods stay `Pending` for `startup` after the kubelet stand-in first sees them, as
+    /// image pulls and container starts take (zero: they start at its next pass).
+    pub fn set_pod_startup(&self, startup: Duration) {
+        self.timing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .startup = startup;
+    }
+
+    /// `namespace/pod` -> when the kubelet stand-in made each Pod Ready (a Job's Pod:
+    /// Succeeded).
+    pub fn pods_ready(&self) -> std::collections::BTreeMap<String, std::time::SystemTime> {
+        self.timing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ready
+            .clone()
     }
 
     /// Changes what the load balancer stand-in knows (ACM's certificates) and how slowly
