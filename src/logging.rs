@@ -134,6 +134,32 @@ pub fn open(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Log the process's peak resident memory (Linux's `VmHWM`), then flush the debug log:
+/// what `main` does last.
+pub fn finish() {
+    if let Some(kib) = peak_resident_kib() {
+        tracing::debug!(peak_rss_kib = kib, "peak resident memory");
+    }
+    flush();
+}
+
+/// The process's peak resident set size in KiB, where the system reports it.
+fn peak_resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_peak_resident(&status)
+}
+
+/// `VmHWM` of a `/proc/PID/status` text, in KiB.
+fn parse_peak_resident(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Flush the debug log (lines are also flushed one by one).
 pub fn flush() {
     if let Some(log) = LOG.get()
@@ -229,6 +255,14 @@ fn find_case_insensitive(haystack: &str, needle: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_peak_resident_memory_is_read_from_vmhwm() {
+        let status =
+            "Name:\trebuild\nVmPeak:\t  900000 kB\nVmHWM:\t   41234 kB\nVmRSS:\t   40000 kB\n";
+        assert_eq!(parse_peak_resident(status), Some(41_234));
+        assert_eq!(parse_peak_resident("Name:\trebuild\n"), None);
+    }
 
     #[test]
     fn signatures_and_tokens_never_reach_the_file() {

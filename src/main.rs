@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     // Not waiting for blocking work still under way: a question left unanswered when a
     // stop signal ended the run must not keep the process alive until a line is typed.
     runtime.shutdown_background();
-    rebuild::logging::flush();
+    rebuild::logging::finish();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

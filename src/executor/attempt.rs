@@ -10,6 +10,7 @@ use crate::journal::{Event, Values};
 use crate::playbook::RetryPolicy;
 use crate::runtime::{Backoff, ReportEvent, RunFacts};
 use crate::steps::{Step, StepContext, StepError, StepServices};
+use tracing::Instrument;
 
 use super::timeout::within;
 
@@ -58,16 +59,12 @@ impl StepRun {
                 self.planned.clone(),
                 pins.clone(),
             );
+            // The debug log's lines (each AWS call) name the step and attempt they belong to.
+            let span = tracing::info_span!("step", id = %self.id, attempt);
+            let applying = step.apply(&context, &self.params).instrument(span);
             let result = match self.timeout {
-                Some(limit) => {
-                    within(
-                        limit,
-                        &context.question_clock(),
-                        step.apply(&context, &self.params),
-                    )
-                    .await
-                }
-                None => step.apply(&context, &self.params).await,
+                Some(limit) => within(limit, &context.question_clock(), applying).await,
+                None => applying.await,
             };
             // Keep what this attempt pinned for the next one.
             pins = context.pins();

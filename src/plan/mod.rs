@@ -4,6 +4,8 @@
 //! cloud (does it exist, which snapshot) are asked by [`survey`], which fills in each step.
 
 pub mod amend;
+mod critical_path;
+pub use critical_path::{CriticalPath, critical_path};
 pub mod mark;
 pub mod render;
 pub mod survey;
