@@ -406,6 +406,7 @@ async fn execute(
         cancel,
         confirmer,
         poll: config.poll,
+        history: Arc::new(config.store.wait_history(&config.stack)),
         workspace: Workspace::for_run(&config.scratch, config.run_id(), program),
         answers: Arc::new(StoredAnswers::new(config.store.clone(), config.run_id())),
     };

@@ -16,7 +16,7 @@ use crate::journal::{Event, Journal, Outcome, RunState, StepStatus, Values, stat
 use crate::playbook::{self, KindSpec, ParamSpec, Playbook};
 use crate::runtime::{AlwaysYes, Backoff, Cancel, SilentReporter};
 use crate::secret::{Redactor, Secret};
-use crate::steps::context::Poll;
+use crate::steps::context::{Poll, Wait};
 use crate::steps::{
     Action, PlanContext, Step, StepContext, StepError, StepKinds, StepPlan, StepServices,
 };
@@ -104,7 +104,7 @@ impl Fake {
     async fn behave(&self, context: &StepContext, call: u32, value: &str) -> Result<(), StepError> {
         if self.spec.kind == "test.hang" {
             return context
-                .wait_for("something that never comes", || async {
+                .wait_for(Wait::new("never", "something that never comes"), || async {
                     Ok(Poll::<()>::Pending("pending".into()))
                 })
                 .await;
@@ -228,6 +228,7 @@ impl Harness {
                 initial: Duration::from_secs(1),
                 max: Duration::from_secs(5),
             },
+            history: Arc::default(),
             workspace: crate::workspace::Workspace::new(
                 std::env::temp_dir(),
                 None,

@@ -5,6 +5,7 @@
 
 #[doc(hidden)]
 pub mod contract;
+mod history;
 pub mod lock;
 pub mod record;
 pub mod requests;
@@ -15,10 +16,11 @@ pub mod store;
 
 use std::path::PathBuf;
 
+pub use history::WaitHistory;
 pub use record::{Actor, Event, Outcome, PlaybookParts, Record, ResourceAction, Values, Verdict};
 pub use requests::Request;
 pub use s3::S3Store;
-pub use state::{Change, ChangeKind, RunState, StepStatus};
+pub use state::{Change, ChangeKind, RunState, StepStatus, Waited};
 pub use state_store::{FileStore, MemoryStore, RunEntry, StateStore};
 pub use store::{Journal, JournalError, Loaded};
 

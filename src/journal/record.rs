@@ -287,6 +287,18 @@ pub enum Event {
         /// What it waits for.
         waiting_for: String,
     },
+    /// A step's wait ended: the cloud's resource was ready. Later runs of the stack poll
+    /// by how long this took (see `journal::WaitHistory`).
+    StepWaited {
+        /// Step id.
+        step: String,
+        /// Which wait: a key stable across runs (e.g. `cluster-active`, `wave:migrate`).
+        wait: String,
+        /// From its first check to the check that found it ready, in milliseconds.
+        waited_ms: u64,
+        /// Checks made.
+        polls: u32,
+    },
     /// A step fixed a value that a resume must reuse (e.g. the snapshot id).
     StepPinned {
         /// Step id.

@@ -43,6 +43,9 @@ pub struct StepState {
     pub resources: Vec<(String, String, String)>,
     /// What it last waited for.
     pub waiting_for: Option<String>,
+    /// The waits it finished, in journal order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waited: Vec<Waited>,
     /// The last error.
     pub last_error: Option<String>,
     /// First attempt's start.
@@ -122,6 +125,7 @@ impl StepState {
             pins: Values::new(),
             resources: Vec::new(),
             waiting_for: None,
+            waited: Vec::new(),
             last_error: None,
             first_started: None,
             last_started: None,
@@ -185,6 +189,26 @@ pub struct RunState {
     pub marked_for_resume: bool,
     /// Who started, resumed, unlocked, approved, skipped or retried it, in journal order.
     pub activity: Vec<Activity>,
+}
+
+/// A wait a step finished: for what, how long it took and how many checks it made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waited {
+    /// Which wait (a key stable across runs).
+    pub wait: String,
+    /// How long, from the first check to the one that found it ready.
+    #[serde(serialize_with = "crate::journal::state::seconds")]
+    pub took: std::time::Duration,
+    /// Checks made.
+    pub polls: u32,
+}
+
+/// A duration as (fractional) seconds, for JSON.
+pub(crate) fn seconds<S: serde::Serializer>(
+    duration: &std::time::Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64((duration.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
 /// Something someone did to the run, and who.
@@ -442,6 +466,21 @@ fn apply(state: &mut RunState, record: &Record) {
             let entry = entry(state, id);
             entry.status = StepStatus::Waiting;
             entry.waiting_for = Some(waiting_for.clone());
+        }
+        Event::StepWaited {
+            step: id,
+            wait,
+            waited_ms,
+            polls,
+        } => {
+            let entry = entry(state, id);
+            entry.status = StepStatus::Running;
+            entry.waiting_for = None;
+            entry.waited.push(Waited {
+                wait: wait.clone(),
+                took: std::time::Duration::from_millis(*waited_ms),
+                polls: *polls,
+            });
         }
         Event::StepPinned {
             step: id,

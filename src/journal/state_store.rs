@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 use super::lock::{self, Holder, LockError, RunLock, Unlocked};
 use super::requests::{self, Request};
 use super::store::{self, MemorySink};
-use super::{Journal, JournalError, LoadRunError, Loaded, RunState, StepStatus, Values, state};
+use super::{
+    Journal, JournalError, LoadRunError, Loaded, RunState, StepStatus, Values, WaitHistory, state,
+};
 use crate::stack::Stack;
 
 /// A run found in the store.
@@ -103,6 +105,16 @@ pub trait StateStore: Send + Sync {
     /// [`succeeded_outputs_of`]).
     fn succeeded_outputs_of(&self, stack: &Stack) -> BTreeMap<String, Succeeded> {
         succeeded_outputs_of(self.runs(), stack)
+    }
+
+    /// How long the waits of `stack`'s steps took in its runs (see [`WaitHistory`]).
+    fn wait_history(&self, stack: &Stack) -> WaitHistory {
+        let states: Vec<RunState> = self
+            .runs()
+            .into_iter()
+            .filter_map(|entry| entry.state.ok())
+            .collect();
+        WaitHistory::of(&states, stack)
     }
 
     /// The newest run.

@@ -9,9 +9,11 @@ mod cancel;
 mod confirm;
 mod events;
 mod facts;
+mod pace;
 
 pub use backoff::Backoff;
 pub use cancel::Cancel;
 pub use confirm::{AlwaysYes, Asking, Confirmer, QuestionClock};
 pub use events::{RedactingReporter, ReportEvent, Reporter, SilentReporter};
 pub use facts::{Owner, RunFacts, TAG_NAME, TAG_RUN_ID, TAG_STACK, TAG_STEP};
+pub use pace::{POLL_FLOOR, Pace};

@@ -7,13 +7,16 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::cloud::Cloud;
 use crate::journal::requests::{Answers, NoAnswers};
-use crate::journal::{Actor, Event, Journal, Request, ResourceAction, Values, Verdict};
+use crate::journal::{
+    Actor, Event, Journal, Request, ResourceAction, Values, Verdict, WaitHistory,
+};
 use crate::runtime::{
-    AlwaysYes, Backoff, Cancel, Confirmer, Owner, QuestionClock, ReportEvent, Reporter, RunFacts,
+    AlwaysYes, Backoff, Cancel, Confirmer, Owner, Pace, QuestionClock, ReportEvent, Reporter,
+    RunFacts,
 };
 use crate::workspace::Workspace;
 
@@ -86,8 +89,11 @@ pub struct StepServices {
     pub cancel: Cancel,
     /// Who answers a step's questions (the DNS cutover's).
     pub confirmer: Arc<dyn Confirmer>,
-    /// How waits poll.
+    /// How waits poll: the interval they back off from when nothing is known of them, and
+    /// the ceiling of every delay.
     pub poll: Backoff,
+    /// How long this stack's waits took in past runs (what waits pace by).
+    pub history: Arc<WaitHistory>,
     /// The run's local folders.
     pub workspace: Workspace,
     /// The answers given to the run's gates (read through the state store).
@@ -109,6 +115,7 @@ impl StepServices {
             cancel: Cancel::default(),
             confirmer: Arc::new(AlwaysYes),
             poll: Backoff::default(),
+            history: Arc::default(),
             workspace,
             answers: Arc::new(NoAnswers),
         }
@@ -138,6 +145,36 @@ pub struct StepContext {
     planned: Values,
     pins: Mutex<Values>,
     questions: Arc<QuestionClock>,
+}
+
+/// A wait for the cloud, as [`StepContext::wait_for`] polls it.
+#[derive(Debug, Clone)]
+pub struct Wait {
+    /// Which wait of the step: a key stable across runs (no ids or names in it), under
+    /// which its duration is journaled and looked up in later runs, e.g. `cluster-active`.
+    pub key: String,
+    /// What it waits for, for people: `cluster `shop` to be ACTIVE`.
+    pub what: String,
+    /// How long it typically takes on AWS, when no past run of the stack says.
+    pub typical: Option<Duration>,
+}
+
+impl Wait {
+    /// Wait `key` for `what`, with no typical duration (polls back off from the run's
+    /// interval until a past run gives one).
+    pub fn new(key: impl Into<String>, what: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            what: what.into(),
+            typical: None,
+        }
+    }
+
+    /// With its typical duration on AWS.
+    pub fn typically(mut self, typical: Duration) -> Self {
+        self.typical = Some(typical);
+        self
+    }
 }
 
 /// What a poll found.
@@ -372,41 +409,62 @@ impl StepContext {
         }
     }
 
-    /// Poll `check` with backoff and jitter until it is ready. The wait is journaled (so
-    /// status shows a step waiting, not just started), and cancellation is honoured
-    /// between polls. The step's timeout is enforced by the executor around `apply`.
-    pub async fn wait_for<T, F, Fut>(&self, what: &str, mut check: F) -> Result<T, StepError>
+    /// Poll `check` until it is ready, paced by how long `wait` is expected to take (this
+    /// stack's past runs of the step, else the kind's typical duration; see [`Pace`]). The
+    /// wait is journaled when it begins (so status shows a step waiting, not just started)
+    /// and when it ends, with how long it took and how many checks it made (what later
+    /// runs pace by). Cancellation is honoured between checks; the step's timeout is
+    /// enforced by the executor around `apply`.
+    pub async fn wait_for<T, F, Fut>(&self, wait: Wait, mut check: F) -> Result<T, StepError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Poll<T>, StepError>>,
     {
+        let expected = self
+            .services
+            .history
+            .expected(&self.step_id, &wait.key)
+            .or(wait.typical);
+        let pace = Pace::new(expected, self.services.poll);
+        let started = Instant::now();
         let mut journaled = false;
-        let mut index = 0u32;
+        let mut checks = 0u32;
         let mut last_status = String::new();
         loop {
+            checks += 1;
             match check().await? {
-                Poll::Ready(value) => return Ok(value),
+                Poll::Ready(value) => {
+                    if journaled {
+                        let waited = started.elapsed();
+                        self.services.journal.append(Event::StepWaited {
+                            step: self.step_id.clone(),
+                            wait: wait.key.clone(),
+                            waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                            polls: checks,
+                        })?;
+                    }
+                    return Ok(value);
+                }
                 Poll::Pending(status) => {
                     if !journaled {
                         self.services.journal.append(Event::StepWaiting {
                             step: self.step_id.clone(),
-                            waiting_for: what.to_string(),
+                            waiting_for: wait.what.clone(),
                         })?;
                         self.services.reporter.report(ReportEvent::StepWaiting {
                             step: self.step_id.clone(),
-                            waiting_for: what.to_string(),
+                            waiting_for: wait.what.clone(),
                         });
                         journaled = true;
                     }
                     if status != last_status {
-                        self.progress(format!("{what}: {status}"));
+                        self.progress(format!("{}: {status}", wait.what));
                         last_status = status;
                     }
                     self.checkpoint("waiting")?;
                 }
             }
-            let delay = self.services.poll.delay(index);
-            index += 1;
+            let delay = pace.delay(started.elapsed(), checks);
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.services.cancel.cancelled() => return Err(StepError::Interrupted),

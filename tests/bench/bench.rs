@@ -7,6 +7,7 @@
 //!     cargo bench --bench rto                  # every section, realistic durations
 //!     cargo bench --bench rto -- --quick       # durations ×0.1, one run each
 //!     cargo bench --bench rto -- rto --runs 5  # one section, five runs
+//!     cargo bench --bench rto -- rto --baseline OLD/rebuild  # beside another build
 //!
 //! `cargo test` runs this binary too (without `--bench`): then every section runs once in
 //! quick mode, to prove the benchmark still works.
@@ -46,6 +47,8 @@ pub struct Options {
     pub runs: usize,
     /// Sections to run (empty: all).
     pub sections: Vec<String>,
+    /// Another build of `rebuild` to measure side by side with this one (`--baseline PATH`).
+    pub baseline: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -55,6 +58,7 @@ impl Options {
             quick: true,
             runs: 1,
             sections: Vec::new(),
+            baseline: None,
         };
         let mut benching = false;
         let mut runs = None;
@@ -64,6 +68,7 @@ impl Options {
                 "--bench" => benching = true,
                 "--quick" => quick = true,
                 "--runs" => runs = args.next().and_then(|value| value.parse().ok()),
+                "--baseline" => options.baseline = args.next().map(Into::into),
                 // What `cargo test` passes to every test binary.
                 "--test-threads" | "--skip" => {
                     args.next();

@@ -22,6 +22,7 @@ use crate::Options;
 use crate::figures::{median, median_secs};
 use crate::support::playbooks::default_playbook;
 use crate::support::stack::Stack;
+use crate::support::test::use_binary;
 
 /// The cloud's durations, in simulated minutes.
 struct Durations {
@@ -72,6 +73,8 @@ struct Figures {
     steps: BTreeMap<String, (Duration, usize)>,
     /// What was waited for -> how late the tool noticed it ready.
     late: Vec<(String, Duration)>,
+    /// `step/wait` -> (how long, checks made), from the journal's `step_waited` records.
+    waits: BTreeMap<String, (Duration, u64)>,
     peak_rss_kib: u64,
 }
 
@@ -92,14 +95,13 @@ fn stack_with(minute: Duration, durations: &Durations) -> Stack {
     stack
 }
 
-/// `rebuild --target ap-southeast-1 --yes` with default settings (the testbed's quick
-/// polls removed), in `state`; its wall time.
-fn rebuild(stack: &Stack, state: &Path, extra: &[&str]) -> Duration {
-    let run = stack
-        .rebuild_test()
-        .env_remove("REBUILD_POLL_INTERVAL_MS")
-        .state_dir(state)
-        .args(extra);
+/// `rebuild --target ap-southeast-1 --yes` in `state` — with default settings (the
+/// testbed's quick polls removed) unless `quick_polls` — and its wall time.
+fn rebuild(stack: &Stack, state: &Path, extra: &[&str], quick_polls: bool) -> Duration {
+    let mut run = stack.rebuild_test().state_dir(state).args(extra);
+    if !quick_polls {
+        run = run.env_remove("REBUILD_POLL_INTERVAL_MS");
+    }
     let started = Instant::now();
     let outcome = run.run();
     let wall = started.elapsed();
@@ -137,6 +139,25 @@ fn calls_per_step(log: &str) -> BTreeMap<String, usize> {
         *calls.entry(step.to_string()).or_default() += 1;
     }
     calls
+}
+
+/// `step/wait` -> (how long, checks made), from a journal's `step_waited` records.
+fn waits(journal: &str) -> BTreeMap<String, (Duration, u64)> {
+    journal
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|record| record["event"]["type"] == "step_waited")
+        .map(|record| {
+            let event = &record["event"];
+            let key = format!(
+                "{}/{}",
+                event["step"].as_str().unwrap_or(""),
+                event["wait"].as_str().unwrap_or("")
+            );
+            let took = Duration::from_millis(event["waited_ms"].as_u64().unwrap_or(0));
+            (key, (took, event["polls"].as_u64().unwrap_or(0)))
+        })
+        .collect()
 }
 
 fn peak_rss_kib(log: &str) -> u64 {
@@ -204,9 +225,10 @@ fn wave_lateness(stack: &Stack, run: &Path) -> Vec<(String, Duration)> {
 /// One measured run on a fresh testbed, with the rehearsal's journal in `state`.
 fn measured_run(minute: Duration, state: &Path, extra: &[&str]) -> Figures {
     let stack = stack_with(minute, &REALISTIC);
-    let wall = rebuild(&stack, state, extra);
+    let wall = rebuild(&stack, state, extra, false);
     let run = newest_run(state);
     let log = std::fs::read_to_string(run.join("debug.log")).unwrap_or_default();
+    let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default();
     let status = stack
         .test()
         .state_dir(state)
@@ -242,6 +264,7 @@ fn measured_run(minute: Duration, state: &Path, extra: &[&str]) -> Figures {
         wall,
         steps,
         late,
+        waits: waits(&journal),
         peak_rss_kib: peak_rss_kib(&log),
     }
 }
@@ -278,28 +301,71 @@ pub fn run(options: &Options) {
         path.sum.as_secs_f64()
     );
 
-    // The rehearsal: its journal stays in the state the measured runs use.
-    let state = tempfile::tempdir().expect("a state directory");
-    {
-        let stack = stack_with(minute, &REALISTIC);
-        let wall = rebuild(&stack, state.path(), &[]);
-        println!("  rehearsal (not measured): {:.2} s", wall.as_secs_f64());
+    // Each variant: a build and its arguments, with its own state (and rehearsal).
+    let mut variants = vec![Variant::new("this build, default settings", None, &[])];
+    if let Some(baseline) = &options.baseline {
+        variants.push(Variant::new(
+            &format!("baseline {}, default settings", baseline.display()),
+            Some(baseline.clone()),
+            &[],
+        ));
     }
-    let mut default = Vec::new();
-    let mut serial = Vec::new();
+    if !options.quick {
+        variants.push(Variant::new(
+            "this build, --parallelism 1",
+            None,
+            &["--parallelism", "1"],
+        ));
+    }
+    for variant in &variants {
+        // The rehearsal, with the testbed's quick polls: its journal stays in the state
+        // the measured runs use, so they know how long each wait took.
+        use_binary(variant.binary.clone());
+        let stack = stack_with(minute, &REALISTIC);
+        rebuild(&stack, variant.state.path(), &variant.args, true);
+    }
+    let mut figures: Vec<Vec<Figures>> = variants.iter().map(|_| Vec::new()).collect();
     for _ in 0..options.runs {
-        default.push(measured_run(minute, state.path(), &[]));
-        if !options.quick {
-            serial.push(measured_run(minute, state.path(), &["--parallelism", "1"]));
+        for (variant, runs) in variants.iter().zip(&mut figures) {
+            use_binary(variant.binary.clone());
+            runs.push(measured_run(minute, variant.state.path(), &variant.args));
         }
     }
-    report("default settings", &default, &path);
-    if !serial.is_empty() {
-        report("--parallelism 1", &serial, &path);
+    use_binary(None);
+    for (variant, runs) in variants.iter().zip(&figures) {
+        report(&variant.label, runs, &path, minute);
+    }
+    if figures.len() > 1 && options.baseline.is_some() {
+        let wall =
+            |runs: &[Figures]| median_secs(&runs.iter().map(|run| run.wall).collect::<Vec<_>>());
+        println!(
+            "  this build / baseline: wall {:.3}",
+            wall(&figures[0]) / wall(&figures[1])
+        );
     }
 }
 
-fn report(label: &str, runs: &[Figures], path: &rebuild::plan::CriticalPath) {
+/// A build of `rebuild` and the arguments it is measured with.
+struct Variant {
+    label: String,
+    binary: Option<std::path::PathBuf>,
+    args: Vec<&'static str>,
+    /// Its state: the rehearsal's journal, then the measured runs'.
+    state: tempfile::TempDir,
+}
+
+impl Variant {
+    fn new(label: &str, binary: Option<std::path::PathBuf>, args: &[&'static str]) -> Self {
+        Self {
+            label: label.to_string(),
+            binary,
+            args: args.to_vec(),
+            state: tempfile::tempdir().expect("a state directory"),
+        }
+    }
+}
+
+fn report(label: &str, runs: &[Figures], path: &rebuild::plan::CriticalPath, minute: Duration) {
     let walls: Vec<Duration> = runs.iter().map(|run| run.wall).collect();
     let wall = median_secs(&walls);
     println!(
@@ -341,6 +407,29 @@ fn report(label: &str, runs: &[Figures], path: &rebuild::plan::CriticalPath) {
             } else {
                 String::new()
             }
+        );
+    }
+    let mut waits: BTreeMap<&str, Vec<(Duration, u64)>> = BTreeMap::new();
+    for run in runs {
+        for (key, wait) in &run.waits {
+            waits.entry(key.as_str()).or_default().push(*wait);
+        }
+    }
+    if !waits.is_empty() {
+        println!("    waits (median): checks, and checks per simulated minute of wait");
+    }
+    for (key, observed) in waits {
+        let took = median_secs(&observed.iter().map(|(took, _)| *took).collect::<Vec<_>>());
+        let checks = median(
+            &observed
+                .iter()
+                .map(|(_, checks)| *checks)
+                .collect::<Vec<_>>(),
+        );
+        let minutes = took / minute.as_secs_f64();
+        println!(
+            "      {key:<32} {took:>7.2} s {checks:>4} checks, {:.1} per minute",
+            checks as f64 / minutes.max(1.0)
         );
     }
 }

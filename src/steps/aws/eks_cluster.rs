@@ -18,6 +18,7 @@
 //! of the cluster's network.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
@@ -30,7 +31,7 @@ use crate::cloud::{CloudError, CloudResultExt};
 use crate::journal::{ResourceAction, Values};
 use crate::playbook::KindSpec;
 use crate::runtime::Owner;
-use crate::steps::context::Poll;
+use crate::steps::context::{Poll, Wait};
 use crate::steps::interface::{self, Applying, Phase, Planning};
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
@@ -39,6 +40,9 @@ use super::ownership::{Kind, Ownership, ensure};
 use super::pilot::{self, PILOT_HINT, Pilot};
 use super::tags::{Existing, Marks, eks_tags};
 use super::{optional, required};
+
+/// How long an EKS control plane usually takes to become `ACTIVE` (10–15 minutes).
+const CLUSTER_TYPICAL: Duration = Duration::from_secs(12 * 60);
 
 static SPEC: KindSpec = KindSpec {
     kind: "aws.eks.cluster",
@@ -637,24 +641,27 @@ async fn wait_active(
 ) -> Result<Cluster, StepError> {
     let what = format!("EKS cluster `{name}` to become ACTIVE");
     context
-        .wait_for(&what, || async {
-            let found = describe(client, name)
-                .await?
-                .ok_or_else(|| StepError::BadState {
-                    resource: name.to_string(),
-                    status: "deleted".into(),
-                })?;
-            match found.resource.status() {
-                Some(ClusterStatus::Active) => Ok(Poll::Ready(found.resource)),
-                Some(
-                    ClusterStatus::Creating | ClusterStatus::Updating | ClusterStatus::Pending,
-                ) => Ok(Poll::Pending(found.status)),
-                _ => Err(StepError::BadState {
-                    resource: name.to_string(),
-                    status: found.status,
-                }),
-            }
-        })
+        .wait_for(
+            Wait::new("cluster-active", what).typically(CLUSTER_TYPICAL),
+            || async {
+                let found = describe(client, name)
+                    .await?
+                    .ok_or_else(|| StepError::BadState {
+                        resource: name.to_string(),
+                        status: "deleted".into(),
+                    })?;
+                match found.resource.status() {
+                    Some(ClusterStatus::Active) => Ok(Poll::Ready(found.resource)),
+                    Some(
+                        ClusterStatus::Creating | ClusterStatus::Updating | ClusterStatus::Pending,
+                    ) => Ok(Poll::Pending(found.status)),
+                    _ => Err(StepError::BadState {
+                        resource: name.to_string(),
+                        status: found.status,
+                    }),
+                }
+            },
+        )
         .await
 }
 

@@ -10,6 +10,7 @@
 mod vcpus;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_eks::types::{
@@ -20,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::cloud::{CloudError, CloudResultExt};
 use crate::journal::Values;
 use crate::playbook::KindSpec;
-use crate::steps::context::Poll;
+use crate::steps::context::{Poll, Wait};
 use crate::steps::interface::{self, Applying, Phase, Planning};
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
@@ -28,6 +29,9 @@ use super::iam::{NODE_ROLE, missing_role, role_arn, role_problems};
 use super::ownership::{Kind, Ownership, ensure};
 use super::tags::{Existing, Marks, eks_tags};
 use super::{optional, required};
+
+/// How long a managed node group usually takes to become `ACTIVE` (2–4 minutes).
+const NODEGROUP_TYPICAL: Duration = Duration::from_secs(3 * 60);
 
 static SPEC: KindSpec = KindSpec {
     kind: "aws.eks.nodegroup",
@@ -489,28 +493,31 @@ async fn wait_active(
     let resource = format!("{cluster}/{name}");
     let what = format!("node group `{resource}` to become ACTIVE");
     context
-        .wait_for(&what, || async {
-            let found = describe(client, cluster, name).await?;
-            let found = found.ok_or_else(|| StepError::BadState {
-                resource: resource.clone(),
-                status: "deleted".into(),
-            })?;
-            match found.resource.status() {
-                Some(NodegroupStatus::Active) => Ok(Poll::Ready(
-                    found.resource.nodegroup_arn().map(str::to_string),
-                )),
-                Some(NodegroupStatus::Creating | NodegroupStatus::Updating) => {
-                    Ok(Poll::Pending(found.status))
-                }
-                Some(NodegroupStatus::CreateFailed) => {
-                    Err(create_failed(&resource, &found.resource))
-                }
-                _ => Err(StepError::BadState {
+        .wait_for(
+            Wait::new("nodegroup-active", what).typically(NODEGROUP_TYPICAL),
+            || async {
+                let found = describe(client, cluster, name).await?;
+                let found = found.ok_or_else(|| StepError::BadState {
                     resource: resource.clone(),
-                    status: found.status,
-                }),
-            }
-        })
+                    status: "deleted".into(),
+                })?;
+                match found.resource.status() {
+                    Some(NodegroupStatus::Active) => Ok(Poll::Ready(
+                        found.resource.nodegroup_arn().map(str::to_string),
+                    )),
+                    Some(NodegroupStatus::Creating | NodegroupStatus::Updating) => {
+                        Ok(Poll::Pending(found.status))
+                    }
+                    Some(NodegroupStatus::CreateFailed) => {
+                        Err(create_failed(&resource, &found.resource))
+                    }
+                    _ => Err(StepError::BadState {
+                        resource: resource.clone(),
+                        status: found.status,
+                    }),
+                }
+            },
+        )
         .await
 }
 

@@ -19,11 +19,12 @@ use async_trait::async_trait;
 use aws_sdk_eks::types::{Addon, AddonStatus, PodIdentityAssociation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 
 use crate::cloud::{CloudError, CloudResultExt};
 use crate::journal::Values;
 use crate::playbook::KindSpec;
-use crate::steps::context::Poll;
+use crate::steps::context::{Poll, Wait};
 use crate::steps::interface::{self, Applying, Phase, Planning};
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
@@ -31,6 +32,9 @@ use super::iam::{POD_IDENTITY_ROLE, missing_role, role_arn, role_name, role_prob
 use super::ownership::{Kind, Ownership, ensure};
 use super::required;
 use super::tags::eks_tags;
+
+/// How long the Pod Identity agent add-on usually takes to become `ACTIVE` (its DaemonSet on the nodes).
+const ADDON_TYPICAL: Duration = Duration::from_secs(60);
 
 static SPEC: KindSpec = KindSpec {
     kind: "aws.eks.pod_identity",
@@ -469,30 +473,33 @@ async fn wait_addon(
 ) -> Result<Addon, StepError> {
     let what = format!("EKS add-on `{AGENT}` of cluster `{cluster}` to become ACTIVE");
     context
-        .wait_for(&what, || async {
-            let addon =
-                describe_addon(client, cluster)
-                    .await?
-                    .ok_or_else(|| StepError::BadState {
+        .wait_for(
+            Wait::new("addon-active", what).typically(ADDON_TYPICAL),
+            || async {
+                let addon =
+                    describe_addon(client, cluster)
+                        .await?
+                        .ok_or_else(|| StepError::BadState {
+                            resource: format!("{cluster}/{AGENT}"),
+                            status: "deleted".into(),
+                        })?;
+                let status = addon.status().cloned();
+                match status {
+                    Some(AddonStatus::Active) => Ok(Poll::Ready(addon)),
+                    Some(AddonStatus::Creating | AddonStatus::Updating) => Ok(Poll::Pending(
+                        status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    )),
+                    Some(status @ (AddonStatus::CreateFailed | AddonStatus::Degraded)) => {
+                        Err(addon_failed(cluster, &addon, status.as_str()))
+                    }
+                    status => Err(StepError::BadState {
                         resource: format!("{cluster}/{AGENT}"),
-                        status: "deleted".into(),
-                    })?;
-            let status = addon.status().cloned();
-            match status {
-                Some(AddonStatus::Active) => Ok(Poll::Ready(addon)),
-                Some(AddonStatus::Creating | AddonStatus::Updating) => Ok(Poll::Pending(
-                    status.map(|s| s.as_str().to_string()).unwrap_or_default(),
-                )),
-                Some(status @ (AddonStatus::CreateFailed | AddonStatus::Degraded)) => {
-                    Err(addon_failed(cluster, &addon, status.as_str()))
+                        status: status
+                            .map_or_else(|| "unknown".to_string(), |s| s.as_str().to_string()),
+                    }),
                 }
-                status => Err(StepError::BadState {
-                    resource: format!("{cluster}/{AGENT}"),
-                    status: status
-                        .map_or_else(|| "unknown".to_string(), |s| s.as_str().to_string()),
-                }),
-            }
-        })
+            },
+        )
         .await
 }
 

@@ -20,6 +20,27 @@ use super::screen::{COLUMNS, ROWS, Screen};
 /// The path of the binary under test.
 pub const BINARY: &str = env!("CARGO_BIN_EXE_rebuild");
 
+/// Another build of the binary that [`Test::new`] runs instead of [`BINARY`] while set
+/// (the benchmark's baseline, measured side by side with this build).
+static BINARY_OVERRIDE: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+
+/// Run `binary` (another build of `rebuild`) instead of this build's, or this build's
+/// again with `None`.
+#[allow(dead_code, reason = "the benchmark's: the integration tests run this build only")]
+pub fn use_binary(binary: Option<std::path::PathBuf>) {
+    *BINARY_OVERRIDE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = binary;
+}
+
+fn binary() -> std::path::PathBuf {
+    BINARY_OVERRIDE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .unwrap_or_else(|| BINARY.into())
+}
+
 /// A run of the binary being put together.
 #[must_use = "a test does nothing until `run` or `spawn`"]
 pub struct Test {
@@ -39,7 +60,7 @@ impl Test {
     /// and none of the environment that steers it (`REBUILD_STATE_DIR`, `REBUILD_STATE`,
     /// `REBUILD_FAILPOINTS`) inherited.
     pub fn new() -> Self {
-        let mut command = Command::new(BINARY);
+        let mut command = Command::new(binary());
         command
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("REBUILD_STATE_DIR")
@@ -192,7 +213,8 @@ impl Test {
             .collect();
         // The terminal has a known size, the one the virtual screen renders.
         let command_line = format!(
-            "stty rows {ROWS} cols {COLUMNS}; exec {BINARY} {}",
+            "stty rows {ROWS} cols {COLUMNS}; exec {} {}",
+            binary().display(),
             quoted.join(" ")
         );
         let mut script = Command::new("script");

@@ -7,6 +7,7 @@
 //! yet); every lookup that finds nothing, through [`Settle::grace`] first.
 
 use std::future::Future;
+use std::time::Duration;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
@@ -17,13 +18,16 @@ use aws_sdk_ec2::types::{
 use sha2::{Digest, Sha256};
 
 use crate::cloud::{CloudError, CloudResultExt};
-use crate::steps::context::Poll;
+use crate::steps::context::{Poll, Wait};
 use crate::steps::{StepContext, StepError};
 
 use super::super::ownership::{Ensured, Found, Kind, Ownership, ensure};
 use super::super::rules;
 use super::super::tags::{Mark, ec2_tags, filter};
 use super::settle::Settle;
+
+/// How long a NAT gateway usually takes to become `available` (1–2 minutes).
+const NAT_TYPICAL: Duration = Duration::from_secs(2 * 60);
 
 /// The zones of the client's region that are available, sorted by name (no Local or
 /// Wavelength zones).
@@ -678,29 +682,32 @@ impl Ec2<'_> {
     pub(super) async fn wait_nat(&self, id: &str) -> Result<(), StepError> {
         let what = format!("NAT gateway {id} to be available");
         self.context
-            .wait_for(&what, || async {
-                let describe = || async {
-                    self.client
-                        .describe_nat_gateways()
-                        .nat_gateway_ids(id)
-                        .send()
-                        .await
-                        .cloud("DescribeNatGateways", Some(id.to_string()))
-                };
-                let found = self.settle.call(self.context, &[id], describe).await?;
-                let gateway = found.nat_gateways().first();
-                let state = gateway.and_then(|gateway| gateway.state());
-                let state = state.map_or("missing", |state| state.as_str()).to_string();
-                match (state.as_str(), gateway) {
-                    ("available", _) => Ok(Poll::Ready(())),
-                    ("pending", _) => Ok(Poll::Pending(state)),
-                    ("failed", Some(gateway)) => Err(nat_failed(id, gateway)),
-                    _ => Err(StepError::BadState {
-                        resource: id.to_string(),
-                        status: state,
-                    }),
-                }
-            })
+            .wait_for(
+                Wait::new("nat-available", what).typically(NAT_TYPICAL),
+                || async {
+                    let describe = || async {
+                        self.client
+                            .describe_nat_gateways()
+                            .nat_gateway_ids(id)
+                            .send()
+                            .await
+                            .cloud("DescribeNatGateways", Some(id.to_string()))
+                    };
+                    let found = self.settle.call(self.context, &[id], describe).await?;
+                    let gateway = found.nat_gateways().first();
+                    let state = gateway.and_then(|gateway| gateway.state());
+                    let state = state.map_or("missing", |state| state.as_str()).to_string();
+                    match (state.as_str(), gateway) {
+                        ("available", _) => Ok(Poll::Ready(())),
+                        ("pending", _) => Ok(Poll::Pending(state)),
+                        ("failed", Some(gateway)) => Err(nat_failed(id, gateway)),
+                        _ => Err(StepError::BadState {
+                            resource: id.to_string(),
+                            status: state,
+                        }),
+                    }
+                },
+            )
             .await
     }
 }

@@ -15,13 +15,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::cloud::{CloudError, CloudResultExt};
 use crate::secret::Secret;
-use crate::steps::context::Poll;
+use crate::steps::context::{Poll, Wait};
 use crate::steps::{StepContext, StepError};
 
 use super::super::ownership::{Ensured, Kind, Ownership, ensure};
 use super::super::tags::{Existing, Marks};
 use super::Params;
 use super::snapshot::Snapshot;
+
+/// How long a restore usually takes to become `available`: from 20 minutes to hours, with the snapshot's size; past runs of the stack say better.
+const RESTORE_TYPICAL: Duration = Duration::from_secs(25 * 60);
+/// How long RDS usually takes to apply a new master password.
+const PASSWORD_TYPICAL: Duration = Duration::from_secs(60);
 
 /// What the production database is (pinned with the snapshot as its `source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,25 +199,28 @@ impl Database {
     ) -> Result<Endpoint, StepError> {
         let what = format!("database `{id}` to become available");
         rds.context
-            .wait_for(&what, || async {
-                let Some((status, endpoint)) =
-                    self.status(rds.client, id, &restored.instance).await?
-                else {
-                    return if restored.maybe_invisible() {
-                        Ok(Poll::Pending("restored, not visible yet".into()))
-                    } else {
-                        Err(failed(id, "deleted".into()))
+            .wait_for(
+                Wait::new("db-available", what).typically(RESTORE_TYPICAL),
+                || async {
+                    let Some((status, endpoint)) =
+                        self.status(rds.client, id, &restored.instance).await?
+                    else {
+                        return if restored.maybe_invisible() {
+                            Ok(Poll::Pending("restored, not visible yet".into()))
+                        } else {
+                            Err(failed(id, "deleted".into()))
+                        };
                     };
-                };
-                match (status.as_str(), endpoint) {
-                    ("available", Some(endpoint)) => Ok(Poll::Ready(endpoint)),
-                    ("available", None) => Ok(Poll::Pending(
-                        "available, endpoint not published yet".into(),
-                    )),
-                    (state, _) if FAILED.contains(&state) => Err(failed(id, status)),
-                    _ => Ok(Poll::Pending(status)),
-                }
-            })
+                    match (status.as_str(), endpoint) {
+                        ("available", Some(endpoint)) => Ok(Poll::Ready(endpoint)),
+                        ("available", None) => Ok(Poll::Pending(
+                            "available, endpoint not published yet".into(),
+                        )),
+                        (state, _) if FAILED.contains(&state) => Err(failed(id, status)),
+                        _ => Ok(Poll::Pending(status)),
+                    }
+                },
+            )
             .await
     }
 
@@ -247,15 +255,18 @@ impl Database {
     ) -> Result<(), StepError> {
         let what = format!("the new master password of `{id}` to be applied");
         rds.context
-            .wait_for(&what, || async {
-                let (status, pending) = self.password_status(rds.client, id, instance).await?;
-                match status.as_str() {
-                    "available" if !pending => Ok(Poll::Ready(())),
-                    "available" => Ok(Poll::Pending("password change pending".into())),
-                    state if FAILED.contains(&state) => Err(failed(id, status)),
-                    _ => Ok(Poll::Pending(status)),
-                }
-            })
+            .wait_for(
+                Wait::new("password-applied", what).typically(PASSWORD_TYPICAL),
+                || async {
+                    let (status, pending) = self.password_status(rds.client, id, instance).await?;
+                    match status.as_str() {
+                        "available" if !pending => Ok(Poll::Ready(())),
+                        "available" => Ok(Poll::Pending("password change pending".into())),
+                        state if FAILED.contains(&state) => Err(failed(id, status)),
+                        _ => Ok(Poll::Pending(status)),
+                    }
+                },
+            )
             .await
     }
 
@@ -340,18 +351,23 @@ impl Database {
         }
         let what = format!("the managed master password of `{id}` to be in place");
         rds.context
-            .wait_for(&what, || async {
-                let (status, pending) = self.password_status(rds.client, id, instance).await?;
-                let secret = self.managed_secret(rds.client, id, instance).await?;
-                match (status.as_str(), secret) {
-                    ("available", Some((arn, state))) if !pending && state == "active" => {
-                        Ok(Poll::Ready(arn))
+            .wait_for(
+                Wait::new("managed-password", what).typically(PASSWORD_TYPICAL),
+                || async {
+                    let (status, pending) = self.password_status(rds.client, id, instance).await?;
+                    let secret = self.managed_secret(rds.client, id, instance).await?;
+                    match (status.as_str(), secret) {
+                        ("available", Some((arn, state))) if !pending && state == "active" => {
+                            Ok(Poll::Ready(arn))
+                        }
+                        (state, _) if FAILED.contains(&state) => Err(failed(id, status)),
+                        (_, Some((_, state))) => {
+                            Ok(Poll::Pending(format!("{status}, secret {state}")))
+                        }
+                        _ => Ok(Poll::Pending(status)),
                     }
-                    (state, _) if FAILED.contains(&state) => Err(failed(id, status)),
-                    (_, Some((_, state))) => Ok(Poll::Pending(format!("{status}, secret {state}"))),
-                    _ => Ok(Poll::Pending(status)),
-                }
-            })
+                },
+            )
             .await
     }
 

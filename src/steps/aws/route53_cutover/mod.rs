@@ -19,17 +19,21 @@ use async_trait::async_trait;
 use aws_sdk_route53::Client;
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ChangeStatus};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 use crate::cloud::{CloudError, CloudResultExt};
 use crate::journal::Values;
 use crate::playbook::KindSpec;
-use crate::steps::context::Poll;
+use crate::steps::context::{Poll, Wait};
 use crate::steps::interface::{self, Applying, Phase, Planning, read_pins};
 use crate::steps::{Action, PlanContext, Step, StepContext, StepError, StepPlan, StepProblem};
 
 use self::record_set::{AliasTarget, RecordSet, ResourceRecord, normal_name};
 use self::zone::{Found, Zone};
 use super::{optional, required};
+
+/// How long Route 53 usually takes to apply a change on all its servers (`INSYNC`, within about a minute).
+const INSYNC_TYPICAL: Duration = Duration::from_secs(60);
 
 static SPEC: KindSpec = KindSpec {
     kind: "dns.cutover",
@@ -614,20 +618,23 @@ async fn submit(
     let change = change.unwrap_or_default();
     context.progress(format!("submitted DNS change {change}"));
     context
-        .wait_for("the DNS change to be INSYNC", || async {
-            let status = client
-                .get_change()
-                .id(&change)
-                .send()
-                .await
-                .cloud("GetChange", Some(change.clone()))?;
-            match status.change_info().map(|info| info.status()) {
-                Some(ChangeStatus::Insync) => Ok(Poll::Ready(())),
-                other => Ok(Poll::Pending(
-                    other.map(|s| s.as_str().to_string()).unwrap_or_default(),
-                )),
-            }
-        })
+        .wait_for(
+            Wait::new("change-insync", "the DNS change to be INSYNC").typically(INSYNC_TYPICAL),
+            || async {
+                let status = client
+                    .get_change()
+                    .id(&change)
+                    .send()
+                    .await
+                    .cloud("GetChange", Some(change.clone()))?;
+                match status.change_info().map(|info| info.status()) {
+                    Some(ChangeStatus::Insync) => Ok(Poll::Ready(())),
+                    other => Ok(Poll::Pending(
+                        other.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                    )),
+                }
+            },
+        )
         .await?;
     Ok(change)
 }

@@ -10,8 +10,11 @@ use serde::{Deserialize, Deserializer};
 
 use crate::cloud::kubernetes;
 use crate::playbook::duration;
-use crate::steps::context::Poll;
+use crate::steps::context::{Poll, Wait};
 use crate::steps::{StepContext, StepError};
+
+/// How long a Service usually waits for its cloud load balancer's address.
+const LOAD_BALANCER_TYPICAL: Duration = Duration::from_secs(60);
 
 /// A Service, named `NAMESPACE/NAME` in the parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +69,7 @@ pub(super) async fn wait(
     let services: Api<k8s_openapi::api::core::v1::Service> =
         Api::namespaced(client.clone(), namespace);
     let what = format!("the load balancer of `{service}`");
-    let waiting = context.wait_for(&what, || async {
+    let waiting = context.wait_for(Wait::new("load-balancer", what).typically(LOAD_BALANCER_TYPICAL), || async {
         let found = services
             .get_opt(name)
             .await

@@ -6,13 +6,17 @@
 
 use kube::api::{Api, DynamicObject};
 use serde_json::Value;
+use std::time::Duration;
 
 use super::manifests::kind_of;
 use super::parameters::Wave;
 use crate::cloud::kubernetes;
 use crate::playbook::duration;
-use crate::steps::context::Poll;
+use crate::steps::context::{Poll, Wait};
 use crate::steps::{StepContext, StepError};
+
+/// How long a wave usually takes to roll out (image pulls, container starts, readiness probes).
+const WAVE_TYPICAL: Duration = Duration::from_secs(60);
 
 /// A workload a wave applied, to wait for.
 pub(super) struct Workload {
@@ -44,26 +48,29 @@ pub(super) async fn wait(
 ) -> Result<(), StepError> {
     let limit = wave.timeout();
     let what = format!("wave `{}` to roll out", wave.name);
-    let waiting = context.wait_for(&what, || async {
-        let mut pending = Vec::new();
-        for workload in workloads {
-            match workload.rollout().await? {
-                Rollout::Ready | Rollout::NotAWorkload => {}
-                Rollout::Progressing(why) => pending.push(format!("{}: {why}", workload.label)),
-                Rollout::Failed(why) => {
-                    return Err(StepError::BadState {
-                        resource: workload.label.clone(),
-                        status: why,
-                    });
+    let waiting = context.wait_for(
+        Wait::new(format!("wave:{}", wave.name), what).typically(WAVE_TYPICAL),
+        || async {
+            let mut pending = Vec::new();
+            for workload in workloads {
+                match workload.rollout().await? {
+                    Rollout::Ready | Rollout::NotAWorkload => {}
+                    Rollout::Progressing(why) => pending.push(format!("{}: {why}", workload.label)),
+                    Rollout::Failed(why) => {
+                        return Err(StepError::BadState {
+                            resource: workload.label.clone(),
+                            status: why,
+                        });
+                    }
                 }
             }
-        }
-        Ok(if pending.is_empty() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending(pending.join("; "))
-        })
-    });
+            Ok(if pending.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(pending.join("; "))
+            })
+        },
+    );
     match tokio::time::timeout(limit, waiting).await {
         Ok(result) => result,
         Err(_) => {
