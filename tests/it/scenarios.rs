@@ -107,14 +107,18 @@ fn json_output_is_one_event_per_line_on_stdout() {
         .map(|event| event["step"].as_str().unwrap())
         .collect();
     // Only what the dependencies fix: the network first, the node group after its cluster
-    // (the database, beside the cluster, may finish at any point after the network), the
-    // database's access after both, the pods' AWS access after the nodes.
-    assert_eq!(succeeded.len(), 6, "{succeeded:?}");
+    // and the egress (the database, beside the cluster, may finish at any point after the
+    // network), the database's access after both, the pods' AWS access after the nodes.
+    assert_eq!(succeeded.len(), 7, "{succeeded:?}");
     assert_eq!(succeeded[0], "network", "{succeeded:?}");
     let at = |id: &str| succeeded.iter().position(|step| *step == id);
     assert!(at("database").is_some(), "{succeeded:?}");
     assert!(
         at("cluster").is_some() && at("cluster") < at("nodes"),
+        "{succeeded:?}"
+    );
+    assert!(
+        at("egress").is_some() && at("egress") < at("nodes"),
         "{succeeded:?}"
     );
     let access = at("database-access");
