@@ -349,6 +349,7 @@ impl StepKinds {
     pub fn builtin() -> Self {
         Self::new(vec![
             Arc::new(aws::AwsNetwork),
+            Arc::new(aws::AwsNetworkEgress),
             Arc::new(aws::AwsEksCluster),
             Arc::new(aws::AwsEksNodegroup),
             Arc::new(aws::AwsEksPodIdentity),

@@ -75,18 +75,24 @@ fn a_class_refused_at_the_database_step_is_fixed_by_resuming_with_another_class(
     // One attempt: the refusal is not retryable anyway; keep the run short.
     let playbook = infrastructure_playbook_with(
         dir.path(),
-        &[(
-            "timeout: 3h\n    retry: { attempts: 3, backoff: 30s }",
-            "timeout: 3h\n    retry: { attempts: 1, backoff: 1s }",
-        )],
+        &[
+            (
+                "timeout: 3h\n    retry: { attempts: 3, backoff: 30s }",
+                "timeout: 3h\n    retry: { attempts: 1, backoff: 1s }",
+            ),
+            (
+                "kind: aws.rds.restore\n    needs: [network]",
+                "kind: aws.rds.restore\n    needs: [network, egress]",
+            ),
+        ],
     );
-    // The plan finds `db.r6g.large` (the default class) offered. While the network waits
-    // for its NAT gateways, RDS stops offering it: the restore is refused as RDS refuses an
-    // unorderable class (`InvalidParameterCombination`).
+    // The plan finds `db.r6g.large` (the default class) offered. While the egress waits
+    // for its NAT gateways (the database waits for it here), RDS stops offering it: the
+    // restore is refused as RDS refuses an unorderable class (`InvalidParameterCombination`).
     world.proxy().hold_ec2_nat_pending(Duration::from_secs(600));
     let running = world.rebuild_test(&playbook).spawn();
-    world.wait_until("the network's NAT wait", |status| {
-        step(status, "network")["state"] == "waiting"
+    world.wait_until("the egress's NAT wait", |status| {
+        step(status, "egress")["state"] == "waiting"
     });
     let offered: Vec<Orderable> = Orderable::table()
         .into_iter()
@@ -211,7 +217,7 @@ fn replan_takes_up_an_edit_of_a_step_that_has_not_succeeded_and_refuses_one_of_a
     let before = journal(&world);
 
     // An edit of the network, which succeeded: refused, naming it.
-    edit(&playbook, "nat_gateways: 3", "nat_gateways: 1");
+    edit(&playbook, "database_port: 5432", "database_port: 5433");
     edit(&playbook, "min_size: 3", "min_size: 4");
     world
         .run(&["resume", "--yes", "--replan"])
@@ -223,7 +229,7 @@ fn replan_takes_up_an_edit_of_a_step_that_has_not_succeeded_and_refuses_one_of_a
 
     // The network as it was; the node group's edit stays. Without `--replan` the edited
     // playbook is refused as before, and the hint names `--replan`.
-    edit(&playbook, "nat_gateways: 1", "nat_gateways: 3");
+    edit(&playbook, "database_port: 5433", "database_port: 5432");
     world
         .run(&["resume", "--yes"])
         .code(2)

@@ -66,13 +66,14 @@ fn assert_all_succeeded(status: &Value) {
             "database-access",
             "deploy",
             "dns",
+            "egress",
             "network",
             "nodes",
             "pod-identity",
             "smoke"
         ]
     );
-    assert_eq!(steps.len(), 12, "{status:#}");
+    assert_eq!(steps.len(), 13, "{status:#}");
     for step in steps {
         assert_eq!(step["state"], "succeeded", "step {}: {step:#}", step["id"]);
     }
@@ -586,6 +587,11 @@ fn an_existing_cluster_is_deployed_to_without_provisioning_one() {
     let network = step(&status, "network");
     assert_eq!(network["outputs"]["vpc_id"], pilot_vpc.as_str());
     assert_eq!(network["outputs"]["nat_gateway_ids"], serde_json::json!([]));
+    assert_eq!(network["outputs"]["existing"], true);
+    // The cluster's network has its own way out: no NAT gateway is made.
+    let egress = step(&status, "egress");
+    assert_eq!(egress["outputs"]["skipped"], true, "{egress:#}");
+    assert_eq!(egress["resources"].as_array().map_or(0, Vec::len), 0);
     assert_eq!(
         network["outputs"]["private_subnet_ids"]
             .as_array()

@@ -132,6 +132,7 @@ fn the_database_restore_runs_in_parallel_with_the_cluster() {
     );
     assert!(time("network", "ended") <= time("cluster", "started"));
     assert!(time("cluster", "ended") <= time("nodes", "started"));
+    assert!(time("egress", "ended") <= time("nodes", "started"));
 }
 
 #[test]

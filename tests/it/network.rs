@@ -1,22 +1,24 @@
-//! The network step against EC2 as it really is (review D3, D10, D15 and the EC2 part of
-//! D2): the proxy's strict EC2 rules themselves (quotas, eventual consistency, client
-//! tokens), and the step living with them — quotas checked by the plan, new ids not known
-//! yet retried, a resume right after a kill adopting what it cannot list yet, a failed NAT
-//! gateway reported with EC2's reason, and one NAT gateway per zone by default.
+//! The network and egress steps against EC2 as it really is (review D3, D10, D15 and the
+//! EC2 part of D2): the proxy's strict EC2 rules themselves (quotas, eventual consistency,
+//! client tokens), and the steps living with them — quotas checked by the plan, new ids not
+//! known yet retried, a resume right after a kill adopting what it cannot list yet, a failed
+//! NAT gateway reported with EC2's reason, and one NAT gateway per zone by default. The NAT
+//! gateways are the egress step's, off the database's and the cluster's path; a playbook
+//! from before that step still makes them in the network step.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, Filter};
 
 use crate::support::inventory::{ONE_RUN, inventory};
 use crate::support::playbooks::infrastructure_playbook;
-use crate::support::proxy::Fault;
+use crate::support::proxy::{Call, Fault};
 use crate::support::seed::{DR_REGION, block_on, ec2_client, sdk_config};
 use crate::support::world::{World, step};
 
-/// The default playbook's network step alone, written to `dir`.
+/// The default playbook's network and egress steps alone, written to `dir`.
 fn network_playbook(dir: &Path) -> PathBuf {
     let text = std::fs::read_to_string(infrastructure_playbook()).unwrap();
     let (network, _) = text.split_once("\n  - id: database").unwrap();
@@ -201,6 +203,8 @@ fn the_network_is_built_while_ec2_does_not_know_new_ids_yet() {
     let status = world.status();
     let network = step(&status, "network");
     assert_eq!(network["attempts"], 1, "{network}");
+    let egress = step(&status, "egress");
+    assert_eq!(egress["attempts"], 1, "{egress}");
     assert!(
         world.proxy().count("ModifyVpcAttribute") > 1,
         "a retry happened"
@@ -208,8 +212,9 @@ fn the_network_is_built_while_ec2_does_not_know_new_ids_yet() {
     let counted = inventory(&world.moto.endpoint);
     assert_eq!((counted.nat_gateways, counted.elastic_ips), (3, 3));
     assert_eq!(counted.vpcs, 1);
+    assert_eq!(network["outputs"]["nat_gateway_ids"], serde_json::json!([]));
     let nats: Vec<String> =
-        serde_json::from_value(network["outputs"]["nat_gateway_ids"].clone()).unwrap();
+        serde_json::from_value(egress["outputs"]["nat_gateway_ids"].clone()).unwrap();
     let tables: Vec<String> =
         serde_json::from_value(network["outputs"]["private_route_table_ids"].clone()).unwrap();
     let routes = block_on(async {
@@ -244,9 +249,9 @@ fn a_resume_right_after_a_kill_adopts_what_ec2_does_not_list_yet() {
     let playbook = network_playbook(dir.path());
     world
         .rebuild_test(&playbook)
-        .failpoint("network/after-nat")
+        .failpoint("egress/after-nat")
         .run()
-        .killed("network/after-nat");
+        .killed("egress/after-nat");
     // What the killed attempt made moments ago stays unlisted for 2.5 s after its create;
     // the resume's grace is twice its poll interval: 4 s.
     world
@@ -265,8 +270,9 @@ fn a_resume_right_after_a_kill_adopts_what_ec2_does_not_list_yet() {
     );
 }
 
-/// A NAT gateway that fails ends the step at once with EC2's failure code and message and
-/// what to do, instead of a bare state (review item "NAT failed").
+/// A NAT gateway that fails ends the egress step at once with EC2's failure code and
+/// message and what to do, instead of a bare state (review item "NAT failed"); once EC2's
+/// trouble is over, the resume makes new gateways in place of the failed ones.
 #[test]
 fn a_failed_nat_gateway_ends_the_step_with_its_reason() {
     let world = World::new();
@@ -279,8 +285,134 @@ fn a_failed_nat_gateway_ends_the_step_with_its_reason() {
         .rebuild_with(&network_playbook(dir.path()))
         .code(1)
         .stderr_contains("is `failed`: InsufficientFreeAddressesInSubnet: Subnet has insufficient free addresses")
+        .stderr_contains("step `egress` (aws.network.egress) failed")
         .stderr_contains("a failed NAT gateway is never adopted");
     let status = world.status();
-    assert_eq!(step(&status, "network")["attempts"], 1);
+    assert_eq!(step(&status, "network")["state"], "succeeded");
+    assert_eq!(step(&status, "egress")["attempts"], 1);
     assert_eq!(inventory(&world.moto.endpoint).vpcs, ONE_RUN.vpcs);
+
+    world.proxy().fail_nat_gateways(None);
+    // EC2 disassociates a failed gateway's Elastic IP; moto, whose gateways the proxy only
+    // reports `failed`, keeps it associated: do what EC2 does.
+    block_on(async {
+        let ec2 = ec2_client(&world.moto.endpoint, DR_REGION).await;
+        let addresses = ec2.describe_addresses().send().await.unwrap();
+        for association in addresses
+            .addresses()
+            .iter()
+            .filter_map(|a| a.association_id())
+        {
+            ec2.disassociate_address()
+                .association_id(association)
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    world.proxy().reset_counts();
+    world.run(&["resume", "--yes"]).success();
+    let status = world.status();
+    let egress = step(&status, "egress");
+    assert_eq!(egress["attempts"], 2, "{egress}");
+    assert_eq!(
+        egress["outputs"]["nat_gateway_ids"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(
+        world.proxy().count("CreateNatGateway"),
+        3,
+        "new gateways in place of the failed ones"
+    );
+}
+
+/// The times at which the proxy saw the calls for which `wanted` holds, in order.
+fn seen(calls: &[Call], wanted: impl Fn(&Call) -> bool) -> Vec<SystemTime> {
+    calls
+        .iter()
+        .filter(|call| !call.faulted && wanted(call))
+        .map(|call| call.at)
+        .collect()
+}
+
+/// The point of the egress step: with the NAT gateways held `pending` for a while, the
+/// database's restore and the cluster's create are called before any gateway is available,
+/// and only the node group's create waits until all are, and their routes are set.
+#[test]
+fn the_database_and_the_cluster_do_not_wait_for_the_nat_gateways() {
+    let world = World::new();
+    let hold = Duration::from_secs(6);
+    world.proxy().hold_ec2_nat_pending(hold);
+    world.rebuild().success();
+    let calls = world.proxy().calls();
+    let gateways = seen(&calls, |call| call.operation == "CreateNatGateway");
+    assert_eq!(gateways.len(), 3, "one per zone");
+    let first_available = gateways[0] + hold;
+    let all_available = gateways[2] + hold;
+
+    let restores = seen(&calls, |call| {
+        call.operation == "RestoreDBInstanceFromDBSnapshot"
+    });
+    let clusters = seen(&calls, |call| call.operation == "POST /clusters");
+    assert_eq!((restores.len(), clusters.len()), (1, 1));
+    assert!(
+        restores[0] < first_available,
+        "the restore waited for the NAT gateways"
+    );
+    assert!(
+        clusters[0] < first_available,
+        "the cluster waited for the NAT gateways"
+    );
+
+    let node_groups = seen(&calls, |call| {
+        call.operation.starts_with("POST /clusters/") && call.operation.ends_with("/node-groups")
+    });
+    let nat_routes = seen(&calls, |call| {
+        call.operation == "CreateRoute" && call.params.iter().any(|(key, _)| key == "NatGatewayId")
+    });
+    assert_eq!((node_groups.len(), nat_routes.len()), (1, 3));
+    assert!(
+        node_groups[0] >= all_available,
+        "the node group did not wait for the NAT gateways"
+    );
+    assert!(
+        nat_routes.iter().all(|route| *route < node_groups[0]),
+        "the node group did not wait for the private routes"
+    );
+    assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
+}
+
+/// A playbook from before the egress step (the network step makes the NAT gateways, the
+/// nodes need only the network) builds as it did: the network waits for its three
+/// gateways, routes the private tables through them and outputs them.
+#[test]
+fn a_network_step_with_nat_gateways_still_makes_them_itself() {
+    let world = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(infrastructure_playbook()).unwrap();
+    let (head, rest) = text.split_once("\n  - id: egress").unwrap();
+    let (_, database) = rest.split_once("\n  - id: database").unwrap();
+    let old = format!("{head}\n  - id: database{database}")
+        .replace("nat_gateways: 0", "nat_gateways: 3")
+        .replace(
+            "needs: [cluster, network, egress]",
+            "needs: [cluster, network]",
+        );
+    let playbook = dir.path().join("old.yaml");
+    std::fs::write(&playbook, old).unwrap();
+    world.rebuild_with(&playbook).success();
+    let status = world.status();
+    let network = step(&status, "network");
+    let nats = network["outputs"]["nat_gateway_ids"].as_array().unwrap();
+    assert_eq!(nats.len(), 3, "{network}");
+    assert!(
+        status["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|step| step["id"] != "egress")
+    );
+    assert_eq!(inventory(&world.moto.endpoint), ONE_RUN);
 }

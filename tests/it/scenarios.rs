@@ -83,10 +83,12 @@ fn json_output_is_one_event_per_line_on_stdout() {
     output.success();
     let events = output.stdout_json_lines();
     assert_eq!(events[0]["event"], "plan");
-    assert_eq!(
-        events[0]["plan"]["steps"][1]["details"][1][1],
-        "prod-db-snap-2-copy"
-    );
+    let planned = events[0]["plan"]["steps"].as_array().unwrap();
+    let database = planned
+        .iter()
+        .find(|step| step["id"] == "database")
+        .unwrap();
+    assert_eq!(database["details"][1][1], "prod-db-snap-2-copy");
     let kinds: Vec<&str> = events
         .iter()
         .map(|event| event["event"].as_str().unwrap())
@@ -107,14 +109,18 @@ fn json_output_is_one_event_per_line_on_stdout() {
         .map(|event| event["step"].as_str().unwrap())
         .collect();
     // Only what the dependencies fix: the network first, the node group after its cluster
-    // (the database, beside the cluster, may finish at any point after the network), the
-    // database's access after both, the pods' AWS access after the nodes.
-    assert_eq!(succeeded.len(), 6, "{succeeded:?}");
+    // and the egress (the database, beside the cluster, may finish at any point after the
+    // network), the database's access after both, the pods' AWS access after the nodes.
+    assert_eq!(succeeded.len(), 7, "{succeeded:?}");
     assert_eq!(succeeded[0], "network", "{succeeded:?}");
     let at = |id: &str| succeeded.iter().position(|step| *step == id);
     assert!(at("database").is_some(), "{succeeded:?}");
     assert!(
         at("cluster").is_some() && at("cluster") < at("nodes"),
+        "{succeeded:?}"
+    );
+    assert!(
+        at("egress").is_some() && at("egress") < at("nodes"),
         "{succeeded:?}"
     );
     let access = at("database-access");
@@ -131,7 +137,7 @@ fn json_output_is_one_event_per_line_on_stdout() {
 
     let runs = world.run(&["runs", "--output", "json"]).stdout_json();
     assert_eq!(runs[0]["state"], "succeeded");
-    assert_eq!(runs[0]["steps_succeeded"], 6);
+    assert_eq!(runs[0]["steps_succeeded"], 7);
 }
 
 #[test]

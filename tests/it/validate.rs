@@ -70,7 +70,7 @@ fn shipped_playbook_is_valid() {
         .run();
     outcome
         .success()
-        .stdout_contains("playbook `region-rebuild` is valid (12 steps)");
+        .stdout_contains("playbook `region-rebuild` is valid (13 steps)");
     assert!(!outcome.stderr().contains("panicked"), "{}", outcome.text());
     snapshot::settings().bind(|| {
         insta::assert_snapshot!("validate_shipped_playbook", outcome.stdout());

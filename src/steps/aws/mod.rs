@@ -1,5 +1,6 @@
-//! The AWS step kinds, one module each, named after the kind: `network/` (`aws.network`),
-//! `rds_restore/` (`aws.rds.restore`), `eks_cluster` (`aws.eks.cluster`), `eks_nodegroup`
+//! The AWS step kinds, one module each, named after the kind: `network/` (`aws.network`;
+//! its `egress.rs` is `aws.network.egress`, the NAT gateways), `rds_restore/`
+//! (`aws.rds.restore`), `eks_cluster` (`aws.eks.cluster`), `eks_nodegroup`
 //! (`aws.eks.nodegroup`), `eks_pod_identity` (`aws.eks.pod_identity`),
 //! `ingress` (`aws.ec2.ingress`), `acm_certificate`
 //! (`aws.acm.certificate`) and `route53_cutover` (`dns.cutover`). What they share lives
@@ -27,7 +28,7 @@ pub(super) use eks_cluster::AwsEksCluster;
 pub(super) use eks_nodegroup::AwsEksNodegroup;
 pub(super) use eks_pod_identity::AwsEksPodIdentity;
 pub(super) use ingress::AwsEc2Ingress;
-pub(super) use network::AwsNetwork;
+pub(super) use network::{AwsNetwork, AwsNetworkEgress};
 pub(super) use rds_restore::AwsRdsRestore;
 pub(super) use route53_cutover::DnsCutover;
 

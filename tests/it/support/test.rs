@@ -26,7 +26,10 @@ static BINARY_OVERRIDE: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync
 
 /// Run `binary` (another build of `rebuild`) instead of this build's, or this build's
 /// again with `None`.
-#[allow(dead_code, reason = "the benchmark's: the integration tests run this build only")]
+#[allow(
+    dead_code,
+    reason = "the benchmark's: the integration tests run this build only"
+)]
 pub fn use_binary(binary: Option<std::path::PathBuf>) {
     *BINARY_OVERRIDE
         .lock()

@@ -184,6 +184,7 @@ pub(super) async fn plan(
             "cluster_security_group_id".to_string(),
             serde_json::json!(pilot.security_group_id),
         ),
+        ("existing".to_string(), serde_json::json!(true)),
     ]);
     Ok(plan)
 }
@@ -247,6 +248,7 @@ pub(super) async fn apply(
         private_route_table_ids: Vec::new(),
         cluster_security_group_id: pilot.security_group_id,
         database_security_group_id: database,
+        existing: true,
     })
 }
 

@@ -1,18 +1,28 @@
 //! `aws.network`: the target region's network, built in this order: the zones (the first
 //! N available ones from `DescribeAvailabilityZones`, or the given ones; pinned); a VPC; a
 //! public and a private subnet in each zone; an internet gateway and the public route
-//! table; NAT gateway(s) with Elastic IPs, waited for; a private route table per zone; and
-//! the security groups of the cluster and the database. Every resource goes through the
-//! AWS ownership protocol (tagged with the run and step, looked up by those tags before it
-//! is created), so a re-run adopts instead of duplicating. With `existing_cluster` (pilot
+//! table; with `nat_gateways` above 0, NAT gateway(s) with Elastic IPs, waited for ([`nat`]);
+//! a private route table per zone (through its NAT gateway, when there is one); and the
+//! security groups of the cluster and the database. Every resource goes through the AWS
+//! ownership protocol (tagged with the run and step, looked up by those tags before it is
+//! created), so a re-run adopts instead of duplicating. With `existing_cluster` (pilot
 //! light, [`existing`]) the running cluster's VPC and subnets are used instead, and only
 //! the database's security group is made.
+//!
+//! The NAT gateways' wait (1–2 minutes) is on the path of whatever needs the network, and
+//! only the nodes need egress: the default playbook sets `nat_gateways: 0` and gives the
+//! gateways and the private tables' default routes to a step of their own,
+//! `aws.network.egress` ([`egress`]), which only the nodes wait for.
 
 mod cidr;
+mod egress;
 mod existing;
+mod nat;
 mod quotas;
 mod resources;
 mod settle;
+
+pub(crate) use egress::AwsNetworkEgress;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -33,7 +43,7 @@ use settle::Settle;
 
 static SPEC: KindSpec = KindSpec {
     kind: "aws.network",
-    summary: "VPC, public and private subnets across availability zones, internet and NAT gateways, route tables, security groups",
+    summary: "VPC, public and private subnets across availability zones, internet gateway (and NAT gateways, unless `aws.network.egress` makes them), route tables, security groups",
     parameters: &[
         required(
             "cidr",
@@ -49,7 +59,7 @@ static SPEC: KindSpec = KindSpec {
         ),
         optional(
             "nat_gateways",
-            "NAT gateways: 1 (default, cheaper; one zone's trouble stalls every node's egress) or one per zone (the shipped playbook)",
+            "NAT gateways made here: 1 (default, cheaper; one zone's trouble stalls every node's egress), one per zone, or 0 (the shipped playbook: `aws.network.egress` makes them, off the database's and the cluster's path)",
         ),
         optional(
             "database_port",
@@ -72,6 +82,7 @@ static SPEC: KindSpec = KindSpec {
         "private_route_table_ids",
         "cluster_security_group_id",
         "database_security_group_id",
+        "existing",
     ],
 };
 
@@ -117,6 +128,9 @@ struct Outputs {
     private_route_table_ids: Vec<String>,
     cluster_security_group_id: String,
     database_security_group_id: String,
+    /// Pilot light: the network is the existing cluster's (pass it to the egress step's
+    /// `skip`: that network has its own way out).
+    existing: bool,
 }
 
 /// What the journal pins, so a resume builds in the same zones.
@@ -141,9 +155,9 @@ impl Params {
                 self.availability_zones
             )));
         }
-        if self.nat_gateways != 1 && self.nat_gateways != self.availability_zones {
+        if ![0, 1, self.availability_zones].contains(&self.nat_gateways) {
             return Err(StepError::Params(format!(
-                "`nat_gateways` must be 1 or {} (one per zone), not {}",
+                "`nat_gateways` must be 0 (made by `aws.network.egress`), 1 or {} (one per zone), not {}",
                 self.availability_zones, self.nat_gateways
             )));
         }
@@ -223,15 +237,20 @@ impl Step for AwsNetwork {
                 Action::Adopt,
                 format!("adopt VPC {vpc} and finish what is missing"),
             ),
-            None => (
-                Action::Create,
-                format!(
-                    "create VPC {} with {zones} public + {zones} private subnets, IGW, {} NAT, route tables, 2 security groups",
-                    params.cidr,
-                    params.nat_gateways,
-                    zones = params.availability_zones,
-                ),
-            ),
+            None => {
+                let nat = match params.nat_gateways {
+                    0 => String::new(),
+                    count => format!("{count} NAT, "),
+                };
+                (
+                    Action::Create,
+                    format!(
+                        "create VPC {} with {zones} public + {zones} private subnets, IGW, {nat}route tables, 2 security groups",
+                        params.cidr,
+                        zones = params.availability_zones,
+                    ),
+                )
+            }
         };
         let mut plan = StepPlan::new(action, summary)
             .detail("region", context.target_region.clone())
@@ -242,41 +261,20 @@ impl Step for AwsNetwork {
             let used = quotas::usage(&client, &context.owner, step).await?;
             let cloud = &context.cloud;
             // What the stack's step made already needs no more room.
-            let rooms = [
-                (
-                    room(cloud, region, quotas::VPCS, used.vpcs).await,
-                    1usize.saturating_sub(used.our_vpcs),
-                ),
-                (
-                    room(cloud, region, quotas::ELASTIC_IPS, used.addresses).await,
-                    params.nat_gateways.saturating_sub(used.our_addresses),
-                ),
-            ];
-            let mut summaries: Vec<String> = rooms.iter().map(|(room, _)| room.summary()).collect();
-            for (room, needed) in &rooms {
-                if let Some(problem) = room.problem(*needed, region) {
-                    problems.push(StepProblem::from(format!("{step}: {problem}")));
-                }
+            let vpcs = room(cloud, region, quotas::VPCS, used.vpcs).await;
+            let mut summaries = vec![vpcs.summary()];
+            let mut found: Vec<String> = vpcs
+                .problem(1usize.saturating_sub(used.our_vpcs), region)
+                .into_iter()
+                .collect();
+            if params.nat_gateways > 0 {
+                let (more, problems) =
+                    quotas::nat_rooms(cloud, region, &zones, params.nat_gateways, &used).await;
+                summaries.extend(more);
+                found.extend(problems);
             }
-            // NAT gateways: a quota per zone, one gateway in each zone that gets one.
-            let needed =
-                quotas::nat_gateways_needed(&zones, params.nat_gateways, &used.our_nat_gateways);
-            if !needed.is_empty() {
-                let per_zone = room(cloud, region, quotas::NAT_GATEWAYS, 0).await;
-                // The plan shows the fullest zone of those that get one.
-                let mut fullest: Option<(&str, usize)> = None;
-                for (zone, needed) in &needed {
-                    let there = used.nat_gateways.get(zone).copied().unwrap_or_default();
-                    if fullest.is_none_or(|(_, most)| there > most) {
-                        fullest = Some((zone, there));
-                    }
-                    if let Some(problem) = per_zone.with_used(there).problem(*needed, zone) {
-                        problems.push(StepProblem::from(format!("{step}: {problem}")));
-                    }
-                }
-                if let Some((zone, there)) = fullest {
-                    summaries.push(format!("{} in {zone}", per_zone.with_used(there).summary()));
-                }
+            for problem in found {
+                problems.push(StepProblem::from(format!("{step}: {problem}")));
             }
             plan = plan.detail("quotas used", summaries.join(", "));
         }
@@ -285,6 +283,8 @@ impl Step for AwsNetwork {
             plan.outputs =
                 Values::from([("availability_zones".to_string(), serde_json::json!(zones))]);
         }
+        plan.outputs
+            .insert("existing".to_string(), serde_json::json!(false));
         plan.problems = problems;
         Ok(plan)
     }
@@ -318,9 +318,10 @@ impl Step for AwsNetwork {
         };
         let subnets = site.subnets(block).await?;
         let (internet_gateway, public_table) = site.public_routes(&subnets.public).await?;
-        let nat_gateways = site
-            .nat_gateways(&subnets.public, params.nat_gateways)
-            .await?;
+        let nat_gateways = match params.nat_gateways {
+            0 => Vec::new(),
+            count => nat::gateways(ec2, &zones, &subnets.public, count).await?,
+        };
         let private_tables = site.private_routes(&subnets.private, &nat_gateways).await?;
         let (cluster_group, database_group) = site.security_groups(params.database_port).await?;
         interface::outputs(&Outputs {
@@ -335,6 +336,7 @@ impl Step for AwsNetwork {
             private_route_table_ids: private_tables,
             cluster_security_group_id: cluster_group,
             database_security_group_id: database_group,
+            existing: false,
         })
     }
 }
@@ -408,26 +410,8 @@ impl Site<'_> {
         Ok((gateway, table))
     }
 
-    /// NAT gateways in the first `count` public subnets, waited for until available.
-    async fn nat_gateways(
-        self,
-        subnets: &[String],
-        count: usize,
-    ) -> Result<Vec<String>, StepError> {
-        let mut gateways = Vec::new();
-        for (subnet, zone) in subnets.iter().zip(self.zones).take(count) {
-            let name = format!("nat-{}", zone_letter(zone));
-            gateways.push(self.ec2.nat_gateway(subnet, &name).await?);
-        }
-        self.ec2.context.checkpoint("after-nat")?;
-        for gateway in &gateways {
-            self.ec2.wait_nat(gateway).await?;
-        }
-        Ok(gateways)
-    }
-
-    /// A route table per zone: default route to a NAT gateway (zone *i* uses gateway *i*
-    /// modulo their number), associated with the zone's private subnet.
+    /// A route table per zone, associated with the zone's private subnet; with NAT gateways,
+    /// its default route through one ([`nat::for_zone`]). Without, the egress step adds it.
     async fn private_routes(
         self,
         subnets: &[String],
@@ -438,8 +422,9 @@ impl Site<'_> {
         for (index, (subnet, zone)) in subnets.iter().zip(self.zones).enumerate() {
             let name = format!("private-{}", zone_letter(zone));
             let table = ec2.route_table(self.vpc, &name).await?;
-            let nat = &nats[index % nats.len()];
-            ec2.route(&table, RouteTarget::Nat(nat)).await?;
+            if let Some(nat) = nat::for_zone(nats, index) {
+                ec2.route(&table, RouteTarget::Nat(nat)).await?;
+            }
             ec2.associate(&table, subnet).await?;
             tables.push(table);
         }

@@ -1,9 +1,10 @@
-//! The network's quotas: whether the target region has room for the VPC and the Elastic
-//! IPs a new network needs (5 VPCs, the default VPC included, and 5 Elastic IPs by default;
-//! Amazon VPC quotas), and each zone that gets a NAT gateway room for it (5 NAT gateways
-//! per Availability Zone by default, pending and available ones counted). What this run's
-//! step made already (a resume adopts it) needs no room. The limits come from Service
-//! Quotas through [`crate::steps::aws::quotas`].
+//! The network's quotas: whether the target region has room for the VPC a new network needs
+//! (5 VPCs, the default VPC included; Amazon VPC quotas), and, for the step that makes the
+//! NAT gateways (`aws.network.egress`, or `aws.network` with `nat_gateways`), room for their
+//! Elastic IPs (5 by default) and in each zone that gets a gateway room for it (5 NAT
+//! gateways per Availability Zone by default, pending and available ones counted). What
+//! the stack's step made already (a resume adopts it) needs no room. The limits come from
+//! Service Quotas through [`crate::steps::aws::quotas`].
 
 use std::collections::HashMap;
 
@@ -14,8 +15,9 @@ use crate::cloud::{CloudError, CloudResultExt};
 use crate::runtime::Owner;
 use crate::steps::context::TAG_STEP;
 
-use super::super::quotas::Quota;
+use super::super::quotas::{Quota, room};
 use super::super::tags::Marks;
+use crate::cloud::Cloud;
 
 /// VPCs per region.
 pub(super) const VPCS: Quota = Quota {
@@ -166,6 +168,49 @@ pub(super) fn nat_gateways_needed(
         .collect()
 }
 
+/// What the plan says of the NAT gateways' quotas: the summaries to show (the Elastic IPs,
+/// then the fullest zone of those that get a gateway) and the problems (without the step's
+/// name), for `count` gateways in the first of `zones`, `used` being what the region holds.
+pub(super) async fn nat_rooms(
+    cloud: &Cloud,
+    region: &str,
+    zones: &[String],
+    count: usize,
+    used: &Usage,
+) -> (Vec<String>, Vec<String>) {
+    let addresses = room(cloud, region, ELASTIC_IPS, used.addresses).await;
+    let mut summaries = vec![addresses.summary()];
+    let needed = count.saturating_sub(used.our_addresses);
+    let mut problems: Vec<String> = addresses.problem(needed, region).into_iter().collect();
+    // NAT gateways: a quota per zone, one gateway in each zone that gets one.
+    let needed = nat_gateways_needed(zones, count, &used.our_nat_gateways);
+    if needed.is_empty() {
+        return (summaries, problems);
+    }
+    let per_zone = room(cloud, region, NAT_GATEWAYS, 0).await;
+    // The plan shows the fullest zone of those that get one.
+    let mut fullest: Option<(&str, usize)> = None;
+    for (zone, needed) in &needed {
+        let there = used.nat_gateways.get(zone).copied().unwrap_or_default();
+        if fullest.is_none_or(|(_, most)| there > most) {
+            fullest = Some((zone, there));
+        }
+        problems.extend(per_zone.with_used(there).problem(*needed, zone));
+    }
+    if let Some((zone, there)) = fullest {
+        summaries.push(format!("{} in {zone}", per_zone.with_used(there).summary()));
+    }
+    (summaries, problems)
+}
+
+/// Whether the stack's step made a live NAT gateway in each of the first `count` of
+/// `zones` already (then its plan adopts them).
+pub(super) fn nat_gateways_made(zones: &[String], count: usize, used: &Usage) -> bool {
+    nat_gateways_needed(zones, count, &used.our_nat_gateways)
+        .iter()
+        .all(|(_, needed)| *needed == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +231,18 @@ mod tests {
         let needed = nat_gateways_needed(&all, 3, &ours);
         let counts: Vec<usize> = needed.iter().map(|(_, needed)| *needed).collect();
         assert_eq!(counts, vec![1, 0, 1]);
+    }
+
+    #[test]
+    fn the_gateways_are_made_when_each_zone_that_gets_one_has_one_of_ours() {
+        let all = zones(&["z-1a", "z-1b", "z-1c"]);
+        let used = |ours: &[&str]| Usage {
+            our_nat_gateways: ours.iter().map(|zone| ((*zone).to_string(), 1)).collect(),
+            ..Usage::default()
+        };
+        assert!(nat_gateways_made(&all, 1, &used(&["z-1a"])));
+        assert!(!nat_gateways_made(&all, 3, &used(&["z-1a", "z-1c"])));
+        assert!(nat_gateways_made(&all, 3, &used(&["z-1a", "z-1b", "z-1c"])));
+        assert!(!nat_gateways_made(&all, 1, &used(&[])));
     }
 }

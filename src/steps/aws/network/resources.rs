@@ -1,33 +1,29 @@
 //! The network's EC2 resources, each giving only its own lookup and create calls to the
 //! ownership protocol (found by the step's tags, created tagged): VPC, subnet, internet
-//! gateway, route table, Elastic IP, NAT gateway and security group. Then what is not
-//! owned but checked before it is added (routes, route table associations, security group
-//! rules), the NAT gateway wait, and the zone and VPC lookups planning shares. Every call
-//! naming an id this attempt created goes through [`Settle::call`] (EC2 may not know the id
-//! yet); every lookup that finds nothing, through [`Settle::grace`] first.
+//! gateway, route table and security group (the NAT gateways and their Elastic IPs are in
+//! [`super::nat`], on the same [`Ec2`]). Then what is not owned but checked before it is
+//! added (routes, route table associations, security group rules), and the zone and VPC
+//! lookups planning shares. Every call naming an id this attempt created goes through
+//! [`Settle::call`] (EC2 may not know the id yet); every lookup that finds nothing, through
+//! [`Settle::grace`] first.
 
 use std::future::Future;
-use std::time::Duration;
 
 use aws_sdk_ec2::Client;
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, DomainType, IpPermission, ResourceType, RouteTable, Tag,
-    TagSpecification, UserIdGroupPair, VpcAttributeName,
+    AttributeBooleanValue, IpPermission, ResourceType, RouteTable, Tag, TagSpecification,
+    UserIdGroupPair, VpcAttributeName,
 };
 
 use sha2::{Digest, Sha256};
 
 use crate::cloud::{CloudError, CloudResultExt};
-use crate::steps::context::{Poll, Wait};
 use crate::steps::{StepContext, StepError};
 
 use super::super::ownership::{Ensured, Found, Kind, Ownership, ensure};
 use super::super::rules;
 use super::super::tags::{Mark, ec2_tags, filter};
 use super::settle::Settle;
-
-/// How long a NAT gateway usually takes to become `available` (1–2 minutes).
-const NAT_TYPICAL: Duration = Duration::from_secs(2 * 60);
 
 /// The zones of the client's region that are available, sorted by name (no Local or
 /// Wavelength zones).
@@ -116,20 +112,24 @@ impl Found for Gateway {
     }
 }
 
-fn missing(operation: &str, field: &str) -> StepError {
+/// An answer that lacks `field`.
+pub(super) fn missing(operation: &str, field: &str) -> StepError {
     CloudError::missing_field(operation, field).into()
 }
 
 impl Ec2<'_> {
-    fn owner(&self) -> Mark<'_> {
+    /// The mark of what the step makes.
+    pub(super) fn owner(&self) -> Mark<'_> {
         Mark::of(self.context)
     }
 
-    fn filters(&self, name: &str) -> Option<Vec<aws_sdk_ec2::types::Filter>> {
+    /// EC2 filters for the step's resource `name`.
+    pub(super) fn filters(&self, name: &str) -> Option<Vec<aws_sdk_ec2::types::Filter>> {
         Some(self.owner().filters(name))
     }
 
-    fn tags(&self, resource_type: ResourceType, name: &str) -> TagSpecification {
+    /// The tag specification of the step's resource `name`.
+    pub(super) fn tags(&self, resource_type: ResourceType, name: &str) -> TagSpecification {
         ec2_tags(self.context, resource_type, name, &[])
     }
 
@@ -137,7 +137,7 @@ impl Ec2<'_> {
     /// type, as the journal records it). A lookup that finds nothing looks again after
     /// the grace when an earlier attempt may have made it moments ago; what is created is
     /// remembered as new.
-    async fn ensure<T, Find, Create>(
+    pub(super) async fn ensure<T, Find, Create>(
         &self,
         journal: &'static str,
         find: impl Fn() -> Find,
@@ -165,7 +165,7 @@ impl Ec2<'_> {
     /// A `ClientToken` for creating `name` (EC2 answers a create repeated with the same
     /// token with what the first one made): the same for every attempt of this run and
     /// step, until `generation` changes.
-    fn client_token(&self, name: &str, generation: usize) -> String {
+    pub(super) fn client_token(&self, name: &str, generation: usize) -> String {
         let context = self.context;
         let seed = format!(
             "rebuild\n{}\n{}\n{name}\n{generation}",
@@ -180,7 +180,7 @@ impl Ec2<'_> {
     }
 
     /// The id of the first of `items` that carries the step's tags for `name`.
-    fn ours<T>(
+    pub(super) fn ours<T>(
         &self,
         items: &[T],
         name: &str,
@@ -411,90 +411,6 @@ impl Ec2<'_> {
         Ok(self.ensure("route-table", find, create).await?.id)
     }
 
-    /// An Elastic IP for a NAT gateway.
-    async fn elastic_ip(&self, name: &str) -> Result<String, StepError> {
-        let find = || async move {
-            let found = self
-                .client
-                .describe_addresses()
-                .set_filters(self.filters(name))
-                .send()
-                .await
-                .cloud("DescribeAddresses", Some(name.into()))?;
-            Ok(self.ours(found.addresses(), name, |a| a.tags(), |a| a.allocation_id()))
-        };
-        let create = || async move {
-            let created = self
-                .client
-                .allocate_address()
-                .domain(DomainType::Vpc)
-                .tag_specifications(self.tags(ResourceType::ElasticIp, name))
-                .send()
-                .await
-                .cloud("AllocateAddress", Some(name.into()))?;
-            let id = created.allocation_id().map(str::to_string);
-            id.ok_or_else(|| missing("AllocateAddress", "AllocationId"))
-        };
-        Ok(self.ensure("elastic-ip", find, create).await?.id)
-    }
-
-    /// A NAT gateway in a public subnet, with its own Elastic IP. One that is `deleting`,
-    /// `deleted` or `failed` is not adopted.
-    pub(super) async fn nat_gateway(&self, subnet: &str, name: &str) -> Result<String, StepError> {
-        let find = || async move {
-            let (live, _) = self.nat_gateways_named(name).await?;
-            Ok(Ownership::tagged(live))
-        };
-        let create = || async move {
-            let allocation = self.elastic_ip(&format!("{name}-eip")).await?;
-            // A new token once a gateway of this name has failed or gone: EC2 would answer
-            // the old token with the dead gateway.
-            let (_, dead) = self.nat_gateways_named(name).await?;
-            let token = self.client_token(name, dead);
-            let create = || async {
-                self.client
-                    .create_nat_gateway()
-                    .subnet_id(subnet)
-                    .allocation_id(&allocation)
-                    .client_token(&token)
-                    .tag_specifications(self.tags(ResourceType::Natgateway, name))
-                    .send()
-                    .await
-                    .cloud("CreateNatGateway", Some(name.into()))
-            };
-            let names = [subnet, allocation.as_str()];
-            let created = self.settle.call(self.context, &names, create).await?;
-            let id = created
-                .nat_gateway()
-                .and_then(|gateway| gateway.nat_gateway_id());
-            id.map(str::to_string)
-                .ok_or_else(|| missing("CreateNatGateway", "NatGatewayId"))
-        };
-        Ok(self.ensure("nat-gateway", find, create).await?.id)
-    }
-
-    /// The NAT gateways of ours named `name`: the live one's id, if any, and how many
-    /// failed or are being or were deleted.
-    async fn nat_gateways_named(&self, name: &str) -> Result<(Option<String>, usize), StepError> {
-        let found = self
-            .client
-            .describe_nat_gateways()
-            .set_filter(self.filters(name))
-            .send()
-            .await
-            .cloud("DescribeNatGateways", Some(name.into()))?;
-        let ours = found
-            .nat_gateways()
-            .iter()
-            .filter(|gateway| self.owner().owns(gateway.tags(), name));
-        let (dead, live): (Vec<_>, Vec<_>) = ours.partition(|gateway| {
-            let state = gateway.state().map(|state| state.as_str());
-            matches!(state, Some("deleting" | "deleted" | "failed"))
-        });
-        let live = live.iter().find_map(|gateway| gateway.nat_gateway_id());
-        Ok((live.map(str::to_string), dead.len()))
-    }
-
     /// A security group in the VPC, named `STEP-NAME-RUNID`.
     pub(super) async fn security_group(
         &self,
@@ -676,52 +592,6 @@ impl Ec2<'_> {
             .await?;
         Ok(())
     }
-
-    /// Wait until the NAT gateway `id` is `available` (`pending` keeps waiting); one that
-    /// `failed` ends the wait at once with EC2's failure code and message.
-    pub(super) async fn wait_nat(&self, id: &str) -> Result<(), StepError> {
-        let what = format!("NAT gateway {id} to be available");
-        self.context
-            .wait_for(
-                Wait::new("nat-available", what).typically(NAT_TYPICAL),
-                || async {
-                    let describe = || async {
-                        self.client
-                            .describe_nat_gateways()
-                            .nat_gateway_ids(id)
-                            .send()
-                            .await
-                            .cloud("DescribeNatGateways", Some(id.to_string()))
-                    };
-                    let found = self.settle.call(self.context, &[id], describe).await?;
-                    let gateway = found.nat_gateways().first();
-                    let state = gateway.and_then(|gateway| gateway.state());
-                    let state = state.map_or("missing", |state| state.as_str()).to_string();
-                    match (state.as_str(), gateway) {
-                        ("available", _) => Ok(Poll::Ready(())),
-                        ("pending", _) => Ok(Poll::Pending(state)),
-                        ("failed", Some(gateway)) => Err(nat_failed(id, gateway)),
-                        _ => Err(StepError::BadState {
-                            resource: id.to_string(),
-                            status: state,
-                        }),
-                    }
-                },
-            )
-            .await
-    }
-}
-
-/// A NAT gateway that failed: EC2's reason, and what to do.
-fn nat_failed(id: &str, gateway: &aws_sdk_ec2::types::NatGateway) -> StepError {
-    let code = gateway.failure_code().unwrap_or("no failure code");
-    let message = gateway.failure_message().unwrap_or("no failure message");
-    StepError::Failed {
-        resource: format!("NAT gateway {id}"),
-        status: "failed".to_string(),
-        reason: format!("{code}: {message}"),
-        hint: "fix what EC2 names (the Elastic IP, the subnet, the NAT gateway quota), then `rebuild resume`: a failed NAT gateway is never adopted, a new one is created (delete the failed one, or EC2 removes it within an hour)".to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -735,13 +605,13 @@ mod tests {
     }
 
     /// Regression: with their lookup and create futures held inline, a NAT gateway's
-    /// future was 135 KB in a debug build, and a full run overflowed a worker's stack.
+    /// future was 135 KB in a debug build, and a full run overflowed a worker's stack (the
+    /// NAT gateway's own check is in `nat.rs`).
     #[test]
     fn owned_resources_keep_their_futures_small() {
         fn size<'a, F>(_: fn(&'a Ec2<'a>, &'a str, &'a str) -> F) -> usize {
             std::mem::size_of::<F>()
         }
-        assert!(size(Ec2::nat_gateway) < 4096, "{}", size(Ec2::nat_gateway));
         assert!(size(Ec2::route_table) < 4096, "{}", size(Ec2::route_table));
     }
 }
