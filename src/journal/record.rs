@@ -473,28 +473,63 @@ pub fn decode_line<T: serde::de::DeserializeOwned>(line: &str) -> Result<T, Deco
         .map_err(|error| DecodeError::Malformed(error.to_string()))
 }
 
+/// The checksum and the record's text of a line exactly as [`encode_line`] writes it
+/// (`{"crc":"XXXXXXXX","record":…}`), found without reading the record as JSON; `None`
+/// for any other shape. A line that does not check out this way is judged by the JSON
+/// reader, so the fast path never decides that a line is damaged.
+fn framed(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix(r#"{"crc":""#)?;
+    let (crc, rest) = rest.split_at_checked(8)?;
+    let record = rest.strip_prefix(r#"","record":"#)?.strip_suffix('}')?;
+    Some((crc, record))
+}
+
 /// Decode one line (without the newline), verifying the checksum.
 pub fn decode(line: &str) -> Result<Record, DecodeError> {
-    let parsed: LineIn<'_> =
-        serde_json::from_str(line).map_err(|error| DecodeError::Malformed(error.to_string()))?;
-    let actual = format!("{:08x}", crc32fast::hash(parsed.record.get().as_bytes()));
-    if actual != parsed.crc {
-        return Err(DecodeError::Checksum {
-            expected: parsed.crc,
-            actual,
-        });
+    let text = match framed(line) {
+        // The line as this build writes it, intact: the record is read once.
+        Some((crc, record)) if checksum(record) == crc => record,
+        _ => {
+            let parsed: LineIn<'_> = serde_json::from_str(line)
+                .map_err(|error| DecodeError::Malformed(error.to_string()))?;
+            let record = parsed.record.get();
+            let actual = checksum(record);
+            if actual != parsed.crc {
+                return Err(DecodeError::Checksum {
+                    expected: parsed.crc,
+                    actual,
+                });
+            }
+            record
+        }
+    };
+    // One pass for a record of this schema; its version is looked into apart only when
+    // the record is of another (or does not read as a record at all).
+    match serde_json::from_str::<Record>(text) {
+        Ok(record) if record.v == SCHEMA_VERSION => Ok(record),
+        Ok(record) => Err(DecodeError::Version(record.v)),
+        Err(error) => match version_of(text) {
+            Some(v) if v != SCHEMA_VERSION => Err(DecodeError::Version(v)),
+            _ => Err(DecodeError::Malformed(error.to_string())),
+        },
     }
-    let version: serde_json::Value = serde_json::from_str(parsed.record.get())
-        .map_err(|error| DecodeError::Malformed(error.to_string()))?;
-    let v = version
-        .get("v")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0) as u32;
-    if v != SCHEMA_VERSION {
-        return Err(DecodeError::Version(v));
-    }
-    serde_json::from_str(parsed.record.get())
-        .map_err(|error| DecodeError::Malformed(error.to_string()))
+}
+
+/// The CRC-32 of a record's text, as the line carries it.
+fn checksum(text: &str) -> String {
+    format!("{:08x}", crc32fast::hash(text.as_bytes()))
+}
+
+/// The schema version a record's text says (0 when it says none as a number), or `None`
+/// when the text is not JSON.
+fn version_of(text: &str) -> Option<u32> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    Some(
+        value
+            .get("v")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0) as u32,
+    )
 }
 
 #[cfg(test)]
@@ -602,6 +637,40 @@ mod tests {
             .unwrap()
             .replace("\"attempt\":2", "\"attempt\":3");
         assert!(matches!(decode(&line), Err(DecodeError::Checksum { .. })));
+    }
+
+    #[test]
+    fn a_line_written_in_another_layout_decodes_the_same_and_is_checked_the_same() {
+        let line = encode(&sample()).unwrap();
+        assert!(
+            framed(&line).is_some(),
+            "this build's lines take the fast path"
+        );
+        let (crc, record) = framed(&line).unwrap();
+        let spaced = format!("{{ \"record\": {record}, \"crc\": \"{crc}\" }}");
+        assert!(framed(&spaced).is_none());
+        assert_eq!(decode(&spaced).unwrap(), decode(&line).unwrap());
+        let altered = spaced.replace("\"attempt\":2", "\"attempt\":3");
+        assert!(matches!(
+            decode(&altered),
+            Err(DecodeError::Checksum { .. })
+        ));
+        // A wrong checksum in the usual layout is named as the reader names it.
+        let wrong = line.replacen(crc, "00000000", 1);
+        assert_eq!(
+            decode(&wrong),
+            Err(DecodeError::Checksum {
+                expected: "00000000".into(),
+                actual: crc.into()
+            })
+        );
+        // Another schema version is told apart from damage, in both layouts.
+        let future = |text: &str| {
+            let record = text.replacen("\"v\":1,", "\"v\":9,", 1);
+            let (_, body) = framed(&record).unwrap();
+            format!("{{\"crc\":\"{}\",\"record\":{body}}}", checksum(body))
+        };
+        assert_eq!(decode(&future(&line)), Err(DecodeError::Version(9)));
     }
 
     #[test]

@@ -129,12 +129,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Loaded, JournalError> {
 /// Parse journal bytes. Lines are checked one by one, so a torn write that cut a multi-byte
 /// character in half only damages the last line.
 pub fn parse_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded, JournalError> {
-    parse_stored(
-        path,
-        bytes
-            .split_inclusive(|byte| *byte == b'\n')
-            .map(|line| (None, line)),
-    )
+    match std::str::from_utf8(bytes) {
+        // The usual case: the lines are found with the standard library's byte search.
+        Ok(text) => parse_stored(
+            path,
+            text.split_inclusive('\n')
+                .map(|line| (None, line.as_bytes())),
+        ),
+        Err(_) => parse_stored(
+            path,
+            bytes
+                .split_inclusive(|byte| *byte == b'\n')
+                .map(|line| (None, line)),
+        ),
+    }
 }
 
 /// Parse stored records in order, each one line (newline included), with the number its

@@ -131,10 +131,11 @@ fn succeeded(state: &RunState, id: &str) -> bool {
 }
 
 /// Check what a resume of `state` asks to change against the run: what to journal, and
-/// the problems that refuse the resume. `parts` are the (edited) playbook's.
+/// the problems that refuse the resume. `parts` gives the (edited) playbook's, and is
+/// called only when the playbook changed and `--replan` asks to take the edit up.
 pub fn check(
     playbook: &Playbook,
-    parts: &PlaybookParts,
+    parts: impl FnOnce() -> PlaybookParts,
     state: &RunState,
     requested: &Requested,
 ) -> (Vec<Amendment>, Vec<PlanProblem>) {
@@ -171,7 +172,8 @@ pub fn check(
                 },
             )),
             (Some(old), true) => {
-                let diff = diff(old, parts);
+                let parts = parts();
+                let diff = diff(old, &parts);
                 let steps = diff.succeeded_steps(state);
                 let any_succeeded = state
                     .steps
@@ -186,7 +188,7 @@ pub fn check(
                     amendments.push(Amendment::PlaybookReplanned {
                         previous_digest: header.playbook_digest.clone(),
                         playbook_digest: playbook.digest.clone(),
-                        parts: parts.clone(),
+                        parts,
                         diff,
                     });
                 } else {
@@ -332,7 +334,7 @@ mod tests {
             inputs: vec![class_change()],
             replan: false,
         };
-        let (amendments, problems) = check(&playbook, &parts(&playbook), &state, &requested);
+        let (amendments, problems) = check(&playbook, || parts(&playbook), &state, &requested);
         assert_eq!(problems, Vec::new());
         assert_eq!(amendments, vec![Amendment::InputChanged(class_change())]);
     }
@@ -349,7 +351,7 @@ mod tests {
             inputs: vec![class_change()],
             replan: false,
         };
-        let (amendments, problems) = check(&playbook, &parts(&playbook), &state, &requested);
+        let (amendments, problems) = check(&playbook, || parts(&playbook), &state, &requested);
         assert!(amendments.is_empty());
         assert_eq!(
             problems[0].cause,
@@ -395,7 +397,7 @@ mod tests {
             inputs: Vec::new(),
             replan: true,
         };
-        let (amendments, problems) = check(&after, &parts(&after), &state, &requested);
+        let (amendments, problems) = check(&after, || parts(&after), &state, &requested);
         assert_eq!(problems, Vec::new());
         let [
             Amendment::PlaybookReplanned {
@@ -413,7 +415,7 @@ mod tests {
         assert_eq!(diff.changed, vec!["nodes".to_string()]);
 
         // The same edit without `--replan`: the playbook changed.
-        let (_, problems) = check(&after, &parts(&after), &state, &Requested::default());
+        let (_, problems) = check(&after, || parts(&after), &state, &Requested::default());
         assert!(matches!(problems[0].cause, Cause::PlaybookChanged { .. }));
     }
 
@@ -426,7 +428,7 @@ mod tests {
         };
         let after = playbook(&STEPS.replace("'${inputs.cidr}'}}", "'10.9.0.0/16'}}"));
         let state = run(&before, &["network"], &[], false);
-        let (amendments, problems) = check(&after, &parts(&after), &state, &requested);
+        let (amendments, problems) = check(&after, || parts(&after), &state, &requested);
         assert!(amendments.is_empty());
         assert_eq!(
             problems[0].cause,
@@ -444,7 +446,7 @@ mod tests {
              - {id: database, kind: test.noop, needs: [network], with: {value: '${inputs.class}'}}\n",
         );
         let state = run(&before, &["network", "nodes"], &[], false);
-        let (_, problems) = check(&without, &parts(&without), &state, &requested);
+        let (_, problems) = check(&without, || parts(&without), &state, &requested);
         assert!(matches!(
             &problems[0].cause,
             Cause::ReplanTouchesSucceeded { steps, .. } if steps == &vec!["nodes".to_string()]
@@ -455,10 +457,10 @@ mod tests {
         tagged.settings.insert("tags".into(), "x".into());
         let edited = playbook(&format!("{STEPS}  - {{id: extra, kind: test.noop}}\n"));
         let fresh = run(&before, &[], &["network"], false);
-        let (amendments, problems) = check(&edited, &tagged, &fresh, &requested);
+        let (amendments, problems) = check(&edited, || tagged.clone(), &fresh, &requested);
         assert_eq!(problems, Vec::new());
         assert_eq!(amendments.len(), 1);
-        let (_, problems) = check(&edited, &tagged, &state, &requested);
+        let (_, problems) = check(&edited, || tagged.clone(), &state, &requested);
         assert!(matches!(
             &problems[0].cause,
             Cause::ReplanTouchesSucceeded { steps, settings, .. }
@@ -475,14 +477,14 @@ mod tests {
             inputs: Vec::new(),
             replan: true,
         };
-        let (amendments, problems) = check(&after, &parts(&after), &state, &requested);
+        let (amendments, problems) = check(&after, || parts(&after), &state, &requested);
         assert!(amendments.is_empty());
         assert!(matches!(
             problems[0].cause,
             Cause::ReplanNotJournaled { .. }
         ));
         // Unedited, it resumes as before.
-        let (amendments, problems) = check(&before, &parts(&before), &state, &requested);
+        let (amendments, problems) = check(&before, || parts(&before), &state, &requested);
         assert!(amendments.is_empty() && problems.is_empty());
     }
 }

@@ -10,7 +10,7 @@ pub mod mark;
 pub mod render;
 pub mod survey;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -212,36 +212,60 @@ impl Plan {
 }
 
 /// Order steps into waves: wave *n* holds the steps whose longest chain of `needs` has
-/// length *n*. File order is kept inside a wave. The playbook is validated (acyclic).
+/// length *n*. File order is kept inside a wave. The playbook is validated (acyclic); a
+/// step in a cycle, or needing a step that does not exist, is in no wave (validation
+/// reports it). Each step and each need is looked at once (Kahn's order).
 pub fn waves(playbook: &Playbook) -> Vec<Vec<String>> {
-    let mut depth: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut remaining: Vec<&crate::playbook::StepSpec> = playbook.steps.iter().collect();
-    while !remaining.is_empty() {
-        let before = remaining.len();
-        remaining.retain(|step| {
-            let needs: Option<Vec<usize>> = step
-                .needs
-                .iter()
-                .map(|need| depth.get(need.value.as_str()).copied())
-                .collect();
-            match needs {
-                Some(levels) => {
-                    let level = levels.into_iter().map(|level| level + 1).max().unwrap_or(0);
-                    depth.insert(step.id.value.as_str(), level);
-                    false
-                }
-                None => true,
+    let steps = &playbook.steps;
+    // For each step, the steps that need it, and how many of its needs are not placed yet.
+    let mut dependants: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    let mut waiting: Vec<usize> = vec![0; steps.len()];
+    for (position, step) in steps.iter().enumerate() {
+        let mut needed = BTreeSet::new();
+        for need in &step.needs {
+            match playbook.position(&need.value) {
+                Some(need) if needed.insert(need) => dependants[need].push(position),
+                Some(_) => {}
+                // Needs a step that does not exist: never placed.
+                None => waiting[position] = usize::MAX,
             }
-        });
-        if remaining.len() == before {
-            break; // a cycle: validation reports it; never loop forever
+        }
+        if waiting[position] == 0 {
+            waiting[position] = needed.len();
         }
     }
-    let levels = depth.values().copied().max().map_or(0, |max| max + 1);
+    let mut depth: Vec<Option<usize>> = vec![None; steps.len()];
+    let mut ready: Vec<usize> = (0..steps.len())
+        .filter(|position| waiting[*position] == 0)
+        .collect();
+    for position in &ready {
+        depth[*position] = Some(0);
+    }
+    while let Some(position) = ready.pop() {
+        let level = depth[position].unwrap_or_default() + 1;
+        for &dependant in &dependants[position] {
+            let deepest = depth[dependant].map_or(level, |known| known.max(level));
+            depth[dependant] = Some(deepest);
+            waiting[dependant] -= 1;
+            if waiting[dependant] == 0 {
+                ready.push(dependant);
+            }
+        }
+    }
+    // A step still waiting is in a cycle or after one: it has no wave.
+    let placed = |position: usize| {
+        (waiting[position] == 0)
+            .then_some(depth[position])
+            .flatten()
+    };
+    let levels = (0..steps.len())
+        .filter_map(placed)
+        .max()
+        .map_or(0, |max| max + 1);
     let mut waves = vec![Vec::new(); levels];
-    for step in &playbook.steps {
-        if let Some(level) = depth.get(step.id.value.as_str()) {
-            waves[*level].push(step.id.value.clone());
+    for (position, step) in steps.iter().enumerate() {
+        if let Some(level) = placed(position) {
+            waves[level].push(step.id.value.clone());
         }
     }
     waves
@@ -291,11 +315,7 @@ pub fn skeleton(
                 },
                 details: Vec::new(),
                 outputs: done.map(|step| step.outputs.clone()).unwrap_or_default(),
-                position: playbook
-                    .steps
-                    .iter()
-                    .position(|step| step.id.value == spec.id.value)
-                    .unwrap_or_default(),
+                position: playbook.position(&spec.id.value).unwrap_or_default(),
                 spec: spec.clone(),
                 planned: Values::new(),
                 pins: journaled.map(|step| step.pins.clone()).unwrap_or_default(),
@@ -317,11 +337,12 @@ pub fn skeleton(
     }
     let mut amendments = Vec::new();
     if let Some(state) = state {
-        let parts = PlaybookParts {
+        // Digesting every step is needed only to compare an edited playbook.
+        let parts = || PlaybookParts {
             steps: playbook.step_digests(),
             settings: playbook.settings_digests(),
         };
-        let (allowed, refused) = amend::check(playbook, &parts, state, requested);
+        let (allowed, refused) = amend::check(playbook, parts, state, requested);
         amendments = allowed;
         problems.extend(refused);
     }
@@ -388,6 +409,33 @@ mod tests {
                 vec!["c".to_string(), "d".to_string()]
             ]
         );
+    }
+
+    #[test]
+    fn waves_of_a_long_chain_and_a_wide_fan_are_the_longest_chain_of_needs() {
+        // A chain of 300 steps with a fan of 300 steps hanging off its head: each step is
+        // placed once, in the wave of its longest chain of needs.
+        let mut steps = String::from("  - {id: s0, kind: test.noop}\n");
+        for index in 1..300 {
+            let _ = std::fmt::Write::write_fmt(
+                &mut steps,
+                format_args!(
+                    "  - {{id: s{index}, kind: test.noop, needs: [s{}]}}\n",
+                    index - 1
+                ),
+            );
+            let _ = std::fmt::Write::write_fmt(
+                &mut steps,
+                format_args!("  - {{id: f{index}, kind: test.noop, needs: [s0, s{index}]}}\n"),
+            );
+        }
+        let waves = waves(&playbook(&steps));
+        assert_eq!(waves.len(), 301);
+        assert_eq!(waves[0], vec!["s0".to_string()]);
+        assert_eq!(waves[1], vec!["s1".to_string()]);
+        assert_eq!(waves[2], vec!["f1".to_string(), "s2".to_string()]);
+        assert_eq!(waves[300], vec!["f299".to_string()]);
+        assert_eq!(waves.iter().map(Vec::len).sum::<usize>(), 599);
     }
 
     #[test]

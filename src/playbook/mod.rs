@@ -54,12 +54,41 @@ pub struct Playbook {
     pub inputs: Vec<InputSpec>,
     /// Steps in file order.
     pub steps: Vec<StepSpec>,
+    /// Where each step id first appears in `steps`, so that looking a step up by id (once
+    /// per `needs` entry and per reference, while validating and planning) is not a search
+    /// of every step.
+    index: BTreeMap<String, usize>,
 }
 
 impl Playbook {
-    /// The step with this id.
+    /// The step with this id (the first, if the id is used twice).
     pub fn step(&self, id: &str) -> Option<&StepSpec> {
-        self.steps.iter().find(|step| step.id.value == id)
+        self.position(id).map(|position| &self.steps[position])
+    }
+
+    /// Where the step with this id stands in `steps` (the first, if the id is used twice).
+    pub fn position(&self, id: &str) -> Option<usize> {
+        match self.index.get(id) {
+            Some(&position)
+                if self
+                    .steps
+                    .get(position)
+                    .is_some_and(|step| step.id.value == id) =>
+            {
+                Some(position)
+            }
+            // `steps` is public: if it was changed after parsing, the index no longer holds.
+            _ => self.steps.iter().position(|step| step.id.value == id),
+        }
+    }
+
+    /// The index of `steps` by id (see [`Playbook::step`]).
+    fn index_of(steps: &[StepSpec]) -> BTreeMap<String, usize> {
+        let mut index = BTreeMap::new();
+        for (position, step) in steps.iter().enumerate() {
+            index.entry(step.id.value.clone()).or_insert(position);
+        }
+        index
     }
 
     /// The input with this name.

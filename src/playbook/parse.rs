@@ -74,6 +74,7 @@ impl Parsed {
             account_id: self.account_id,
             tags: self.tags,
             inputs: self.inputs,
+            index: Playbook::index_of(&self.steps),
             steps: self.steps,
         }
     }

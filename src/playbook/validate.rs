@@ -235,26 +235,31 @@ fn check_cycles(playbook: &Playbook, problems: &mut Vec<Problem>) {
     }
 }
 
-/// Every step that `id` needs, directly or through other steps.
-pub(crate) fn ancestors<'a>(playbook: &'a Playbook, id: &str) -> BTreeSet<&'a str> {
-    let mut found = BTreeSet::new();
-    let mut stack: Vec<&str> = playbook
-        .step(id)
-        .map(|step| step.needs.iter().map(|need| need.value.as_str()).collect())
-        .unwrap_or_default();
+/// Whether step `id` needs step `other`, directly or through other steps. The search stops
+/// as soon as it finds `other` (usually among `id`'s own needs), so checking every
+/// reference of a large playbook does not walk each step's whole ancestry.
+fn depends_on(playbook: &Playbook, id: &str, other: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![id];
     while let Some(next) = stack.pop() {
-        if let Some(step) = playbook.step(next)
-            && found.insert(step.id.value.as_str())
-        {
-            stack.extend(step.needs.iter().map(|need| need.value.as_str()));
+        let Some(step) = playbook.step(next) else {
+            continue;
+        };
+        for need in &step.needs {
+            let need = need.value.as_str();
+            if need == other {
+                return true;
+            }
+            if seen.insert(need) {
+                stack.push(need);
+            }
         }
     }
-    found
+    false
 }
 
 fn check_references(playbook: &Playbook, kinds: &[KindSpec], problems: &mut Vec<Problem>) {
     for step in &playbook.steps {
-        let upstream = ancestors(playbook, &step.id.value);
         for (_, value) in &step.with {
             for (reference, location) in value.value.references(value.location) {
                 match &reference {
@@ -295,7 +300,7 @@ fn check_references(playbook: &Playbook, kinds: &[KindSpec], problems: &mut Vec<
                                 location,
                                 format!("step `{producer}` refers to its own output `{output}`"),
                             ));
-                        } else if !upstream.contains(producer.as_str()) {
+                        } else if !depends_on(playbook, &step.id.value, producer) {
                             problems.push(
                                 Problem::new(
                                     location,

@@ -9,6 +9,10 @@
 //!     cargo bench --bench rto -- rto --runs 5  # one section, five runs
 //!     cargo bench --bench rto -- rto --baseline OLD/rebuild  # beside another build
 //!
+//! Sections: `rto` (a rebuild against the graph's lower bound), `resume` (what a resume
+//! does before its first new change), `plan` (validating and planning 500 steps), `replay`
+//! (reading a journal of 100,000 records).
+//!
 //! `cargo test` runs this binary too (without `--bench`): then every section runs once in
 //! quick mode, to prove the benchmark still works.
 #![expect(
@@ -34,7 +38,14 @@
 )]
 mod support;
 
+/// Counts this process's heap, for the sections that measure the crate in-process.
+#[global_allocator]
+static ALLOCATOR: figures::Counting = figures::Counting;
+
 mod figures;
+mod plan;
+mod replay;
+mod resume;
 mod rto;
 
 use std::time::Duration;
@@ -105,5 +116,14 @@ fn main() {
     let options = Options::from_args();
     if options.wants("rto") {
         rto::run(&options);
+    }
+    if options.wants("resume") {
+        resume::run(&options);
+    }
+    if options.wants("plan") {
+        plan::run(&options);
+    }
+    if options.wants("replay") {
+        replay::run(&options);
     }
 }

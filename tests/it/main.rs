@@ -41,6 +41,7 @@ mod pod_identity;
 mod questions;
 mod rds;
 mod rebuild;
+mod resume_cost;
 mod scenarios;
 mod stack;
 mod state_s3;

@@ -193,6 +193,17 @@ impl Test {
         }
     }
 
+    /// The process it would start (not on a terminal), for a caller that runs it its own
+    /// way (the benchmarks measure its memory).
+    #[allow(
+        dead_code,
+        reason = "only the benchmarks use it, and they compile this module too"
+    )]
+    pub fn command(self) -> Command {
+        assert!(!self.terminal, "a terminal run is started by `script`");
+        self.command
+    }
+
     /// Run to the end with stdout and stderr shown as they come (the drill); the exit code.
     pub fn run_shown(self) -> i32 {
         let (mut command, stdin) = self.into_command();
