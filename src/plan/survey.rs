@@ -45,9 +45,10 @@ pub struct ExpectedAccount {
     pub because: String,
 }
 
-/// Fill every non-skipped step of `plan` by asking its kind. StepKinds are asked one after the
-/// other in plan order; their calls are few and read-only. Outputs a kind already knows at
-/// plan time (a resolved commit and its checkout) are passed on to the later steps' plans.
+/// Fill every non-skipped step of `plan` by asking its kind. The steps of one wave (none
+/// needs another) are asked at the same time, the waves one after the other: outputs a kind
+/// already knows at plan time (a resolved commit and its checkout) are passed on to the
+/// later waves' plans. The kinds' calls are read-only.
 pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
     if !identify(plan, input).await {
         return;
@@ -58,49 +59,72 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
         .filter(|step| step.action == Action::Skip)
         .map(|step| (step.id.clone(), step.outputs.clone()))
         .collect();
-    let pending: Vec<(String, StepSpec, Values)> = plan
-        .steps
-        .iter()
-        .filter(|step| step.action != Action::Skip)
-        .map(|step| (step.id.clone(), step.spec.clone(), step.pins.clone()))
-        .collect();
-    for (id, spec, pins) in pending {
-        let Some(kind) = input.kinds.find(&spec.kind.value) else {
-            continue;
-        };
-        let facts = input.facts;
-        let scope = Scope {
-            inputs: input.inputs,
-            outputs: &outputs,
-            source_region: &facts.source_region,
-            target_region: &facts.target_region,
-            run_id: facts.run_id.as_deref(),
-            playbook_name: &facts.playbook_name,
-        };
-        let resolved = resolve_step(&spec, &scope);
-        let context = PlanContext::new(
-            facts,
-            &id,
-            pins,
-            input.cloud.clone(),
-            input.plan_cache.clone(),
-        );
-        let result = kind.plan(&context, &resolved.known_only()).await;
-        let mut known = record(plan, &id, &resolved.unknown, result);
-        if let Some(step) = plan.steps.iter_mut().find(|step| step.id == id)
-            && step.action == Action::Adopt
-            && let Some(journaled) = input.expected.get(&id)
-            && let Some(merged) = expected(known.as_ref(), journaled)
-        {
-            step.details.push((
-                "outputs".into(),
-                format!("as run `{}` left them", journaled.run_id),
-            ));
-            known = Some(merged);
+    for wave in plan.waves.clone() {
+        let pending: Vec<(String, StepSpec, Values)> = wave
+            .iter()
+            .filter_map(|id| plan.step(id))
+            .filter(|step| step.action != Action::Skip)
+            .map(|step| (step.id.clone(), step.spec.clone(), step.pins.clone()))
+            .collect();
+        let mut asked = tokio::task::JoinSet::new();
+        let mut unknown: BTreeMap<String, Vec<Reference>> = BTreeMap::new();
+        for (index, (id, spec, pins)) in pending.into_iter().enumerate() {
+            let Some(kind) = input.kinds.find(&spec.kind.value) else {
+                continue;
+            };
+            let facts = input.facts;
+            let scope = Scope {
+                inputs: input.inputs,
+                outputs: &outputs,
+                source_region: &facts.source_region,
+                target_region: &facts.target_region,
+                run_id: facts.run_id.as_deref(),
+                playbook_name: &facts.playbook_name,
+            };
+            let resolved = resolve_step(&spec, &scope);
+            let context = PlanContext::new(
+                facts,
+                &id,
+                pins,
+                input.cloud.clone(),
+                input.plan_cache.clone(),
+            );
+            unknown.insert(id.clone(), resolved.unknown.clone());
+            let params = resolved.known_only();
+            asked.spawn(async move {
+                let result = kind.plan(&context, &params).await;
+                (index, id, result)
+            });
         }
-        if let Some(known) = known {
-            // Known before the step runs: later steps are planned with them.
-            outputs.insert(id, known);
+        let mut answers = Vec::new();
+        while let Some(answer) = asked.join_next().await {
+            match answer {
+                Ok(answer) => answers.push(answer),
+                // Nothing is ever aborted: only a kind's bug gets here, as it would have
+                // when asked in place.
+                Err(error) => std::panic::resume_unwind(error.into_panic()),
+            }
+        }
+        // Recorded in the wave's order, as one after the other would.
+        answers.sort_by_key(|(index, _, _)| *index);
+        for (_, id, result) in answers {
+            let unknown = unknown.remove(&id).unwrap_or_default();
+            let mut known = record(plan, &id, &unknown, result);
+            if let Some(step) = plan.steps.iter_mut().find(|step| step.id == id)
+                && step.action == Action::Adopt
+                && let Some(journaled) = input.expected.get(&id)
+                && let Some(merged) = expected(known.as_ref(), journaled)
+            {
+                step.details.push((
+                    "outputs".into(),
+                    format!("as run `{}` left them", journaled.run_id),
+                ));
+                known = Some(merged);
+            }
+            if let Some(known) = known {
+                // Known before the step runs: later waves are planned with them.
+                outputs.insert(id, known);
+            }
         }
     }
 }

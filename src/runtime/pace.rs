@@ -1,8 +1,8 @@
 //! When a wait looks again. A wait that knows how long its resource usually takes (the
 //! kind's typical duration, or what the stack's past runs journaled) looks rarely at first,
 //! then more and more often as the expected end comes near, and keeps looking often for a
-//! while after it: the cloud is noticed ready within about 2 % of the expected duration,
-//! with about a dozen checks per wait — or about one a minute for waits so long that their
+//! while after it: the cloud is noticed ready within about 1 % of the expected duration,
+//! with about fifteen checks per wait — or about one a minute for waits so long that their
 //! delays reach the run's ceiling of a minute. A wait that knows nothing polls
 //! with exponential backoff. Every delay is kept between a floor and the run's ceiling,
 //! with ±10 % jitter so that waits started together spread apart. Pure.
@@ -15,7 +15,7 @@ use super::Backoff;
 pub const POLL_FLOOR: Duration = Duration::from_millis(100);
 
 /// What share of the expected duration the checks near the end are apart.
-const RESOLUTION: u32 = 50;
+const RESOLUTION: u32 = 100;
 
 /// How one wait polls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,19 +87,19 @@ mod tests {
     }
 
     #[test]
-    fn a_wait_that_ends_when_expected_is_noticed_within_two_percent_in_a_dozen_checks() {
+    fn a_wait_that_ends_when_expected_is_noticed_within_one_percent_in_about_fifteen_checks() {
         for minutes in [1, 2, 3, 12, 25] {
             let expected = Duration::from_secs(60 * minutes);
             let pace = Pace::new(Some(expected), RUN_DEFAULT);
             let (checks, noticed) = simulate(pace, expected);
             let late = noticed - expected;
             assert!(
-                late <= (expected / 50).max(POLL_FLOOR),
+                late <= (expected / 100).max(POLL_FLOOR),
                 "{minutes} min: {late:?} late"
             );
-            // About a dozen checks; a wait so long that its delays reach the run's ceiling
+            // About fifteen checks; a wait so long that its delays reach the run's ceiling
             // of a minute checks about once a minute.
-            let budget = 14.max(u32::try_from(minutes).unwrap_or(u32::MAX) + 4);
+            let budget = 16.max(u32::try_from(minutes).unwrap_or(u32::MAX) + 5);
             assert!(checks <= budget, "{minutes} min: {checks} checks");
         }
         // Scaled down (a benchmark's minute of a second): the same shape.
@@ -109,7 +109,7 @@ mod tests {
             noticed - expected <= Duration::from_millis(500),
             "{noticed:?}"
         );
-        assert!(checks <= 14, "{checks}");
+        assert!(checks <= 16, "{checks}");
     }
 
     #[test]
@@ -124,7 +124,7 @@ mod tests {
         let ready = expected + expected / 5;
         let (checks, noticed) = simulate(pace, ready);
         assert!(
-            noticed - ready <= expected / 50 + expected / 40,
+            noticed - ready <= expected / 100 + expected / 40,
             "{:?}",
             noticed - ready
         );

@@ -37,7 +37,7 @@ static SPEC: KindSpec = KindSpec {
         ParamSpec {
             name: "interval",
             required: false,
-            help: "pause between tries (default 5s)",
+            help: "the longest pause between tries: 1s after the first, doubling up to it (default 5s)",
         },
         ParamSpec {
             name: "request_timeout",
@@ -207,8 +207,20 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Try `check` up to `attempts` times (at least once), pausing `interval` between tries;
-/// the status and try it passed on, or what the last try saw.
+/// The pause after failed try `attempt` (from 1): a second at first, doubling up to
+/// `interval` — a new load balancer's name often resolves seconds after the first try, and
+/// is noticed then rather than a whole `interval` later.
+fn pause_after(attempt: u32, interval: Duration) -> Duration {
+    FIRST_PAUSE
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+        .min(interval)
+}
+
+/// The first pause between tries (shorter only when `interval` is).
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+
+/// Try `check` up to `attempts` times (at least once), pausing between tries (see
+/// [`pause_after`]); the status and try it passed on, or what the last try saw.
 async fn run_check(
     context: &StepContext,
     clients: &Clients<'_>,
@@ -225,7 +237,7 @@ async fn run_check(
         }
         context.checkpoint("between-tries")?;
         if attempt < attempts {
-            context.sleep(interval).await?;
+            context.sleep(pause_after(attempt, interval)).await?;
         }
     }
     Ok(Err(last))
@@ -337,6 +349,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn pauses_start_at_a_second_and_double_up_to_the_interval() {
+        let pauses: Vec<u64> = (1..=6)
+            .map(|attempt| pause_after(attempt, Duration::from_secs(10)).as_secs())
+            .collect();
+        assert_eq!(pauses, [1, 2, 4, 8, 10, 10]);
+        let short = Duration::from_millis(300);
+        assert_eq!(pause_after(1, short), short);
+        assert_eq!(
+            pause_after(40, Duration::from_secs(5)),
+            Duration::from_secs(5)
+        );
+    }
 
     #[test]
     fn the_table_matches_the_typed_interface() {
