@@ -7,7 +7,8 @@
 //!     cargo bench --bench rto                  # every section, realistic durations
 //!     cargo bench --bench rto -- --quick       # durations ×0.1, one run each
 //!     cargo bench --bench rto -- rto --runs 5  # one section, five runs
-//!     cargo bench --bench rto -- rto --baseline OLD/rebuild  # beside another build
+//!     cargo bench --bench rto -- rto --baseline OLD/target/debug/rebuild \
+//!         --baseline-playbook OLD/playbooks/region-rebuild.yaml  # beside another build
 //!
 //! Sections: `rto` (a rebuild against the graph's lower bound), `resume` (what a resume
 //! does before its first new change), `plan` (validating and planning 500 steps), `replay`
@@ -60,6 +61,9 @@ pub struct Options {
     pub sections: Vec<String>,
     /// Another build of `rebuild` to measure side by side with this one (`--baseline PATH`).
     pub baseline: Option<std::path::PathBuf>,
+    /// The playbook the baseline build runs (`--baseline-playbook PATH`; default: this
+    /// build's default playbook).
+    pub baseline_playbook: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -70,6 +74,7 @@ impl Options {
             runs: 1,
             sections: Vec::new(),
             baseline: None,
+            baseline_playbook: None,
         };
         let mut benching = false;
         let mut runs = None;
@@ -80,6 +85,9 @@ impl Options {
                 "--quick" => quick = true,
                 "--runs" => runs = args.next().and_then(|value| value.parse().ok()),
                 "--baseline" => options.baseline = args.next().map(Into::into),
+                "--baseline-playbook" => {
+                    options.baseline_playbook = args.next().map(Into::into);
+                }
                 // What `cargo test` passes to every test binary.
                 "--test-threads" | "--skip" => {
                     args.next();

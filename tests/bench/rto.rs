@@ -23,6 +23,7 @@ use crate::figures::{median, median_secs};
 use crate::support::playbooks::default_playbook;
 use crate::support::stack::Stack;
 use crate::support::test::use_binary;
+use crate::support::world::TARGET;
 
 /// The cloud's durations, in simulated minutes.
 struct Durations {
@@ -84,6 +85,8 @@ struct Figures {
     wall: Duration,
     /// From the start to the first step's start: the plan.
     plan: Duration,
+    /// How long the testbed took to roll the deploy's waves out, added up.
+    waves_rolled_out: Duration,
     /// Step id -> (duration from `status`, API calls from the debug log).
     steps: BTreeMap<String, (Duration, usize)>,
     /// What was waited for -> how late the tool noticed it ready.
@@ -117,13 +120,22 @@ fn stack_with(minute: Duration, durations: &Durations) -> Stack {
 
 /// `rebuild --target ap-southeast-1 --yes` in `state` — with default settings (the
 /// testbed's quick polls removed) unless `quick_polls` — and its wall time.
-fn rebuild(
-    stack: &Stack,
-    state: &Path,
-    extra: &[&str],
-    quick_polls: bool,
-) -> (Duration, jiff::Timestamp) {
-    let mut run = stack.rebuild_test().state_dir(state).args(extra);
+fn rebuild(stack: &Stack, variant: &Variant, quick_polls: bool) -> (Duration, jiff::Timestamp) {
+    let mut args = vec![
+        "--target".to_string(),
+        TARGET.to_string(),
+        "--yes".to_string(),
+        "--playbook".to_string(),
+        variant.playbook.display().to_string(),
+    ];
+    for input in stack.inputs() {
+        args.extend(["--input".to_string(), input]);
+    }
+    let mut run = stack
+        .test()
+        .args(args)
+        .state_dir(variant.state.path())
+        .args(&variant.args);
     if !quick_polls {
         run = run.env_remove("REBUILD_POLL_INTERVAL_MS");
     }
@@ -212,12 +224,15 @@ fn step_durations(status: &Value) -> BTreeMap<String, Duration> {
         .collect()
 }
 
-/// How late each deploy wave was noticed: from the last of its Pods turning Ready to the
-/// end of the step's wait for it (journaled as `step_waited`).
-fn wave_lateness(stack: &Stack, run: &Path) -> Vec<(String, Duration)> {
+/// How late each deploy wave was noticed — from the last of its Pods turning Ready to the
+/// end of the step's wait for it (journaled as `step_waited`) — and how long the testbed
+/// took to roll the waves out, added up (from each wait's first check, right after the
+/// wave was applied, to its last Pod turning Ready).
+fn wave_lateness(stack: &Stack, run: &Path) -> (Vec<(String, Duration)>, Duration) {
     let ready = stack.kube.pods_ready();
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default();
     let mut late = Vec::new();
+    let mut rolled_out = Duration::ZERO;
     for (wave, pods) in [
         ("migrate", "shop/shop-migrate"),
         ("backend", "shop/shop-worker"),
@@ -236,22 +251,28 @@ fn wave_lateness(stack: &Stack, run: &Path) -> Vec<(String, Duration)> {
             let event = &record["event"];
             (event["type"] == "step_waited"
                 && event["wait"].as_str() == Some(&format!("wave:{wave}")))
-            .then(|| record["at"].as_str()?.parse::<jiff::Timestamp>().ok())
+            .then(|| {
+                let at = record["at"].as_str()?.parse::<jiff::Timestamp>().ok()?;
+                let waited = Duration::from_millis(event["waited_ms"].as_u64()?);
+                Some((at, waited))
+            })
             .flatten()
         });
-        if let (Some(ready), Some(noticed)) = (all_ready, noticed) {
+        if let (Some(ready), Some((noticed, waited))) = (all_ready, noticed) {
             let ready = jiff::Timestamp::try_from(ready).expect("a time after 1970");
             let by = Duration::try_from(noticed.duration_since(ready)).unwrap_or_default();
             late.push((format!("wave {wave}"), by));
+            rolled_out += waited.saturating_sub(by);
         }
     }
-    late
+    (late, rolled_out)
 }
 
 /// One measured run on a fresh testbed, with the rehearsal's journal in `state`.
-fn measured_run(minute: Duration, state: &Path, extra: &[&str]) -> Figures {
+fn measured_run(minute: Duration, variant: &Variant) -> Figures {
+    let state = variant.state.path();
     let stack = stack_with(minute, &REALISTIC);
-    let (wall, spawned) = rebuild(&stack, state, extra, false);
+    let (wall, spawned) = rebuild(&stack, variant, false);
     let run = newest_run(state);
     let log = std::fs::read_to_string(run.join("debug.log")).unwrap_or_default();
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default();
@@ -293,10 +314,12 @@ fn measured_run(minute: Duration, state: &Path, extra: &[&str]) -> Figures {
             (what.to_string(), notice.late())
         })
         .collect();
-    late.extend(wave_lateness(&stack, &run));
+    let (waves_late, waves_rolled_out) = wave_lateness(&stack, &run);
+    late.extend(waves_late);
     Figures {
         wall,
         plan,
+        waves_rolled_out,
         steps,
         late,
         waits: waits(&journal),
@@ -341,14 +364,23 @@ pub fn run(options: &Options) {
         sum.as_secs_f64(),
         path.sum.as_secs_f64()
     );
-    let path = rebuild::plan::CriticalPath { sum, ..path };
 
     // Each variant: a build and its arguments, with its own state (and rehearsal).
-    let mut variants = vec![Variant::new("this build, default settings", None, &[])];
+    let mut variants = vec![Variant::new(
+        "this build, default settings",
+        None,
+        default_playbook(),
+        &[],
+    )];
     if let Some(baseline) = &options.baseline {
+        let playbook = options
+            .baseline_playbook
+            .clone()
+            .unwrap_or_else(default_playbook);
         variants.push(Variant::new(
-            &format!("baseline {}, default settings", baseline.display()),
+            &format!("baseline build, default settings, {}", playbook.display()),
             Some(baseline.clone()),
+            playbook,
             &[],
         ));
     }
@@ -356,6 +388,7 @@ pub fn run(options: &Options) {
         variants.push(Variant::new(
             "this build, --parallelism 1",
             None,
+            default_playbook(),
             &["--parallelism", "1"],
         ));
     }
@@ -364,18 +397,60 @@ pub fn run(options: &Options) {
         // the measured runs use, so they know how long each wait took.
         use_binary(variant.binary.clone());
         let stack = stack_with(minute, &REALISTIC);
-        rebuild(&stack, variant.state.path(), &variant.args, true);
+        rebuild(&stack, variant, true);
     }
     let mut figures: Vec<Vec<Figures>> = variants.iter().map(|_| Vec::new()).collect();
     for _ in 0..options.runs {
         for (variant, runs) in variants.iter().zip(&mut figures) {
             use_binary(variant.binary.clone());
-            runs.push(measured_run(minute, variant.state.path(), &variant.args));
+            runs.push(measured_run(minute, variant));
         }
     }
     use_binary(None);
     for (variant, runs) in variants.iter().zip(&figures) {
+        // Its playbook's graph (a baseline's may differ).
+        let playbook = rebuild::playbook::load(
+            &variant.playbook,
+            &rebuild::steps::StepKinds::builtin().specs(),
+        )
+        .expect("the variant's playbook loads");
+        let path = rebuild::plan::critical_path(&playbook, |step| {
+            scaled(minute, simulated_minutes(step, &REALISTIC))
+        });
+        let path = rebuild::plan::CriticalPath { sum, ..path };
+        if variant.playbook != default_playbook() {
+            println!(
+                "  ({} has the critical path {:.1} s: {})",
+                variant.playbook.display(),
+                path.length.as_secs_f64(),
+                path.steps.join(" → ")
+            );
+        }
         report(&variant.label, runs, &path, minute);
+        // The same bound with the deploy as long as the testbed took to roll its waves out
+        // (the kubelet stand-in starts Pods a little after their second).
+        let rolled_out = median(
+            &runs
+                .iter()
+                .map(|run| run.waves_rolled_out)
+                .collect::<Vec<_>>(),
+        );
+        if !rolled_out.is_zero() {
+            let measured = rebuild::plan::critical_path(&playbook, |step| {
+                if step.kind.value == "k8s.apply" {
+                    rolled_out
+                } else {
+                    scaled(minute, simulated_minutes(step, &REALISTIC))
+                }
+            });
+            let wall = median_secs(&runs.iter().map(|run| run.wall).collect::<Vec<_>>());
+            println!(
+                "    with the waves as long as the testbed took ({:.2} s): critical path {:.2} s, wall/critical path {:.3}",
+                rolled_out.as_secs_f64(),
+                measured.length.as_secs_f64(),
+                wall / measured.length.as_secs_f64()
+            );
+        }
     }
     if figures.len() > 1 && options.baseline.is_some() {
         let wall =
@@ -391,16 +466,23 @@ pub fn run(options: &Options) {
 struct Variant {
     label: String,
     binary: Option<std::path::PathBuf>,
+    playbook: std::path::PathBuf,
     args: Vec<&'static str>,
     /// Its state: the rehearsal's journal, then the measured runs'.
     state: tempfile::TempDir,
 }
 
 impl Variant {
-    fn new(label: &str, binary: Option<std::path::PathBuf>, args: &[&'static str]) -> Self {
+    fn new(
+        label: &str,
+        binary: Option<std::path::PathBuf>,
+        playbook: std::path::PathBuf,
+        args: &[&'static str],
+    ) -> Self {
         Self {
             label: label.to_string(),
             binary,
+            playbook,
             args: args.to_vec(),
             state: tempfile::tempdir().expect("a state directory"),
         }
