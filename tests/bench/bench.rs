@@ -64,6 +64,8 @@ pub struct Options {
     /// The playbook the baseline build runs (`--baseline-playbook PATH`; default: this
     /// build's default playbook).
     pub baseline_playbook: Option<std::path::PathBuf>,
+    /// Keep the runs' state (journals and debug logs) and say where (`--keep`).
+    pub keep: bool,
 }
 
 impl Options {
@@ -75,6 +77,7 @@ impl Options {
             sections: Vec::new(),
             baseline: None,
             baseline_playbook: None,
+            keep: false,
         };
         let mut benching = false;
         let mut runs = None;
@@ -83,6 +86,7 @@ impl Options {
             match arg.as_str() {
                 "--bench" => benching = true,
                 "--quick" => quick = true,
+                "--keep" => options.keep = true,
                 "--runs" => runs = args.next().and_then(|value| value.parse().ok()),
                 "--baseline" => options.baseline = args.next().map(Into::into),
                 "--baseline-playbook" => {

@@ -460,6 +460,12 @@ pub fn run(options: &Options) {
             wall(&figures[0]) / wall(&figures[1])
         );
     }
+    if options.keep {
+        for variant in variants {
+            let kept = variant.state.keep();
+            println!("  {}: runs kept in {}", variant.label, kept.display());
+        }
+    }
 }
 
 /// A build of `rebuild` and the arguments it is measured with.

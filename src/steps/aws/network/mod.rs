@@ -316,14 +316,19 @@ impl Step for AwsNetwork {
             vpc: &vpc,
             zones: &zones,
         };
-        let subnets = site.subnets(block).await?;
-        let (internet_gateway, public_table) = site.public_routes(&subnets.public).await?;
+        // Three independent branches at once: their calls do not wait for one another.
+        let (subnets, (internet_gateway, public_table), (cluster_group, database_group)) = tokio::try_join!(
+            site.subnets(block),
+            site.internet_route(),
+            site.security_groups(params.database_port),
+        )?;
+        site.associate_public(&public_table, &subnets.public)
+            .await?;
         let nat_gateways = match params.nat_gateways {
             0 => Vec::new(),
             count => nat::gateways(ec2, &zones, &subnets.public, count).await?,
         };
         let private_tables = site.private_routes(&subnets.private, &nat_gateways).await?;
-        let (cluster_group, database_group) = site.security_groups(params.database_port).await?;
         interface::outputs(&Outputs {
             vpc_id: vpc,
             vpc_cidr: params.cidr,
@@ -396,18 +401,23 @@ impl Site<'_> {
         Ok(subnets)
     }
 
-    /// The internet gateway and the `public` route table (default route to the gateway,
-    /// associated with every public subnet): their ids.
-    async fn public_routes(self, subnets: &[String]) -> Result<(String, String), StepError> {
+    /// The internet gateway and the `public` route table with its default route to the
+    /// gateway: their ids.
+    async fn internet_route(self) -> Result<(String, String), StepError> {
         let ec2 = self.ec2;
         let gateway = ec2.internet_gateway(self.vpc).await?;
         let table = ec2.route_table(self.vpc, "public").await?;
         ec2.route(&table, RouteTarget::Gateway(&gateway)).await?;
-        for subnet in subnets {
-            ec2.associate(&table, subnet).await?;
-        }
-        ec2.context.checkpoint("after-public-routes")?;
         Ok((gateway, table))
+    }
+
+    /// The `public` route table associated with every public subnet.
+    async fn associate_public(self, table: &str, subnets: &[String]) -> Result<(), StepError> {
+        for subnet in subnets {
+            self.ec2.associate(table, subnet).await?;
+        }
+        self.ec2.context.checkpoint("after-public-routes")?;
+        Ok(())
     }
 
     /// A route table per zone, associated with the zone's private subnet; with NAT gateways,
