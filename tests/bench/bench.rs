@@ -7,6 +7,7 @@
 //!     cargo bench --bench rto                  # every section, realistic durations
 //!     cargo bench --bench rto -- --quick       # durations ×0.1, one run each
 //!     cargo bench --bench rto -- rto --runs 5  # one section, five runs
+//!     cargo bench --bench rto -- rto --infrastructure --minute 10  # NAT 20 s … RDS 250 s
 //!     cargo bench --bench rto -- rto --baseline OLD/target/debug/rebuild \
 //!         --baseline-playbook OLD/playbooks/region-rebuild.yaml  # beside another build
 //!
@@ -66,6 +67,10 @@ pub struct Options {
     pub baseline_playbook: Option<std::path::PathBuf>,
     /// Keep the runs' state (journals and debug logs) and say where (`--keep`).
     pub keep: bool,
+    /// Run only the default playbook's infrastructure half (`--infrastructure`).
+    pub infrastructure: bool,
+    /// Seconds a simulated minute lasts (`--minute SECS`; default 1, 0.1 with `--quick`).
+    pub minute: Option<f64>,
 }
 
 impl Options {
@@ -78,6 +83,8 @@ impl Options {
             baseline: None,
             baseline_playbook: None,
             keep: false,
+            infrastructure: false,
+            minute: None,
         };
         let mut benching = false;
         let mut runs = None;
@@ -87,6 +94,8 @@ impl Options {
                 "--bench" => benching = true,
                 "--quick" => quick = true,
                 "--keep" => options.keep = true,
+                "--infrastructure" => options.infrastructure = true,
+                "--minute" => options.minute = args.next().and_then(|value| value.parse().ok()),
                 "--runs" => runs = args.next().and_then(|value| value.parse().ok()),
                 "--baseline" => options.baseline = args.next().map(Into::into),
                 "--baseline-playbook" => {
@@ -116,7 +125,9 @@ impl Options {
 
     /// How much of a simulated minute a bench waits: a second, or a tenth in quick mode.
     pub fn minute(&self) -> Duration {
-        if self.quick {
+        if let Some(seconds) = self.minute.filter(|seconds| *seconds > 0.0) {
+            Duration::from_secs_f64(seconds)
+        } else if self.quick {
             Duration::from_millis(100)
         } else {
             Duration::from_secs(1)

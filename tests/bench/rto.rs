@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::Options;
 use crate::figures::{median, median_secs};
-use crate::support::playbooks::default_playbook;
+use crate::support::playbooks::{default_playbook, infrastructure_playbook};
 use crate::support::stack::Stack;
 use crate::support::test::use_binary;
 use crate::support::world::TARGET;
@@ -330,8 +330,14 @@ fn measured_run(minute: Duration, variant: &Variant) -> Figures {
 /// Run the section.
 pub fn run(options: &Options) {
     let minute = options.minute();
+    // The whole default playbook, or its infrastructure half (`--infrastructure`).
+    let this_playbook = if options.infrastructure {
+        infrastructure_playbook()
+    } else {
+        default_playbook()
+    };
     let playbook = rebuild::playbook::load(
-        &default_playbook(),
+        &this_playbook,
         &rebuild::steps::StepKinds::builtin().specs(),
     )
     .expect("the default playbook loads");
@@ -339,7 +345,12 @@ pub fn run(options: &Options) {
         scaled(minute, simulated_minutes(step, &REALISTIC))
     });
     println!(
-        "rto: the default playbook, 1 simulated minute = {:.1} s (NAT {} min, EKS {} min, node group {} min, RDS restore {} min, {} deploy waves of {} min); {} ms per AWS call",
+        "rto: {}, 1 simulated minute = {:.1} s (NAT {} min, EKS {} min, node group {} min, RDS restore {} min, {} deploy waves of {} min); {} ms per AWS call",
+        if options.infrastructure {
+            "the default playbook's infrastructure half"
+        } else {
+            "the default playbook"
+        },
         minute.as_secs_f64(),
         REALISTIC.nat,
         REALISTIC.eks,
@@ -369,7 +380,7 @@ pub fn run(options: &Options) {
     let mut variants = vec![Variant::new(
         "this build, default settings",
         None,
-        default_playbook(),
+        this_playbook.clone(),
         &[],
     )];
     if let Some(baseline) = &options.baseline {
@@ -388,7 +399,7 @@ pub fn run(options: &Options) {
         variants.push(Variant::new(
             "this build, --parallelism 1",
             None,
-            default_playbook(),
+            this_playbook.clone(),
             &["--parallelism", "1"],
         ));
     }
@@ -418,7 +429,7 @@ pub fn run(options: &Options) {
             scaled(minute, simulated_minutes(step, &REALISTIC))
         });
         let path = rebuild::plan::CriticalPath { sum, ..path };
-        if variant.playbook != default_playbook() {
+        if variant.playbook != this_playbook {
             println!(
                 "  ({} has the critical path {:.1} s: {})",
                 variant.playbook.display(),
