@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cloud::Cloud;
 use crate::journal::requests::{Answers, NoAnswers};
@@ -426,7 +426,8 @@ impl StepContext {
             .expected(&self.step_id, &wait.key)
             .or(wait.typical);
         let pace = Pace::new(expected, self.services.poll);
-        let started = Instant::now();
+        // The runtime's clock, as the pauses between checks are measured by it.
+        let started = tokio::time::Instant::now();
         let mut journaled = false;
         let mut checks = 0u32;
         let mut last_status = String::new();
@@ -470,5 +471,143 @@ impl StepContext {
                 () = self.services.cancel.cancelled() => return Err(StepError::Interrupted),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::journal::store::{self, MemorySink};
+    use crate::runtime::SilentReporter;
+    use crate::stack::Stack;
+
+    /// A step context whose services journal into `sink` and pace waits by `history`.
+    fn context(sink: &MemorySink, history: WaitHistory) -> StepContext {
+        let journal = Arc::new(Journal::with_sink(
+            Path::new("mem"),
+            Box::new(sink.clone()),
+            1,
+        ));
+        let mut services = StepServices::new(
+            Arc::new(Cloud::from_config(aws_types::SdkConfig::builder().build())),
+            journal,
+            Arc::new(SilentReporter),
+            Workspace::new(std::env::temp_dir(), None, "rebuild".into()),
+        );
+        services.history = Arc::new(history);
+        let facts = RunFacts {
+            run_id: Some("r1".into()),
+            playbook_name: "t".into(),
+            stack: "t@ap-southeast-1".into(),
+            owned_by: crate::stack::OwnedBy::Stack,
+            source_region: "ap-southeast-2".into(),
+            target_region: "ap-southeast-1".into(),
+            rpo_limit: None,
+            accept_rpo: false,
+            tags: Default::default(),
+        };
+        StepContext::new(
+            Arc::new(facts),
+            "cluster",
+            services,
+            Values::new(),
+            Values::new(),
+        )
+    }
+
+    /// Wait for a resource that is ready `ready` after the first check; how long the wait
+    /// took (virtual time) and what it journaled.
+    async fn wait(context: &StepContext, ready: Duration) -> Duration {
+        let started = tokio::time::Instant::now();
+        let wait = Wait::new("cluster-active", "the cluster").typically(Duration::from_secs(720));
+        context
+            .wait_for(wait, || async move {
+                Ok(if started.elapsed() >= ready {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending("CREATING".into())
+                })
+            })
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        started.elapsed()
+    }
+
+    /// The history of a stack whose earlier run's cluster took `took`.
+    fn history(took: Duration) -> WaitHistory {
+        let sink = MemorySink::default();
+        let journal = Journal::with_sink(Path::new("mem"), Box::new(sink.clone()), 1);
+        let mut start = Event::test_start("r0", "t");
+        if let Event::RunStarted { stack, .. } = &mut start {
+            *stack = Some("t@ap-southeast-1".into());
+        }
+        for event in [
+            start,
+            Event::StepWaited {
+                step: "cluster".into(),
+                wait: "cluster-active".into(),
+                waited_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+                polls: 9,
+            },
+        ] {
+            journal
+                .append(event)
+                .unwrap_or_else(|error| panic!("{error}"));
+        }
+        let records = store::parse(Path::new("mem"), &sink.text())
+            .unwrap_or_else(|error| panic!("{error}"))
+            .records;
+        let state = crate::journal::state::fold(&records).unwrap_or_else(|error| panic!("{error}"));
+        WaitHistory::of([&state], &Stack::journaled("t@ap-southeast-1"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_paces_by_the_stacks_past_run_and_journals_what_it_took() {
+        // The earlier run's cluster took 3 s: this one (also 3 s) is noticed at once.
+        let sink = MemorySink::default();
+        let took = wait(
+            &context(&sink, history(Duration::from_secs(3))),
+            Duration::from_secs(3),
+        )
+        .await;
+        assert!(
+            took >= Duration::from_secs(3) && took <= Duration::from_millis(3_100),
+            "{took:?}"
+        );
+        let records = store::parse(Path::new("mem"), &sink.text())
+            .unwrap_or_else(|error| panic!("{error}"))
+            .records;
+        let waited: Vec<(String, u64, u32)> = records
+            .iter()
+            .filter_map(|record| match &record.event {
+                Event::StepWaited {
+                    wait,
+                    waited_ms,
+                    polls,
+                    ..
+                } => Some((wait.clone(), *waited_ms, *polls)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(waited.len(), 1, "{waited:?}");
+        assert_eq!(waited[0].0, "cluster-active");
+        assert!((3_000..=3_100).contains(&waited[0].1), "{waited:?}");
+        assert!(waited[0].2 <= 16, "{waited:?}");
+
+        // Without history, the kind's 12 minutes: the first pause is the run's ceiling.
+        let sink = MemorySink::default();
+        let took = wait(
+            &context(&sink, WaitHistory::default()),
+            Duration::from_secs(3),
+        )
+        .await;
+        assert!(took >= Duration::from_secs(50), "{took:?}");
+
+        // Ready at the first check: nothing journaled (an adopted resource).
+        let sink = MemorySink::default();
+        wait(&context(&sink, WaitHistory::default()), Duration::ZERO).await;
+        assert!(!sink.text().contains("step_waited"), "{}", sink.text());
     }
 }
