@@ -217,7 +217,7 @@ pub async fn seed_production_async(endpoint: &str) -> Seed {
     seed_iam_roles(endpoint).await;
     let prod = rds_client(endpoint, PROD_REGION).await;
     let dr = rds_client(endpoint, DR_REGION).await;
-    let instance = prod
+    let created = prod
         .create_db_instance()
         .db_instance_identifier("prod-db")
         .engine("postgres")
@@ -227,10 +227,22 @@ pub async fn seed_production_async(endpoint: &str) -> Seed {
         .master_username("app")
         .master_user_password(PROD_DB_PASSWORD)
         .send()
-        .await
-        .expect("create_db_instance prod-db")
-        .db_instance
-        .expect("created instance");
+        .await;
+    let instance = match created {
+        Ok(created) => created.db_instance.expect("created instance"),
+        // The SDK retried a create whose first answer was lost (a loaded machine) after
+        // moto had made the instance and its automated snapshot: it is there.
+        Err(error) if already_made(&error) => prod
+            .describe_db_instances()
+            .db_instance_identifier("prod-db")
+            .send()
+            .await
+            .expect("describe_db_instances prod-db")
+            .db_instances
+            .and_then(|mut instances| instances.pop())
+            .expect("the instance a retried create made"),
+        Err(error) => panic!("create_db_instance prod-db: {error:?}"),
+    };
     let mut snapshots = Vec::new();
     for number in 1..=3 {
         if number > 1 {
@@ -269,6 +281,15 @@ pub async fn seed_production_async(endpoint: &str) -> Seed {
         snapshots,
         copies,
     }
+}
+
+/// Whether a create failed only because an earlier attempt of it (retried by the SDK)
+/// already made what it makes.
+fn already_made<E: aws_sdk_rds::error::ProvideErrorMetadata>(error: &E) -> bool {
+    matches!(
+        error.code(),
+        Some("DBInstanceAlreadyExists" | "DBSnapshotAlreadyExists")
+    )
 }
 
 fn snapshot_of(snapshot: &aws_sdk_rds::types::DbSnapshot) -> SeedSnapshot {
