@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::cloud::Cloud;
 use crate::journal::Values;
 use crate::journal::state_store::Succeeded;
@@ -45,10 +47,11 @@ pub struct ExpectedAccount {
     pub because: String,
 }
 
-/// Fill every non-skipped step of `plan` by asking its kind. The steps of one wave (none
-/// needs another) are asked at the same time, the waves one after the other: outputs a kind
-/// already knows at plan time (a resolved commit and its checkout) are passed on to the
-/// later waves' plans. The kinds' calls are read-only.
+/// Fill every non-skipped step of `plan` by asking its kind. A step is asked as soon as
+/// every step it needs has answered (not when a whole wave has: one slow kind delays only
+/// the steps after it), so that outputs a kind already knows at plan time (a resolved
+/// commit and its checkout) reach the later steps' plans. The kinds' calls are read-only.
+/// What they found is recorded in the plan's step order, whatever order they answered in.
 pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
     if !identify(plan, input).await {
         return;
@@ -59,73 +62,179 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
         .filter(|step| step.action == Action::Skip)
         .map(|step| (step.id.clone(), step.outputs.clone()))
         .collect();
-    for wave in plan.waves.clone() {
-        let pending: Vec<(String, StepSpec, Values)> = wave
-            .iter()
-            .filter_map(|id| plan.step(id))
-            .filter(|step| step.action != Action::Skip)
-            .map(|step| (step.id.clone(), step.spec.clone(), step.pins.clone()))
-            .collect();
-        let mut asked = tokio::task::JoinSet::new();
-        let mut unknown: BTreeMap<String, Vec<Reference>> = BTreeMap::new();
-        for (index, (id, spec, pins)) in pending.into_iter().enumerate() {
+    let order = Order::of(plan);
+    let mut answers: Vec<Option<Answer>> = (0..order.steps.len()).map(|_| None).collect();
+    let mut waiting = order.waiting.clone();
+    let mut asked = tokio::task::JoinSet::new();
+    let ask =
+        |asked: &mut tokio::task::JoinSet<_>, index: usize, outputs: &BTreeMap<String, Values>| {
+            let (id, spec, pins) = &order.steps[index];
             let Some(kind) = input.kinds.find(&spec.kind.value) else {
-                continue;
+                return;
             };
             let facts = input.facts;
             let scope = Scope {
                 inputs: input.inputs,
-                outputs: &outputs,
+                outputs,
                 source_region: &facts.source_region,
                 target_region: &facts.target_region,
                 run_id: facts.run_id.as_deref(),
                 playbook_name: &facts.playbook_name,
             };
-            let resolved = resolve_step(&spec, &scope);
+            let resolved = resolve_step(spec, &scope);
             let context = PlanContext::new(
                 facts,
-                &id,
-                pins,
+                id,
+                pins.clone(),
                 input.cloud.clone(),
                 input.plan_cache.clone(),
             );
-            unknown.insert(id.clone(), resolved.unknown.clone());
+            let unknown = resolved.unknown.clone();
             let params = resolved.known_only();
-            asked.spawn(async move {
-                let result = kind.plan(&context, &params).await;
-                (index, id, result)
-            });
+            // The debug log names the step of every call its plan makes, and how long it took.
+            let span = tracing::debug_span!("plan", step = %id);
+            asked.spawn(
+                async move {
+                    let started = std::time::Instant::now();
+                    let result = kind.plan(&context, &params).await;
+                    let took_ms = started.elapsed().as_millis();
+                    tracing::debug!(took_ms, "planned");
+                    (index, unknown, result)
+                }
+                .instrument(span),
+            );
+        };
+    for index in (0..order.steps.len()).filter(|index| waiting[*index] == 0) {
+        ask(&mut asked, index, &outputs);
+    }
+    while let Some(answer) = asked.join_next().await {
+        let (index, unknown, result) = match answer {
+            Ok(answer) => answer,
+            // Nothing is ever aborted: only a kind's bug gets here, as it would have when
+            // asked in place.
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        };
+        let id = &order.steps[index].0;
+        let journaled = input.expected.get(id);
+        let known = known_outputs(&result, journaled);
+        if let Some(known) = &known.outputs {
+            // Known before the step runs: the steps after it are planned with them.
+            outputs.insert(id.clone(), known.clone());
         }
-        let mut answers = Vec::new();
-        while let Some(answer) = asked.join_next().await {
-            match answer {
-                Ok(answer) => answers.push(answer),
-                // Nothing is ever aborted: only a kind's bug gets here, as it would have
-                // when asked in place.
-                Err(error) => std::panic::resume_unwind(error.into_panic()),
+        answers[index] = Some(Answer {
+            unknown,
+            result,
+            journaled_run: known
+                .from_journal
+                .then(|| journaled.map(|j| j.run_id.clone()))
+                .flatten(),
+        });
+        for &dependant in &order.dependants[index] {
+            waiting[dependant] -= 1;
+            if waiting[dependant] == 0 {
+                ask(&mut asked, dependant, &outputs);
             }
         }
-        // Recorded in the wave's order, as one after the other would.
-        answers.sort_by_key(|(index, _, _)| *index);
-        for (_, id, result) in answers {
-            let unknown = unknown.remove(&id).unwrap_or_default();
-            let mut known = record(plan, &id, &unknown, result);
-            if let Some(step) = plan.steps.iter_mut().find(|step| step.id == id)
-                && step.action == Action::Adopt
-                && let Some(journaled) = input.expected.get(&id)
-                && let Some(merged) = expected(known.as_ref(), journaled)
-            {
-                step.details.push((
-                    "outputs".into(),
-                    format!("as run `{}` left them", journaled.run_id),
-                ));
-                known = Some(merged);
-            }
-            if let Some(known) = known {
-                // Known before the step runs: later waves are planned with them.
-                outputs.insert(id, known);
+    }
+    for (index, answer) in answers.into_iter().enumerate() {
+        let Some(answer) = answer else { continue };
+        let id = &order.steps[index].0;
+        record(plan, id, &answer.unknown, answer.result);
+        if let Some(run) = answer.journaled_run
+            && let Some(step) = plan.steps.iter_mut().find(|step| &step.id == id)
+        {
+            step.details
+                .push(("outputs".into(), format!("as run `{run}` left them")));
+        }
+    }
+}
+
+/// The steps to ask, in the plan's order, and who waits for whom.
+struct Order {
+    /// (id, spec, pins) of each step to ask.
+    steps: Vec<(String, StepSpec, Values)>,
+    /// For each, how many of the steps it needs are still to answer.
+    waiting: Vec<usize>,
+    /// For each, the steps that need it.
+    dependants: Vec<Vec<usize>>,
+}
+
+impl Order {
+    fn of(plan: &Plan) -> Self {
+        let steps: Vec<(String, StepSpec, Values)> = plan
+            .steps
+            .iter()
+            .filter(|step| step.action != Action::Skip)
+            .map(|step| (step.id.clone(), step.spec.clone(), step.pins.clone()))
+            .collect();
+        let position = |id: &str| steps.iter().position(|(step, _, _)| step == id);
+        let mut waiting = vec![0; steps.len()];
+        let mut dependants = vec![Vec::new(); steps.len()];
+        for (index, step) in plan
+            .steps
+            .iter()
+            .filter(|step| step.action != Action::Skip)
+            .enumerate()
+        {
+            let mut needs: Vec<usize> = step
+                .needs
+                .iter()
+                .filter_map(|need| position(need))
+                .collect();
+            needs.sort_unstable();
+            needs.dedup();
+            waiting[index] = needs.len();
+            for need in needs {
+                dependants[need].push(index);
             }
         }
+        Self {
+            steps,
+            waiting,
+            dependants,
+        }
+    }
+}
+
+/// What a kind answered for one step.
+struct Answer {
+    /// The references it was planned without (not known until earlier steps run).
+    unknown: Vec<Reference>,
+    result: Result<StepPlan, StepError>,
+    /// The run whose journaled outputs stand in for the ones the plan could not know.
+    journaled_run: Option<String>,
+}
+
+/// The outputs a step's plan makes known to the steps after it.
+struct Known {
+    outputs: Option<Values>,
+    /// They are (partly) what an earlier run journaled ([`expected`]).
+    from_journal: bool,
+}
+
+/// What the steps after a step can be planned with: the outputs its kind knew at plan
+/// time; for a step whose plan adopts its resources, also those an earlier run of the
+/// stack journaled when it finished it ([`expected`]).
+fn known_outputs(result: &Result<StepPlan, StepError>, journaled: Option<&Succeeded>) -> Known {
+    let Ok(found) = result else {
+        return Known {
+            outputs: None,
+            from_journal: false,
+        };
+    };
+    let known = (!found.outputs.is_empty()).then(|| found.outputs.clone());
+    if found.action == Action::Adopt
+        && let Some(journaled) = journaled
+        && let Some(merged) = expected(known.as_ref(), journaled)
+    {
+        return Known {
+            outputs: Some(merged),
+            from_journal: true,
+        };
+    }
+    Known {
+        outputs: known,
+        from_journal: false,
     }
 }
 
@@ -225,13 +334,8 @@ fn calls_aws(kind: &str) -> bool {
 }
 
 /// Record what a kind's planning found for step `id` (`unknown`: the references not known
-/// yet); the outputs it already knows, if any.
-fn record(
-    plan: &mut Plan,
-    id: &str,
-    unknown: &[Reference],
-    result: Result<StepPlan, StepError>,
-) -> Option<Values> {
+/// yet).
+fn record(plan: &mut Plan, id: &str, unknown: &[Reference], result: Result<StepPlan, StepError>) {
     let known_after_apply = || {
         unknown
             .iter()
@@ -246,9 +350,7 @@ fn record(
                     .details
                     .push(("known after apply".into(), known_after_apply()));
             }
-            let known = (!found.outputs.is_empty()).then(|| found.outputs.clone());
             fill(plan, id, found);
-            known
         }
         Err(StepError::Params(_)) if !unknown.is_empty() => {
             // A parameter it cannot do without comes from a step that has not run.
@@ -258,7 +360,6 @@ fn record(
             )
             .detail("known after apply", known_after_apply());
             fill(plan, id, found);
-            None
         }
         Err(error) => {
             let mut found = StepPlan::new(Action::Unknown, "could not be planned");
@@ -273,7 +374,6 @@ fn record(
                 message: format!("planning failed: {error}"),
                 cause,
             });
-            None
         }
     }
 }

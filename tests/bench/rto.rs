@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::Options;
 use crate::figures::{median, median_secs};
 use crate::support::playbooks::{default_playbook, infrastructure_playbook};
+use crate::support::seed::{block_on, sdk_config};
 use crate::support::stack::Stack;
 use crate::support::test::use_binary;
 use crate::support::world::TARGET;
@@ -93,7 +94,43 @@ struct Figures {
     late: Vec<(String, Duration)>,
     /// `step/wait` -> (how long, checks made), from the journal's `step_waited` records.
     waits: BTreeMap<String, (Duration, u64)>,
+    /// Step id -> (how long its plan took, API calls it made), from the debug log.
+    planned: BTreeMap<String, (Duration, usize)>,
     peak_rss_kib: u64,
+}
+
+/// Make moto build the backends a rebuild in `region` calls, as a read-only call to each
+/// would. Moto builds a region's backend of a service on its first call (EC2's loads its
+/// catalogues: a quarter of a second), where AWS has them ready: the benchmark calls this
+/// before it measures, so a measured run does not pay moto's start-up.
+pub fn warm_up(endpoint: &str, region: &str) {
+    block_on(async {
+        let config = sdk_config(endpoint, region).await;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let rds = aws_sdk_rds::Client::new(&config);
+        let eks = aws_sdk_eks::Client::new(&config);
+        let acm = aws_sdk_acm::Client::new(&config);
+        let ecr = aws_sdk_ecr::Client::new(&config);
+        let secrets = aws_sdk_secretsmanager::Client::new(&config);
+        let quotas = aws_sdk_servicequotas::Client::new(&config);
+        let (zones, instances, clusters, certificates, repositories, listed, services) = tokio::join!(
+            ec2.describe_availability_zones().send(),
+            rds.describe_db_instances().send(),
+            eks.list_clusters().send(),
+            acm.list_certificates().send(),
+            ecr.describe_repositories().send(),
+            secrets.list_secrets().send(),
+            quotas.list_services().send(),
+        );
+        zones.expect("DescribeAvailabilityZones");
+        instances.expect("DescribeDBInstances");
+        clusters.expect("ListClusters");
+        certificates.expect("ListCertificates");
+        repositories.expect("DescribeRepositories");
+        listed.expect("ListSecrets");
+        // Not every moto answers this one; it is asked only to build the backend.
+        let _ = services;
+    });
 }
 
 fn scaled(minute: Duration, minutes: u32) -> Duration {
@@ -103,6 +140,8 @@ fn scaled(minute: Duration, minutes: u32) -> Duration {
 /// The testbed with the cloud's durations, and the rebuild's command line.
 fn stack_with(minute: Duration, durations: &Durations) -> Stack {
     let stack = Stack::start();
+    // AWS has every service ready; moto builds each on its first call.
+    warm_up(&stack.world.moto.endpoint, TARGET);
     let proxy = stack.world.proxy();
     proxy.set_latency(CALL_LATENCY);
     proxy.hold_ec2_nat_pending(scaled(minute, durations.nat));
@@ -176,6 +215,32 @@ fn calls_per_step(log: &str) -> BTreeMap<String, usize> {
         *calls.entry(step.to_string()).or_default() += 1;
     }
     calls
+}
+
+/// Step id -> (how long its kind took to plan it, API calls it made then), from the debug
+/// log's `plan{step=…}` spans.
+fn plan_per_step(log: &str) -> BTreeMap<String, (Duration, usize)> {
+    let mut planned: BTreeMap<String, (Duration, usize)> = BTreeMap::new();
+    for line in log.lines() {
+        let Some(step) = line
+            .split("plan{step=")
+            .nth(1)
+            .and_then(|rest| rest.split([' ', '}']).next())
+        else {
+            continue;
+        };
+        let entry = planned.entry(step.to_string()).or_default();
+        if line.contains("beginning attempt #") {
+            entry.1 += 1;
+        } else if let Some(ms) = line
+            .split("took_ms=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        {
+            entry.0 = Duration::from_millis(ms);
+        }
+    }
+    planned
 }
 
 /// `step/wait` -> (how long, checks made), from a journal's `step_waited` records.
@@ -323,6 +388,7 @@ fn measured_run(minute: Duration, variant: &Variant) -> Figures {
         steps,
         late,
         waits: waits(&journal),
+        planned: plan_per_step(&log),
         peak_rss_kib: peak_rss_kib(&log),
     }
 }
@@ -528,6 +594,33 @@ fn report(label: &str, runs: &[Figures], path: &rebuild::plan::CriticalPath, min
         .map(|(what, by)| format!("{what} {:.2} s", median_secs(by)))
         .collect();
     println!("    noticed late by (median): {}", shown.join(", "));
+    let planned: Vec<String> = runs[0]
+        .planned
+        .keys()
+        .map(|id| {
+            let took: Vec<Duration> = runs
+                .iter()
+                .filter_map(|run| run.planned.get(id))
+                .map(|step| step.0)
+                .collect();
+            let calls: Vec<usize> = runs
+                .iter()
+                .filter_map(|run| run.planned.get(id))
+                .map(|step| step.1)
+                .collect();
+            format!(
+                "{id} {:.0} ms/{}",
+                median_secs(&took) * 1000.0,
+                median(&calls)
+            )
+        })
+        .collect();
+    if !planned.is_empty() {
+        println!(
+            "    plan of each step (median; time, API calls): {}",
+            planned.join(", ")
+        );
+    }
     let mut ids: Vec<&String> = runs[0].steps.keys().collect();
     ids.sort_by_key(|id| std::cmp::Reverse(runs[0].steps[*id].0));
     for id in ids {

@@ -349,15 +349,20 @@ impl Step for AwsEksCluster {
         if let Some(path) = params.existing() {
             return plan_existing(&path);
         }
-        let (mut problems, role_note) = role_problems(
-            &context.cloud.iam(&context.target_region),
-            &params.role,
-            &CLUSTER_ROLE,
-        )
-        .await?;
-        let (action, summary, running) = plan_cluster(context, &params, &mut problems).await?;
+        // The role, the cluster and the versions EKS offers, asked at once; the version
+        // matters only for a cluster to create.
+        let iam = context.cloud.iam(&context.target_region);
+        let mut found = Vec::new();
+        let (role, cluster, version) = tokio::join!(
+            role_problems(&iam, &params.role, &CLUSTER_ROLE),
+            plan_cluster(context, &params, &mut found),
+            version_problem(context, &params.version),
+        );
+        let (mut problems, role_note) = role?;
+        let (action, summary, running) = cluster?;
+        problems.append(&mut found);
         if action == Action::Create {
-            problems.extend(version_problem(context, &params.version).await?);
+            problems.extend(version?);
         }
         let mut plan = StepPlan::new(action, summary)
             .detail("kubernetes version", params.version.clone())

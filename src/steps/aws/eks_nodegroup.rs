@@ -229,57 +229,74 @@ impl Step for AwsEksNodegroup {
             plan.outputs = skipped(params.cluster.as_deref().unwrap_or_default())?;
             return Ok(plan);
         }
-        let (mut problems, role_note) = role_problems(
-            &context.cloud.iam(&context.target_region),
-            &params.role,
-            &NODE_ROLE,
-        )
-        .await?;
-        if let Some(zones) = &params.zones {
-            let ec2 = context.cloud.ec2(&context.target_region);
-            let offered = offerings(&ec2, &params.instance_types, zones).await?;
-            problems.extend(not_offered(&params.instance_types, zones, &offered));
-        }
         let name = params.nodegroup_name(&context.step_id);
-        let vcpus = match params.capacity()? {
-            Some(CapacityTypes::Spot) => None,
-            _ => {
-                let group = params
-                    .cluster
-                    .as_deref()
-                    .map(|cluster| (cluster, name.as_str()));
-                let max = usize::try_from(max).unwrap_or_default();
-                let region = &context.target_region;
-                let types = &params.instance_types;
-                Some(vcpus::check(&context.cloud, region, types, max, group).await?)
+        // The role, the instance types' offerings and vCPU quota, and the node group,
+        // asked at once.
+        let iam = context.cloud.iam(&context.target_region);
+        let ec2 = context.cloud.ec2(&context.target_region);
+        let eks = context.cloud.eks(&context.target_region);
+        let offered = async {
+            match &params.zones {
+                Some(zones) => {
+                    Ok::<_, StepError>(Some(offerings(&ec2, &params.instance_types, zones).await?))
+                }
+                None => Ok(None),
             }
         };
-        let mut warnings = Vec::new();
-        let action = match &params.cluster {
-            Some(cluster) => {
-                let client = context.cloud.eks(&context.target_region);
-                let found = describe(&client, cluster, &name).await?;
-                match Ownership::named(found, &context.owner) {
-                    Ownership::Ours(found) => {
-                        let wanted = Wanted {
-                            instance_types: &params.instance_types,
-                            sizes: (min, desired, max),
-                        };
-                        let region = &context.target_region;
-                        warnings = differences(&found.resource, &wanted, cluster, &name, region);
-                        Action::Adopt
-                    }
-                    Ownership::Stranger(_) => {
-                        let owner = context.owner.describe();
-                        problems.push(StepProblem::from(format!(
-                            "node group `{name}` in `{cluster}` does not belong to {owner}"
-                        )));
-                        Action::Unknown
-                    }
-                    Ownership::Absent => Action::Create,
+        let vcpus = async {
+            match params.capacity()? {
+                Some(CapacityTypes::Spot) => Ok::<_, StepError>(None),
+                _ => {
+                    let group = params
+                        .cluster
+                        .as_deref()
+                        .map(|cluster| (cluster, name.as_str()));
+                    let max = usize::try_from(max).unwrap_or_default();
+                    let region = &context.target_region;
+                    let types = &params.instance_types;
+                    Ok(Some(
+                        vcpus::check(&context.cloud, region, types, max, group).await?,
+                    ))
                 }
             }
-            None => Action::Create,
+        };
+        let found = async {
+            match &params.cluster {
+                Some(cluster) => Ok::<_, StepError>(Some(describe(&eks, cluster, &name).await?)),
+                None => Ok(None),
+            }
+        };
+        let ((mut problems, role_note), offered, vcpus, found) = tokio::try_join!(
+            async { Ok::<_, StepError>(role_problems(&iam, &params.role, &NODE_ROLE).await?) },
+            offered,
+            vcpus,
+            found,
+        )?;
+        if let (Some(zones), Some(offered)) = (&params.zones, &offered) {
+            problems.extend(not_offered(&params.instance_types, zones, offered));
+        }
+        let mut warnings = Vec::new();
+        let action = match (&params.cluster, found) {
+            (Some(cluster), Some(found)) => match Ownership::named(found, &context.owner) {
+                Ownership::Ours(found) => {
+                    let wanted = Wanted {
+                        instance_types: &params.instance_types,
+                        sizes: (min, desired, max),
+                    };
+                    let region = &context.target_region;
+                    warnings = differences(&found.resource, &wanted, cluster, &name, region);
+                    Action::Adopt
+                }
+                Ownership::Stranger(_) => {
+                    let owner = context.owner.describe();
+                    problems.push(StepProblem::from(format!(
+                        "node group `{name}` in `{cluster}` does not belong to {owner}"
+                    )));
+                    Action::Unknown
+                }
+                Ownership::Absent => Action::Create,
+            },
+            _ => Action::Create,
         };
         let mut plan = StepPlan::new(action, format!("{action} node group `{name}`"))
             .detail("instance types", params.instance_types.join(", "))

@@ -67,12 +67,28 @@ pub(super) async fn role_problems(
     needs: &RoleNeeds,
 ) -> Result<(Vec<StepProblem>, Option<String>), CloudError> {
     let name = role_name(role);
-    let answer = iam
-        .get_role()
-        .role_name(name)
-        .send()
-        .await
-        .cloud("GetRole", Some(name.to_string()));
+    // The role and its attached policies, asked at once (the policies' answer is looked
+    // at only when the role exists).
+    let get_role = async {
+        iam.get_role()
+            .role_name(name)
+            .send()
+            .await
+            .cloud("GetRole", Some(name.to_string()))
+    };
+    let policies = async {
+        if needs.policies.is_empty() {
+            return None;
+        }
+        let answer = iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .cloud("ListAttachedRolePolicies", Some(name.to_string()));
+        Some(answer)
+    };
+    let (answer, policies) = tokio::join!(get_role, policies);
     let found = match answer {
         Err(error) if error.is_not_found() => {
             let problem = format!(
@@ -105,15 +121,10 @@ pub(super) async fn role_problems(
             needs.purpose, needs.service, needs.service
         )));
     }
-    if needs.policies.is_empty() {
+    let Some(attached) = policies else {
         return Ok((problems, None));
-    }
-    let attached = iam
-        .list_attached_role_policies()
-        .role_name(name)
-        .send()
-        .await
-        .cloud("ListAttachedRolePolicies", Some(name.to_string()))?;
+    };
+    let attached = attached?;
     let attached: Vec<&str> = attached
         .attached_policies()
         .iter()

@@ -215,7 +215,16 @@ impl Step for AwsNetwork {
             return existing::plan(context, &params, name).await;
         }
         let client = context.cloud.ec2(&context.target_region);
-        let available = available_zones(&client).await?;
+        let mark = Mark {
+            owner: &context.owner,
+            step: &context.step_id,
+        };
+        // The zones, the step's VPC and what the region uses, asked at once.
+        let (available, existing, used) = tokio::try_join!(
+            available_zones(&client),
+            find_vpc(&client, mark),
+            quotas::usage(&client, &context.owner, &context.step_id),
+        )?;
         let pins: Pins = read_pins(&context.pins).unwrap_or_default();
         let mut problems = Vec::new();
         let zones = pins.availability_zones.unwrap_or_else(|| {
@@ -227,11 +236,6 @@ impl Step for AwsNetwork {
                 Vec::new()
             })
         });
-        let mark = Mark {
-            owner: &context.owner,
-            step: &context.step_id,
-        };
-        let existing = find_vpc(&client, mark).await?;
         let (action, summary) = match &existing {
             Some(vpc) => (
                 Action::Adopt,
@@ -258,7 +262,6 @@ impl Step for AwsNetwork {
         {
             let region = &context.target_region;
             let step = &context.step_id;
-            let used = quotas::usage(&client, &context.owner, step).await?;
             let cloud = &context.cloud;
             // What the stack's step made already needs no more room.
             let vpcs = room(cloud, region, quotas::VPCS, used.vpcs).await;
@@ -316,19 +319,36 @@ impl Step for AwsNetwork {
             vpc: &vpc,
             zones: &zones,
         };
-        // Three independent branches at once: their calls do not wait for one another.
-        let (subnets, (internet_gateway, public_table), (cluster_group, database_group)) = tokio::try_join!(
+        // Everything that needs only the VPC at once: no call waits for another it does
+        // not need.
+        let (
+            subnets,
+            (internet_gateway, public_table),
+            (cluster_group, database_group),
+            private_tables,
+        ) = tokio::try_join!(
             site.subnets(block),
             site.internet_route(),
             site.security_groups(params.database_port),
+            site.private_tables(),
         )?;
-        site.associate_public(&public_table, &subnets.public)
-            .await?;
-        let nat_gateways = match params.nat_gateways {
-            0 => Vec::new(),
-            count => nat::gateways(ec2, &zones, &subnets.public, count).await?,
+        // With NAT gateways here, the private tables' default routes go through them once
+        // they are available.
+        let nat_routes = async {
+            match params.nat_gateways {
+                0 => Ok(Vec::new()),
+                count => {
+                    let gateways = nat::gateways(ec2, &zones, &subnets.public, count).await?;
+                    site.nat_routes(&private_tables, &gateways).await?;
+                    Ok(gateways)
+                }
+            }
         };
-        let private_tables = site.private_routes(&subnets.private, &nat_gateways).await?;
+        let ((), (), nat_gateways) = tokio::try_join!(
+            site.associate_public(&public_table, &subnets.public),
+            site.associate_private(&private_tables, &subnets.private),
+            nat_routes,
+        )?;
         interface::outputs(&Outputs {
             vpc_id: vpc,
             vpc_cidr: params.cidr,
@@ -382,79 +402,119 @@ struct Site<'a> {
 }
 
 impl Site<'_> {
-    /// A public and a private subnet in each zone.
+    /// A public and a private subnet in each zone, all at once.
     async fn subnets(self, block: Block) -> Result<Subnets, StepError> {
         let (ec2, context) = (self.ec2, self.ec2.context);
-        let mut subnets = Subnets::default();
-        for (index, zone) in self.zones.iter().enumerate() {
+        let zones = self.zones;
+        let subnet = |index: usize, public: bool| {
+            let zone = &zones[index];
             let letter = zone_letter(zone);
-            let (cidr, name) = (block.public(index), format!("public-{letter}"));
-            let public = ec2.subnet(self.vpc, zone, &cidr, &name, true).await?;
-            subnets.public.push(public);
-            context.checkpoint("after-public-subnet")?;
-            let (cidr, name) = (block.private(index), format!("private-{letter}"));
-            let private = ec2.subnet(self.vpc, zone, &cidr, &name, false).await?;
-            subnets.private.push(private);
-            context.checkpoint("after-private-subnet")?;
-        }
+            let (cidr, name) = if public {
+                (block.public(index), format!("public-{letter}"))
+            } else {
+                (block.private(index), format!("private-{letter}"))
+            };
+            async move {
+                let id = ec2.subnet(self.vpc, zone, &cidr, &name, public).await?;
+                let kind = if public { "public" } else { "private" };
+                context.checkpoint(&format!("after-{kind}-subnet"))?;
+                Ok::<_, StepError>(id)
+            }
+        };
+        let public = (0..zones.len()).map(|index| subnet(index, true));
+        let private = (0..zones.len()).map(|index| subnet(index, false));
+        let (public, private) = tokio::try_join!(
+            futures_util::future::try_join_all(public),
+            futures_util::future::try_join_all(private),
+        )?;
         context.checkpoint("after-subnets")?;
-        Ok(subnets)
+        Ok(Subnets { public, private })
     }
 
     /// The internet gateway and the `public` route table with its default route to the
     /// gateway: their ids.
     async fn internet_route(self) -> Result<(String, String), StepError> {
         let ec2 = self.ec2;
-        let gateway = ec2.internet_gateway(self.vpc).await?;
-        let table = ec2.route_table(self.vpc, "public").await?;
+        let (gateway, table) = tokio::try_join!(
+            ec2.internet_gateway(self.vpc),
+            ec2.route_table(self.vpc, "public"),
+        )?;
         ec2.route(&table, RouteTarget::Gateway(&gateway)).await?;
         Ok((gateway, table))
     }
 
     /// The `public` route table associated with every public subnet.
     async fn associate_public(self, table: &str, subnets: &[String]) -> Result<(), StepError> {
-        for subnet in subnets {
-            self.ec2.associate(table, subnet).await?;
-        }
+        let associated = subnets
+            .iter()
+            .map(|subnet| self.ec2.associate(table, subnet));
+        futures_util::future::try_join_all(associated).await?;
         self.ec2.context.checkpoint("after-public-routes")?;
         Ok(())
     }
 
-    /// A route table per zone, associated with the zone's private subnet; with NAT gateways,
-    /// its default route through one ([`nat::for_zone`]). Without, the egress step adds it.
-    async fn private_routes(
-        self,
-        subnets: &[String],
-        nats: &[String],
-    ) -> Result<Vec<String>, StepError> {
-        let ec2 = self.ec2;
-        let mut tables = Vec::new();
-        for (index, (subnet, zone)) in subnets.iter().zip(self.zones).enumerate() {
+    /// A route table per zone, for its private subnet: their ids, in zone order.
+    async fn private_tables(self) -> Result<Vec<String>, StepError> {
+        let tables = self.zones.iter().map(|zone| async move {
             let name = format!("private-{}", zone_letter(zone));
-            let table = ec2.route_table(self.vpc, &name).await?;
-            if let Some(nat) = nat::for_zone(nats, index) {
-                ec2.route(&table, RouteTarget::Nat(nat)).await?;
-            }
-            ec2.associate(&table, subnet).await?;
-            tables.push(table);
-        }
-        ec2.context.checkpoint("after-private-routes")?;
-        Ok(tables)
+            self.ec2.route_table(self.vpc, &name).await
+        });
+        futures_util::future::try_join_all(tables).await
+    }
+
+    /// Each zone's private route table associated with the zone's private subnet.
+    async fn associate_private(
+        self,
+        tables: &[String],
+        subnets: &[String],
+    ) -> Result<(), StepError> {
+        let associated = tables
+            .iter()
+            .zip(subnets)
+            .map(|(table, subnet)| self.ec2.associate(table, subnet));
+        futures_util::future::try_join_all(associated).await?;
+        self.ec2.context.checkpoint("after-private-routes")?;
+        Ok(())
+    }
+
+    /// Each zone's private route table's default route through a NAT gateway
+    /// ([`nat::for_zone`]). Without NAT gateways here, the egress step adds them.
+    async fn nat_routes(self, tables: &[String], nats: &[String]) -> Result<(), StepError> {
+        let ec2 = self.ec2;
+        let routed = tables.iter().enumerate().filter_map(|(index, table)| {
+            let nat = nat::for_zone(nats, index)?;
+            Some(ec2.route(table, RouteTarget::Nat(nat)))
+        });
+        futures_util::future::try_join_all(routed).await?;
+        Ok(())
     }
 
     /// The `cluster` group (all traffic from itself) and the `database` group (TCP `port`
     /// from the cluster): their ids.
     async fn security_groups(self, port: u16) -> Result<(String, String), StepError> {
         let (ec2, vpc) = (self.ec2, self.vpc);
-        let description = "rebuild: EKS cluster and nodes";
-        let cluster = ec2.security_group(vpc, "cluster", description).await?;
-        let why = "cluster members talk to each other";
-        ec2.allow(&cluster, &cluster, Protocol::All, why).await?;
-        let description = "rebuild: database, reachable from the cluster";
-        let database = ec2.security_group(vpc, "database", description).await?;
-        let why = "cluster to database";
-        ec2.allow(&database, &cluster, Protocol::Tcp(port), why)
-            .await?;
+        let (cluster, database) = tokio::try_join!(
+            ec2.security_group(vpc, "cluster", "rebuild: EKS cluster and nodes"),
+            ec2.security_group(
+                vpc,
+                "database",
+                "rebuild: database, reachable from the cluster"
+            ),
+        )?;
+        tokio::try_join!(
+            ec2.allow(
+                &cluster,
+                &cluster,
+                Protocol::All,
+                "cluster members talk to each other"
+            ),
+            ec2.allow(
+                &database,
+                &cluster,
+                Protocol::Tcp(port),
+                "cluster to database"
+            ),
+        )?;
         Ok((cluster, database))
     }
 }

@@ -68,44 +68,60 @@ pub(super) async fn usage(client: &Client, owner: &Owner, step: &str) -> Result<
         let tags = Marks::ec2(tags);
         tags.owned_by(owner) && tags.get(TAG_STEP) == Some(step)
     };
-    let mut usage = Usage::default();
-    let mut pages = client.describe_vpcs().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        let page = page.cloud("DescribeVpcs", None)?;
-        usage.vpcs += page.vpcs().len();
-        usage.our_vpcs += page.vpcs().iter().filter(|vpc| ours(vpc.tags())).count();
-    }
-    let addresses = client
-        .describe_addresses()
-        .send()
-        .await
-        .cloud("DescribeAddresses", None)?;
-    usage.addresses = addresses.addresses().len();
-    usage.our_addresses = addresses
-        .addresses()
-        .iter()
-        .filter(|address| ours(address.tags()))
-        .count();
+    // Three lists at once.
+    let vpcs = async {
+        let (mut all, mut our) = (0, 0);
+        let mut pages = client.describe_vpcs().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = page.cloud("DescribeVpcs", None)?;
+            all += page.vpcs().len();
+            our += page.vpcs().iter().filter(|vpc| ours(vpc.tags())).count();
+        }
+        Ok::<_, CloudError>((all, our))
+    };
+    let addresses = async {
+        let addresses = client
+            .describe_addresses()
+            .send()
+            .await
+            .cloud("DescribeAddresses", None)?;
+        let our = addresses
+            .addresses()
+            .iter()
+            .filter(|address| ours(address.tags()))
+            .count();
+        Ok((addresses.addresses().len(), our))
+    };
     // NAT gateways name their subnet, not their zone: (subnet, ours) first.
-    let live = Filter::builder()
-        .name("state")
-        .values("pending")
-        .values("available")
-        .build();
-    let mut gateways = Vec::new();
-    let mut pages = client
-        .describe_nat_gateways()
-        .filter(live)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.cloud("DescribeNatGateways", None)?;
-        gateways.extend(
-            page.nat_gateways().iter().filter_map(|gateway| {
+    let gateways = async {
+        let live = Filter::builder()
+            .name("state")
+            .values("pending")
+            .values("available")
+            .build();
+        let mut gateways = Vec::new();
+        let mut pages = client
+            .describe_nat_gateways()
+            .filter(live)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.cloud("DescribeNatGateways", None)?;
+            gateways.extend(page.nat_gateways().iter().filter_map(|gateway| {
                 Some((gateway.subnet_id()?.to_string(), ours(gateway.tags())))
-            }),
-        );
-    }
+            }));
+        }
+        Ok(gateways)
+    };
+    let ((vpcs, our_vpcs), (addresses, our_addresses), gateways) =
+        tokio::try_join!(vpcs, addresses, gateways)?;
+    let mut usage = Usage {
+        vpcs,
+        our_vpcs,
+        addresses,
+        our_addresses,
+        ..Usage::default()
+    };
     let zones = subnet_zones(client, &gateways).await?;
     for (subnet, ours) in gateways {
         let Some(zone) = zones.get(&subnet) else {

@@ -464,20 +464,7 @@ impl Ec2<'_> {
         why: &str,
     ) -> Result<(), StepError> {
         let (name, port) = protocol.ec2();
-        let describe = || async {
-            self.client
-                .describe_security_groups()
-                .group_ids(group)
-                .send()
-                .await
-                .cloud("DescribeSecurityGroups", Some(group.to_string()))
-        };
-        let found = self.settle.call(self.context, &[group], describe).await?;
-        let groups = found.security_groups();
-        if groups
-            .iter()
-            .any(|found| rules::admits(found, source, name, port))
-        {
+        if !self.settle.is_fresh(group) && self.admits(group, source, name, port).await? {
             return Ok(());
         }
         let pair = UserIdGroupPair::builder()
@@ -510,6 +497,29 @@ impl Ec2<'_> {
         }
     }
 
+    /// Whether `group` lets `protocol` (EC2's name, port) in from the group `source` already.
+    async fn admits(
+        &self,
+        group: &str,
+        source: &str,
+        protocol: &str,
+        port: Option<i32>,
+    ) -> Result<bool, StepError> {
+        let describe = || async {
+            self.client
+                .describe_security_groups()
+                .group_ids(group)
+                .send()
+                .await
+                .cloud("DescribeSecurityGroups", Some(group.to_string()))
+        };
+        let found = self.settle.call(self.context, &[group], describe).await?;
+        let groups = found.security_groups();
+        Ok(groups
+            .iter()
+            .any(|found| rules::admits(found, source, protocol, port)))
+    }
+
     async fn describe_table(&self, table: &str) -> Result<RouteTable, StepError> {
         let describe = || async {
             self.client
@@ -530,14 +540,19 @@ impl Ec2<'_> {
         table: &str,
         target: RouteTarget<'_>,
     ) -> Result<(), StepError> {
-        let existing = self.describe_table(table).await?;
-        let present = existing.routes().iter().any(|route| {
-            route.destination_cidr_block() == Some("0.0.0.0/0")
-                && match target {
-                    RouteTarget::Gateway(id) => route.gateway_id() == Some(id),
-                    RouteTarget::Nat(id) => route.nat_gateway_id() == Some(id),
-                }
-        });
+        let present = !self.settle.is_fresh(table)
+            && self
+                .describe_table(table)
+                .await?
+                .routes()
+                .iter()
+                .any(|route| {
+                    route.destination_cidr_block() == Some("0.0.0.0/0")
+                        && match target {
+                            RouteTarget::Gateway(id) => route.gateway_id() == Some(id),
+                            RouteTarget::Nat(id) => route.nat_gateway_id() == Some(id),
+                        }
+                });
         if present {
             return Ok(());
         }
@@ -570,13 +585,15 @@ impl Ec2<'_> {
 
     /// Associate `subnet` with `table`, unless it is.
     pub(super) async fn associate(&self, table: &str, subnet: &str) -> Result<(), StepError> {
-        let existing = self.describe_table(table).await?;
-        let associations = existing.associations();
-        if associations
-            .iter()
-            .any(|association| association.subnet_id() == Some(subnet))
-        {
-            return Ok(());
+        if !self.settle.is_fresh(table) {
+            let existing = self.describe_table(table).await?;
+            let associations = existing.associations();
+            if associations
+                .iter()
+                .any(|association| association.subnet_id() == Some(subnet))
+            {
+                return Ok(());
+            }
         }
         let associate = || async {
             self.client

@@ -58,6 +58,16 @@ impl Settle {
             .insert(id.to_string());
     }
 
+    /// Whether this attempt created `id`: then nothing but this attempt has changed it (a
+    /// new route table has only its local route and no associations, a new security group
+    /// no inbound rules), and what is to be added to it needs no look first.
+    pub(super) fn is_fresh(&self, id: &str) -> bool {
+        self.fresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(id)
+    }
+
     /// Whether `error` says that one of `names` that this attempt created does not exist.
     fn unsettled(&self, error: &CloudError, names: &[&str]) -> bool {
         let Some(prefix) = error.code.as_deref().and_then(id_prefix) else {
