@@ -1,13 +1,16 @@
-//! `aws.network`: the target region's network, built in this order: the zones (the first
-//! N available ones from `DescribeAvailabilityZones`, or the given ones; pinned); a VPC; a
-//! public and a private subnet in each zone; an internet gateway and the public route
-//! table; with `nat_gateways` above 0, NAT gateway(s) with Elastic IPs, waited for ([`nat`]);
-//! a private route table per zone (through its NAT gateway, when there is one); and the
-//! security groups of the cluster and the database. Every resource goes through the AWS
-//! ownership protocol (tagged with the run and step, looked up by those tags before it is
-//! created), so a re-run adopts instead of duplicating. With `existing_cluster` (pilot
-//! light, [`existing`]) the running cluster's VPC and subnets are used instead, and only
-//! the database's security group is made.
+//! `aws.network`: the target region's network. First the zones (the first N available
+//! ones from `DescribeAvailabilityZones`, or the given ones; pinned) and a VPC; then, all
+//! at once since each needs only the VPC: a public and a private subnet in each zone, an
+//! internet gateway and the public route table with its default route, a private route
+//! table per zone, and the security groups of the cluster and the database; then the
+//! tables' associations with their subnets, and with `nat_gateways` above 0, NAT
+//! gateway(s) with Elastic IPs, waited for ([`nat`]), and the private tables' default
+//! routes through them. Every resource goes through the AWS ownership protocol (tagged
+//! with the run and step, looked up by those tags before it is created), so a re-run
+//! adopts instead of duplicating; what the attempt has just created is not looked at again
+//! before a rule, route or association is added to it (nothing else can have changed it).
+//! With `existing_cluster` (pilot light, [`existing`]) the running cluster's VPC and
+//! subnets are used instead, and only the database's security group is made.
 //!
 //! The NAT gateways' wait (1–2 minutes) is on the path of whatever needs the network, and
 //! only the nodes need egress: the default playbook sets `nat_gateways: 0` and gives the
