@@ -572,6 +572,17 @@ impl Variant {
     }
 }
 
+/// The medians, in seconds and calls, of a (time, API calls) figure of the runs.
+fn time_and_calls<'a>(
+    runs: &'a [Figures],
+    figure: impl Fn(&'a Figures) -> Option<&'a (Duration, usize)>,
+) -> (f64, usize) {
+    let figures: Vec<&(Duration, usize)> = runs.iter().filter_map(figure).collect();
+    let took: Vec<Duration> = figures.iter().map(|figure| figure.0).collect();
+    let calls: Vec<usize> = figures.iter().map(|figure| figure.1).collect();
+    (median_secs(&took), median(&calls))
+}
+
 fn report(label: &str, runs: &[Figures], path: &rebuild::plan::CriticalPath, minute: Duration) {
     let walls: Vec<Duration> = runs.iter().map(|run| run.wall).collect();
     let wall = median_secs(&walls);
@@ -598,21 +609,8 @@ fn report(label: &str, runs: &[Figures], path: &rebuild::plan::CriticalPath, min
         .planned
         .keys()
         .map(|id| {
-            let took: Vec<Duration> = runs
-                .iter()
-                .filter_map(|run| run.planned.get(id))
-                .map(|step| step.0)
-                .collect();
-            let calls: Vec<usize> = runs
-                .iter()
-                .filter_map(|run| run.planned.get(id))
-                .map(|step| step.1)
-                .collect();
-            format!(
-                "{id} {:.0} ms/{}",
-                median_secs(&took) * 1000.0,
-                median(&calls)
-            )
+            let (took, calls) = time_and_calls(runs, |run| run.planned.get(id));
+            format!("{id} {:.0} ms/{calls}", took * 1000.0)
         })
         .collect();
     if !planned.is_empty() {
@@ -624,17 +622,7 @@ fn report(label: &str, runs: &[Figures], path: &rebuild::plan::CriticalPath, min
     let mut ids: Vec<&String> = runs[0].steps.keys().collect();
     ids.sort_by_key(|id| std::cmp::Reverse(runs[0].steps[*id].0));
     for id in ids {
-        let took: Vec<Duration> = runs
-            .iter()
-            .filter_map(|run| run.steps.get(id))
-            .map(|step| step.0)
-            .collect();
-        let calls: Vec<usize> = runs
-            .iter()
-            .filter_map(|run| run.steps.get(id))
-            .map(|step| step.1)
-            .collect();
-        let (took, calls) = (median_secs(&took), median(&calls));
+        let (took, calls) = time_and_calls(runs, |run| run.steps.get(id));
         println!(
             "    {id:<16} {took:>7.2} s {calls:>5} API calls{}",
             if took >= 1.0 {
