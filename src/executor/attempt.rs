@@ -3,6 +3,7 @@
 //! until it succeeds, fails for good, runs out of attempts or the run stops. Errors go to
 //! the journal and the reporter as they are: both scrub the run's secrets at their door.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,9 @@ pub(super) struct StepRun {
     pub(super) facts: Arc<RunFacts>,
     pub(super) services: StepServices,
     pub(super) planned: Values,
+    /// The waits an earlier attempt began and did not finish (see
+    /// [`StepContext::continuing`]).
+    pub(super) waits_begun: BTreeMap<String, jiff::Timestamp>,
 }
 
 /// What to do after a failed attempt.
@@ -58,7 +62,13 @@ impl StepRun {
                 self.services.clone(),
                 self.planned.clone(),
                 pins.clone(),
-            );
+            )
+            .continuing(if attempt == first_attempt {
+                self.waits_begun.clone()
+            } else {
+                // A failed attempt's resources may be made anew.
+                BTreeMap::new()
+            });
             // The debug log's lines (each AWS call) name the step and attempt they belong to.
             let span = tracing::info_span!("step", id = %self.id, attempt);
             let applying = step.apply(&context, &self.params).instrument(span);

@@ -139,6 +139,7 @@ fn step_run(
         facts: facts.clone(),
         services: executor.services.clone(),
         planned: step.planned.clone(),
+        waits_begun: step.waits_begun.clone(),
     }
 }
 

@@ -286,6 +286,10 @@ pub enum Event {
         step: String,
         /// What it waits for.
         waiting_for: String,
+        /// Which wait (the key of `StepWaited`): a resumed run's wait continues from when
+        /// it first began (absent in journals written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wait: Option<String>,
     },
     /// A step's wait ended: the cloud's resource was ready. Later runs of the stack poll
     /// by how long this took (see `journal::WaitHistory`).

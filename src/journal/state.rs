@@ -46,6 +46,11 @@ pub struct StepState {
     /// The waits it finished, in journal order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub waited: Vec<Waited>,
+    /// Wait key -> when the wait first began, for the waits begun and not finished since
+    /// its last failed attempt: a resumed attempt's wait continues its pace from there
+    /// (the resource kept on being made while no process watched it).
+    #[serde(skip)]
+    pub waits_begun: BTreeMap<String, Timestamp>,
     /// The last error.
     pub last_error: Option<String>,
     /// First attempt's start.
@@ -126,6 +131,7 @@ impl StepState {
             resources: Vec::new(),
             waiting_for: None,
             waited: Vec::new(),
+            waits_begun: BTreeMap::new(),
             last_error: None,
             first_started: None,
             last_started: None,
@@ -462,10 +468,14 @@ fn apply(state: &mut RunState, record: &Record) {
         Event::StepWaiting {
             step: id,
             waiting_for,
+            wait,
         } => {
             let entry = entry(state, id);
             entry.status = StepStatus::Waiting;
             entry.waiting_for = Some(waiting_for.clone());
+            if let Some(wait) = wait {
+                entry.waits_begun.entry(wait.clone()).or_insert(at);
+            }
         }
         Event::StepWaited {
             step: id,
@@ -476,6 +486,7 @@ fn apply(state: &mut RunState, record: &Record) {
             let entry = entry(state, id);
             entry.status = StepStatus::Running;
             entry.waiting_for = None;
+            entry.waits_begun.remove(wait);
             entry.waited.push(Waited {
                 wait: wait.clone(),
                 took: std::time::Duration::from_millis(*waited_ms),
@@ -504,6 +515,7 @@ fn apply(state: &mut RunState, record: &Record) {
             entry.status = StepStatus::Succeeded;
             entry.outputs = outputs.clone();
             entry.waiting_for = None;
+            entry.waits_begun.clear();
             entry.last_error = None;
             entry.ended = Some(at);
         }
@@ -514,6 +526,8 @@ fn apply(state: &mut RunState, record: &Record) {
             entry.status = StepStatus::Failed;
             entry.last_error = Some(error.clone());
             entry.waiting_for = None;
+            // The next attempt may make its resources anew.
+            entry.waits_begun.clear();
             entry.ended = Some(at);
         }
         Event::ApprovalRequested {
@@ -726,6 +740,48 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_begun_is_kept_until_it_ends_or_its_attempt_fails() {
+        let waiting = |wait: &str| Event::StepWaiting {
+            step: "a".into(),
+            waiting_for: wait.into(),
+            wait: Some(wait.into()),
+        };
+        let records = vec![
+            record(1, header()),
+            record(2, waiting("first")),
+            record(3, waiting("second")),
+            // A resumed attempt begins it again: the first beginning counts.
+            record(4, waiting("first")),
+            record(
+                5,
+                Event::StepWaited {
+                    step: "a".into(),
+                    wait: "second".into(),
+                    waited_ms: 1,
+                    polls: 1,
+                },
+            ),
+        ];
+        let state = fold(&records).unwrap();
+        let begun = &state.step("a").unwrap().waits_begun;
+        assert_eq!(begun.keys().collect::<Vec<_>>(), ["first"]);
+        assert_eq!(begun["first"], Timestamp::UNIX_EPOCH);
+        let mut records = records;
+        records.push(record(
+            6,
+            Event::StepFailed {
+                step: "a".into(),
+                attempt: 1,
+                error: "restore-error".into(),
+                retryable: true,
+                will_retry: true,
+            },
+        ));
+        let state = fold(&records).unwrap();
+        assert!(state.step("a").unwrap().waits_begun.is_empty());
+    }
+
+    #[test]
     fn folds_success_retry_and_in_flight() {
         let records = vec![
             record(1, header()),
@@ -781,6 +837,7 @@ mod tests {
                 Event::StepWaiting {
                     step: "b".into(),
                     waiting_for: "db".into(),
+                    wait: Some("db-available".into()),
                 },
             ),
         ];
@@ -793,6 +850,8 @@ mod tests {
         let b = state.step("b").unwrap();
         assert_eq!(b.status, StepStatus::Waiting);
         assert_eq!(b.pins["snapshot_id"], serde_json::json!("s1"));
+        // A resumed attempt's wait continues from when this one began it.
+        assert_eq!(b.waits_begun.keys().collect::<Vec<_>>(), ["db-available"]);
         assert_eq!(state.outcome, None);
         assert_eq!(
             state.last_step().map(|(id, step)| (id, step.status)),

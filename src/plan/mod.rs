@@ -10,7 +10,7 @@ pub mod mark;
 pub mod render;
 pub mod survey;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -85,6 +85,9 @@ pub struct PlannedStep {
     /// Values earlier attempts of this run pinned.
     #[serde(skip)]
     pub pins: Values,
+    /// The waits an earlier attempt of this run began and did not finish: when each began.
+    #[serde(skip)]
+    pub waits_begun: BTreeMap<String, jiff::Timestamp>,
     /// Attempts made before (by earlier processes of this run).
     #[serde(skip)]
     pub attempts: u32,
@@ -319,6 +322,9 @@ pub fn skeleton(
                 spec: spec.clone(),
                 planned: Values::new(),
                 pins: journaled.map(|step| step.pins.clone()).unwrap_or_default(),
+                waits_begun: journaled
+                    .map(|step| step.waits_begun.clone())
+                    .unwrap_or_default(),
                 attempts: journaled.map_or(0, |step| step.attempts),
             }
         })

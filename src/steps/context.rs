@@ -4,6 +4,7 @@
 //! safe points (cancellation and failpoints) and polling waits. Everything here comes from
 //! `runtime/`, `journal/`, `cloud/` and `workspace`: never from the executor or `report/`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -145,6 +146,8 @@ pub struct StepContext {
     planned: Values,
     pins: Mutex<Values>,
     questions: Arc<QuestionClock>,
+    /// Wait key -> when an earlier attempt of this run began it (see [`Self::continuing`]).
+    waits_begun: BTreeMap<String, jiff::Timestamp>,
 }
 
 /// A wait for the cloud, as [`StepContext::wait_for`] polls it.
@@ -210,7 +213,18 @@ impl StepContext {
             planned,
             pins: Mutex::new(pins),
             questions: Arc::default(),
+            waits_begun: BTreeMap::new(),
         }
+    }
+
+    /// This attempt follows one that was stopped in the middle of these waits (wait key ->
+    /// when it began them): the resources kept on being made meanwhile, so each wait goes
+    /// on pacing its checks from when it first began, not from now (a restore 20 minutes
+    /// in is checked as one 5 minutes from its end, not as one just started).
+    #[must_use]
+    pub fn continuing(mut self, waits_begun: BTreeMap<String, jiff::Timestamp>) -> Self {
+        self.waits_begun = waits_begun;
+        self
     }
 
     /// The time this attempt has spent waiting for answers (not counted against the
@@ -426,8 +440,16 @@ impl StepContext {
             .expected(&self.step_id, &wait.key)
             .or(wait.typical);
         let pace = Pace::new(expected, self.services.poll);
-        // The runtime's clock, as the pauses between checks are measured by it.
+        // The runtime's clock, as the pauses between checks are measured by it; a wait an
+        // earlier attempt began counts the time since then (by the journal's clock).
         let started = tokio::time::Instant::now();
+        let began_before = self.waits_begun.get(&wait.key);
+        let before = began_before
+            .and_then(|began| {
+                Duration::try_from(jiff::Timestamp::now().duration_since(*began)).ok()
+            })
+            .unwrap_or_default();
+        let elapsed = || started.elapsed() + before;
         let mut journaled = false;
         let mut checks = 0u32;
         let mut last_status = String::new();
@@ -435,8 +457,10 @@ impl StepContext {
             checks += 1;
             match check().await? {
                 Poll::Ready(value) => {
-                    if journaled {
-                        let waited = started.elapsed();
+                    // Also when a wait begun before is over at its first check here: what
+                    // it took is what later runs pace by.
+                    if journaled || began_before.is_some() {
+                        let waited = elapsed();
                         self.services.journal.append(Event::StepWaited {
                             step: self.step_id.clone(),
                             wait: wait.key.clone(),
@@ -451,6 +475,7 @@ impl StepContext {
                         self.services.journal.append(Event::StepWaiting {
                             step: self.step_id.clone(),
                             waiting_for: wait.what.clone(),
+                            wait: Some(wait.key.clone()),
                         })?;
                         self.services.reporter.report(ReportEvent::StepWaiting {
                             step: self.step_id.clone(),
@@ -465,7 +490,7 @@ impl StepContext {
                     self.checkpoint("waiting")?;
                 }
             }
-            let delay = pace.delay(started.elapsed(), checks);
+            let delay = pace.delay(elapsed(), checks);
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 () = self.services.cancel.cancelled() => return Err(StepError::Interrupted),
@@ -561,6 +586,36 @@ mod tests {
             .records;
         let state = crate::journal::state::fold(&records).unwrap_or_else(|error| panic!("{error}"));
         WaitHistory::of([&state], &Stack::journaled("t@ap-southeast-1"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resumed_wait_paces_from_when_its_first_attempt_began_it() {
+        // A 12-minute cluster, its wait begun 700 s ago by a process that was killed: it is
+        // ready 20 s into this attempt's wait.
+        let began = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(700);
+        let sink = MemorySink::default();
+        let resumed = context(&sink, WaitHistory::default())
+            .continuing(BTreeMap::from([("cluster-active".to_string(), began)]));
+        let took = wait(&resumed, Duration::from_secs(20)).await;
+        // Near its expected end, checks come every 7.2 s (a hundredth of 12 minutes).
+        assert!(took <= Duration::from_secs(28), "{took:?}");
+        let records = store::parse(Path::new("mem"), &sink.text())
+            .unwrap_or_else(|error| panic!("{error}"))
+            .records;
+        let waited = records.iter().find_map(|record| match &record.event {
+            Event::StepWaited { waited_ms, .. } => Some(*waited_ms),
+            _ => None,
+        });
+        // What it took from its first check, the killed attempt's included.
+        assert!(waited.is_some_and(|ms| ms >= 720_000), "{waited:?}");
+        // The same wait begun now is paced as one just started: its next check comes an
+        // eighth of 12 minutes later, held to the run's ceiling of a minute (±10 %).
+        let fresh = wait(
+            &context(&MemorySink::default(), WaitHistory::default()),
+            Duration::from_secs(20),
+        )
+        .await;
+        assert!(fresh >= Duration::from_secs(50), "{fresh:?}");
     }
 
     #[tokio::test(start_paused = true)]

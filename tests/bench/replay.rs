@@ -50,6 +50,7 @@ fn round(attempt: u32, last: bool) -> Vec<Event> {
         events.push(Event::StepWaiting {
             step: step.clone(),
             waiting_for: format!("rollout of deployment shop/{step}"),
+            wait: Some("rollout".to_string()),
         });
         events.push(if last {
             Event::StepSucceeded {

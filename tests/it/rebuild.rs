@@ -279,6 +279,32 @@ on_both_backends! {
             world.proxy().count("DescribeDBInstances") >= 2,
             "the resumed step waited"
         );
+        // The resumed wait counted from when the killed attempt began it: the journal's
+        // `step_waited` spans both processes (later runs pace their checks by it).
+        let records: Vec<serde_json::Value> = world
+            .journals()
+            .pop()
+            .unwrap()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .map(|line| line["record"].clone())
+            .collect();
+        let at = |record: &serde_json::Value| {
+            record["at"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap()
+        };
+        let began = records
+            .iter()
+            .find(|record| record["event"]["wait"] == "db-available")
+            .expect("the killed attempt journaled which wait it began");
+        let ended = records
+            .iter()
+            .find(|record| {
+                record["event"]["type"] == "step_waited" && record["event"]["step"] == "database"
+            })
+            .expect("the resumed wait journaled what it took");
+        let span = at(ended).duration_since(at(began)).as_millis();
+        let waited = i128::from(ended["event"]["waited_ms"].as_u64().unwrap());
+        assert!(waited + 100 >= span, "waited {waited} ms, began {span} ms before it ended");
     }
 }
 
