@@ -74,7 +74,9 @@ pub struct GlobalArgs {
     /// `RUST_LOG` overrides it. Every run writes a debug log next to its journal anyway.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// First interval between polls of long waits, in milliseconds (doubles up to 60 s).
+    /// Testbeds: the run's base poll interval, in milliseconds. Waits pace by their expected
+    /// duration (the playbook reference's "Waits") with a ceiling of twelve times this, at
+    /// most 60 s; the network's retries of new ids start from a fifth of it.
     #[arg(
         long,
         global = true,
