@@ -175,7 +175,12 @@ fn read(endpoint: &str, networks: &ClusterNetworks, region: &str) -> Network {
         let ec2 = ec2_client(endpoint, region).await;
         let eks = eks_client(endpoint, region).await;
         let mut network = Network::default();
-        if let Ok(answer) = rds.describe_db_instances().send().await {
+        // Asked at once: a Pod's start waits for this view, and moto is busy with the run.
+        let (instances, groups) = tokio::join!(
+            rds.describe_db_instances().send(),
+            ec2.describe_security_groups().send(),
+        );
+        if let Ok(answer) = instances {
             for instance in answer.db_instances() {
                 let endpoint = instance.endpoint();
                 network.databases.push(Database {
@@ -198,7 +203,7 @@ fn read(endpoint: &str, networks: &ClusterNetworks, region: &str) -> Network {
                 });
             }
         }
-        if let Ok(answer) = ec2.describe_security_groups().send().await {
+        if let Ok(answer) = groups {
             for group in answer.security_groups() {
                 for permission in group.ip_permissions() {
                     network.rules.push(Rule {
