@@ -258,7 +258,8 @@ impl Database {
             .wait_for(
                 Wait::new("password-applied", what).typically(PASSWORD_TYPICAL),
                 || async {
-                    let (status, pending) = self.password_status(rds.client, id, instance).await?;
+                    let (status, pending, _) =
+                        self.password_status(rds.client, id, instance).await?;
                     match status.as_str() {
                         "available" if !pending => Ok(Poll::Ready(())),
                         "available" => Ok(Poll::Pending("password change pending".into())),
@@ -270,15 +271,17 @@ impl Database {
             .await
     }
 
-    /// The status and whether a password change is pending (`PendingModifiedValues`).
+    /// The status, whether a password change is pending (`PendingModifiedValues`), and
+    /// the master user secret RDS keeps, if it manages the password ((ARN, status)): one
+    /// describe.
     async fn password_status(
         self,
         client: &Client,
         id: &str,
         instance: &str,
-    ) -> Result<(String, bool), StepError> {
+    ) -> Result<(String, bool, Option<(String, String)>), StepError> {
         let gone = || failed(id, "deleted".into());
-        match self {
+        let (status, pending, secret) = match self {
             Self::Instance => {
                 let answer = client
                     .describe_db_instances()
@@ -291,7 +294,7 @@ impl Database {
                     .pending_modified_values()
                     .is_some_and(|pending| pending.master_user_password().is_some());
                 let status = found.db_instance_status().unwrap_or("unknown").to_string();
-                Ok((status, pending))
+                (status, pending, found.master_user_secret().cloned())
             }
             Self::Cluster => {
                 let answer = client
@@ -305,9 +308,14 @@ impl Database {
                     .pending_modified_values()
                     .is_some_and(|pending| pending.master_user_password().is_some());
                 let status = found.status().unwrap_or("unknown").to_string();
-                Ok((status, pending))
+                (status, pending, found.master_user_secret().cloned())
             }
-        }
+        };
+        Ok((
+            status,
+            pending,
+            secret.and_then(|secret| secret_of(&secret)),
+        ))
     }
 
     /// Have RDS manage the master password (`ManageMasterUserPassword`): RDS sets a new
@@ -354,8 +362,8 @@ impl Database {
             .wait_for(
                 Wait::new("managed-password", what).typically(PASSWORD_TYPICAL),
                 || async {
-                    let (status, pending) = self.password_status(rds.client, id, instance).await?;
-                    let secret = self.managed_secret(rds.client, id, instance).await?;
+                    let (status, pending, secret) =
+                        self.password_status(rds.client, id, instance).await?;
                     match (status.as_str(), secret) {
                         ("available", Some((arn, state))) if !pending && state == "active" => {
                             Ok(Poll::Ready(arn))
@@ -400,11 +408,7 @@ impl Database {
                 found.and_then(|found| found.master_user_secret().cloned())
             }
         };
-        Ok(secret.and_then(|secret| {
-            let arn = secret.secret_arn()?.to_string();
-            let status = secret.secret_status().unwrap_or("active").to_string();
-            Some((arn, status))
-        }))
+        Ok(secret.and_then(|secret| secret_of(&secret)))
     }
 
     /// Set a new master password, applied at once (never journaled or printed).
@@ -439,6 +443,13 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// A master user secret's (ARN, status), when RDS names its ARN.
+fn secret_of(secret: &aws_sdk_rds::types::MasterUserSecret) -> Option<(String, String)> {
+    let arn = secret.secret_arn()?.to_string();
+    let status = secret.secret_status().unwrap_or("active").to_string();
+    Some((arn, status))
 }
 
 /// The DB instance `id` as RDS describes it, if it exists.
