@@ -1,7 +1,7 @@
 //! The read-only half of planning: ask each step kind what it would do, through Describe/
 //! List/Get calls only, and fill the plan's actions, facts and problems.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tracing::Instrument;
@@ -14,7 +14,7 @@ use crate::playbook::{Reference, StepSpec};
 use crate::runtime::RunFacts;
 use crate::steps::{Action, PlanContext, StepError, StepKinds, StepPlan};
 
-use super::{Cause, Plan, PlanProblem, fill};
+use super::{Cause, Plan, PlanProblem, PlannedStep, fill};
 
 /// What the survey needs beyond the plan.
 pub struct SurveyInput<'a> {
@@ -70,7 +70,8 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
         |asked: &mut tokio::task::JoinSet<_>, index: usize, outputs: &BTreeMap<String, Values>| {
             let (id, spec, pins) = &order.steps[index];
             let Some(kind) = input.kinds.find(&spec.kind.value) else {
-                return;
+                // Validation refuses unknown kinds: not asked, as if it knew nothing.
+                return false;
             };
             let facts = input.facts;
             let scope = Scope {
@@ -103,11 +104,21 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
                 }
                 .instrument(span),
             );
+            true
         };
-    for index in (0..order.steps.len()).filter(|index| waiting[*index] == 0) {
-        ask(&mut asked, index, &outputs);
-    }
-    while let Some(answer) = asked.join_next().await {
+    // Steps whose needs have all answered, not asked yet.
+    let mut ready: Vec<usize> = (0..order.steps.len())
+        .filter(|index| waiting[*index] == 0)
+        .collect();
+    loop {
+        while let Some(index) = ready.pop() {
+            if !ask(&mut asked, index, &outputs) {
+                order.answered(index, &mut waiting, &mut ready);
+            }
+        }
+        let Some(answer) = asked.join_next().await else {
+            break;
+        };
         let (index, unknown, result) = match answer {
             Ok(answer) => answer,
             // Nothing is ever aborted: only a kind's bug gets here, as it would have when
@@ -115,8 +126,7 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
             Err(error) => std::panic::resume_unwind(error.into_panic()),
         };
         let id = &order.steps[index].0;
-        let journaled = input.expected.get(id);
-        let known = known_outputs(&result, journaled);
+        let known = known_outputs(&result, input.expected.get(id));
         if let Some(known) = &known.outputs {
             // Known before the step runs: the steps after it are planned with them.
             outputs.insert(id.clone(), known.clone());
@@ -124,17 +134,9 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
         answers[index] = Some(Answer {
             unknown,
             result,
-            journaled_run: known
-                .from_journal
-                .then(|| journaled.map(|j| j.run_id.clone()))
-                .flatten(),
+            journaled_run: known.journaled_run,
         });
-        for &dependant in &order.dependants[index] {
-            waiting[dependant] -= 1;
-            if waiting[dependant] == 0 {
-                ask(&mut asked, dependant, &outputs);
-            }
-        }
+        order.answered(index, &mut waiting, &mut ready);
     }
     for (index, answer) in answers.into_iter().enumerate() {
         let Some(answer) = answer else { continue };
@@ -161,37 +163,48 @@ struct Order {
 
 impl Order {
     fn of(plan: &Plan) -> Self {
-        let steps: Vec<(String, StepSpec, Values)> = plan
+        let asked: Vec<&PlannedStep> = plan
             .steps
             .iter()
             .filter(|step| step.action != Action::Skip)
-            .map(|step| (step.id.clone(), step.spec.clone(), step.pins.clone()))
             .collect();
-        let position = |id: &str| steps.iter().position(|(step, _, _)| step == id);
-        let mut waiting = vec![0; steps.len()];
-        let mut dependants = vec![Vec::new(); steps.len()];
-        for (index, step) in plan
-            .steps
+        let position: BTreeMap<&str, usize> = asked
             .iter()
-            .filter(|step| step.action != Action::Skip)
             .enumerate()
-        {
-            let mut needs: Vec<usize> = step
+            .map(|(index, step)| (step.id.as_str(), index))
+            .collect();
+        let mut waiting = vec![0; asked.len()];
+        let mut dependants = vec![Vec::new(); asked.len()];
+        for (index, step) in asked.iter().enumerate() {
+            // Skipped steps' outputs are known already: only the asked ones are waited for.
+            let needs: BTreeSet<usize> = step
                 .needs
                 .iter()
-                .filter_map(|need| position(need))
+                .filter_map(|need| position.get(need.as_str()).copied())
                 .collect();
-            needs.sort_unstable();
-            needs.dedup();
             waiting[index] = needs.len();
             for need in needs {
                 dependants[need].push(index);
             }
         }
+        let steps = asked
+            .into_iter()
+            .map(|step| (step.id.clone(), step.spec.clone(), step.pins.clone()))
+            .collect();
         Self {
             steps,
             waiting,
             dependants,
+        }
+    }
+
+    /// Step `index` answered: the steps that were waiting only for it are `ready`.
+    fn answered(&self, index: usize, waiting: &mut [usize], ready: &mut Vec<usize>) {
+        for &dependant in &self.dependants[index] {
+            waiting[dependant] -= 1;
+            if waiting[dependant] == 0 {
+                ready.push(dependant);
+            }
         }
     }
 }
@@ -208,8 +221,8 @@ struct Answer {
 /// The outputs a step's plan makes known to the steps after it.
 struct Known {
     outputs: Option<Values>,
-    /// They are (partly) what an earlier run journaled ([`expected`]).
-    from_journal: bool,
+    /// The run whose journaled outputs they (partly) are ([`expected`]).
+    journaled_run: Option<String>,
 }
 
 /// What the steps after a step can be planned with: the outputs its kind knew at plan
@@ -219,7 +232,7 @@ fn known_outputs(result: &Result<StepPlan, StepError>, journaled: Option<&Succee
     let Ok(found) = result else {
         return Known {
             outputs: None,
-            from_journal: false,
+            journaled_run: None,
         };
     };
     let known = (!found.outputs.is_empty()).then(|| found.outputs.clone());
@@ -229,12 +242,12 @@ fn known_outputs(result: &Result<StepPlan, StepError>, journaled: Option<&Succee
     {
         return Known {
             outputs: Some(merged),
-            from_journal: true,
+            journaled_run: Some(journaled.run_id.clone()),
         };
     }
     Known {
         outputs: known,
-        from_journal: false,
+        journaled_run: None,
     }
 }
 

@@ -73,13 +73,9 @@ impl Settle {
         let Some(prefix) = error.code.as_deref().and_then(id_prefix) else {
             return false;
         };
-        let fresh = self
-            .fresh
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         names
             .iter()
-            .any(|name| name.starts_with(prefix) && fresh.contains(*name))
+            .any(|name| name.starts_with(prefix) && self.is_fresh(name))
     }
 
     /// Run `call`, which names the ids `names`; while it fails because one of them that
