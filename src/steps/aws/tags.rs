@@ -13,7 +13,7 @@ use crate::steps::context::{TAG_NAME, TAG_STEP};
 
 /// A resource found by its deterministic name: its status, its tags, and the service's
 /// own description of it (an endpoint, an EKS cluster).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Existing<T> {
     /// The name it was looked up by (the id the journal records).
     pub id: String,

@@ -144,6 +144,9 @@ pub(super) struct Rds<'a> {
 /// A restore: into `id`, from `snapshot`, on `subnet_group`, as `params` say.
 pub(super) struct Restore<'a> {
     pub id: &'a str,
+    /// What the step found by that name before it chose the snapshot (the instance, or
+    /// the Aurora cluster): what the restore adopts, not looked up again.
+    pub found: Option<Existing<Option<Endpoint>>>,
     pub subnet_group: &'a str,
     pub snapshot: &'a Snapshot,
     pub params: &'a Params,
@@ -584,7 +587,7 @@ impl Rds<'_> {
     /// shared it).
     async fn instance(&self, restore: &Restore<'_>) -> Result<Restored, StepError> {
         let (id, params) = (restore.id, restore.params);
-        let find = || async move { Ok(self.ownership(describe_instance(self.client, id).await?)) };
+        let find = || async move { Ok(self.ownership(restore.found.clone())) };
         let create = || async move {
             self.client
                 .restore_db_instance_from_db_snapshot()
@@ -612,7 +615,7 @@ impl Rds<'_> {
     /// The Aurora cluster, restored from a DB cluster snapshot.
     async fn cluster(&self, restore: &Restore<'_>) -> Result<Restored, StepError> {
         let (id, params) = (restore.id, restore.params);
-        let find = || async move { Ok(self.ownership(describe_cluster(self.client, id).await?)) };
+        let find = || async move { Ok(self.ownership(restore.found.clone())) };
         let create = || async move {
             self.client
                 .restore_db_cluster_from_snapshot()

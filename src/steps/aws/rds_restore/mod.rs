@@ -326,12 +326,19 @@ impl Step for AwsRdsRestore {
         }
         let client = context.cloud.rds(&context.target_region);
         let id = params.database_id(&context.step_id, &context.owner);
-        // A database the stack has already (made by an earlier run) keeps its data: its age
-        // is not the snapshot's, so the RPO limit does not stop adopting it.
-        let found = database.describe(&client, &id).await?;
-        let adopting = matches!(Ownership::named(found, &context.owner), Ownership::Ours(_));
+        // The database and the snapshots are looked up at once. A database the stack has
+        // already (made by an earlier run) keeps its data: its age is not the snapshot's, so
+        // the RPO limit does not stop adopting it.
+        let (found, candidate) = tokio::try_join!(
+            async { Ok(database.describe(&client, &id).await?) },
+            candidate(context, &client, database, name),
+        )?;
+        let adopting = matches!(
+            Ownership::named(found.clone(), &context.owner),
+            Ownership::Ours(_)
+        );
         let limit = params.rpo_limit.or(context.rpo_limit).filter(|_| !adopting);
-        let snapshot = choose_snapshot(context, &client, database, name, limit).await?;
+        let snapshot = choose_snapshot(context, candidate, database, name, limit)?;
         context.checkpoint("after-pin")?;
         let rds = Rds {
             client: &client,
@@ -342,6 +349,7 @@ impl Step for AwsRdsRestore {
         context.checkpoint("after-subnet-group")?;
         let restore = Restore {
             id: &id,
+            found,
             subnet_group: &subnet_group,
             snapshot: &snapshot,
             params: &params,
@@ -439,27 +447,45 @@ async fn plan_database(
     })
 }
 
-/// The snapshot: pinned by an earlier attempt, or the newest one, checked against the RPO
-/// limit before anything is created, then pinned.
-async fn choose_snapshot(
+/// The snapshot an earlier attempt pinned, or the newest one found now.
+enum Candidate {
+    Pinned(Snapshot),
+    Newest(Option<Snapshot>),
+}
+
+/// Look up the snapshot to restore, unless an earlier attempt pinned it.
+async fn candidate(
     context: &StepContext,
     client: &Client,
     database: Database,
     name: &str,
-    limit: Option<Duration>,
-) -> Result<Snapshot, StepError> {
+) -> Result<Candidate, StepError> {
     let pins: Pins = read_pins(&context.pins())
         .map_err(|error| StepError::Params(format!("pinned snapshot unreadable: {error}")))?;
-    if let Some(snapshot) = pins.snapshot {
-        return Ok(snapshot);
-    }
+    Ok(match pins.snapshot {
+        Some(snapshot) => Candidate::Pinned(snapshot),
+        None => Candidate::Newest(snapshot::newest(client, database, name).await?),
+    })
+}
+
+/// The snapshot: pinned by an earlier attempt, or the newest one, checked against the RPO
+/// limit before anything is created, then pinned.
+fn choose_snapshot(
+    context: &StepContext,
+    candidate: Candidate,
+    database: Database,
+    name: &str,
+    limit: Option<Duration>,
+) -> Result<Snapshot, StepError> {
+    let newest = match candidate {
+        Candidate::Pinned(snapshot) => return Ok(snapshot),
+        Candidate::Newest(newest) => newest,
+    };
     let region = &context.target_region;
-    let snapshot = snapshot::newest(client, database, name)
-        .await?
-        .ok_or_else(|| StepError::Refused {
-            message: no_snapshot_message(database, name, region),
-            hint: NO_SNAPSHOT_HINT.to_string(),
-        })?;
+    let snapshot = newest.ok_or_else(|| StepError::Refused {
+        message: no_snapshot_message(database, name, region),
+        hint: NO_SNAPSHOT_HINT.to_string(),
+    })?;
     if !context.accept_rpo
         && let Some(problem) = rpo_problem(&snapshot, limit, Timestamp::now(), region)
     {

@@ -105,44 +105,57 @@ pub(super) async fn newest(
         .max_by_key(|snapshot| (snapshot.taken, snapshot.id.clone())))
 }
 
-/// `name`'s snapshots of every kind: the default listing plus shared ones, then AWS
-/// Backup's; both filtered by the instance on the server.
+/// `name`'s snapshots of every kind: the default listing plus shared ones, and AWS
+/// Backup's, both asked at once; both filtered by the instance on the server.
 async fn instance_snapshots(client: &Client, name: &str) -> Result<Vec<Snapshot>, CloudError> {
+    let (mut found, backups) = tokio::try_join!(
+        instance_listing(client, name, false),
+        instance_listing(client, name, true)
+    )?;
+    found.extend(backups);
+    Ok(found)
+}
+
+/// One listing of `name`'s instance snapshots: AWS Backup's, or the default one with shared
+/// snapshots.
+async fn instance_listing(
+    client: &Client,
+    name: &str,
+    aws_backup: bool,
+) -> Result<Vec<Snapshot>, CloudError> {
     let mut found = Vec::new();
-    for aws_backup in [false, true] {
-        let filter = Filter::builder()
-            .name("db-instance-id")
-            .values(name)
-            .build();
-        let request = client.describe_db_snapshots().filters(filter);
-        let request = if aws_backup {
-            request.snapshot_type("awsbackup")
-        } else {
-            request.include_shared(true)
-        };
-        let mut pages = request.into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.cloud("DescribeDBSnapshots", Some(name.to_string()))?;
-            let usable = page.db_snapshots().iter().filter(|snapshot| {
-                snapshot.db_instance_identifier() == Some(name)
-                    && snapshot.status() == Some("available")
-            });
-            found.extend(usable.filter_map(|snapshot| {
-                Some(Snapshot {
-                    id: snapshot.db_snapshot_identifier()?.to_string(),
-                    source: Database::Instance,
-                    engine: snapshot.engine().unwrap_or("postgres").to_string(),
-                    taken: timestamp(snapshot.original_snapshot_create_time())
-                        .or_else(|| timestamp(snapshot.snapshot_create_time()))?,
-                    port: snapshot.port(),
-                    engine_version: snapshot.engine_version().map(str::to_string),
-                    snapshot_type: snapshot.snapshot_type().map(str::to_string),
-                    arn: snapshot.db_snapshot_arn().map(str::to_string),
-                    chosen: None,
-                    kms_key_id: encryption_key(snapshot.encrypted(), snapshot.kms_key_id()),
-                })
-            }));
-        }
+    let filter = Filter::builder()
+        .name("db-instance-id")
+        .values(name)
+        .build();
+    let request = client.describe_db_snapshots().filters(filter);
+    let request = if aws_backup {
+        request.snapshot_type("awsbackup")
+    } else {
+        request.include_shared(true)
+    };
+    let mut pages = request.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.cloud("DescribeDBSnapshots", Some(name.to_string()))?;
+        let usable = page.db_snapshots().iter().filter(|snapshot| {
+            snapshot.db_instance_identifier() == Some(name)
+                && snapshot.status() == Some("available")
+        });
+        found.extend(usable.filter_map(|snapshot| {
+            Some(Snapshot {
+                id: snapshot.db_snapshot_identifier()?.to_string(),
+                source: Database::Instance,
+                engine: snapshot.engine().unwrap_or("postgres").to_string(),
+                taken: timestamp(snapshot.original_snapshot_create_time())
+                    .or_else(|| timestamp(snapshot.snapshot_create_time()))?,
+                port: snapshot.port(),
+                engine_version: snapshot.engine_version().map(str::to_string),
+                snapshot_type: snapshot.snapshot_type().map(str::to_string),
+                arn: snapshot.db_snapshot_arn().map(str::to_string),
+                chosen: None,
+                kms_key_id: encryption_key(snapshot.encrypted(), snapshot.kms_key_id()),
+            })
+        }));
     }
     Ok(found)
 }
