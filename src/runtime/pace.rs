@@ -1,10 +1,10 @@
 //! When a wait looks again. A wait that knows how long its resource usually takes (the
 //! kind's typical duration, or what the stack's past runs journaled) looks rarely at first,
 //! then more and more often as the expected end comes near, and keeps looking often for a
-//! while after it: the cloud is noticed ready within about 1 % of the expected duration,
-//! with about fifteen checks per wait — or about one a minute for waits so long that their
-//! delays reach the run's ceiling of a minute. A wait that knows nothing polls
-//! with exponential backoff. Every delay is kept between a floor and the run's ceiling,
+//! while after it: the cloud is noticed ready within about 0.5 % of the expected duration,
+//! with fifteen to eighteen checks per wait — or about one a minute for waits so long that
+//! their delays reach the run's ceiling of a minute. A wait that knows nothing polls with
+//! exponential backoff. Every delay is kept between a floor and the run's ceiling,
 //! with ±10 % jitter so that waits started together spread apart. Pure.
 
 use std::time::Duration;
@@ -14,8 +14,13 @@ use super::Backoff;
 /// The shortest delay between two checks of one wait.
 pub const POLL_FLOOR: Duration = Duration::from_millis(100);
 
-/// What share of the expected duration the checks near the end are apart.
-const RESOLUTION: u32 = 100;
+/// What share of the expected duration the checks just before the expected end are apart:
+/// a 25-minute restore is checked every 7.5 s as its expected end comes, a 3-minute node
+/// group every 0.9 s.
+const RESOLUTION: u32 = 200;
+
+/// The same, once the expected end has passed (plus an eighth of the overrun).
+const LATE_RESOLUTION: u32 = 100;
 
 /// How one wait polls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +57,7 @@ impl Pace {
             ((expected - elapsed) / 2).max(resolution)
         } else {
             // Late: often at first, less as the overrun grows.
-            resolution + (elapsed - expected) / 8
+            expected / LATE_RESOLUTION + (elapsed - expected) / 8
         };
         let ceiling = self.poll.max.max(POLL_FLOOR);
         delay.clamp(POLL_FLOOR.min(ceiling), ceiling)
@@ -87,26 +92,27 @@ mod tests {
     }
 
     #[test]
-    fn a_wait_that_ends_when_expected_is_noticed_within_one_percent_in_about_fifteen_checks() {
+    fn a_wait_that_ends_when_expected_is_noticed_within_half_a_percent_in_at_most_eighteen_checks()
+    {
         for minutes in [1, 2, 3, 12, 25] {
             let expected = Duration::from_secs(60 * minutes);
             let pace = Pace::new(Some(expected), RUN_DEFAULT);
             let (checks, noticed) = simulate(pace, expected);
             let late = noticed - expected;
             assert!(
-                late <= (expected / 100).max(POLL_FLOOR),
+                late <= (expected / 200).max(POLL_FLOOR),
                 "{minutes} min: {late:?} late"
             );
-            // About fifteen checks; a wait so long that its delays reach the run's ceiling
-            // of a minute checks about once a minute.
-            let budget = 16.max(u32::try_from(minutes).unwrap_or(u32::MAX) + 5);
+            // At most eighteen checks; a wait so long that its delays reach the run's
+            // ceiling of a minute checks about once a minute.
+            let budget = 18.max(u32::try_from(minutes).unwrap_or(u32::MAX) + 5);
             assert!(checks <= budget, "{minutes} min: {checks} checks");
         }
         // Scaled down (a benchmark's minute of a second): the same shape.
         let expected = Duration::from_secs(25);
         let (checks, noticed) = simulate(Pace::new(Some(expected), RUN_DEFAULT), expected);
         assert!(
-            noticed - expected <= Duration::from_millis(500),
+            noticed - expected <= Duration::from_millis(250),
             "{noticed:?}"
         );
         assert!(checks <= 16, "{checks}");

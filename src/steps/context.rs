@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use crate::cloud::Cloud;
 use crate::journal::requests::{Answers, NoAnswers};
 use crate::journal::{
@@ -434,6 +436,26 @@ impl StepContext {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Poll<T>, StepError>>,
     {
+        self.wait_watching(wait, &Notify::new(), |_| check()).await
+    }
+
+    /// [`wait_for`](Self::wait_for), also checking at once whenever `changed` is notified
+    /// (a watch saw what is waited for change): `check` is told whether its pace came
+    /// round ([`Wake::Paced`], also the first check) or a change woke it
+    /// ([`Wake::Changed`]), so it can judge from what the watch saw without asking again.
+    /// The pace goes on as for any wait: a watch that breaks or misses a change leaves a
+    /// wait that still ends, only later. Notifications are not lost between checks (a
+    /// change while a check runs wakes the next pause at once).
+    pub async fn wait_watching<T, F, Fut>(
+        &self,
+        wait: Wait,
+        changed: &Notify,
+        mut check: F,
+    ) -> Result<T, StepError>
+    where
+        F: FnMut(Wake) -> Fut,
+        Fut: Future<Output = Result<Poll<T>, StepError>>,
+    {
         let expected = self
             .services
             .history
@@ -453,9 +475,13 @@ impl StepContext {
         let mut journaled = false;
         let mut checks = 0u32;
         let mut last_status = String::new();
+        let mut wake = Wake::Paced;
         loop {
-            checks += 1;
-            match check().await? {
+            // What later runs read as the wait's cost: the checks that asked the cloud.
+            if wake == Wake::Paced {
+                checks += 1;
+            }
+            match check(wake).await? {
                 Poll::Ready(value) => {
                     // Also when a wait begun before is over at its first check here: what
                     // it took is what later runs pace by.
@@ -491,12 +517,22 @@ impl StepContext {
                 }
             }
             let delay = pace.delay(elapsed(), checks);
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
+            wake = tokio::select! {
+                () = tokio::time::sleep(delay) => Wake::Paced,
+                () = changed.notified() => Wake::Changed,
                 () = self.services.cancel.cancelled() => return Err(StepError::Interrupted),
-            }
+            };
         }
     }
+}
+
+/// Why a watched wait checks (see [`StepContext::wait_watching`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Its pace came round (or it is the first check): ask the cloud.
+    Paced,
+    /// A watch saw a change: judge from what it saw.
+    Changed,
 }
 
 #[cfg(test)]
@@ -597,7 +633,7 @@ mod tests {
         let resumed = context(&sink, WaitHistory::default())
             .continuing(BTreeMap::from([("cluster-active".to_string(), began)]));
         let took = wait(&resumed, Duration::from_secs(20)).await;
-        // Near its expected end, checks come every 7.2 s (a hundredth of 12 minutes).
+        // Near its expected end, checks come every 3.6 s (a two-hundredth of 12 minutes).
         assert!(took <= Duration::from_secs(28), "{took:?}");
         let records = store::parse(Path::new("mem"), &sink.text())
             .unwrap_or_else(|error| panic!("{error}"))
@@ -616,6 +652,59 @@ mod tests {
         )
         .await;
         assert!(fresh >= Duration::from_secs(50), "{fresh:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watched_wait_ends_when_the_change_comes_and_counts_only_the_checks_that_asked() {
+        // A 12-minute cluster that a watch sees ready 20 s in: noticed then, not at the
+        // pace's next check (an eighth of 12 minutes, held to the run's ceiling of a minute).
+        let sink = MemorySink::default();
+        let context = context(&sink, WaitHistory::default());
+        let changed = Arc::new(Notify::new());
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watch = tokio::spawn({
+            let (changed, ready) = (changed.clone(), ready.clone());
+            async move {
+                tokio::time::sleep(Duration::from_secs(20)).await;
+                ready.store(true, std::sync::atomic::Ordering::SeqCst);
+                changed.notify_one();
+            }
+        });
+        let started = tokio::time::Instant::now();
+        let wakes = Mutex::new(Vec::new());
+        let wait = Wait::new("cluster-active", "the cluster").typically(Duration::from_secs(720));
+        context
+            .wait_watching(wait, &changed, |wake| {
+                wakes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(wake);
+                let ready = ready.load(std::sync::atomic::Ordering::SeqCst);
+                async move {
+                    Ok(if ready {
+                        Poll::Ready(())
+                    } else {
+                        Poll::Pending("CREATING".into())
+                    })
+                }
+            })
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        watch.await.unwrap_or_else(|error| panic!("{error}"));
+        assert_eq!(started.elapsed(), Duration::from_secs(20));
+        let wakes = wakes
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        assert_eq!(wakes, [Wake::Paced, Wake::Changed]);
+        let records = store::parse(Path::new("mem"), &sink.text())
+            .unwrap_or_else(|error| panic!("{error}"))
+            .records;
+        let polls = records.iter().find_map(|record| match &record.event {
+            Event::StepWaited { polls, .. } => Some(*polls),
+            _ => None,
+        });
+        // The check the watch woke asked nothing of the cloud.
+        assert_eq!(polls, Some(1));
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,19 +4,27 @@
 //! applied is done, within the wave's timeout. A wave that does not get there names what
 //! is stuck and how far it got.
 
-use kube::api::{Api, DynamicObject};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::StreamExt;
+use kube::api::{Api, DynamicObject, WatchEvent, WatchParams};
 use serde_json::Value;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 use super::manifests::kind_of;
 use super::parameters::Wave;
 use crate::cloud::kubernetes;
 use crate::playbook::duration;
-use crate::steps::context::{Poll, Wait};
+use crate::steps::context::{Poll, Wait, Wake};
 use crate::steps::{StepContext, StepError};
 
 /// How long a wave usually takes to roll out (image pulls, container starts, readiness probes).
 const WAVE_TYPICAL: Duration = Duration::from_secs(60);
+
+/// How long one watch request lasts before it is made again (the API server ends it;
+/// below the client's read timeout).
+const WATCH_SECONDS: u32 = 280;
 
 /// A workload a wave applied, to wait for.
 pub(super) struct Workload {
@@ -24,23 +32,117 @@ pub(super) struct Workload {
     pub(super) name: String,
     /// `Kind/name`, for messages.
     pub(super) label: String,
+    /// Its live state as the apply returned it.
+    pub(super) applied: Value,
 }
 
 impl Workload {
-    /// Where its rollout stands now.
-    async fn rollout(&self) -> Result<Rollout, StepError> {
+    /// Its live state now.
+    async fn live(&self) -> Result<Value, StepError> {
         let live = self
             .api
             .get(&self.name)
             .await
             .map_err(|error| kubernetes::error(error, "get", &self.label))?;
-        Ok(Rollout::of(
-            &serde_json::to_value(&live).unwrap_or_default(),
-        ))
+        Ok(serde_json::to_value(&live).unwrap_or_default())
+    }
+
+    /// Where its rollout stands now.
+    async fn rollout(&self) -> Result<Rollout, StepError> {
+        Ok(Rollout::of(&self.live().await?))
     }
 }
 
-/// Wait until every workload of `wave` is rolled out, within the wave's timeout.
+/// The newest state seen of each workload of a wave, from the API's answers and from
+/// watches, and a signal rung whenever a watch sees one change.
+struct Seen {
+    /// Per workload: its state, and how many times a watch has set it.
+    states: Mutex<Vec<(Value, u64)>>,
+    changed: Notify,
+}
+
+impl Seen {
+    fn new(workloads: &[Workload]) -> Self {
+        Self {
+            states: Mutex::new(
+                workloads
+                    .iter()
+                    .map(|workload| (workload.applied.clone(), 0))
+                    .collect(),
+            ),
+            changed: Notify::new(),
+        }
+    }
+
+    /// Workload `index`'s state and how many times a watch has set it.
+    fn get(&self, index: usize) -> (Value, u64) {
+        self.states.lock().unwrap_or_else(PoisonError::into_inner)[index].clone()
+    }
+
+    /// A watch saw workload `index` as `state`.
+    fn watched(&self, index: usize, state: Value) {
+        {
+            let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+            let (seen, watched) = &mut states[index];
+            *seen = state;
+            *watched += 1;
+        }
+        self.changed.notify_one();
+    }
+
+    /// The API answered `state` for workload `index`, asked when a watch had set it
+    /// `watched` times: kept unless a watch has seen a newer one since.
+    fn answered(&self, index: usize, state: Value, watched: u64) {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if states[index].1 == watched {
+            states[index].0 = state;
+        }
+    }
+}
+
+/// Watch workload `index` from the version it was applied at, telling `seen` of every
+/// change, until the wait is over (the task is aborted). A watch that the API server ends
+/// is made again from the last version seen; one that fails (an expired version, no
+/// permission to watch) stops, and the wait's pace alone finds the end.
+async fn watch(
+    api: Api<DynamicObject>,
+    name: String,
+    mut version: String,
+    index: usize,
+    seen: Arc<Seen>,
+) {
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(WATCH_SECONDS);
+    loop {
+        let Ok(stream) = api.watch(&params, &version).await else {
+            return;
+        };
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(WatchEvent::Added(object) | WatchEvent::Modified(object)) => {
+                    if let Some(at) = &object.metadata.resource_version {
+                        version.clone_from(at);
+                    }
+                    seen.watched(index, serde_json::to_value(&object).unwrap_or_default());
+                }
+                Ok(WatchEvent::Bookmark(bookmark)) => {
+                    version = bookmark.metadata.resource_version;
+                }
+                // Deleted: the pace's next check says so. An error event (the version is
+                // too old) or a broken stream: stop watching.
+                Ok(WatchEvent::Deleted(_)) => {}
+                Ok(WatchEvent::Error(_)) | Err(_) => return,
+            }
+        }
+    }
+}
+
+/// Wait until every workload of `wave` is rolled out, within the wave's timeout. Each
+/// workload is watched, so the wait ends as soon as the last one is ready (as `kubectl
+/// rollout status` does); the wait's pace also asks for each one, so a watch that breaks
+/// only makes the end noticed later.
 pub(super) async fn wait(
     context: &StepContext,
     wave: &Wave,
@@ -48,30 +150,42 @@ pub(super) async fn wait(
 ) -> Result<(), StepError> {
     let limit = wave.timeout();
     let what = format!("wave `{}` to roll out", wave.name);
-    let waiting = context.wait_for(
+    let seen = Arc::new(Seen::new(workloads));
+    // Aborted when the wait is over (the set is dropped).
+    let mut watches = tokio::task::JoinSet::new();
+    for (index, workload) in workloads.iter().enumerate() {
+        let version = workload.applied["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("0")
+            .to_string();
+        let (api, name) = (workload.api.clone(), workload.name.clone());
+        watches.spawn(watch(api, name, version, index, seen.clone()));
+    }
+    let waiting = context.wait_watching(
         Wait::new(format!("wave:{}", wave.name), what).typically(WAVE_TYPICAL),
-        || async {
-            let mut pending = Vec::new();
-            for workload in workloads {
-                match workload.rollout().await? {
-                    Rollout::Ready | Rollout::NotAWorkload => {}
-                    Rollout::Progressing(why) => pending.push(format!("{}: {why}", workload.label)),
-                    Rollout::Failed(why) => {
-                        return Err(StepError::BadState {
-                            resource: workload.label.clone(),
-                            status: why,
-                        });
-                    }
+        &seen.changed,
+        |wake| {
+            let seen = seen.clone();
+            async move {
+                if wake == Wake::Paced {
+                    let asked = workloads.iter().enumerate().map(|(index, workload)| {
+                        let seen = seen.clone();
+                        async move {
+                            let (_, watched) = seen.get(index);
+                            let live = workload.live().await?;
+                            seen.answered(index, live, watched);
+                            Ok::<_, StepError>(())
+                        }
+                    });
+                    futures_util::future::try_join_all(asked).await?;
                 }
+                judge(workloads, &seen)
             }
-            Ok(if pending.is_empty() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending(pending.join("; "))
-            })
         },
     );
-    match tokio::time::timeout(limit, waiting).await {
+    let outcome = tokio::time::timeout(limit, waiting).await;
+    watches.abort_all();
+    match outcome {
         Ok(result) => result,
         Err(_) => {
             let mut stuck = Vec::new();
@@ -91,6 +205,28 @@ pub(super) async fn wait(
             })
         }
     }
+}
+
+/// Whether every workload is rolled out, from the newest state seen of each.
+fn judge(workloads: &[Workload], seen: &Seen) -> Result<Poll<()>, StepError> {
+    let mut pending = Vec::new();
+    for (index, workload) in workloads.iter().enumerate() {
+        match Rollout::of(&seen.get(index).0) {
+            Rollout::Ready | Rollout::NotAWorkload => {}
+            Rollout::Progressing(why) => pending.push(format!("{}: {why}", workload.label)),
+            Rollout::Failed(why) => {
+                return Err(StepError::BadState {
+                    resource: workload.label.clone(),
+                    status: why,
+                });
+            }
+        }
+    }
+    Ok(if pending.is_empty() {
+        Poll::Ready(())
+    } else {
+        Poll::Pending(pending.join("; "))
+    })
 }
 
 /// Where a workload's rollout stands.

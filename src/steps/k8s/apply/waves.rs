@@ -162,7 +162,15 @@ impl Cluster {
             .await
             .map_err(|error| kubernetes::error(error, "server-side apply", &label))?;
         let live = serde_json::to_value(&live).unwrap_or_default();
-        Ok((Workload { api, name, label }, live))
+        Ok((
+            Workload {
+                api,
+                name,
+                label,
+                applied: live.clone(),
+            },
+            live,
+        ))
     }
 
     /// The API for an object's kind (discovered once per kind), fixing its namespace.
