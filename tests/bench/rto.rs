@@ -88,6 +88,8 @@ struct Figures {
     plan: Duration,
     /// How long the testbed took to roll the deploy's waves out, added up.
     waves_rolled_out: Duration,
+    /// Where the testbed's waves spent their time beyond their Pods' startup.
+    testbed_waves: TestbedWaves,
     /// Step id -> (duration from `status`, API calls from the debug log).
     steps: BTreeMap<String, (Duration, usize)>,
     /// What was waited for -> how late the tool noticed it ready.
@@ -293,8 +295,14 @@ fn step_durations(status: &Value) -> BTreeMap<String, Duration> {
 /// end of the step's wait for it (journaled as `step_waited`) — and how long the testbed
 /// took to roll the waves out, added up (from each wait's first check, right after the
 /// wave was applied, to its last Pod turning Ready).
-fn wave_lateness(stack: &Stack, run: &Path) -> (Vec<(String, Duration)>, Duration) {
+fn wave_lateness(
+    stack: &Stack,
+    run: &Path,
+    startup: Duration,
+) -> (Vec<(String, Duration)>, Duration, TestbedWaves) {
     let ready = stack.kube.pods_ready();
+    let seen = stack.kube.pods_seen();
+    let mut testbed = TestbedWaves::default();
     let journal = std::fs::read_to_string(run.join("journal.jsonl")).unwrap_or_default();
     let mut late = Vec::new();
     let mut rolled_out = Duration::ZERO;
@@ -303,13 +311,29 @@ fn wave_lateness(stack: &Stack, run: &Path) -> (Vec<(String, Duration)>, Duratio
         ("backend", "shop/shop-worker"),
         ("frontend", "shop/shop-web"),
     ] {
+        let of_wave = |pod: &String| {
+            pod.starts_with(pods) || (wave == "backend" && pod.starts_with("shop/shop-api"))
+        };
         let all_ready = ready
             .iter()
-            .filter(|(pod, _)| {
-                pod.starts_with(pods) || (wave == "backend" && pod.starts_with("shop/shop-api"))
-            })
+            .filter(|(pod, _)| of_wave(pod))
             .map(|(_, at)| *at)
             .max();
+        let first_seen = seen
+            .iter()
+            .filter(|(pod, _)| of_wave(pod))
+            .map(|(_, at)| *at)
+            .min();
+        // The stand-in's own delay: how long after its startup each Pod turned Ready.
+        let stand_in = ready
+            .iter()
+            .filter(|(pod, _)| of_wave(pod))
+            .filter_map(|(pod, at)| {
+                let seen = seen.get(pod)?;
+                at.duration_since(*seen + startup).ok()
+            })
+            .max()
+            .unwrap_or_default();
         let noticed = journal.lines().find_map(|line| {
             let line: Value = serde_json::from_str(line).ok()?;
             let record = &line["record"];
@@ -328,9 +352,28 @@ fn wave_lateness(stack: &Stack, run: &Path) -> (Vec<(String, Duration)>, Duratio
             let by = Duration::try_from(noticed.duration_since(ready)).unwrap_or_default();
             late.push((format!("wave {wave}"), by));
             rolled_out += waited.saturating_sub(by);
+            let began = noticed - jiff::SignedDuration::try_from(waited).unwrap_or_default();
+            if let Some(first_seen) = first_seen {
+                let first_seen = jiff::Timestamp::try_from(first_seen).expect("a time after 1970");
+                testbed.to_first_pod +=
+                    Duration::try_from(first_seen.duration_since(began)).unwrap_or_default();
+            }
+            testbed.stand_in += stand_in;
         }
     }
-    (late, rolled_out)
+    (late, rolled_out, testbed)
+}
+
+/// Where the testbed's waves spent their time beyond their Pods' startup, added up over
+/// the waves.
+#[derive(Default, Clone, Copy)]
+struct TestbedWaves {
+    /// From the wave's wait's first check to the stand-in first seeing one of its Pods (the
+    /// controller manager making them, and the stand-in's pace).
+    to_first_pod: Duration,
+    /// From the end of a Pod's startup to the stand-in making it Ready (its checks and the
+    /// status update), the wave's slowest Pod.
+    stand_in: Duration,
 }
 
 /// One measured run on a fresh testbed, with the rehearsal's journal in `state`.
@@ -379,12 +422,14 @@ fn measured_run(minute: Duration, variant: &Variant) -> Figures {
             (what.to_string(), notice.late())
         })
         .collect();
-    let (waves_late, waves_rolled_out) = wave_lateness(&stack, &run);
+    let (waves_late, waves_rolled_out, testbed_waves) =
+        wave_lateness(&stack, &run, scaled(minute, REALISTIC.wave));
     late.extend(waves_late);
     Figures {
         wall,
         plan,
         waves_rolled_out,
+        testbed_waves,
         steps,
         late,
         waits: waits(&journal),
@@ -526,6 +571,21 @@ pub fn run(options: &Options) {
                 rolled_out.as_secs_f64(),
                 measured.length.as_secs_f64(),
                 wall / measured.length.as_secs_f64()
+            );
+            let to_first_pod = median_secs(
+                &runs
+                    .iter()
+                    .map(|run| run.testbed_waves.to_first_pod)
+                    .collect::<Vec<_>>(),
+            );
+            let stand_in = median_secs(
+                &runs
+                    .iter()
+                    .map(|run| run.testbed_waves.stand_in)
+                    .collect::<Vec<_>>(),
+            );
+            println!(
+                "    the testbed's waves beyond their Pods' startup, added up: {to_first_pod:.2} s until the stand-in saw a wave's first Pod, {stand_in:.2} s from a startup's end to Ready"
             );
         }
     }

@@ -255,11 +255,17 @@ fn pods_take_their_startup_time_and_their_readiness_is_recorded() {
         deployment_available(&bed, 2)
     });
     let ready = bed.pods_ready();
+    let seen = bed.pods_seen();
     assert_eq!(ready.len(), 2, "{ready:?}");
     for (pod, at) in ready {
         assert!(pod.starts_with("smoke/web-"), "{pod}");
         let after = at.duration_since(applied).unwrap();
         assert!(after >= startup, "{pod} ready {after:?} after the apply");
+        // Its startup counts from when the stand-in first saw it.
+        let first_seen = seen[&pod];
+        assert!(first_seen >= applied, "{pod} seen before the apply");
+        let started = at.duration_since(first_seen).unwrap();
+        assert!(started >= startup, "{pod} ready {started:?} after it was seen");
     }
 }
 

@@ -62,6 +62,8 @@ pub struct KubeletTiming {
     pub startup: Duration,
     /// `namespace/pod` -> when the stand-in made it Ready (or its Job Pod Succeeded).
     pub ready: BTreeMap<String, SystemTime>,
+    /// `namespace/pod` -> when the stand-in first saw it (its startup counts from then).
+    pub seen: BTreeMap<String, SystemTime>,
 }
 
 /// Why a Pod's containers do not run as they should.
@@ -163,6 +165,7 @@ fn kubelet_pass(api: &Api, pass: &mut Pass<'_>) {
     let Some(items) = list["items"].as_array() else {
         return;
     };
+    let mut starting = Vec::new();
     for pod in items {
         if stop.load(Ordering::SeqCst) {
             return;
@@ -205,148 +208,219 @@ fn kubelet_pass(api: &Api, pass: &mut Pass<'_>) {
             continue;
         }
         let uid = pod["metadata"]["uid"].as_str().unwrap_or(name).to_string();
-        let seen = *pass
-            .first_seen
-            .entry(uid.clone())
-            .or_insert_with(Instant::now);
+        let seen = *pass.first_seen.entry(uid.clone()).or_insert_with(|| {
+            pass.timing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .seen
+                .entry(format!("{namespace}/{name}"))
+                .or_insert_with(SystemTime::now);
+            Instant::now()
+        });
         if phase == "Pending" && seen.elapsed() < startup {
             // Still pulling its image: nothing of its configuration is looked at yet, so
             // the pass stays short and the Pods of a wave start on time.
             continue;
         }
-        let blocked = blocked(api, pod, namespace, checks, phase);
-        if let Some(Blocked::Config(message)) = &blocked {
-            wait_for_config(api, pod, &url, message);
-            continue;
-        }
-        let (unreachable, denied) = match blocked {
-            Some(Blocked::Network(message)) => (Some(message), false),
-            Some(Blocked::AwsDenied(message)) => (Some(message), true),
-            _ => (None, false),
-        };
-        let given_up = match &unreachable {
-            Some(_) => {
-                pass.first_blocked
-                    .entry(uid)
-                    .or_insert_with(Instant::now)
-                    .elapsed()
-                    >= GIVE_UP_AFTER
-            }
-            None => {
-                pass.first_blocked.remove(&uid);
-                false
-            }
-        };
-        let target = match (mode, is_job, phase) {
-            (_, true, _) if unreachable.is_some() && !given_up => None,
-            (_, true, _) if unreachable.is_some() => Some("Failed"),
-            (_, false, "Running") if unreachable.is_some() => None,
-            (_, false, _) if unreachable.is_some() => Some("Running"),
-            (KubeletMode::Ready, true, _) => Some("Succeeded"),
-            (KubeletMode::Ready, false, "Running") if ready => None,
-            (KubeletMode::Ready, false, _) => Some("Running"),
-            (KubeletMode::NeverReady, _, "Pending") => Some("Running"),
-            _ => None,
-        };
-        let Some(target) = target else {
-            continue;
-        };
-        let now = rfc3339_now();
-        let containers_ready =
-            mode == KubeletMode::Ready && target == "Running" && unreachable.is_none();
-        let statuses: Vec<serde_json::Value> = pod["spec"]["containers"]
-            .as_array()
-            .map(|containers| {
-                containers
-                    .iter()
-                    .map(|container| {
-                        let state = if target == "Succeeded" {
-                            serde_json::json!({"terminated": {
-                                "exitCode": 0, "reason": "Completed",
-                                "startedAt": now, "finishedAt": now}})
-                        } else if target == "Failed" {
-                            serde_json::json!({"terminated": {
-                                "exitCode": 1, "reason": "Error",
-                                "message": unreachable.clone().unwrap_or_default(),
-                                "startedAt": now, "finishedAt": now}})
-                        } else if denied {
-                            serde_json::json!({"waiting": {
-                                "reason": "CrashLoopBackOff",
-                                "message": format!("back-off restarting failed container: {}", unreachable.clone().unwrap_or_default())}})
-                        } else {
-                            serde_json::json!({"running": {"startedAt": now}})
-                        };
-                        let last_state = if denied && target == "Running" {
-                            serde_json::json!({"terminated": {
-                                "exitCode": 1, "reason": "Error",
-                                "message": unreachable.clone().unwrap_or_default(),
-                                "startedAt": now, "finishedAt": now}})
-                        } else {
-                            serde_json::json!({})
-                        };
-                        serde_json::json!({
-                            "name": container["name"],
-                            "image": container["image"],
-                            "imageID": format!("docker-pullable://{}", container["image"].as_str().unwrap_or("")),
-                            "containerID": format!("containerd://{namespace}-{name}"),
-                            "ready": containers_ready,
-                            "started": target == "Running" && !denied,
-                            "restartCount": u8::from(denied && target == "Running"),
-                            "state": state,
-                            "lastState": last_state,
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let flag = |value: bool| if value { "True" } else { "False" };
-        let condition = |kind: &str, holds: bool| {
-            let mut condition =
-                serde_json::json!({"type": kind, "status": flag(holds), "lastTransitionTime": now});
-            if !holds {
-                condition["reason"] = if target == "Succeeded" || target == "Failed" {
-                    "PodCompleted".into()
-                } else {
-                    "ContainersNotReady".into()
-                };
-            }
-            condition
-        };
-        let conditions = vec![
-            condition("Initialized", true),
-            condition("Ready", containers_ready),
-            condition("ContainersReady", containers_ready),
-            condition("PodScheduled", true),
-        ];
-        let existing_ip = pod["status"]["podIP"].as_str().map(str::to_string);
-        let ip = existing_ip.unwrap_or_else(|| {
-            let number = ip_counter.fetch_add(1, Ordering::SeqCst);
-            format!("10.244.{}.{}", (number / 250) % 250, number % 250 + 2)
+        starting.push(Starting {
+            pod,
+            namespace,
+            name,
+            url,
+            phase,
+            ready,
+            is_job,
+            uid,
         });
-        let patch = serde_json::json!({"status": {
-            "phase": target,
-            "conditions": conditions,
-            "containerStatuses": statuses,
-            "hostIP": "127.0.0.1",
-            "podIP": ip,
-            "podIPs": [{"ip": ip}],
-            "startTime": pod["status"]["startTime"].as_str().unwrap_or(&now),
-        }});
-        let patched = api.request(
-            "PATCH",
-            &format!("{url}/status"),
-            Some("application/merge-patch+json"),
-            Some(patch.to_string().as_bytes()),
-            timeout,
-        );
-        if matches!(patched, Ok((200, _))) && (containers_ready || target == "Succeeded") {
-            pass.timing
+    }
+    // Each Pod on its own, at once, as the kubelets of a cluster's nodes start theirs: a
+    // wave's Pods start together, not one after the other's checks.
+    let first_blocked = std::sync::Mutex::new(std::mem::take(pass.first_blocked));
+    std::thread::scope(|scope| {
+        for pod in &starting {
+            let first_blocked = &first_blocked;
+            let timing = pass.timing;
+            scope.spawn(move || start(api, pod, mode, checks, ip_counter, first_blocked, timing));
+        }
+    });
+    *pass.first_blocked = first_blocked
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+}
+
+/// A Pod whose startup is over, to start (or to look at again).
+struct Starting<'a> {
+    pod: &'a serde_json::Value,
+    namespace: &'a str,
+    name: &'a str,
+    url: String,
+    phase: &'a str,
+    ready: bool,
+    is_job: bool,
+    uid: String,
+}
+
+/// Start one Pod, as its node's kubelet would: check its configuration, network and AWS
+/// access, then move its status along.
+fn start(
+    api: &Api,
+    starting: &Starting<'_>,
+    mode: KubeletMode,
+    checks: &PodChecks,
+    ip_counter: &AtomicU32,
+    first_blocked: &std::sync::Mutex<HashMap<String, Instant>>,
+    timing: &Mutex<KubeletTiming>,
+) {
+    let Starting {
+        pod,
+        namespace,
+        name,
+        ref url,
+        phase,
+        ready,
+        is_job,
+        ref uid,
+    } = *starting;
+    let url = url.as_str();
+    let uid = uid.as_str();
+    let timeout = Duration::from_secs(10);
+    let blocked = blocked(api, pod, namespace, checks, phase);
+    if let Some(Blocked::Config(message)) = &blocked {
+        wait_for_config(api, pod, url, message);
+        return;
+    }
+    let (unreachable, denied) = match blocked {
+        Some(Blocked::Network(message)) => (Some(message), false),
+        Some(Blocked::AwsDenied(message)) => (Some(message), true),
+        _ => (None, false),
+    };
+    let given_up = match &unreachable {
+        Some(_) => {
+            first_blocked
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .ready
-                .entry(format!("{namespace}/{name}"))
-                .or_insert_with(SystemTime::now);
+                .entry(uid.to_string())
+                .or_insert_with(Instant::now)
+                .elapsed()
+                >= GIVE_UP_AFTER
         }
+        None => {
+            first_blocked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(uid);
+            false
+        }
+    };
+    let target = match (mode, is_job, phase) {
+        (_, true, _) if unreachable.is_some() && !given_up => None,
+        (_, true, _) if unreachable.is_some() => Some("Failed"),
+        (_, false, "Running") if unreachable.is_some() => None,
+        (_, false, _) if unreachable.is_some() => Some("Running"),
+        (KubeletMode::Ready, true, _) => Some("Succeeded"),
+        (KubeletMode::Ready, false, "Running") if ready => None,
+        (KubeletMode::Ready, false, _) => Some("Running"),
+        (KubeletMode::NeverReady, _, "Pending") => Some("Running"),
+        _ => None,
+    };
+    let Some(target) = target else {
+        return;
+    };
+    let now = rfc3339_now();
+    let containers_ready =
+        mode == KubeletMode::Ready && target == "Running" && unreachable.is_none();
+    let statuses: Vec<serde_json::Value> = pod["spec"]["containers"]
+        .as_array()
+        .map(|containers| {
+            containers
+                .iter()
+                .map(|container| {
+                    let state = if target == "Succeeded" {
+                        serde_json::json!({"terminated": {
+                            "exitCode": 0, "reason": "Completed",
+                            "startedAt": now, "finishedAt": now}})
+                    } else if target == "Failed" {
+                        serde_json::json!({"terminated": {
+                            "exitCode": 1, "reason": "Error",
+                            "message": unreachable.clone().unwrap_or_default(),
+                            "startedAt": now, "finishedAt": now}})
+                    } else if denied {
+                        serde_json::json!({"waiting": {
+                            "reason": "CrashLoopBackOff",
+                            "message": format!("back-off restarting failed container: {}", unreachable.clone().unwrap_or_default())}})
+                    } else {
+                        serde_json::json!({"running": {"startedAt": now}})
+                    };
+                    let last_state = if denied && target == "Running" {
+                        serde_json::json!({"terminated": {
+                            "exitCode": 1, "reason": "Error",
+                            "message": unreachable.clone().unwrap_or_default(),
+                            "startedAt": now, "finishedAt": now}})
+                    } else {
+                        serde_json::json!({})
+                    };
+                    serde_json::json!({
+                        "name": container["name"],
+                        "image": container["image"],
+                        "imageID": format!("docker-pullable://{}", container["image"].as_str().unwrap_or("")),
+                        "containerID": format!("containerd://{namespace}-{name}"),
+                        "ready": containers_ready,
+                        "started": target == "Running" && !denied,
+                        "restartCount": u8::from(denied && target == "Running"),
+                        "state": state,
+                        "lastState": last_state,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let flag = |value: bool| if value { "True" } else { "False" };
+    let condition = |kind: &str, holds: bool| {
+        let mut condition =
+            serde_json::json!({"type": kind, "status": flag(holds), "lastTransitionTime": now});
+        if !holds {
+            condition["reason"] = if target == "Succeeded" || target == "Failed" {
+                "PodCompleted".into()
+            } else {
+                "ContainersNotReady".into()
+            };
+        }
+        condition
+    };
+    let conditions = vec![
+        condition("Initialized", true),
+        condition("Ready", containers_ready),
+        condition("ContainersReady", containers_ready),
+        condition("PodScheduled", true),
+    ];
+    let existing_ip = pod["status"]["podIP"].as_str().map(str::to_string);
+    let ip = existing_ip.unwrap_or_else(|| {
+        let number = ip_counter.fetch_add(1, Ordering::SeqCst);
+        format!("10.244.{}.{}", (number / 250) % 250, number % 250 + 2)
+    });
+    let patch = serde_json::json!({"status": {
+        "phase": target,
+        "conditions": conditions,
+        "containerStatuses": statuses,
+        "hostIP": "127.0.0.1",
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "startTime": pod["status"]["startTime"].as_str().unwrap_or(&now),
+    }});
+    let patched = api.request(
+        "PATCH",
+        &format!("{url}/status"),
+        Some("application/merge-patch+json"),
+        Some(patch.to_string().as_bytes()),
+        timeout,
+    );
+    if matches!(patched, Ok((200, _))) && (containers_ready || target == "Succeeded") {
+        timing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ready
+            .entry(format!("{namespace}/{name}"))
+            .or_insert_with(SystemTime::now);
     }
 }
 

@@ -239,6 +239,15 @@ impl KubeTestbed {
             .clone()
     }
 
+    /// `namespace/pod` -> when the kubelet stand-in first saw it (for the benchmark).
+    pub fn pods_seen(&self) -> std::collections::BTreeMap<String, std::time::SystemTime> {
+        self.timing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .seen
+            .clone()
+    }
+
     /// Changes what the load balancer stand-in knows (ACM's certificates) and how slowly
     /// names resolve, from its next pass on.
     pub fn configure_load_balancers(&self, change: impl FnOnce(&mut LoadBalancerSettings)) {
