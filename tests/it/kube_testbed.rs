@@ -265,7 +265,10 @@ fn pods_take_their_startup_time_and_their_readiness_is_recorded() {
         let first_seen = seen[&pod];
         assert!(first_seen >= applied, "{pod} seen before the apply");
         let started = at.duration_since(first_seen).unwrap();
-        assert!(started >= startup, "{pod} ready {started:?} after it was seen");
+        assert!(
+            started >= startup,
+            "{pod} ready {started:?} after it was seen"
+        );
     }
 }
 
