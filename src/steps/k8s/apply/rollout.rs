@@ -74,9 +74,14 @@ impl Seen {
         }
     }
 
-    /// Workload `index`'s state and how many times a watch has set it.
-    fn get(&self, index: usize) -> (Value, u64) {
-        self.states.lock().unwrap_or_else(PoisonError::into_inner)[index].clone()
+    /// Where workload `index`'s rollout stands, by the newest state seen.
+    fn rollout(&self, index: usize) -> Rollout {
+        Rollout::of(&self.states.lock().unwrap_or_else(PoisonError::into_inner)[index].0)
+    }
+
+    /// How many times a watch has set workload `index`'s state.
+    fn watches(&self, index: usize) -> u64 {
+        self.states.lock().unwrap_or_else(PoisonError::into_inner)[index].1
     }
 
     /// A watch saw workload `index` as `state`.
@@ -102,7 +107,8 @@ impl Seen {
 
 /// Watch workload `index` from the version it was applied at, telling `seen` of every
 /// change, until the wait is over (the task is aborted). A watch that the API server ends
-/// is made again from the last version seen; one that fails (an expired version, no
+/// is made again from the last version seen, a second later (so a proxy that cuts every
+/// watch short is not asked in a tight loop); one that fails (an expired version, no
 /// permission to watch) stops, and the wait's pace alone finds the end.
 async fn watch(
     api: Api<DynamicObject>,
@@ -136,6 +142,7 @@ async fn watch(
                 Ok(WatchEvent::Error(_)) | Err(_) => return,
             }
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -171,7 +178,7 @@ pub(super) async fn wait(
                     let asked = workloads.iter().enumerate().map(|(index, workload)| {
                         let seen = seen.clone();
                         async move {
-                            let (_, watched) = seen.get(index);
+                            let watched = seen.watches(index);
                             let live = workload.live().await?;
                             seen.answered(index, live, watched);
                             Ok::<_, StepError>(())
@@ -211,7 +218,7 @@ pub(super) async fn wait(
 fn judge(workloads: &[Workload], seen: &Seen) -> Result<Poll<()>, StepError> {
     let mut pending = Vec::new();
     for (index, workload) in workloads.iter().enumerate() {
-        match Rollout::of(&seen.get(index).0) {
+        match seen.rollout(index) {
             Rollout::Ready | Rollout::NotAWorkload => {}
             Rollout::Progressing(why) => pending.push(format!("{}: {why}", workload.label)),
             Rollout::Failed(why) => {

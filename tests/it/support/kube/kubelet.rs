@@ -235,7 +235,7 @@ fn kubelet_pass(api: &Api, pass: &mut Pass<'_>) {
     }
     // Each Pod on its own, at once, as the kubelets of a cluster's nodes start theirs: a
     // wave's Pods start together, not one after the other's checks.
-    let first_blocked = std::sync::Mutex::new(std::mem::take(pass.first_blocked));
+    let first_blocked = Mutex::new(std::mem::take(pass.first_blocked));
     std::thread::scope(|scope| {
         for pod in &starting {
             let first_blocked = &first_blocked;
@@ -268,7 +268,7 @@ fn start(
     mode: KubeletMode,
     checks: &PodChecks,
     ip_counter: &AtomicU32,
-    first_blocked: &std::sync::Mutex<HashMap<String, Instant>>,
+    first_blocked: &Mutex<HashMap<String, Instant>>,
     timing: &Mutex<KubeletTiming>,
 ) {
     let Starting {
