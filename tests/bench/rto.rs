@@ -98,7 +98,67 @@ struct Figures {
     waits: BTreeMap<String, (Duration, u64)>,
     /// Step id -> (how long its plan took, API calls it made), from the debug log.
     planned: BTreeMap<String, (Duration, usize)>,
+    /// The chain of steps the wall time waited on, from the first to the last to end.
+    chain: Chain,
     peak_rss_kib: u64,
+}
+
+/// The steps the wall time waited on: each after the need that ended last (the first after
+/// the plan), with the time between that need's end and its start, then the time from the
+/// last step's end to the process's exit.
+#[derive(Default)]
+struct Chain {
+    /// (step id, from what it waited for to its start, its own time), first step first.
+    steps: Vec<(String, Duration, Duration)>,
+    /// From the last step's end to the process's exit.
+    exit: Duration,
+}
+
+/// The chain of `status`'s steps that the wall time waited on, the process having been
+/// started at `spawned` and having run for `wall`.
+fn chain(
+    playbook: &rebuild::playbook::Playbook,
+    status: &Value,
+    spawned: jiff::Timestamp,
+    wall: Duration,
+) -> Chain {
+    let time = |step: &Value, field: &str| -> Option<jiff::Timestamp> {
+        step[field].as_str()?.parse().ok()
+    };
+    let times: BTreeMap<String, (jiff::Timestamp, jiff::Timestamp)> = status["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|step| {
+            Some((
+                step["id"].as_str()?.to_string(),
+                (time(step, "started")?, time(step, "ended")?),
+            ))
+        })
+        .collect();
+    let between = |from: jiff::Timestamp, to: jiff::Timestamp| {
+        Duration::try_from(to.duration_since(from)).unwrap_or_default()
+    };
+    let Some((last, (_, ended))) = times.iter().max_by_key(|(_, (_, ended))| *ended) else {
+        return Chain::default();
+    };
+    let exit = wall.saturating_sub(between(spawned, *ended));
+    let mut steps = Vec::new();
+    let mut cursor = Some(last.clone());
+    while let Some(id) = cursor {
+        let (started, ended) = times[&id];
+        let waited_on = playbook.step(&id).and_then(|step| {
+            step.needs
+                .iter()
+                .filter_map(|need| Some((need.value.clone(), times.get(&need.value)?.1)))
+                .max_by_key(|(_, ended)| *ended)
+        });
+        let since = waited_on.as_ref().map_or(spawned, |(_, ended)| *ended);
+        steps.push((id, between(since, started), between(started, ended)));
+        cursor = waited_on.map(|(need, _)| need);
+    }
+    steps.reverse();
+    Chain { steps, exit }
 }
 
 /// Make moto build the backends a rebuild in `region` calls, as a read-only call to each
@@ -379,6 +439,11 @@ struct TestbedWaves {
 /// One measured run on a fresh testbed, with the rehearsal's journal in `state`.
 fn measured_run(minute: Duration, variant: &Variant) -> Figures {
     let state = variant.state.path();
+    let playbook = rebuild::playbook::load(
+        &variant.playbook,
+        &rebuild::steps::StepKinds::builtin().specs(),
+    )
+    .expect("the variant's playbook loads");
     let stack = stack_with(minute, &REALISTIC);
     let (wall, spawned) = rebuild(&stack, variant, false);
     let run = newest_run(state);
@@ -434,6 +499,7 @@ fn measured_run(minute: Duration, variant: &Variant) -> Figures {
         late,
         waits: waits(&journal),
         planned: plan_per_step(&log),
+        chain: chain(&playbook, &status, spawned, wall),
         peak_rss_kib: peak_rss_kib(&log),
     }
 }
@@ -679,6 +745,40 @@ fn report(label: &str, runs: &[Figures], path: &rebuild::plan::CriticalPath, min
             planned.join(", ")
         );
     }
+    // The chain of the first run, each figure the median over the runs with that chain.
+    let same: Vec<&Figures> = runs
+        .iter()
+        .filter(|run| {
+            run.chain.steps.iter().map(|(id, ..)| id).eq(runs[0]
+                .chain
+                .steps
+                .iter()
+                .map(|(id, ..)| id))
+        })
+        .collect();
+    let mut shown = Vec::new();
+    for (at, (id, ..)) in runs[0].chain.steps.iter().enumerate() {
+        let gap = median_secs(
+            &same
+                .iter()
+                .map(|run| run.chain.steps[at].1)
+                .collect::<Vec<_>>(),
+        );
+        let took = median_secs(
+            &same
+                .iter()
+                .map(|run| run.chain.steps[at].2)
+                .collect::<Vec<_>>(),
+        );
+        let before = if at == 0 { "from the start" } else { "then" };
+        shown.push(format!("{before} {gap:.2} s, {id} {took:.2} s"));
+    }
+    let exit = median_secs(&same.iter().map(|run| run.chain.exit).collect::<Vec<_>>());
+    println!(
+        "    where the wall time went (median of the {} runs with this chain): {}, exit {exit:.2} s",
+        same.len(),
+        shown.join(", ")
+    );
     let mut ids: Vec<&String> = runs[0].steps.keys().collect();
     ids.sort_by_key(|id| std::cmp::Reverse(runs[0].steps[*id].0));
     for id in ids {

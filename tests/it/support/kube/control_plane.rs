@@ -354,11 +354,7 @@ impl ControlPlane {
         let (etcd, etcd_endpoint) = spawn_etcd(&bin, &dir);
         processes.push(etcd);
 
-        let mut api = Api {
-            server: String::new(),
-            token: token.clone(),
-            ca_file: dir.join("ca.crt"),
-        };
+        let mut api = Api::new(token.clone(), dir.join("ca.crt"));
         let webhook = webhook.map(|url| write_webhook_config(&dir, url));
         let (apiserver, _port) =
             spawn_apiserver(&bin, &dir, &etcd_endpoint, &mut api, webhook.as_deref());
