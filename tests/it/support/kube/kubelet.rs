@@ -58,7 +58,8 @@ pub struct PodChecks {
 pub struct KubeletTiming {
     /// A Pod stays `Pending` this long after the stand-in first sees it (image pull and
     /// container start); the stand-in then also looks at Pods every 20 ms instead of
-    /// every 300 ms, so its own pace does not stretch short waits.
+    /// every 300 ms, and at the moment a startup is about to end, so its own pace does not
+    /// stretch the waits.
     pub startup: Duration,
     /// `namespace/pod` -> when the stand-in made it Ready (or its Job Pod Succeeded).
     pub ready: BTreeMap<String, SystemTime>,
@@ -107,21 +108,26 @@ pub(super) fn run(
             first_seen: &mut first_seen,
             timing,
         };
-        kubelet_pass(api, &mut pass);
+        let next = kubelet_pass(api, &mut pass);
         balancers.pass(api);
         let pauses = if startup.is_zero() { 3 } else { 1 };
         for _ in 0..pauses {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            std::thread::sleep(Duration::from_millis(if startup.is_zero() {
-                100
-            } else {
-                20
-            }));
+            let pace = Duration::from_millis(if startup.is_zero() { 100 } else { 20 });
+            let until_next =
+                next.map_or(pace, |next| next.saturating_duration_since(Instant::now()));
+            std::thread::sleep(pace.min(until_next));
         }
     }
 }
+
+/// How long before a Pod's startup ends the stand-in creates its containers: it reads the
+/// referenced ConfigMaps and Secrets and looks at the network and AWS access then (as a
+/// kubelet creates a container once its image is pulled), and makes the Pod Ready when the
+/// startup ends, not the time of those checks after it.
+const CREATE_BEFORE_STARTED: Duration = Duration::from_millis(60);
 
 /// What one pass of the stand-in works with.
 struct Pass<'a> {
@@ -142,7 +148,9 @@ struct Pass<'a> {
 /// fails only on a view read after it started: a rule added just before it counts.
 const GIVE_UP_AFTER: Duration = Duration::from_millis(1500);
 
-fn kubelet_pass(api: &Api, pass: &mut Pass<'_>) {
+/// One look at every Pod; the answer is when the next Pod's containers are due to be
+/// created, if a Pod is still in its startup.
+fn kubelet_pass(api: &Api, pass: &mut Pass<'_>) -> Option<Instant> {
     let Pass {
         mode,
         checks,
@@ -157,18 +165,15 @@ fn kubelet_pass(api: &Api, pass: &mut Pass<'_>) {
         .startup;
     let timeout = Duration::from_secs(10);
     let Ok((200, body)) = api.request("GET", "/api/v1/pods", None, None, timeout) else {
-        return;
+        return None;
     };
-    let Ok(list) = serde_json::from_str::<serde_json::Value>(&body) else {
-        return;
-    };
-    let Some(items) = list["items"].as_array() else {
-        return;
-    };
+    let list = serde_json::from_str::<serde_json::Value>(&body).ok()?;
+    let items = list["items"].as_array()?;
     let mut starting = Vec::new();
+    let mut next: Option<Instant> = None;
     for pod in items {
         if stop.load(Ordering::SeqCst) {
-            return;
+            return None;
         }
         let (Some(namespace), Some(name)) = (
             pod["metadata"]["namespace"].as_str(),
@@ -217,12 +222,16 @@ fn kubelet_pass(api: &Api, pass: &mut Pass<'_>) {
                 .or_insert_with(SystemTime::now);
             Instant::now()
         });
-        if phase == "Pending" && seen.elapsed() < startup {
+        let started = seen + startup;
+        let create = started.checked_sub(CREATE_BEFORE_STARTED).unwrap_or(seen);
+        if phase == "Pending" && Instant::now() < create {
             // Still pulling its image: nothing of its configuration is looked at yet, so
             // the pass stays short and the Pods of a wave start on time.
+            next = Some(next.map_or(create, |next| next.min(create)));
             continue;
         }
         starting.push(Starting {
+            started,
             pod,
             namespace,
             name,
@@ -246,10 +255,13 @@ fn kubelet_pass(api: &Api, pass: &mut Pass<'_>) {
     *pass.first_blocked = first_blocked
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
+    next
 }
 
 /// A Pod whose startup is over, to start (or to look at again).
 struct Starting<'a> {
+    /// When its startup ends: nothing about it changes before then.
+    started: Instant,
     pod: &'a serde_json::Value,
     namespace: &'a str,
     name: &'a str,
@@ -272,6 +284,7 @@ fn start(
     timing: &Mutex<KubeletTiming>,
 ) {
     let Starting {
+        started,
         pod,
         namespace,
         name,
@@ -285,6 +298,9 @@ fn start(
     let uid = uid.as_str();
     let timeout = Duration::from_secs(10);
     let blocked = blocked(api, pod, namespace, checks, phase);
+    // Its containers were created just before the end of its startup: it turns Running
+    // (or stays waiting on its configuration) only when the startup ends.
+    std::thread::sleep(started.saturating_duration_since(Instant::now()));
     if let Some(Blocked::Config(message)) = &blocked {
         wait_for_config(api, pod, url, message);
         return;
