@@ -48,10 +48,11 @@ pub struct ExpectedAccount {
 }
 
 /// Fill every non-skipped step of `plan` by asking its kind. A step is asked as soon as
-/// every step it needs has answered (not when a whole wave has: one slow kind delays only
-/// the steps after it), so that outputs a kind already knows at plan time (a resolved
-/// commit and its checkout) reach the later steps' plans. The kinds' calls are read-only.
-/// What they found is recorded in the plan's step order, whatever order they answered in.
+/// every step whose outputs it uses has answered (not when a whole wave has, nor when the
+/// steps it only runs after have: one slow kind delays only the steps that use what it
+/// finds), so that outputs a kind already knows at plan time (a resolved commit and its
+/// checkout) reach the later steps' plans. The kinds' calls are read-only. What they found
+/// is recorded in the plan's step order, whatever order they answered in.
 pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
     if !identify(plan, input).await {
         return;
@@ -151,13 +152,15 @@ pub async fn survey(plan: &mut Plan, input: &SurveyInput<'_>) {
     }
 }
 
-/// The steps to ask, in the plan's order, and who waits for whom.
+/// The steps to ask, in the plan's order, and who waits for whom: a step waits for the
+/// steps whose outputs its parameters use, as only their answers can change what it is
+/// asked with (a step it only `needs`, for order, does not).
 struct Order {
     /// (id, spec, pins) of each step to ask.
     steps: Vec<(String, StepSpec, Values)>,
-    /// For each, how many of the steps it needs are still to answer.
+    /// For each, how many of the steps whose outputs it uses are still to answer.
     waiting: Vec<usize>,
-    /// For each, the steps that need it.
+    /// For each, the steps that use its outputs.
     dependants: Vec<Vec<usize>>,
 }
 
@@ -178,7 +181,8 @@ impl Order {
         for (index, step) in asked.iter().enumerate() {
             // Skipped steps' outputs are known already: only the asked ones are waited for.
             let needs: BTreeSet<usize> = step
-                .needs
+                .spec
+                .uses_outputs_of()
                 .iter()
                 .filter_map(|need| position.get(need.as_str()).copied())
                 .collect();
@@ -394,6 +398,58 @@ fn record(plan: &mut Plan, id: &str, unknown: &[Reference], result: Result<StepP
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::{Requested, skeleton};
+    use crate::playbook::KindSpec;
+    use crate::stack::Stack;
+
+    const KINDS: &[KindSpec] = &[KindSpec::test_noop(&["out"])];
+
+    #[test]
+    fn a_step_waits_for_the_steps_whose_outputs_it_uses_not_for_those_it_only_runs_after() {
+        // `deploy` runs after `nodes` but uses only `cluster`'s output; `dns` uses
+        // `deploy`'s; `nodes` uses `cluster`'s twice.
+        let text = "name: t\nsource_region: ap-southeast-2\nsteps:\n\
+            - {id: cluster, kind: test.noop}\n\
+            - {id: nodes, kind: test.noop, needs: [cluster], with: {value: \"${steps.cluster.out}-${steps.cluster.out}\"}}\n\
+            - {id: deploy, kind: test.noop, needs: [cluster, nodes], with: {value: \"${steps.cluster.out}\"}}\n\
+            - {id: dns, kind: test.noop, needs: [deploy], with: {value: \"${steps.deploy.out}\"}}\n\
+            - {id: smoke, kind: test.noop, needs: [dns]}\n";
+        let playbook =
+            crate::playbook::from_str(std::path::Path::new("t.yaml"), text, KINDS).unwrap();
+        let plan = skeleton(
+            &playbook,
+            "ap-southeast-1",
+            &Stack::default_for("t", "ap-southeast-1"),
+            None,
+            &Requested::default(),
+        );
+        let order = Order::of(&plan);
+        let waits: BTreeMap<&str, usize> = order
+            .steps
+            .iter()
+            .zip(&order.waiting)
+            .map(|((id, ..), waiting)| (id.as_str(), *waiting))
+            .collect();
+        assert_eq!(
+            waits,
+            BTreeMap::from([
+                ("cluster", 0),
+                ("nodes", 1),
+                ("deploy", 1),
+                ("dns", 1),
+                ("smoke", 0)
+            ])
+        );
+        let index = |id: &str| order.steps.iter().position(|step| step.0 == id).unwrap();
+        let mut ready = Vec::new();
+        let mut waiting = order.waiting.clone();
+        order.answered(index("cluster"), &mut waiting, &mut ready);
+        // Both are asked once the cluster answers: the deploy does not wait for the nodes.
+        ready.sort();
+        let mut both = vec![index("nodes"), index("deploy")];
+        both.sort();
+        assert_eq!(ready, both);
+    }
 
     fn values(pairs: &[(&str, &str)]) -> Values {
         pairs

@@ -139,6 +139,20 @@ impl StepSpec {
             .find(|(key, _)| key.value == name)
             .map(|(_, value)| value)
     }
+
+    /// The steps whose outputs its parameters refer to (`${steps.ID.OUTPUT}`), each once:
+    /// what it is planned and run with depends on those steps alone; its other `needs`
+    /// only order it.
+    pub fn uses_outputs_of(&self) -> std::collections::BTreeSet<String> {
+        self.with
+            .iter()
+            .flat_map(|(_, value)| value.value.references(value.location))
+            .filter_map(|(reference, _)| match reference {
+                Reference::StepOutput { step, .. } => Some(step),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// How often a step is retried after an error the cloud marks retryable.

@@ -175,7 +175,8 @@ pub fn warm_up(endpoint: &str, region: &str) {
         let ecr = aws_sdk_ecr::Client::new(&config);
         let secrets = aws_sdk_secretsmanager::Client::new(&config);
         let quotas = aws_sdk_servicequotas::Client::new(&config);
-        let (zones, instances, clusters, certificates, repositories, listed, services) = tokio::join!(
+        let sts = aws_sdk_sts::Client::new(&config);
+        let (zones, instances, clusters, certificates, repositories, listed, services, caller) = tokio::join!(
             ec2.describe_availability_zones().send(),
             rds.describe_db_instances().send(),
             eks.list_clusters().send(),
@@ -183,6 +184,7 @@ pub fn warm_up(endpoint: &str, region: &str) {
             ecr.describe_repositories().send(),
             secrets.list_secrets().send(),
             quotas.list_services().send(),
+            sts.get_caller_identity().send(),
         );
         zones.expect("DescribeAvailabilityZones");
         instances.expect("DescribeDBInstances");
@@ -190,6 +192,7 @@ pub fn warm_up(endpoint: &str, region: &str) {
         certificates.expect("ListCertificates");
         repositories.expect("DescribeRepositories");
         listed.expect("ListSecrets");
+        caller.expect("GetCallerIdentity");
         // Not every moto answers this one; it is asked only to build the backend.
         let _ = services;
     });

@@ -168,7 +168,11 @@ impl Step for AwsNetworkEgress {
         )?;
         let (region, step) = (&context.target_region, &context.step_id);
         let client = context.cloud.ec2(region);
-        let used = quotas::usage(&client, &context.owner, step).await?;
+        let counting = quotas::Counting {
+            vpcs: false,
+            egress: true,
+        };
+        let used = quotas::usage(&client, &context.owner, step, counting).await?;
         let mut plan = if quotas::nat_gateways_made(zones, count, &used) {
             StepPlan::new(
                 Action::Adopt,

@@ -222,11 +222,16 @@ impl Step for AwsNetwork {
             owner: &context.owner,
             step: &context.step_id,
         };
-        // The zones, the step's VPC and what the region uses, asked at once.
+        // The zones, the step's VPC and what the region uses, asked at once. Elastic IPs
+        // and NAT gateways are counted only when the step makes NAT gateways.
+        let counting = quotas::Counting {
+            vpcs: true,
+            egress: params.nat_gateways > 0,
+        };
         let (available, existing, used) = tokio::try_join!(
             available_zones(&client),
             find_vpc(&client, mark),
-            quotas::usage(&client, &context.owner, &context.step_id),
+            quotas::usage(&client, &context.owner, &context.step_id, counting),
         )?;
         let pins: Pins = read_pins(&context.pins).unwrap_or_default();
         let mut problems = Vec::new();
@@ -314,8 +319,8 @@ impl Step for AwsNetwork {
             context,
             settle: &settle,
         };
-        let zones = zones(ec2, &params).await?;
-        let vpc = ec2.vpc(&params.cidr).await?;
+        // The VPC spans the region's zones: it is found or made while the zones are chosen.
+        let (zones, vpc) = tokio::try_join!(zones(ec2, &params), ec2.vpc(&params.cidr))?;
         context.checkpoint("after-vpc")?;
         let site = Site {
             ec2,

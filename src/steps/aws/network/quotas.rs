@@ -48,7 +48,7 @@ pub(super) const NAT_GATEWAYS: Quota = Quota {
 
 /// What the region holds now: every VPC (the default VPC included), Elastic IP and live NAT
 /// gateway (by zone), and how many of each the stack's step made already (a resume or a
-/// new run of the stack needs only the rest).
+/// new run of the stack needs only the rest). What was not counted ([`Counting`]) is zero.
 #[derive(Debug, Default)]
 pub(super) struct Usage {
     pub vpcs: usize,
@@ -61,9 +61,22 @@ pub(super) struct Usage {
     pub our_nat_gateways: HashMap<String, usize>,
 }
 
-/// Count the region's VPCs, Elastic IPs and NAT gateways; `owner` and `step`: whose are
-/// ours.
-pub(super) async fn usage(client: &Client, owner: &Owner, step: &str) -> Result<Usage, CloudError> {
+/// What a plan counts: the VPCs (a network that makes one), the Elastic IPs and NAT
+/// gateways (one that makes NAT gateways). What is not counted stays zero, unasked.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Counting {
+    pub vpcs: bool,
+    pub egress: bool,
+}
+
+/// Count the region's VPCs, Elastic IPs and NAT gateways, as far as `counting` asks, all
+/// at once; `owner` and `step`: whose are ours.
+pub(super) async fn usage(
+    client: &Client,
+    owner: &Owner,
+    step: &str,
+    counting: Counting,
+) -> Result<Usage, CloudError> {
     let ours = |tags: &[Tag]| {
         let tags = Marks::ec2(tags);
         tags.owned_by(owner) && tags.get(TAG_STEP) == Some(step)
@@ -71,6 +84,9 @@ pub(super) async fn usage(client: &Client, owner: &Owner, step: &str) -> Result<
     // Three lists at once.
     let vpcs = async {
         let (mut all, mut our) = (0, 0);
+        if !counting.vpcs {
+            return Ok((all, our));
+        }
         let mut pages = client.describe_vpcs().into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.cloud("DescribeVpcs", None)?;
@@ -80,6 +96,9 @@ pub(super) async fn usage(client: &Client, owner: &Owner, step: &str) -> Result<
         Ok::<_, CloudError>((all, our))
     };
     let addresses = async {
+        if !counting.egress {
+            return Ok((0, 0));
+        }
         let addresses = client
             .describe_addresses()
             .send()
@@ -100,6 +119,9 @@ pub(super) async fn usage(client: &Client, owner: &Owner, step: &str) -> Result<
             .values("available")
             .build();
         let mut gateways = Vec::new();
+        if !counting.egress {
+            return Ok(gateways);
+        }
         let mut pages = client
             .describe_nat_gateways()
             .filter(live)

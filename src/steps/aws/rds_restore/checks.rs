@@ -32,42 +32,57 @@ pub(super) struct Wanted<'a> {
     pub option_group: Option<&'a str>,
 }
 
-/// The problems RDS would raise restoring `snapshot` as `wanted` says.
+/// The problems RDS would raise restoring `snapshot` as `wanted` says. The engine, the
+/// class and the groups are asked about at once.
 pub(super) async fn problems(
     client: &Client,
     snapshot: Option<&Snapshot>,
     wanted: &Wanted<'_>,
 ) -> Result<Vec<StepProblem>, CloudError> {
-    let mut problems = Vec::new();
-    if let Some(snapshot) = snapshot
-        && let Some(version) = snapshot.engine_version.as_deref()
-    {
-        problems.extend(offering_problem(client, snapshot, version, wanted).await?);
-    }
-    if let Some(group) = wanted.parameter_group
-        && !parameter_group_exists(client, wanted.database, group).await?
-    {
+    let offering = async {
+        match snapshot.and_then(|snapshot| Some((snapshot, snapshot.engine_version.as_deref()?))) {
+            Some((snapshot, version)) => offering_problem(client, snapshot, version, wanted).await,
+            None => Ok(None),
+        }
+    };
+    let parameter_group = async {
+        let Some(group) = wanted.parameter_group else {
+            return Ok(None);
+        };
+        if parameter_group_exists(client, wanted.database, group).await? {
+            return Ok(None);
+        }
         let what = match wanted.database {
             Database::Instance => "DB parameter group",
             Database::Cluster => "DB cluster parameter group",
         };
-        problems.push(StepProblem::from(format!(
+        Ok(Some(StepProblem::from(format!(
             "{what} `{group}` does not exist in `{}`; create it there with production's settings, or leave `parameter_group` empty for the engine's default",
             wanted.region
-        )));
-    }
-    if let Some(group) = wanted.option_group
-        && !option_group_exists(client, group).await?
-    {
-        problems.push(StepProblem::from(format!(
+        ))))
+    };
+    let option_group = async {
+        let Some(group) = wanted.option_group else {
+            return Ok(None);
+        };
+        if option_group_exists(client, group).await? {
+            return Ok(None);
+        }
+        Ok(Some(StepProblem::from(format!(
             "option group `{group}` does not exist in `{}`; create it there with production's options, or leave `option_group` empty for the default",
             wanted.region
-        )));
-    }
-    Ok(problems)
+        ))))
+    };
+    let (offering, parameter_group, option_group) =
+        tokio::try_join!(offering, parameter_group, option_group)?;
+    Ok([offering, parameter_group, option_group]
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
-/// Whether RDS restores `snapshot`'s engine `version`, and offers the class for it.
+/// Whether RDS restores `snapshot`'s engine `version`, and offers the class for it (both
+/// asked at once).
 async fn offering_problem(
     client: &Client,
     snapshot: &Snapshot,
@@ -76,13 +91,22 @@ async fn offering_problem(
 ) -> Result<Option<StepProblem>, CloudError> {
     let engine = snapshot.engine.as_str();
     let region = wanted.region;
-    let versions = client
-        .describe_db_engine_versions()
-        .engine(engine)
-        .engine_version(version)
-        .send()
-        .await
-        .cloud("DescribeDBEngineVersions", Some(snapshot.id.clone()))?;
+    let versions = async {
+        client
+            .describe_db_engine_versions()
+            .engine(engine)
+            .engine_version(version)
+            .send()
+            .await
+            .cloud("DescribeDBEngineVersions", Some(snapshot.id.clone()))
+    };
+    let options = async {
+        match wanted.class {
+            Some(class) => orderable(client, engine, version, Some(class)).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    let (versions, options) = tokio::try_join!(versions, options)?;
     if versions.db_engine_versions().is_empty() {
         return Ok(Some(StepProblem::from(format!(
             "snapshot `{}` is {engine} {version}, which RDS no longer restores in `{region}`; upgrade the snapshot's engine version (`aws rds modify-db-snapshot --engine-version`) or copy a snapshot taken after an upgrade, then run again",
@@ -92,7 +116,6 @@ async fn offering_problem(
     let Some(class) = wanted.class else {
         return Ok(None);
     };
-    let options = orderable(client, engine, version, Some(class)).await?;
     let multi_az = wanted.multi_az && wanted.database == Database::Instance;
     if !options.is_empty() && (!multi_az || options.iter().any(|(_, capable)| *capable)) {
         return Ok(None);

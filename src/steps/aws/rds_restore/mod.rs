@@ -214,15 +214,23 @@ impl Step for AwsRdsRestore {
         let client = context.cloud.rds(&context.target_region);
         let now = Timestamp::now();
         let mut problems = Vec::new();
-        let (action, summary) =
-            plan_database(context, &client, database, &params, &mut problems).await?;
-        let adopting = action == Action::Adopt;
         let pins: Pins = read_pins(&context.pins).unwrap_or_default();
         let pinned = pins.snapshot.is_some();
-        let snapshot = match pins.snapshot {
-            Some(snapshot) => Some(snapshot),
-            None => {
-                let found = snapshot::newest(&client, database, name).await?;
+        // The database and the snapshots are looked up at once.
+        let ((action, summary), newest) = tokio::try_join!(
+            plan_database(context, &client, database, &params, &mut problems),
+            async {
+                Ok(match pins.snapshot {
+                    Some(_) => None,
+                    None => Some(snapshot::newest(&client, database, name).await?),
+                })
+            },
+        )?;
+        let adopting = action == Action::Adopt;
+        let snapshot = match (pins.snapshot, newest) {
+            (Some(snapshot), _) => Some(snapshot),
+            (None, found) => {
+                let found = found.flatten();
                 // An adopted database keeps its data: no snapshot is restored, so neither
                 // a missing one nor its age stops the run.
                 if !adopting {
@@ -247,11 +255,18 @@ impl Step for AwsRdsRestore {
                 parameter_group: params.parameter_group(),
                 option_group: params.option_group(),
             };
-            problems.extend(checks::problems(&client, snapshot.as_ref(), &wanted).await?);
-            if let Some(snapshot) = &snapshot {
-                let kms = context.cloud.kms(&context.target_region);
-                problems.extend(key::problem(&kms, snapshot, &context.target_region).await?);
-            }
+            // What RDS would refuse and whether the snapshot's key is usable, at once.
+            let kms = context.cloud.kms(&context.target_region);
+            let key = async {
+                match &snapshot {
+                    Some(snapshot) => key::problem(&kms, snapshot, &context.target_region).await,
+                    None => Ok(None),
+                }
+            };
+            let (refused, key) =
+                tokio::try_join!(checks::problems(&client, snapshot.as_ref(), &wanted), key)?;
+            problems.extend(refused);
+            problems.extend(key);
         }
         let mut plan = StepPlan::new(action, summary)
             .detail("source", format!("{name} ({})", database.label()));

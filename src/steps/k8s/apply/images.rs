@@ -57,56 +57,76 @@ pub(super) fn parse_ecr(image: &str) -> Option<EcrImage> {
     })
 }
 
-/// Images (in the target region's ECR) that are missing there.
+/// How many images are looked up at once: a deploy's images are checked in groups of this
+/// many, well within ECR's rate of `DescribeImages` (the SDK retries a throttled call).
+const LOOKUPS_AT_ONCE: usize = 8;
+
+/// Images (in the target region's ECR) that are missing there, in the order of `images`.
 pub(super) async fn missing(
     ecr: &aws_sdk_ecr::Client,
     region: &str,
     images: &[String],
 ) -> Result<Vec<String>, CloudError> {
     let mut missing = Vec::new();
-    for image in images {
-        let Some(EcrImage {
-            account,
-            region: image_region,
-            repository,
-            reference,
-        }) = parse_ecr(image)
-        else {
-            continue;
-        };
-        if image_region != region {
-            missing.push(format!("{image} (not in the target region's registry)"));
-            continue;
+    for chunk in images.chunks(LOOKUPS_AT_ONCE) {
+        let mut lookups = Vec::with_capacity(chunk.len());
+        for image in chunk {
+            lookups.push(missing_one(ecr, region, image));
         }
-        let id = match &reference {
-            ImageReference::Tag(tag) => aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_tag(tag)
-                .build(),
-            ImageReference::Digest(digest) => aws_sdk_ecr::types::ImageIdentifier::builder()
-                .image_digest(digest)
-                .build(),
-        };
-        match ecr
-            .describe_images()
-            .registry_id(&account)
-            .repository_name(&repository)
-            .image_ids(id)
-            .send()
-            .await
-            .cloud("DescribeImages", Some(image.clone()))
-        {
-            Ok(answer) if !answer.image_details().is_empty() => {}
-            Ok(_) => missing.push(image.clone()),
-            Err(error)
-                if error.is("ImageNotFoundException")
-                    || error.is("RepositoryNotFoundException") =>
-            {
-                missing.push(image.clone());
-            }
-            Err(error) => return Err(error),
+        for answer in futures_util::future::join_all(lookups).await {
+            missing.extend(answer?);
         }
     }
     Ok(missing)
+}
+
+/// `image` as the list of missing images names it, if it is missing from the target
+/// region's ECR; `None` when it is there or is not in ECR.
+async fn missing_one(
+    ecr: &aws_sdk_ecr::Client,
+    region: &str,
+    image: &str,
+) -> Result<Option<String>, CloudError> {
+    let Some(EcrImage {
+        account,
+        region: image_region,
+        repository,
+        reference,
+    }) = parse_ecr(image)
+    else {
+        return Ok(None);
+    };
+    if image_region != region {
+        return Ok(Some(format!(
+            "{image} (not in the target region's registry)"
+        )));
+    }
+    let id = match &reference {
+        ImageReference::Tag(tag) => aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_tag(tag)
+            .build(),
+        ImageReference::Digest(digest) => aws_sdk_ecr::types::ImageIdentifier::builder()
+            .image_digest(digest)
+            .build(),
+    };
+    match ecr
+        .describe_images()
+        .registry_id(&account)
+        .repository_name(&repository)
+        .image_ids(id)
+        .send()
+        .await
+        .cloud("DescribeImages", Some(image.to_string()))
+    {
+        Ok(answer) if !answer.image_details().is_empty() => Ok(None),
+        Ok(_) => Ok(Some(image.to_string())),
+        Err(error)
+            if error.is("ImageNotFoundException") || error.is("RepositoryNotFoundException") =>
+        {
+            Ok(Some(image.to_string()))
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// The images outside ECR, which cannot be checked.

@@ -237,14 +237,24 @@ impl Step for K8sApply {
             })
             .collect::<Result<Vec<Rendered>, StepError>>()?;
         let images = waves::images(&rendered);
-        if params.verify_images {
-            verify_images(context, &images).await?;
-        }
-        let client = context
-            .cloud
-            .kubernetes(&params.kubeconfig, params.context.as_deref())
-            .await?;
-        secrets::apply(context, &client, &params.secrets, &params.namespace).await?;
+        // Read-only, at once: the images' check, the connection to the cluster and the
+        // secrets' values. Nothing is applied unless all three succeed.
+        let verified = async {
+            if params.verify_images {
+                verify_images(context, &images).await
+            } else {
+                Ok(())
+            }
+        };
+        let connected = async {
+            Ok(context
+                .cloud
+                .kubernetes(&params.kubeconfig, params.context.as_deref())
+                .await?)
+        };
+        let ((), client, values) =
+            tokio::try_join!(verified, connected, secrets::read(context, &params.secrets))?;
+        secrets::apply(context, &client, &params.secrets, values, &params.namespace).await?;
         let objects = waves::apply(context, &client, &params, rendered).await?;
         let (load_balancer, load_balancer_record_type) = match &params.load_balancer {
             Some(service) => {

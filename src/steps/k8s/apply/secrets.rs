@@ -151,10 +151,10 @@ pub(super) async fn apply(
     context: &StepContext,
     client: &kube::Client,
     secrets: &[SecretSource],
+    values: Vec<BTreeMap<String, Secret>>,
     namespace: &str,
 ) -> Result<usize, StepError> {
-    for secret in secrets {
-        let data = values(context, secret).await?;
+    for (secret, data) in secrets.iter().zip(values) {
         let namespace = secret.namespace(namespace);
         ensure_namespace(client, namespace).await?;
         let object = KubeSecret {
@@ -192,6 +192,22 @@ pub(super) async fn apply(
         ));
     }
     Ok(secrets.len())
+}
+
+/// Every Secret's values, from their sources, all read at once (in the order of
+/// `secrets`).
+pub(super) async fn read(
+    context: &StepContext,
+    secrets: &[SecretSource],
+) -> Result<Vec<BTreeMap<String, Secret>>, StepError> {
+    let mut reads = Vec::with_capacity(secrets.len());
+    for secret in secrets {
+        reads.push(values(context, secret));
+    }
+    futures_util::future::join_all(reads)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// The Secret's values, from its source.
