@@ -523,47 +523,57 @@ impl Rds<'_> {
         Ownership::named(found, &self.context.owner)
     }
 
-    /// The DB subnet group `ID-subnets` on `subnets`; its name. One that exists is ours
-    /// only if its tags (`ListTagsForResource`) name this stack.
+    /// The DB subnet group `ID-subnets`, if it exists, and whose it is: one that exists is
+    /// ours only if its tags (`ListTagsForResource`) name this stack. Read-only: the step
+    /// asks it together with the database and the snapshots.
+    pub(super) async fn find_subnet_group(
+        &self,
+        id: &str,
+    ) -> Result<Ownership<Existing<()>>, StepError> {
+        let name = format!("{id}-subnets");
+        let answer = self
+            .client
+            .describe_db_subnet_groups()
+            .db_subnet_group_name(&name)
+            .send()
+            .await
+            .cloud("DescribeDBSubnetGroups", Some(name.clone()));
+        let found = match answer {
+            Err(error) if error.is_not_found() => None,
+            answer => answer?.db_subnet_groups().first().and_then(|group| {
+                let status = group.subnet_group_status().unwrap_or("unknown");
+                Some((group.db_subnet_group_arn()?.to_string(), status.to_string()))
+            }),
+        };
+        let Some((arn, status)) = found else {
+            return Ok(Ownership::Absent);
+        };
+        let tags = self
+            .client
+            .list_tags_for_resource()
+            .resource_name(&arn)
+            .send()
+            .await
+            .cloud("ListTagsForResource", Some(name.clone()))?;
+        Ok(self.ownership(Some(Existing {
+            id: name,
+            status,
+            tags: Marks::rds(tags.tag_list()),
+            resource: (),
+        })))
+    }
+
+    /// The DB subnet group `ID-subnets` on `subnets` (adopted as `found` found it, or
+    /// made); its name.
     pub(super) async fn subnet_group(
         &self,
         id: &str,
         subnets: &[String],
+        found: Ownership<Existing<()>>,
     ) -> Result<String, StepError> {
         let name = format!("{id}-subnets");
         let name = name.as_str();
-        let find = || async move {
-            let answer = self
-                .client
-                .describe_db_subnet_groups()
-                .db_subnet_group_name(name)
-                .send()
-                .await
-                .cloud("DescribeDBSubnetGroups", Some(name.to_string()));
-            let found = match answer {
-                Err(error) if error.is_not_found() => None,
-                answer => answer?.db_subnet_groups().first().and_then(|group| {
-                    let status = group.subnet_group_status().unwrap_or("unknown");
-                    Some((group.db_subnet_group_arn()?.to_string(), status.to_string()))
-                }),
-            };
-            let Some((arn, status)) = found else {
-                return Ok(Ownership::Absent);
-            };
-            let tags = self
-                .client
-                .list_tags_for_resource()
-                .resource_name(&arn)
-                .send()
-                .await
-                .cloud("ListTagsForResource", Some(name.to_string()))?;
-            Ok(self.ownership(Some(Existing {
-                id: name.to_string(),
-                status,
-                tags: Marks::rds(tags.tag_list()),
-                resource: (),
-            })))
-        };
+        let find = || async move { Ok(found) };
         let create = || async move {
             let context = self.context;
             self.client

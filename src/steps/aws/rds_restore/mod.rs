@@ -341,12 +341,18 @@ impl Step for AwsRdsRestore {
         }
         let client = context.cloud.rds(&context.target_region);
         let id = params.database_id(&context.step_id, &context.owner);
-        // The database and the snapshots are looked up at once. A database the stack has
-        // already (made by an earlier run) keeps its data: its age is not the snapshot's, so
-        // the RPO limit does not stop adopting it.
-        let (found, candidate) = tokio::try_join!(
+        let rds = Rds {
+            client: &client,
+            context,
+            tags: rds_tags(context, "database"),
+        };
+        // The database, the snapshots and the subnet group are looked up at once. A
+        // database the stack has already (made by an earlier run) keeps its data: its age
+        // is not the snapshot's, so the RPO limit does not stop adopting it.
+        let (found, candidate, subnet_group) = tokio::try_join!(
             async { Ok(database.describe(&client, &id).await?) },
             candidate(context, &client, database, name),
+            rds.find_subnet_group(&id),
         )?;
         let adopting = matches!(
             Ownership::named(found.clone(), &context.owner),
@@ -355,12 +361,10 @@ impl Step for AwsRdsRestore {
         let limit = params.rpo_limit.or(context.rpo_limit).filter(|_| !adopting);
         let snapshot = choose_snapshot(context, candidate, database, name, limit)?;
         context.checkpoint("after-pin")?;
-        let rds = Rds {
-            client: &client,
-            context,
-            tags: rds_tags(context, "database"),
-        };
-        let subnet_group = rds.subnet_group(&id, &params.subnet_ids).await?;
+        // Nothing is made before the snapshot has passed the RPO check.
+        let subnet_group = rds
+            .subnet_group(&id, &params.subnet_ids, subnet_group)
+            .await?;
         context.checkpoint("after-subnet-group")?;
         let restore = Restore {
             id: &id,

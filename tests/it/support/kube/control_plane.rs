@@ -34,6 +34,8 @@ pub(super) struct ControlPlane {
     pub api: Api,
     pub kubeconfig: PathBuf,
     _folder: tempfile::TempDir,
+    /// etcd's data, in memory when the machine has a memory file system.
+    _etcd_data: tempfile::TempDir,
 }
 
 /// One child process with its watchdog. The watchdog is a `sh` blocked reading a pipe whose
@@ -187,11 +189,11 @@ fn make_certs(dir: &Path) {
     );
 }
 
-fn spawn_etcd(bin: &Path, dir: &Path) -> (Process, String) {
+fn spawn_etcd(bin: &Path, dir: &Path, data_dir: &Path) -> (Process, String) {
     let mut last_log = String::new();
     for attempt in 0..5 {
         let (client, peer) = (free_port(), free_port());
-        let data = dir.join(format!("etcd-data-{attempt}"));
+        let data = data_dir.join(format!("etcd-data-{attempt}"));
         let client_url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let mut command = Command::new(bin.join("etcd"));
@@ -351,7 +353,19 @@ impl ControlPlane {
         .expect("write tokens.csv");
 
         let mut processes = Vec::new();
-        let (etcd, etcd_endpoint) = spawn_etcd(&bin, &dir);
+        // etcd's data in memory (`/dev/shm`) where there is one: EKS's etcd writes to fast
+        // disks, and the testbed's API server should not wait for this machine's shared
+        // disk to sync each write (etcd 3.4 has no flag to skip syncing).
+        let etcd_data = tempfile::Builder::new()
+            .prefix("kube-testbed-etcd-")
+            .tempdir_in("/dev/shm")
+            .or_else(|_| {
+                tempfile::Builder::new()
+                    .prefix("kube-testbed-etcd-")
+                    .tempdir_in(&dir)
+            })
+            .expect("a folder for etcd's data");
+        let (etcd, etcd_endpoint) = spawn_etcd(&bin, &dir, etcd_data.path());
         processes.push(etcd);
 
         let mut api = Api::new(token.clone(), dir.join("ca.crt"));
@@ -367,6 +381,7 @@ impl ControlPlane {
             api,
             kubeconfig,
             _folder: folder,
+            _etcd_data: etcd_data,
         };
         control_plane.wait_for_the_default_token();
         control_plane
