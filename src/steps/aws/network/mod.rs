@@ -319,8 +319,9 @@ impl Step for AwsNetwork {
             context,
             settle: &settle,
         };
-        // The VPC spans the region's zones: it is found or made while the zones are chosen.
-        let (zones, vpc) = tokio::try_join!(zones(ec2, &params), ec2.vpc(&params.cidr))?;
+        // Zones first: a refusal to place the network leaves nothing made.
+        let zones = zones(ec2, &params).await?;
+        let vpc = ec2.vpc(&params.cidr).await?;
         context.checkpoint("after-vpc")?;
         let site = Site {
             ec2,
